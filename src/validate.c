@@ -1,0 +1,256 @@
+/*
+ * validate.c -- one argument validator per op and direction, shared by every
+ * backend, so that a bad call is refused the same way everywhere and before
+ * any tensor memory is read or written.
+ *
+ * Order of checks: NULL params/inputs/required tensors, dtype, dimensions,
+ * 64-bit overflow of every tensor's byte size, groups, state size, options,
+ * and for the backward the pairing of optional inputs with their gradients.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdbool.h>
+
+// ----------------------------------------------------------------------------
+// small checks
+
+#define REQUIRE_PTR(fn, ptr)                                                              \
+    do {                                                                                  \
+        if (!(ptr)) return mb_fail(MB_ERR_NULL_POINTER, "%s: %s is NULL", fn, #ptr);     \
+    } while (0)
+
+#define RETURN_IF_FAIL(expr)                                                              \
+    do {                                                                                  \
+        mb_status status_ = (expr);                                                       \
+        if (status_ != MB_OK) return status_;                                             \
+    } while (0)
+
+static mb_status check_dtype(const char* fn, mb_dtype dtype) {
+    if (mb_dtype_size(dtype) == 0)
+        return mb_fail(MB_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dtype);
+    if (dtype == MB_DTYPE_F16)
+        return mb_fail(MB_ERR_DTYPE, "%s: dtype f16 is not supported", fn);
+    return MB_OK;
+}
+
+static mb_status check_positive(const char* fn, const char* name, int64_t value) {
+    if (value <= 0) return mb_fail(MB_ERR_BAD_DIM, "%s: %s = %lld must be > 0", fn, name,
+                                   (long long)value);
+    return MB_OK;
+}
+
+/* The byte size of a tensor with `ndim` dims of `elem` bytes must fit int64. */
+static mb_status check_tensor_size(const char* fn, const char* name, int ndim,
+                                   const int64_t* dims, size_t elem) {
+    int64_t bytes = (int64_t)elem;
+    for (int i = 0; i < ndim; i++) {
+        if (bytes > INT64_MAX / dims[i])
+            return mb_fail(MB_ERR_OVERFLOW, "%s: the byte size of %s overflows int64", fn, name);
+        bytes *= dims[i];
+    }
+    return MB_OK;
+}
+
+static mb_status check_flag(const char* fn, const char* name, int value) {
+    if (value != 0 && value != 1)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: %s = %d must be 0 or 1", fn, name, value);
+    return MB_OK;
+}
+
+/* An optional input and its gradient come together or not at all. */
+static mb_status check_grad_pairing(const char* fn, const char* input, const void* in_ptr,
+                                    const char* grad, const void* grad_ptr) {
+    if (in_ptr && !grad_ptr)
+        return mb_fail(MB_ERR_NULL_POINTER, "%s: %s is given but %s is NULL", fn, input, grad);
+    if (!in_ptr && grad_ptr)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: %s is given but %s is absent", fn, grad, input);
+    return MB_OK;
+}
+
+static mb_status check_groups(const char* fn, const char* what, int64_t count, int64_t groups) {
+    if (count % groups != 0)
+        return mb_fail(MB_ERR_GROUPS, "%s: %s = %lld is not divisible by ngroups = %lld", fn,
+                       what, (long long)count, (long long)groups);
+    return MB_OK;
+}
+
+static mb_status check_dstate(const char* fn, int64_t n) {
+    if (n > MB_MAX_DSTATE)
+        return mb_fail(MB_ERR_DSTATE_TOO_LARGE, "%s: dstate = %lld exceeds MB_MAX_DSTATE = %d",
+                       fn, (long long)n, MB_MAX_DSTATE);
+    return MB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// selective scan
+
+static mb_status validate_scan_common(const char* fn, const mb_selective_scan_params* params,
+                                      const mb_selective_scan_inputs* in) {
+    REQUIRE_PTR(fn, params);
+    REQUIRE_PTR(fn, in);
+    REQUIRE_PTR(fn, in->u);
+    REQUIRE_PTR(fn, in->delta);
+    REQUIRE_PTR(fn, in->A);
+    REQUIRE_PTR(fn, in->B);
+    REQUIRE_PTR(fn, in->C);
+    RETURN_IF_FAIL(check_dtype(fn, params->dtype));
+    RETURN_IF_FAIL(check_positive(fn, "batch", params->batch));
+    RETURN_IF_FAIL(check_positive(fn, "dim", params->dim));
+    RETURN_IF_FAIL(check_positive(fn, "seqlen", params->seqlen));
+    RETURN_IF_FAIL(check_positive(fn, "dstate", params->dstate));
+    RETURN_IF_FAIL(check_positive(fn, "ngroups", params->ngroups));
+    size_t act = mb_dtype_size(params->dtype);
+    size_t par = mb_dtype_size(mb_param_dtype(params->dtype));
+    const int64_t bdl[3] = {params->batch, params->dim, params->seqlen};
+    const int64_t bgnl[4] = {params->batch, params->ngroups, params->dstate, params->seqlen};
+    const int64_t dn[2] = {params->dim, params->dstate};
+    const int64_t bdn[3] = {params->batch, params->dim, params->dstate};
+    RETURN_IF_FAIL(check_tensor_size(fn, "u (B, D, L)", 3, bdl, act));
+    RETURN_IF_FAIL(check_tensor_size(fn, "B (B, G, N, L)", 4, bgnl, act));
+    RETURN_IF_FAIL(check_tensor_size(fn, "A (D, N)", 2, dn, par));
+    RETURN_IF_FAIL(check_tensor_size(fn, "final_state (B, D, N)", 3, bdn, par));
+    RETURN_IF_FAIL(check_groups(fn, "dim", params->dim, params->ngroups));
+    RETURN_IF_FAIL(check_dstate(fn, params->dstate));
+    RETURN_IF_FAIL(check_flag(fn, "delta_softplus", params->delta_softplus));
+    return MB_OK;
+}
+
+mb_status mb_validate_selective_scan_fwd(const char* fn, const mb_selective_scan_params* params,
+                                         const mb_selective_scan_inputs* in, const void* y) {
+    RETURN_IF_FAIL(validate_scan_common(fn, params, in));
+    REQUIRE_PTR(fn, y);
+    return MB_OK;
+}
+
+mb_status mb_validate_selective_scan_bwd(const char* fn, const mb_selective_scan_params* params,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* grads) {
+    RETURN_IF_FAIL(validate_scan_common(fn, params, in));
+    REQUIRE_PTR(fn, dy);
+    REQUIRE_PTR(fn, grads);
+    REQUIRE_PTR(fn, grads->du);
+    REQUIRE_PTR(fn, grads->ddelta);
+    REQUIRE_PTR(fn, grads->dA);
+    REQUIRE_PTR(fn, grads->dB);
+    REQUIRE_PTR(fn, grads->dC);
+    RETURN_IF_FAIL(check_grad_pairing(fn, "D", in->D, "dD", grads->dD));
+    RETURN_IF_FAIL(check_grad_pairing(fn, "z", in->z, "dz", grads->dz));
+    RETURN_IF_FAIL(check_grad_pairing(fn, "delta_bias", in->delta_bias, "ddelta_bias",
+                                      grads->ddelta_bias));
+    return MB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// SSD
+
+static mb_status validate_ssd_common(const char* fn, const mb_ssd_params* params,
+                                     const mb_ssd_inputs* in) {
+    REQUIRE_PTR(fn, params);
+    REQUIRE_PTR(fn, in);
+    REQUIRE_PTR(fn, in->x);
+    REQUIRE_PTR(fn, in->dt);
+    REQUIRE_PTR(fn, in->A);
+    REQUIRE_PTR(fn, in->B);
+    REQUIRE_PTR(fn, in->C);
+    RETURN_IF_FAIL(check_dtype(fn, params->dtype));
+    RETURN_IF_FAIL(check_positive(fn, "batch", params->batch));
+    RETURN_IF_FAIL(check_positive(fn, "seqlen", params->seqlen));
+    RETURN_IF_FAIL(check_positive(fn, "nheads", params->nheads));
+    RETURN_IF_FAIL(check_positive(fn, "headdim", params->headdim));
+    RETURN_IF_FAIL(check_positive(fn, "dstate", params->dstate));
+    RETURN_IF_FAIL(check_positive(fn, "ngroups", params->ngroups));
+    RETURN_IF_FAIL(check_positive(fn, "chunk_size", params->chunk_size));
+    size_t act = mb_dtype_size(params->dtype);
+    size_t par = mb_dtype_size(mb_param_dtype(params->dtype));
+    const int64_t blhp[4] = {params->batch, params->seqlen, params->nheads, params->headdim};
+    const int64_t blgn[4] = {params->batch, params->seqlen, params->ngroups, params->dstate};
+    const int64_t bhpn[4] = {params->batch, params->nheads, params->headdim, params->dstate};
+    const int64_t chunk2[2] = {params->chunk_size, params->chunk_size};
+    const int64_t ll[2] = {params->seqlen, params->seqlen};
+    RETURN_IF_FAIL(check_tensor_size(fn, "x (B, L, H, P)", 4, blhp, act));
+    RETURN_IF_FAIL(check_tensor_size(fn, "B (B, L, G, N)", 4, blgn, act));
+    RETURN_IF_FAIL(check_tensor_size(fn, "state (B, H, P, N)", 4, bhpn, par));
+    RETURN_IF_FAIL(check_tensor_size(fn, "the chunk block (chunk, chunk)", 2, chunk2, 8));
+    if (params->form == MB_SSD_QUADRATIC)
+        RETURN_IF_FAIL(check_tensor_size(fn, "the quadratic mask (L, L)", 2, ll, 8));
+    RETURN_IF_FAIL(check_groups(fn, "nheads", params->nheads, params->ngroups));
+    RETURN_IF_FAIL(check_dstate(fn, params->dstate));
+    RETURN_IF_FAIL(check_flag(fn, "dt_softplus", params->dt_softplus));
+    if (params->form != MB_SSD_CHUNKED && params->form != MB_SSD_RECURRENT &&
+        params->form != MB_SSD_QUADRATIC)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: unknown SSD form %d", fn, (int)params->form);
+    return MB_OK;
+}
+
+mb_status mb_validate_ssd_fwd(const char* fn, const mb_ssd_params* params,
+                              const mb_ssd_inputs* in, const void* y) {
+    RETURN_IF_FAIL(validate_ssd_common(fn, params, in));
+    REQUIRE_PTR(fn, y);
+    return MB_OK;
+}
+
+mb_status mb_validate_ssd_bwd(const char* fn, const mb_ssd_params* params,
+                              const mb_ssd_inputs* in, const void* dy, const mb_ssd_grads* grads) {
+    RETURN_IF_FAIL(validate_ssd_common(fn, params, in));
+    REQUIRE_PTR(fn, dy);
+    REQUIRE_PTR(fn, grads);
+    REQUIRE_PTR(fn, grads->dx);
+    REQUIRE_PTR(fn, grads->ddt);
+    REQUIRE_PTR(fn, grads->dA);
+    REQUIRE_PTR(fn, grads->dB);
+    REQUIRE_PTR(fn, grads->dC);
+    RETURN_IF_FAIL(check_grad_pairing(fn, "D", in->D, "dD", grads->dD));
+    RETURN_IF_FAIL(check_grad_pairing(fn, "z", in->z, "dz", grads->dz));
+    RETURN_IF_FAIL(check_grad_pairing(fn, "dt_bias", in->dt_bias, "ddt_bias", grads->ddt_bias));
+    RETURN_IF_FAIL(check_grad_pairing(fn, "initial_state", in->initial_state, "dinitial_state",
+                                      grads->dinitial_state));
+    return MB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// causal attention
+
+static mb_status validate_attention_common(const char* fn, const mb_attention_params* params,
+                                           const void* q, const void* k, const void* v) {
+    REQUIRE_PTR(fn, params);
+    REQUIRE_PTR(fn, q);
+    REQUIRE_PTR(fn, k);
+    REQUIRE_PTR(fn, v);
+    RETURN_IF_FAIL(check_dtype(fn, params->dtype));
+    RETURN_IF_FAIL(check_positive(fn, "batch", params->batch));
+    RETURN_IF_FAIL(check_positive(fn, "nheads", params->nheads));
+    RETURN_IF_FAIL(check_positive(fn, "seqlen", params->seqlen));
+    RETURN_IF_FAIL(check_positive(fn, "headdim", params->headdim));
+    const int64_t bhld[4] = {params->batch, params->nheads, params->seqlen, params->headdim};
+    const int64_t ll[2] = {params->seqlen, params->seqlen};
+    RETURN_IF_FAIL(check_tensor_size(fn, "q (B, H, L, d)", 4, bhld,
+                                     mb_dtype_size(params->dtype)));
+    RETURN_IF_FAIL(check_tensor_size(fn, "the scores (L, L)", 2, ll, 8));
+    bool scale_ok = isfinite(params->scale) && params->scale >= 0.0;
+    if (!scale_ok)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: scale = %g must be finite and >= 0 "
+                       "(0 selects 1/sqrt(headdim))", fn, params->scale);
+    return MB_OK;
+}
+
+mb_status mb_validate_attention_fwd(const char* fn, const mb_attention_params* params,
+                                    const void* q, const void* k, const void* v, const void* o) {
+    RETURN_IF_FAIL(validate_attention_common(fn, params, q, k, v));
+    REQUIRE_PTR(fn, o);
+    return MB_OK;
+}
+
+mb_status mb_validate_attention_bwd(const char* fn, const mb_attention_params* params,
+                                    const void* q, const void* k, const void* v, const void* o,
+                                    const void* lse, const void* dout, const void* dq,
+                                    const void* dk, const void* dv) {
+    RETURN_IF_FAIL(validate_attention_common(fn, params, q, k, v));
+    REQUIRE_PTR(fn, o);
+    REQUIRE_PTR(fn, lse);
+    REQUIRE_PTR(fn, dout);
+    REQUIRE_PTR(fn, dq);
+    REQUIRE_PTR(fn, dk);
+    REQUIRE_PTR(fn, dv);
+    return MB_OK;
+}

@@ -1,0 +1,149 @@
+/*
+ * testing.h -- the small test framework every tests/test_*.c uses.
+ *
+ *   CHECK(cond, fmt, ...)      count a failure (with file:line) when cond is false
+ *   expect_close(...)          elementwise |a - b| <= atol + rtol * |b|, reporting the worst
+ *   rng_*                      a seeded xorshift generator, fresh data per test, never zeros
+ *   test_main_result()         what main returns: 1 when any check failed
+ *
+ * Header-only (static functions) so each test is one self-contained executable.
+ */
+#ifndef MB_TESTING_H
+#define MB_TESTING_H
+
+#include "mambabench.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failures = 0;
+static int test_checks = 0;
+
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        test_checks++;                                                                    \
+        if (!(cond)) {                                                                    \
+            test_failures++;                                                              \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                          \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fputc('\n', stderr);                                                          \
+        }                                                                                 \
+    } while (0)
+
+/* Check that a call returned MB_OK, printing the library's message if not. */
+#define CHECK_OK(call)                                                                    \
+    do {                                                                                  \
+        mb_status st_ = (call);                                                           \
+        CHECK(st_ == MB_OK, "%s returned %s: %s", #call, mb_status_string(st_),           \
+              mb_last_error());                                                           \
+    } while (0)
+
+static int test_main_result(const char* name) {
+    if (test_checks == 0) {
+        fprintf(stderr, "%s: no checks ran\n", name);
+        return 1;
+    }
+    printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
+    return test_failures ? 1 : 0;
+}
+
+// ----------------------------------------------------------------------------
+// random numbers (xorshift64*, seeded per test so failures reproduce)
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static void rng_seed(uint64_t seed) { rng_state = seed ? seed : 0x9E3779B97F4A7C15ull; }
+
+static uint64_t rng_u64(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* uniform in [lo, hi) */
+static double rng_uniform(double lo, double hi) {
+    return lo + (hi - lo) * (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* standard normal (Box-Muller) */
+static double rng_normal(void) {
+    double u1 = rng_uniform(1e-12, 1.0), u2 = rng_uniform(0.0, 1.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* n doubles, uniform in [lo, hi); caller frees */
+static double* rand_uniform_f64(int64_t n, double lo, double hi) {
+    double* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (int64_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
+    return p;
+}
+
+/* n doubles, normal * stddev; caller frees */
+static double* rand_normal_f64(int64_t n, double stddev) {
+    double* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (int64_t i = 0; i < n; i++) p[i] = stddev * rng_normal();
+    return p;
+}
+
+static double* zeros_f64(int64_t n) {
+    double* p = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    return p;
+}
+
+static double* copy_f64(const double* src, int64_t n) {
+    double* p = zeros_f64(n);
+    memcpy(p, src, (size_t)n * sizeof(double));
+    return p;
+}
+
+/* fp64 -> fp32 copy (for calling the API with MB_DTYPE_F32); caller frees */
+static float* to_f32(const double* src, int64_t n) {
+    float* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (int64_t i = 0; i < n; i++) p[i] = (float)src[i];
+    return p;
+}
+
+// ----------------------------------------------------------------------------
+// comparison
+
+/* Elementwise |got - want| <= atol + rtol * |want|; NaN/Inf in got always fail.
+ * Returns 1 when all close, else prints the worst element and returns 0. */
+static int expect_close_f64(const char* what, const double* got, const double* want, int64_t n,
+                            double rtol, double atol) {
+    int64_t worst = -1, bad = 0;
+    double worst_excess = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - want[i]);
+        double allowed = atol + rtol * fabs(want[i]);
+        if (!isfinite(got[i]) || !(err <= allowed)) {
+            bad++;
+            double excess = isfinite(err) ? err / allowed : INFINITY;
+            if (worst < 0 || excess > worst_excess) { worst = i; worst_excess = excess; }
+        }
+    }
+    test_checks++;
+    if (bad) {
+        test_failures++;
+        fprintf(stderr, "FAIL %s: %lld of %lld elements off; worst [%lld] got %.10g want %.10g "
+                "(rtol %g atol %g)\n", what, (long long)bad, (long long)n, (long long)worst,
+                got[worst], want[worst], rtol, atol);
+        return 0;
+    }
+    return 1;
+}
+
+static double max_abs_f64(const double* x, int64_t n) {
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+#endif /* MB_TESTING_H */

@@ -1,0 +1,45 @@
+/*
+ * tolerances.h -- every numeric tolerance the tests use, in one place, with
+ * where it comes from. A check passes when |got - want| <= atol + rtol*|want|.
+ */
+#ifndef MB_TOLERANCES_H
+#define MB_TOLERANCES_H
+
+/* Two fp64 formulations of the same math (recurrence vs chunked vs quadratic
+ * SSD, SSD vs selective scan, attention vs brute force): they differ only in
+ * summation order, so the error is a few ulps of fp64 times the reduction
+ * length (<= ~1e3 terms here): 1e-10 leaves a wide margin and still catches
+ * any indexing or masking bug, which shows up at 1e-2 or worse. */
+#define TOL_F64_AGREE_RTOL 1e-10
+#define TOL_F64_AGREE_ATOL 1e-11
+
+/* Analytic gradient vs central finite differences in fp64 with step h = 1e-6
+ * (relative to max(1, |x|)): truncation error O(h^2 f''') ~ 1e-12 and rounding
+ * error O(eps * f / h) ~ 1e-10 for outputs of order 1: 1e-6 relative + 1e-7
+ * absolute is three orders above both and four below a wrong gradient. */
+#define TOL_FD_STEP 1e-6
+#define TOL_FD_RTOL 1e-6
+#define TOL_FD_ATOL 1e-7
+
+/* The fp32 API path against the fp64 path of the same reference: inputs are
+ * rounded to fp32 (rel. 6e-8) and outputs stored as fp32; after reductions of
+ * length <= 64 the error stays below ~1e-6 relative. Same numbers as
+ * mamba_ssm's fp32 selective-scan tolerance (rtol 6e-4, atol 2e-3) would be
+ * far looser; we keep the tighter bound because both sides are references. */
+#define TOL_F32_STORAGE_RTOL 1e-5
+#define TOL_F32_STORAGE_ATOL 1e-6
+
+/* bf16 storage of inputs and outputs against fp64: bf16 has 8 significant
+ * bits (rel. rounding 2^-9 = 2e-3); rounding of inputs propagates through
+ * reductions, so mamba_ssm's bf16 bound (rtol 3e-2, atol 5e-2) is used. */
+#define TOL_BF16_STORAGE_RTOL 3e-2
+#define TOL_BF16_STORAGE_ATOL 5e-2
+
+/* GPU kernels vs the fp64 reference (used by the GPU issue's tests), from the
+ * published mamba_ssm tolerances: fp32 rtol 6e-4 atol 2e-3; bf16 3e-2 / 5e-2. */
+#define TOL_GPU_F32_RTOL 6e-4
+#define TOL_GPU_F32_ATOL 2e-3
+#define TOL_GPU_BF16_RTOL 3e-2
+#define TOL_GPU_BF16_ATOL 5e-2
+
+#endif /* MB_TOLERANCES_H */
