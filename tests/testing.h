@@ -41,7 +41,7 @@ static int test_checks = 0;
               mb_last_error());                                                           \
     } while (0)
 
-static int test_main_result(const char* name) {
+static inline int test_main_result(const char* name) {
     if (test_checks == 0) {
         fprintf(stderr, "%s: no checks ran\n", name);
         return 1;
@@ -55,9 +55,9 @@ static int test_main_result(const char* name) {
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static void rng_seed(uint64_t seed) { rng_state = seed ? seed : 0x9E3779B97F4A7C15ull; }
+static inline void rng_seed(uint64_t seed) { rng_state = seed ? seed : 0x9E3779B97F4A7C15ull; }
 
-static uint64_t rng_u64(void) {
+static inline uint64_t rng_u64(void) {
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
@@ -65,18 +65,18 @@ static uint64_t rng_u64(void) {
 }
 
 /* uniform in [lo, hi) */
-static double rng_uniform(double lo, double hi) {
+static inline double rng_uniform(double lo, double hi) {
     return lo + (hi - lo) * (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0);
 }
 
 /* standard normal (Box-Muller) */
-static double rng_normal(void) {
+static inline double rng_normal(void) {
     double u1 = rng_uniform(1e-12, 1.0), u2 = rng_uniform(0.0, 1.0);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
 /* n doubles, uniform in [lo, hi); caller frees */
-static double* rand_uniform_f64(int64_t n, double lo, double hi) {
+static inline double* rand_uniform_f64(int64_t n, double lo, double hi) {
     double* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     for (int64_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
@@ -84,27 +84,27 @@ static double* rand_uniform_f64(int64_t n, double lo, double hi) {
 }
 
 /* n doubles, normal * stddev; caller frees */
-static double* rand_normal_f64(int64_t n, double stddev) {
+static inline double* rand_normal_f64(int64_t n, double stddev) {
     double* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     for (int64_t i = 0; i < n; i++) p[i] = stddev * rng_normal();
     return p;
 }
 
-static double* zeros_f64(int64_t n) {
+static inline double* zeros_f64(int64_t n) {
     double* p = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     return p;
 }
 
-static double* copy_f64(const double* src, int64_t n) {
+static inline double* copy_f64(const double* src, int64_t n) {
     double* p = zeros_f64(n);
     memcpy(p, src, (size_t)n * sizeof(double));
     return p;
 }
 
 /* fp64 -> fp32 copy (for calling the API with MB_DTYPE_F32); caller frees */
-static float* to_f32(const double* src, int64_t n) {
+static inline float* to_f32(const double* src, int64_t n) {
     float* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     for (int64_t i = 0; i < n; i++) p[i] = (float)src[i];
@@ -116,7 +116,7 @@ static float* to_f32(const double* src, int64_t n) {
 
 /* Elementwise |got - want| <= atol + rtol * |want|; NaN/Inf in got always fail.
  * Returns 1 when all close, else prints the worst element and returns 0. */
-static int expect_close_f64(const char* what, const double* got, const double* want, int64_t n,
+static inline int expect_close_f64(const char* what, const double* got, const double* want, int64_t n,
                             double rtol, double atol) {
     int64_t worst = -1, bad = 0;
     double worst_excess = 0.0;
@@ -140,7 +140,7 @@ static int expect_close_f64(const char* what, const double* got, const double* w
     return 1;
 }
 
-static double max_abs_f64(const double* x, int64_t n) {
+static inline double max_abs_f64(const double* x, int64_t n) {
     double m = 0.0;
     for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
     return m;
