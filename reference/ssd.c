@@ -1,4 +1,680 @@
-/* PLACEHOLDER: being written; replaced by the real reference. */
+/*
+ * ssd.c -- exact CPU reference of Mamba-2's SSD (state space duality),
+ * forward and backward, computed in fp64 whatever the storage dtype.
+ *
+ * Dimension legend:
+ *   B = batch, L = sequence length, H = heads, P = head dim, N = state size,
+ *   G = groups of B/C (head h reads group g = h / (H / G)),
+ *   Q = tokens in one segment (a chunk of chunk_size tokens, the last one
+ *       possibly shorter, or the whole sequence for the quadratic form)
+ *   x, z, y, dy, dx, dz:    (B, L, H, P) in params->dtype
+ *   dt, ddt:                (B, L, H)    in params->dtype
+ *   B, C, dB, dC:           (B, L, G, N) in params->dtype
+ *   A, D, dt_bias (+grads): (H)          in mb_param_dtype(params->dtype)
+ *   initial/final states:   (B, H, P, N) in mb_param_dtype(params->dtype)
+ *
+ * The model, per batch b and head h, with a (P, N) state h_t:
+ *   dt'_t = softplus(dt_t + dt_bias_h)   (dt_t + dt_bias_h without softplus)
+ *   h_t   = exp(dt'_t A_h) h_{t-1} + dt'_t x_t B_t^T     h_{-1} = initial_state or 0
+ *   y_t   = h_t C_t + D_h x_t,   then   y_t *= z_t sigmoid(z_t)   when z is given
+ *   final_state = h_{L-1}
+ *
+ * The forward runs one of three formulations (params->form), equal up to
+ * rounding:
+ *   MB_SSD_RECURRENT  the recurrence above, one token at a time.
+ *   MB_SSD_CHUNKED    the chunked algorithm of the Mamba-2 paper (ssd_minimal):
+ *                     per chunk, (1) the quadratic diagonal block, (2) the
+ *                     state the chunk contributes at its end, (3) the state
+ *                     passed across chunk boundaries, (4) the incoming state's
+ *                     contribution to the chunk's outputs.
+ *   MB_SSD_QUADRATIC  the dual "masked attention" form over the whole sequence:
+ *                     y = (M o C B^T) (dt' x) with the (L, L) 1-semiseparable
+ *                     mask M[t,s] = exp(sum_{s<r<=t} dt'_r A_h), 0 above the
+ *                     diagonal, plus the initial state's term
+ *                     C_t . exp(sum_{r<=t} dt'_r A_h) h_{-1}.
+ * Every decay exp(sum dt' A) is the exp of an exact sum over the tokens of its
+ * segment, never a difference of cumulative sums: a state that decays to
+ * nothing underflows to exactly 0 instead of producing inf - inf = NaN.
+ *
+ * The backward ignores params->form: the three forms are one function with one
+ * gradient, and the backward differentiates the sequential recurrence. It
+ * walks each channel (b, h, p) on its own: recompute that channel's (L, N)
+ * states, then run the adjoint from t = L-1 down to 0, starting from
+ * dfinal_state (or 0). Scratch: fp64 copies of the tensors and gradients,
+ * plus O(L N) per channel -- never O(B H P N L).
+ */
 #include "internal.h"
-mb_status mb_ssd_fwd_cpu(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y, void* fs) { (void)p; (void)in; (void)y; (void)fs; return MB_ERR_NOT_IMPLEMENTED; }
-mb_status mb_ssd_bwd_cpu(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy, const void* dfs, const mb_ssd_grads* g) { (void)p; (void)in; (void)dy; (void)dfs; (void)g; return MB_ERR_NOT_IMPLEMENTED; }
+
+#include <math.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------
+// shapes and indexing
+
+typedef struct {
+    int64_t B, L, H, P, N, G;
+    int64_t heads_per_group; /* H / G */
+    int softplus;            /* dt' = softplus(dt + dt_bias) when 1 */
+} ssd_shape;
+
+static ssd_shape shape_of(const mb_ssd_params* params) {
+    ssd_shape s;
+    s.B = params->batch;
+    s.L = params->seqlen;
+    s.H = params->nheads;
+    s.P = params->headdim;
+    s.N = params->dstate;
+    s.G = params->ngroups;
+    s.heads_per_group = s.H / s.G;
+    s.softplus = params->dt_softplus;
+    return s;
+}
+
+/* Element (b, t, h, p) of a (B, L, H, P) tensor. */
+static int64_t at_blhp(const ssd_shape* s, int64_t b, int64_t t, int64_t h, int64_t p) {
+    return ((b * s->L + t) * s->H + h) * s->P + p;
+}
+
+/* Element (b, t, h) of a (B, L, H) tensor. */
+static int64_t at_blh(const ssd_shape* s, int64_t b, int64_t t, int64_t h) {
+    return (b * s->L + t) * s->H + h;
+}
+
+/* Start of the row (b, t, g, :) of a (B, L, G, N) tensor. */
+static int64_t at_blg(const ssd_shape* s, int64_t b, int64_t t, int64_t g) {
+    return ((b * s->L + t) * s->G + g) * s->N;
+}
+
+/* Start of the row (b, h, p, :) of a (B, H, P, N) tensor. */
+static int64_t at_bhp(const ssd_shape* s, int64_t b, int64_t h, int64_t p) {
+    return ((b * s->H + h) * s->P + p) * s->N;
+}
+
+/* The B/C group read by head h. */
+static int64_t group_of(const ssd_shape* s, int64_t h) { return h / s->heads_per_group; }
+
+static int64_t count_blhp(const ssd_shape* s) { return s->B * s->L * s->H * s->P; }
+static int64_t count_blh(const ssd_shape* s) { return s->B * s->L * s->H; }
+static int64_t count_blgn(const ssd_shape* s) { return s->B * s->L * s->G * s->N; }
+static int64_t count_bhpn(const ssd_shape* s) { return s->B * s->H * s->P * s->N; }
+
+// ----------------------------------------------------------------------------
+// scalar functions
+
+/* softplus(v) = log(1 + exp(v)), without overflow for large v. */
+static double softplus(double v) { return v > 0.0 ? v + log1p(exp(-v)) : log1p(exp(v)); }
+
+/* sigmoid(v) = 1 / (1 + exp(-v)), without overflow for either sign. */
+static double sigmoid(double v) {
+    if (v >= 0.0) return 1.0 / (1.0 + exp(-v));
+    double e = exp(v);
+    return e / (1.0 + e);
+}
+
+/* silu(v) = v sigmoid(v), the gate applied by z. */
+static double silu(double v) { return v * sigmoid(v); }
+
+/* sum_n a[n] b[n] */
+static double dot(const double* a, /* (N) */
+                  const double* b, /* (N) */
+                  int64_t N) {
+    double acc = 0.0;
+    for (int64_t n = 0; n < N; n++) acc += a[n] * b[n];
+    return acc;
+}
+
+// ----------------------------------------------------------------------------
+// inputs in fp64
+
+typedef struct {
+    const double* x;       /* (B, L, H, P) */
+    const double* dt;      /* (B, L, H) dt as given */
+    const double* A;       /* (H) */
+    const double* B;       /* (B, L, G, N) */
+    const double* C;       /* (B, L, G, N) */
+    const double* D;       /* (H) or NULL */
+    const double* z;       /* (B, L, H, P) or NULL */
+    const double* dt_bias; /* (H) or NULL */
+    const double* h0;      /* (B, H, P, N) initial_state, or NULL (zeros) */
+    double* dtp;           /* (B, L, H) dt', filled by compute_dt_eff() */
+} ssd_tensors;
+
+/* Load every input into fp64 arena scratch (absent optional inputs stay NULL)
+ * and allocate dt'. The caller checks arena->failed. */
+static void load_inputs(mb_arena* arena, const mb_ssd_params* params, const mb_ssd_inputs* in,
+                        const ssd_shape* s, ssd_tensors* T) {
+    mb_dtype act = params->dtype;
+    mb_dtype par = mb_param_dtype(params->dtype);
+    T->x = mb_arena_load(arena, in->x, act, count_blhp(s));
+    T->dt = mb_arena_load(arena, in->dt, act, count_blh(s));
+    T->A = mb_arena_load(arena, in->A, par, s->H);
+    T->B = mb_arena_load(arena, in->B, act, count_blgn(s));
+    T->C = mb_arena_load(arena, in->C, act, count_blgn(s));
+    T->D = mb_arena_load(arena, in->D, par, s->H);
+    T->z = mb_arena_load(arena, in->z, act, count_blhp(s));
+    T->dt_bias = mb_arena_load(arena, in->dt_bias, par, s->H);
+    T->h0 = mb_arena_load(arena, in->initial_state, par, count_bhpn(s));
+    T->dtp = mb_arena_zeros(arena, count_blh(s));
+}
+
+/* dt'[b,t,h] = softplus(dt + dt_bias_h), or dt + dt_bias_h without softplus. */
+static void compute_dt_eff(const ssd_shape* s, ssd_tensors* T) {
+    for (int64_t i = 0; i < count_blh(s); i++) {
+        int64_t h = i % s->H;
+        double v = T->dt[i] + (T->dt_bias ? T->dt_bias[h] : 0.0);
+        T->dtp[i] = s->softplus ? softplus(v) : v;
+    }
+}
+
+/* state[p, n] = h_{-1}[b, h, p, n]: the initial state, or 0. */
+static void init_state(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                       double* state /* (P, N) out */) {
+    int64_t count = s->P * s->N;
+    if (T->h0)
+        memcpy(state, T->h0 + at_bhp(s, b, h, 0), (size_t)count * sizeof(double));
+    else
+        memset(state, 0, (size_t)count * sizeof(double));
+}
+
+// ----------------------------------------------------------------------------
+// forward: the epilogue shared by the three forms
+
+/* y_t[p] = (y_t[p] + D_h x_t[p]) * z_t[p] sigmoid(z_t[p]), D and z optional;
+ * y comes in holding the state term h_t C_t. */
+static void apply_skip_and_gate(const ssd_shape* s, const ssd_tensors* T,
+                                double* y /* (B, L, H, P) in/out */) {
+    for (int64_t i = 0; i < count_blhp(s); i++) {
+        int64_t h = (i / s->P) % s->H;
+        double v = y[i];
+        if (T->D) v += T->D[h] * T->x[i];
+        if (T->z) v *= silu(T->z[i]);
+        y[i] = v;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// forward: the sequential recurrence
+
+/* One (b, h) of the recurrence: y[b, :, h, :] = h_t C_t, state = h_{L-1}. */
+static void recurrent_head(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                           double* y,     /* (B, L, H, P) out: the (b, h) slice */
+                           double* state  /* (P, N) out */) {
+    int64_t N = s->N, g = group_of(s, h);
+    init_state(s, T, b, h, state);
+    for (int64_t t = 0; t < s->L; t++) {
+        const double* Bt = T->B + at_blg(s, b, t, g); /* (N) */
+        const double* Ct = T->C + at_blg(s, b, t, g); /* (N) */
+        double dtv = T->dtp[at_blh(s, b, t, h)];
+        // decay_t = exp(dt'_t A_h)
+        double decay = exp(dtv * T->A[h]);
+        for (int64_t p = 0; p < s->P; p++) {
+            double* hp = state + p * N; /* (N) */
+            double xv = T->x[at_blhp(s, b, t, h, p)];
+            // h_t[p, n] = decay_t h_{t-1}[p, n] + dt'_t x_t[p] B_t[n]
+            for (int64_t n = 0; n < N; n++) hp[n] = decay * hp[n] + dtv * xv * Bt[n];
+            // y_t[p] = sum_n h_t[p, n] C_t[n]
+            y[at_blhp(s, b, t, h, p)] = dot(hp, Ct, N);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// forward: decay masks of a segment (shared by the chunked and quadratic forms)
+
+/* dtA[i] = dt'_{t0+i} A_h for the Q tokens of a segment starting at t0. */
+static void segment_dtA(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                        int64_t t0, int64_t Q, double* dtA /* (Q) out */) {
+    for (int64_t i = 0; i < Q; i++) dtA[i] = T->dtp[at_blh(s, b, t0 + i, h)] * T->A[h];
+}
+
+/* The 1-semiseparable decay mask of a segment and its decay from the start:
+ *   mask[i, j]    = exp(sum_{j<r<=i} dtA[r])  for j <= i,  0 for j > i
+ *   from_start[i] = exp(sum_{0<=r<=i} dtA[r])
+ * Each sum is accumulated exactly, walking j down from i. */
+static void build_decay_mask(const double* dtA, /* (Q) */
+                             int64_t Q,
+                             double* mask,       /* (Q, Q) out */
+                             double* from_start  /* (Q) out */) {
+    for (int64_t i = 0; i < Q; i++) {
+        double* row = mask + i * Q; /* (Q) */
+        // seg = sum_{j<r<=i} dtA[r], the empty sum for j = i
+        double seg = 0.0;
+        for (int64_t j = i; j >= 0; j--) {
+            row[j] = exp(seg);
+            seg += dtA[j];
+        }
+        // now seg = sum_{0<=r<=i} dtA[r]
+        from_start[i] = exp(seg);
+        for (int64_t j = i + 1; j < Q; j++) row[j] = 0.0;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// forward: the chunked algorithm (Mamba-2 paper, ssd_minimal)
+
+/* Scratch of the chunked and quadratic forms, sized for the longest segment. */
+typedef struct {
+    double* dtA;         /* (Q) */
+    double* mask;        /* (Q, Q) */
+    double* from_start;  /* (Q) */
+    double* chunk_state; /* (P, N) */
+} ssd_work;
+
+/* (1) The diagonal block of chunk [t0, t0+Q):
+ *   y[t0+i, p] += sum_{j<=i} mask[i, j] (C_i . B_j) dt'_j x_j[p] */
+static void chunk_diagonal_block(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                                 int64_t t0, int64_t Q,
+                                 const double* mask, /* (Q, Q) */
+                                 double* y           /* (B, L, H, P) in/out */) {
+    int64_t g = group_of(s, h);
+    for (int64_t i = 0; i < Q; i++) {
+        const double* Ci = T->C + at_blg(s, b, t0 + i, g); /* (N) */
+        for (int64_t j = 0; j <= i; j++) {
+            const double* Bj = T->B + at_blg(s, b, t0 + j, g); /* (N) */
+            // w = mask[i, j] (C_i . B_j) dt'_j
+            double w = mask[i * Q + j] * dot(Ci, Bj, s->N) * T->dtp[at_blh(s, b, t0 + j, h)];
+            for (int64_t p = 0; p < s->P; p++)
+                y[at_blhp(s, b, t0 + i, h, p)] += w * T->x[at_blhp(s, b, t0 + j, h, p)];
+        }
+    }
+}
+
+/* (2) The state chunk [t0, t0+Q) contributes at its last token, from its own
+ * inputs only:  S[p, n] = sum_j mask[Q-1, j] dt'_j x_j[p] B_j[n] */
+static void chunk_state(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                        int64_t t0, int64_t Q,
+                        const double* mask, /* (Q, Q) */
+                        double* S           /* (P, N) out */) {
+    int64_t N = s->N, g = group_of(s, h);
+    memset(S, 0, (size_t)(s->P * N) * sizeof(double));
+    for (int64_t j = 0; j < Q; j++) {
+        const double* Bj = T->B + at_blg(s, b, t0 + j, g); /* (N) */
+        // w = mask[Q-1, j] dt'_j: decay from token j to the chunk's end
+        double w = mask[(Q - 1) * Q + j] * T->dtp[at_blh(s, b, t0 + j, h)];
+        for (int64_t p = 0; p < s->P; p++) {
+            double wx = w * T->x[at_blhp(s, b, t0 + j, h, p)];
+            for (int64_t n = 0; n < N; n++) S[p * N + n] += wx * Bj[n];
+        }
+    }
+}
+
+/* (3) State passing across the chunk boundary:
+ *   state_out[p, n] = from_start[Q-1] state_in[p, n] + S[p, n] */
+static void chunk_pass_state(const ssd_shape* s, int64_t Q,
+                             const double* from_start, /* (Q) */
+                             const double* S,          /* (P, N) */
+                             double* state             /* (P, N) in/out */) {
+    double decay = from_start[Q - 1];
+    for (int64_t k = 0; k < s->P * s->N; k++) state[k] = decay * state[k] + S[k];
+}
+
+/* (4) The incoming state's contribution to the chunk's outputs:
+ *   y[t0+i, p] += from_start[i] sum_n C_i[n] state_in[p, n] */
+static void chunk_state_to_output(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                                  int64_t t0, int64_t Q,
+                                  const double* from_start, /* (Q) */
+                                  const double* state,      /* (P, N) */
+                                  double* y                 /* (B, L, H, P) in/out */) {
+    int64_t g = group_of(s, h);
+    for (int64_t i = 0; i < Q; i++) {
+        const double* Ci = T->C + at_blg(s, b, t0 + i, g); /* (N) */
+        for (int64_t p = 0; p < s->P; p++)
+            y[at_blhp(s, b, t0 + i, h, p)] += from_start[i] * dot(Ci, state + p * s->N, s->N);
+    }
+}
+
+/* One (b, h) of the chunked form: chunks of `chunk` tokens, the last one
+ * possibly shorter. y must come in zeroed; state ends as h_{L-1}. */
+static void chunked_head(const ssd_shape* s, const ssd_tensors* T, int64_t chunk, int64_t b,
+                         int64_t h, const ssd_work* w,
+                         double* y,     /* (B, L, H, P) in/out: the (b, h) slice */
+                         double* state  /* (P, N) out */) {
+    init_state(s, T, b, h, state);
+    for (int64_t t0 = 0; t0 < s->L; t0 += chunk) {
+        int64_t Q = s->L - t0 < chunk ? s->L - t0 : chunk;
+        segment_dtA(s, T, b, h, t0, Q, w->dtA);
+        build_decay_mask(w->dtA, Q, w->mask, w->from_start);
+        chunk_diagonal_block(s, T, b, h, t0, Q, w->mask, y);
+        // the state entering this chunk is used before it is passed on
+        chunk_state_to_output(s, T, b, h, t0, Q, w->from_start, state, y);
+        chunk_state(s, T, b, h, t0, Q, w->mask, w->chunk_state);
+        chunk_pass_state(s, Q, w->from_start, w->chunk_state, state);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// forward: the quadratic (masked attention) form
+
+/* h_{L-1}[p, n] = from_start[L-1] h_{-1}[p, n] + sum_s M[L-1, s] dt'_s x_s[p] B_s[n],
+ * read from the last row of the mask before it becomes the score matrix. */
+static void quadratic_final_state(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                                  const double* M,          /* (L, L) */
+                                  const double* from_start, /* (L) */
+                                  double* state             /* (P, N) out */) {
+    int64_t L = s->L, N = s->N, g = group_of(s, h);
+    init_state(s, T, b, h, state);
+    for (int64_t k = 0; k < s->P * N; k++) state[k] *= from_start[L - 1];
+    for (int64_t t = 0; t < L; t++) {
+        const double* Bt = T->B + at_blg(s, b, t, g); /* (N) */
+        double w = M[(L - 1) * L + t] * T->dtp[at_blh(s, b, t, h)];
+        for (int64_t p = 0; p < s->P; p++) {
+            double wx = w * T->x[at_blhp(s, b, t, h, p)];
+            for (int64_t n = 0; n < N; n++) state[p * N + n] += wx * Bt[n];
+        }
+    }
+}
+
+/* In place: W = M o (C B^T), the causal "attention" matrix of one (b, h):
+ *   W[t, s] = M[t, s] (C_t . B_s)   (0 above the diagonal, where M is 0) */
+static void quadratic_scores(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                             double* M /* (L, L) in: mask, out: W */) {
+    int64_t L = s->L, g = group_of(s, h);
+    for (int64_t t = 0; t < L; t++) {
+        const double* Ct = T->C + at_blg(s, b, t, g); /* (N) */
+        for (int64_t u = 0; u <= t; u++)
+            M[t * L + u] *= dot(Ct, T->B + at_blg(s, b, u, g), s->N);
+    }
+}
+
+/* y_t[p] = sum_{s<=t} W[t, s] dt'_s x_s[p] + from_start[t] sum_n C_t[n] h_{-1}[p, n] */
+static void quadratic_output(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                             const double* W,          /* (L, L) */
+                             const double* from_start, /* (L) */
+                             double* y                 /* (B, L, H, P) out: the (b, h) slice */) {
+    int64_t L = s->L, g = group_of(s, h);
+    const double* h0 = T->h0 ? T->h0 + at_bhp(s, b, h, 0) : NULL; /* (P, N) */
+    for (int64_t t = 0; t < L; t++) {
+        const double* Ct = T->C + at_blg(s, b, t, g); /* (N) */
+        for (int64_t p = 0; p < s->P; p++) {
+            double acc = h0 ? from_start[t] * dot(Ct, h0 + p * s->N, s->N) : 0.0;
+            for (int64_t u = 0; u <= t; u++)
+                acc += W[t * L + u] * T->dtp[at_blh(s, b, u, h)] * T->x[at_blhp(s, b, u, h, p)];
+            y[at_blhp(s, b, t, h, p)] = acc;
+        }
+    }
+}
+
+/* One (b, h) of the quadratic form: the whole sequence is one segment. */
+static void quadratic_head(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                           const ssd_work* w,
+                           double* y,     /* (B, L, H, P) out: the (b, h) slice */
+                           double* state  /* (P, N) out */) {
+    segment_dtA(s, T, b, h, 0, s->L, w->dtA);
+    build_decay_mask(w->dtA, s->L, w->mask, w->from_start);
+    quadratic_final_state(s, T, b, h, w->mask, w->from_start, state);
+    quadratic_scores(s, T, b, h, w->mask);
+    quadratic_output(s, T, b, h, w->mask, w->from_start, y);
+}
+
+// ----------------------------------------------------------------------------
+// forward: entry point
+
+/* Tokens per segment of a form: its scratch is (Q, Q) + O(Q + P N). */
+static int64_t segment_length(const mb_ssd_params* params) {
+    if (params->form == MB_SSD_QUADRATIC) return params->seqlen;
+    if (params->form == MB_SSD_CHUNKED)
+        return params->chunk_size < params->seqlen ? params->chunk_size : params->seqlen;
+    return 0; /* the recurrence needs no segment scratch */
+}
+
+/* Run the selected form over every (b, h): y = h_t C_t, fs = h_{L-1}. */
+static void run_forward_form(const mb_ssd_params* params, const ssd_shape* s,
+                             const ssd_tensors* T, const ssd_work* w,
+                             double* y,  /* (B, L, H, P) out, zeroed */
+                             double* fs  /* (B, H, P, N) out */) {
+    for (int64_t b = 0; b < s->B; b++) {
+        for (int64_t h = 0; h < s->H; h++) {
+            double* state = fs + at_bhp(s, b, h, 0); /* (P, N) */
+            switch (params->form) {
+            case MB_SSD_RECURRENT: recurrent_head(s, T, b, h, y, state); break;
+            case MB_SSD_QUADRATIC: quadratic_head(s, T, b, h, w, y, state); break;
+            case MB_SSD_CHUNKED:
+                chunked_head(s, T, params->chunk_size, b, h, w, y, state);
+                break;
+            }
+        }
+    }
+}
+
+mb_status mb_ssd_fwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, void* y,
+                         void* final_state) {
+    const char* fn = "mb_ssd_fwd_cpu";
+    mb_status st = mb_validate_ssd_fwd(fn, params, in, y);
+    if (st != MB_OK) return st;
+    st = mb_require_cpu_dtype(fn, params->dtype);
+    if (st != MB_OK) return st;
+
+    ssd_shape s = shape_of(params);
+    int64_t Q = segment_length(params);
+    mb_arena arena = {0};
+    ssd_tensors T;
+    load_inputs(&arena, params, in, &s, &T);
+    ssd_work w;
+    w.dtA = mb_arena_zeros(&arena, Q);
+    w.mask = mb_arena_zeros(&arena, Q * Q);
+    w.from_start = mb_arena_zeros(&arena, Q);
+    w.chunk_state = mb_arena_zeros(&arena, s.P * s.N);
+    double* y64 = mb_arena_zeros(&arena, count_blhp(&s)); /* (B, L, H, P) */
+    double* fs64 = mb_arena_zeros(&arena, count_bhpn(&s)); /* (B, H, P, N) */
+    if (arena.failed) {
+        mb_arena_free(&arena);
+        return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for the fp64 scratch", fn);
+    }
+
+    compute_dt_eff(&s, &T);
+    run_forward_form(params, &s, &T, &w, y64, fs64);
+    apply_skip_and_gate(&s, &T, y64);
+
+    mb_store_f64(y, params->dtype, y64, count_blhp(&s));
+    if (final_state) mb_store_f64(final_state, mb_param_dtype(params->dtype), fs64,
+                                  count_bhpn(&s));
+    mb_arena_free(&arena);
+    mb_clear_error();
+    return MB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// backward: the adjoint of the recurrence, one channel (b, h, p) at a time
+
+/* Gradient accumulators in fp64, all zeroed at allocation. */
+typedef struct {
+    double* dx;       /* (B, L, H, P) */
+    double* ddt;      /* (B, L, H) w.r.t. dt' first, w.r.t. dt after finish_dt_grad() */
+    double* dA;       /* (H) */
+    double* dB;       /* (B, L, G, N) */
+    double* dC;       /* (B, L, G, N) */
+    double* dD;       /* (H) */
+    double* dz;       /* (B, L, H, P) */
+    double* ddt_bias; /* (H) */
+    double* dh0;      /* (B, H, P, N) */
+} ssd_grads64;
+
+/* The states of channel (b, h, p), recomputed:
+ *   states[t, n] = exp(dt'_t A_h) h_{t-1}[n] + dt'_t x_t[p] B_t[n] */
+static void recompute_channel_states(const ssd_shape* s, const ssd_tensors* T, int64_t b,
+                                     int64_t h, int64_t p,
+                                     double* states /* (L, N) out */) {
+    int64_t N = s->N, g = group_of(s, h);
+    const double* prev = T->h0 ? T->h0 + at_bhp(s, b, h, p) : NULL; /* (N) or NULL = 0 */
+    for (int64_t t = 0; t < s->L; t++) {
+        const double* Bt = T->B + at_blg(s, b, t, g); /* (N) */
+        double* ht = states + t * N;                  /* (N) */
+        double dtv = T->dtp[at_blh(s, b, t, h)];
+        double decay = exp(dtv * T->A[h]);
+        double xv = T->x[at_blhp(s, b, t, h, p)];
+        for (int64_t n = 0; n < N; n++)
+            ht[n] = (prev ? decay * prev[n] : 0.0) + dtv * xv * Bt[n];
+        prev = ht;
+    }
+}
+
+/* Adjoint of the output of token t for channel (b, h, p):
+ *   s_t = sum_n h_t[n] C_t[n] + D_h x_t,   y_t = s_t silu(z_t)
+ * accumulates dz, dD, dx (skip part) and dC, and adds ds_t C_t into dh. */
+static void bwd_output_step(const ssd_shape* s, const ssd_tensors* T, const double* dy,
+                            int64_t b, int64_t t, int64_t h, int64_t p,
+                            const double* ht, /* (N) h_t of this channel */
+                            double* dh,       /* (N) in/out: dL/dh_t */
+                            ssd_grads64* G) {
+    int64_t N = s->N, iy = at_blhp(s, b, t, h, p);
+    int64_t row = at_blg(s, b, t, group_of(s, h));
+    const double* Ct = T->C + row; /* (N) */
+    double* dCt = G->dC + row;     /* (N) */
+    double xv = T->x[iy], Dh = T->D ? T->D[h] : 0.0;
+    // s_t = h_t . C_t + D_h x_t, the output before the gate
+    double sv = dot(ht, Ct, N) + Dh * xv;
+    // ds_t = dy_t silu(z_t);  dz_t = dy_t s_t silu'(z_t),  silu' = sig (1 + z (1 - sig))
+    double ds = dy[iy];
+    if (T->z) {
+        double zv = T->z[iy], sg = sigmoid(zv);
+        G->dz[iy] = dy[iy] * sv * sg * (1.0 + zv * (1.0 - sg));
+        ds = dy[iy] * zv * sg;
+    }
+    // dD_h += ds_t x_t;  dx_t += ds_t D_h
+    if (T->D) {
+        G->dD[h] += ds * xv;
+        G->dx[iy] += ds * Dh;
+    }
+    for (int64_t n = 0; n < N; n++) {
+        // dC_t[n] += ds_t h_t[n];  dh_t[n] += ds_t C_t[n]
+        dCt[n] += ds * ht[n];
+        dh[n] += ds * Ct[n];
+    }
+}
+
+/* Adjoint of h_t[n] = a_t h_{t-1}[n] + dt'_t x_t B_t[n], a_t = exp(dt'_t A_h), for
+ * channel (b, h, p): takes dh = dL/dh_t, leaves dh = dL/dh_{t-1}. */
+static void bwd_state_step(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t t,
+                           int64_t h, int64_t p,
+                           const double* states, /* (L, N) of this channel */
+                           double* dh,           /* (N) in/out */
+                           ssd_grads64* G) {
+    int64_t N = s->N, ix = at_blhp(s, b, t, h, p), idt = at_blh(s, b, t, h);
+    int64_t row = at_blg(s, b, t, group_of(s, h));
+    const double* Bt = T->B + row; /* (N) */
+    double* dBt = G->dB + row;     /* (N) */
+    const double* hprev = t > 0 ? states + (t - 1) * N /* (N) h_{t-1}, or NULL = 0 */
+                                : (T->h0 ? T->h0 + at_bhp(s, b, h, p) : NULL);
+    double xv = T->x[ix], dtv = T->dtp[idt], Ah = T->A[h];
+    double a = exp(dtv * Ah);
+    double da = 0.0, dhB = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        // da_t = sum_n dh_t[n] h_{t-1}[n]
+        if (hprev) da += dh[n] * hprev[n];
+        // dh_t . B_t, shared by dx_t and ddt'_t
+        dhB += dh[n] * Bt[n];
+        // dB_t[n] += dh_t[n] dt'_t x_t
+        dBt[n] += dh[n] * dtv * xv;
+        // dh_{t-1}[n] = a_t dh_t[n]
+        dh[n] *= a;
+    }
+    // dx_t += dt'_t (dh_t . B_t)
+    G->dx[ix] += dtv * dhB;
+    // ddt'_t += x_t (dh_t . B_t) + da_t a_t A_h      (d a_t / d dt'_t = a_t A_h)
+    G->ddt[idt] += xv * dhB + da * a * Ah;
+    // dA_h += da_t a_t dt'_t                           (d a_t / d A_h = a_t dt'_t)
+    G->dA[h] += da * a * dtv;
+}
+
+/* The whole adjoint of channel (b, h, p), from dh_{L-1} = dfinal_state down to
+ * dh_{-1} = dinitial_state. */
+static void bwd_channel(const ssd_shape* s, const ssd_tensors* T,
+                        const double* dy,  /* (B, L, H, P) */
+                        const double* dfs, /* (B, H, P, N) or NULL = 0 */
+                        int64_t b, int64_t h, int64_t p,
+                        double* states,    /* (L, N) scratch */
+                        double* dh,        /* (N) scratch */
+                        ssd_grads64* G) {
+    int64_t N = s->N, srow = at_bhp(s, b, h, p);
+    recompute_channel_states(s, T, b, h, p, states);
+    // dh_{L-1} = dfinal_state[b, h, p, :]
+    for (int64_t n = 0; n < N; n++) dh[n] = dfs ? dfs[srow + n] : 0.0;
+    for (int64_t t = s->L - 1; t >= 0; t--) {
+        bwd_output_step(s, T, dy, b, t, h, p, states + t * N, dh, G);
+        bwd_state_step(s, T, b, t, h, p, states, dh, G);
+    }
+    // dinitial_state[b, h, p, :] = dh_{-1}
+    for (int64_t n = 0; n < N; n++) G->dh0[srow + n] = dh[n];
+}
+
+/* Chain rule through dt' = softplus(dt + dt_bias):
+ *   ddt = ddt' sigmoid(dt + dt_bias)   (ddt = ddt' without softplus)
+ *   ddt_bias_h = sum_{b,t} ddt[b, t, h] */
+static void finish_dt_grad(const ssd_shape* s, const ssd_tensors* T, ssd_grads64* G) {
+    for (int64_t i = 0; i < count_blh(s); i++) {
+        int64_t h = i % s->H;
+        double v = T->dt[i] + (T->dt_bias ? T->dt_bias[h] : 0.0);
+        if (s->softplus) G->ddt[i] *= sigmoid(v);
+        G->ddt_bias[h] += G->ddt[i];
+    }
+}
+
+// ----------------------------------------------------------------------------
+// backward: entry point
+
+/* Allocate the zeroed fp64 gradient accumulators (checked through arena->failed). */
+static void alloc_grads(mb_arena* arena, const ssd_shape* s, ssd_grads64* G) {
+    G->dx = mb_arena_zeros(arena, count_blhp(s));
+    G->ddt = mb_arena_zeros(arena, count_blh(s));
+    G->dA = mb_arena_zeros(arena, s->H);
+    G->dB = mb_arena_zeros(arena, count_blgn(s));
+    G->dC = mb_arena_zeros(arena, count_blgn(s));
+    G->dD = mb_arena_zeros(arena, s->H);
+    G->dz = mb_arena_zeros(arena, count_blhp(s));
+    G->ddt_bias = mb_arena_zeros(arena, s->H);
+    G->dh0 = mb_arena_zeros(arena, count_bhpn(s));
+}
+
+/* Write the gradients out: activations in dtype, the rest in the param dtype;
+ * the optional ones only where requested (validation paired them with inputs). */
+static void store_grads(const mb_ssd_params* params, const ssd_shape* s, const ssd_grads64* G,
+                        const mb_ssd_grads* out) {
+    mb_dtype act = params->dtype, par = mb_param_dtype(params->dtype);
+    mb_store_f64(out->dx, act, G->dx, count_blhp(s));
+    mb_store_f64(out->ddt, act, G->ddt, count_blh(s));
+    mb_store_f64(out->dA, par, G->dA, s->H);
+    mb_store_f64(out->dB, act, G->dB, count_blgn(s));
+    mb_store_f64(out->dC, act, G->dC, count_blgn(s));
+    if (out->dD) mb_store_f64(out->dD, par, G->dD, s->H);
+    if (out->dz) mb_store_f64(out->dz, act, G->dz, count_blhp(s));
+    if (out->ddt_bias) mb_store_f64(out->ddt_bias, par, G->ddt_bias, s->H);
+    if (out->dinitial_state) mb_store_f64(out->dinitial_state, par, G->dh0, count_bhpn(s));
+}
+
+mb_status mb_ssd_bwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, const void* dy,
+                         const void* dfinal_state, const mb_ssd_grads* grads) {
+    const char* fn = "mb_ssd_bwd_cpu";
+    mb_status st = mb_validate_ssd_bwd(fn, params, in, dy, grads);
+    if (st != MB_OK) return st;
+    st = mb_require_cpu_dtype(fn, params->dtype);
+    if (st != MB_OK) return st;
+
+    ssd_shape s = shape_of(params);
+    mb_arena arena = {0};
+    ssd_tensors T;
+    load_inputs(&arena, params, in, &s, &T);
+    /* dy: (B, L, H, P);  dfinal_state: (B, H, P, N) or NULL */
+    const double* dy64 = mb_arena_load(&arena, dy, params->dtype, count_blhp(&s));
+    const double* dfs64 = mb_arena_load(&arena, dfinal_state, mb_param_dtype(params->dtype),
+                                        count_bhpn(&s));
+    ssd_grads64 G;
+    alloc_grads(&arena, &s, &G);
+    double* states = mb_arena_zeros(&arena, s.L * s.N); /* (L, N) */
+    double* dh = mb_arena_zeros(&arena, s.N);           /* (N) */
+    if (arena.failed) {
+        mb_arena_free(&arena);
+        return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for the fp64 scratch", fn);
+    }
+
+    compute_dt_eff(&s, &T);
+    for (int64_t b = 0; b < s.B; b++)
+        for (int64_t h = 0; h < s.H; h++)
+            for (int64_t p = 0; p < s.P; p++)
+                bwd_channel(&s, &T, dy64, dfs64, b, h, p, states, dh, &G);
+    finish_dt_grad(&s, &T, &G);
+
+    store_grads(params, &s, &G, grads);
+    mb_arena_free(&arena);
+    mb_clear_error();
+    return MB_OK;
+}
