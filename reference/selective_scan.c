@@ -24,25 +24,11 @@
  * O(inputs + L*N), never O(B*D*L*N).
  */
 #include "internal.h"
+#include "scalar_math.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
-
-// ----------------------------------------------------------------------------
-// scalar math
-
-/* softplus(x) = log(1 + exp(x)), without overflow for large x */
-static double softplus(double x) {
-    return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-
-/* sigmoid(x) = 1 / (1 + exp(-x)), without overflow for very negative x */
-static double sigmoid(double x) {
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
 
 // ----------------------------------------------------------------------------
 // shapes, loaded tensors and one channel's offsets

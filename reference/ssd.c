@@ -44,6 +44,7 @@
  * plus O(L N) per channel -- never O(B H P N L).
  */
 #include "internal.h"
+#include "scalar_math.h"
 
 #include <math.h>
 #include <string.h>
@@ -100,19 +101,6 @@ static int64_t count_bhpn(const ssd_shape* s) { return s->B * s->H * s->P * s->N
 
 // ----------------------------------------------------------------------------
 // scalar functions
-
-/* softplus(v) = log(1 + exp(v)), without overflow for large v. */
-static double softplus(double v) { return v > 0.0 ? v + log1p(exp(-v)) : log1p(exp(v)); }
-
-/* sigmoid(v) = 1 / (1 + exp(-v)), without overflow for either sign. */
-static double sigmoid(double v) {
-    if (v >= 0.0) return 1.0 / (1.0 + exp(-v));
-    double e = exp(v);
-    return e / (1.0 + e);
-}
-
-/* silu(v) = v sigmoid(v), the gate applied by z. */
-static double silu(double v) { return v * sigmoid(v); }
 
 /* sum_n a[n] b[n] */
 static double dot(const double* a, /* (N) */
