@@ -1,0 +1,167 @@
+/*
+ * bench_attention.c -- CPU benchmark of the naive causal attention reference
+ * (mb_attention_{fwd,bwd}_cpu), swept over L.
+ *
+ * Build: the bench_attention target of CMakeLists.txt (needs Google
+ * Benchmark). Run: ./bench_attention [--mb_lmax=N] [--benchmark_* flags];
+ * bench/run_cpu_sweep.sh runs it with JSON output. Options: bench_common.h.
+ *
+ * Shape (B = batch, H = heads, L = length, d = head dim): B = 1, H = 1,
+ * d = 32, fp32, scale 1/sqrt(d) -- small enough that the forward sweeps
+ * L = 64..8192 (one call about 2 s at the top on a 2-core EPYC); the
+ * backward, several times slower, stops at L = 2048.
+ *
+ * FLOP estimate, per call, the FlashAttention convention (see
+ * ../shared/docs/anchors.md): the forward is two L x L x d matmuls (Q K^T and
+ * P V), 2 flops per multiply-add, halved by the causal mask:
+ *   forward   2 * B*H*L^2*d   (= 4*B*H*L^2*d / 2)
+ *   backward  2.5x the forward = 5 * B*H*L^2*d
+ * The softmax (O(B*H*L^2) exp) is not counted.
+ */
+#include "bench_common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------
+// families
+
+typedef struct {
+    const char* name;
+    int bwd;             /* 0: forward, 1: backward */
+    int64_t B, H, d;     /* batch, heads, head dim */
+    mb_dtype dtype;
+    int64_t lmin, lmax;  /* default sweep */
+} attn_family;
+
+static attn_family families[] = {
+    {"attention_fwd", 0, 1, 1, 32, MB_DTYPE_F32, 64, 8192},
+    {"attention_bwd", 1, 1, 1, 32, MB_DTYPE_F32, 64, 2048},
+};
+
+static double attn_flops(const attn_family* f, int64_t L) {
+    double fwd = 2.0 * (double)f->B * (double)f->H * (double)L * (double)L * (double)f->d;
+    return f->bwd ? 2.5 * fwd : fwd;
+}
+
+// ----------------------------------------------------------------------------
+// one case: the tensors of (family, L), built once and validated by one call
+
+typedef struct {
+    const attn_family* fam;
+    int64_t L;
+    bc_pool pool;
+    mb_attention_params p;
+    void *q, *k, *v; /* (B, H, L, d) */
+    void* o;         /* (B, H, L, d) forward output; backward input */
+    void* lse;       /* (B, H, L)    param dtype; backward input */
+    void *dout, *dq, *dk, *dv; /* (B, H, L, d) backward only */
+    mb_status status;          /* of the validating call */
+    char err[512];
+    int64_t scratch_peak;
+} attn_case;
+
+static attn_case cur = {.L = -1};
+
+static mb_status attn_call(attn_case* c) {
+    if (c->fam->bwd)
+        return mb_attention_bwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse, c->dout, c->dq,
+                                    c->dk, c->dv);
+    return mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, NULL);
+}
+
+/* Record a failed status of case c in c->err. */
+static void attn_case_fail(attn_case* c, const char* what) {
+    snprintf(c->err, sizeof c->err, "%s L=%lld: %s: %s: %s", c->fam->name, (long long)c->L,
+             what, mb_status_string(c->status), mb_last_error());
+}
+
+/* Build case c for (f, L) and run the validating call; `announce`: print progress. */
+static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int announce) {
+    bc_pool_free(&c->pool);
+    memset(c, 0, sizeof *c);
+    c->fam = f;
+    c->L = L;
+    bc_pool_init(&c->pool, 0xa77e0000 + (uint64_t)L);
+    const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
+    const int64_t BHLd = f->B * f->H * L * f->d, BHL = f->B * f->H * L;
+    bc_pool* pool = &c->pool;
+    c->p = (mb_attention_params){f->B, f->H, L, f->d, 0.0, dt};
+    c->q = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+    c->k = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+    c->v = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+    c->o = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+    if (f->bwd) {
+        c->lse = bc_pool_uniform(pool, pdt, BHL, -1.0, 1.0);
+        c->dout = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+        c->dq = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+        c->dk = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+        c->dv = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+    }
+    if (pool->failed) {
+        c->status = MB_ERR_ALLOC;
+        snprintf(c->err, sizeof c->err, "%s L=%lld: allocating the tensors failed", f->name,
+                 (long long)L);
+        return;
+    }
+    if (f->bwd) { // the backward's o and lse come from a real forward (untimed)
+        c->status = mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse);
+        if (c->status != MB_OK) {
+            attn_case_fail(c, "the forward giving o and lse");
+            return;
+        }
+    }
+    // the untimed validating call: checks MB_OK, measures scratch, warms up
+    mb_cpu_memory_reset_peak();
+    const int64_t live = mb_cpu_memory_peak_bytes();
+    const double t0 = bc_now();
+    c->status = attn_call(c);
+    const double secs = bc_now() - t0;
+    c->scratch_peak = mb_cpu_memory_peak_bytes() - live;
+    if (c->status != MB_OK) attn_case_fail(c, f->bwd ? "backward" : "forward");
+    if (announce) bc_progress(f->name, L, secs, pool->bytes + c->scratch_peak);
+}
+
+// ----------------------------------------------------------------------------
+// the benchmark body
+
+static void bm_attention(gb_state* st, void* user) {
+    const attn_family* f = user;
+    const int64_t L = gb_range(st, 0);
+    if (cur.fam != f || cur.L != L) attn_case_build(&cur, f, L, 1);
+    if (cur.status != MB_OK) {
+        gb_skip_with_error(st, cur.err);
+        return;
+    }
+    while (gb_keep_running(st)) {
+        mb_status s = attn_call(&cur);
+        if (s != MB_OK) {
+            bc_skip_status(st, f->name, s);
+            break;
+        }
+    }
+    char label[128];
+    snprintf(label, sizeof label, "B=%lld H=%lld d=%lld %s causal naive", (long long)f->B,
+             (long long)f->H, (long long)f->d, mb_dtype_name(f->dtype));
+    gb_set_label(st, label);
+    bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.scratch_peak);
+}
+
+/* bc_probe_fn: does the family run at L? (one untimed call) */
+static int probe(void* user, int64_t L) {
+    attn_case_build(&cur, user, L, 0);
+    return cur.status == MB_OK;
+}
+
+int main(int argc, char** argv) {
+    if (bc_init(&argc, argv, "bench_attention")) return 1;
+    for (size_t k = 0; k < sizeof families / sizeof families[0]; k++) {
+        attn_family* f = &families[k];
+        bc_register_sweep(f->name, bm_attention, f, f->lmin, f->lmax, GB_O_N_SQUARED, probe);
+    }
+    bc_pool_free(&cur.pool); // the probes' case: rebuilt, and announced, by the first run
+    cur.fam = NULL;
+    int rc = gb_main(argc, argv);
+    bc_pool_free(&cur.pool);
+    return rc;
+}

@@ -1,0 +1,134 @@
+/*
+ * bench_common.h -- helpers shared by the C benchmarks of mambabench
+ * (bench/bench_*.c, each linked with bench_common.c, the library and the
+ * Google Benchmark shim; see CMakeLists.txt).
+ *
+ *   options:  bc_init() reads the --mb_* flags (removing them from argv) and
+ *             the MB_BENCH_* environment variables, and records the context
+ *   sweeps:   bc_register_sweep() registers one family over L = powers of two
+ *   data:     bc_pool, counted tensors of fresh random data (fixed seed)
+ *   report:   bc_report() sets the counters every bench reports
+ *   progress: bc_progress() prints one line per benchmark to stderr
+ *
+ * Flags (before or among the --benchmark_* flags) and environment variables;
+ * a flag wins over its variable:
+ *   --mb_lmin=N       MB_BENCH_LMIN        raise the smallest L of every family
+ *   --mb_lmax=N       MB_BENCH_LMAX        cap the largest L of every family
+ *   --mb_reps=N       MB_BENCH_REPETITIONS repetitions per L (default 5)
+ *   --mb_min_time=S   MB_BENCH_MIN_TIME    min seconds per repetition (default 0.05)
+ *   --mb_warmup=S     MB_BENCH_WARMUP      min warm-up seconds per L (default 0.02)
+ *   --mb_bigo=auto    MB_BENCH_BIGO        fit the best complexity, not the op's own
+ *   --mb_quiet        MB_BENCH_QUIET=1     no progress lines
+ * Context added to the output: commit (MB_COMMIT or `git rev-parse --short
+ * HEAD`, "-dirty" when tracked files changed), hostname, CPU model, compiler,
+ * build type, UTC date, library version and the settings above.
+ */
+#ifndef MB_BENCH_COMMON_H
+#define MB_BENCH_COMMON_H
+
+#include "gbench_shim.h"
+#include "mambabench.h"
+
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------ */
+/* options and context */
+
+typedef struct {
+    int64_t lmin;       /* 0: each family's default */
+    int64_t lmax;       /* 0: each family's default; else a cap */
+    int repetitions;    /* >= 1 */
+    double min_time;    /* seconds per repetition */
+    double warmup_time; /* seconds of untimed runs before the first repetition */
+    int bigo_auto;      /* fit GB_O_AUTO instead of the family's complexity */
+    int quiet;          /* no progress lines */
+} bc_options;
+
+extern bc_options bc_opt;
+
+/* Parse the --mb_* flags out of argv and the MB_BENCH_* variables into bc_opt,
+ * then add the context (see above) and `bench` (the program's name) with
+ * gb_add_context. Returns 0, or 1 after printing why on a malformed value. */
+int bc_init(int* argc, char** argv, const char* bench);
+
+/* ------------------------------------------------------------------------ */
+/* L sweeps */
+
+/* Fill Ls (room for `cap`) with the powers of two from lmin to lmax after
+ * applying bc_opt.lmin / bc_opt.lmax; at least one L (the largest power of
+ * two under the cap) even when the cap is below lmin. Returns the count. */
+int bc_sweep(int64_t lmin, int64_t lmax, int64_t* Ls, int cap);
+
+/* Nonzero when the family `user` runs at length L (the op returns MB_OK). */
+typedef int (*bc_probe_fn)(void* user, int64_t L);
+
+/* Register family `name` running fn(st, user) for the L of bc_sweep(lmin,
+ * lmax), run names "name/L:<L>/...", with the common settings: wall time in
+ * ms, bc_opt's repetitions, min time and warm-up, console showing the
+ * aggregates only (the JSON file keeps every repetition), and the complexity
+ * `big_o` (GB_O_AUTO with --mb_bigo=auto) -- but only when probe(user, the
+ * smallest L) succeeds: Google Benchmark 1.7.1 crashes fitting the complexity
+ * of a family whose every run failed, and a family failing at its smallest L
+ * (say, an op not implemented yet) fails at all. Its runs then report the
+ * error and gb_main returns nonzero. */
+gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin, int64_t lmax,
+                            gb_big_o big_o, bc_probe_fn probe);
+
+/* ------------------------------------------------------------------------ */
+/* random tensors */
+
+typedef struct {
+    uint64_t s;
+} bc_rng;
+
+void bc_rng_seed(bc_rng* rng, uint64_t seed);
+uint64_t bc_rng_next(bc_rng* rng);
+/* Uniform in [lo, hi). */
+double bc_rng_uniform(bc_rng* rng, double lo, double hi);
+/* n elements of `dtype` (f32, bf16 or f64) uniform in [lo, hi). 0, or -1 on a bad dtype. */
+int bc_fill_uniform(void* dst, mb_dtype dtype, int64_t n, double lo, double hi, bc_rng* rng);
+
+#define BC_POOL_MAX 32
+
+/* The tensors of one benchmark case, freed together; `bytes` sums their sizes. */
+typedef struct {
+    void* ptrs[BC_POOL_MAX];
+    int count;
+    int64_t bytes;
+    int failed; /* an allocation or fill failed; check once after allocating */
+    bc_rng rng;
+} bc_pool;
+
+/* An empty pool whose tensors draw from a generator seeded with `seed`. */
+void bc_pool_init(bc_pool* pool, uint64_t seed);
+/* n elements of `dtype` uniform in [lo, hi) (outputs too: never zeros, and
+ * every page is touched before timing). NULL and pool->failed on failure. */
+void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, double hi);
+void bc_pool_free(bc_pool* pool);
+
+/* ------------------------------------------------------------------------ */
+/* reporting */
+
+/* Seconds on a monotonic clock. */
+double bc_now(void);
+
+/* Skip the run with "<what>: <status string>: <mb_last_error()>". */
+void bc_skip_status(gb_state* st, const char* what, mb_status status);
+
+/* Counters of one call at length L (call after the timed loop):
+ *   complexity N = L
+ *   tokens_per_second   tokens per call, as a rate (B * L)
+ *   flop_per_second     flops per call (the op's estimate), as a rate
+ *   bytes_per_second    io_bytes per call, as a rate
+ *   io_bytes            input + output tensor bytes of one call
+ *   scratch_peak_bytes  peak reference scratch of one call
+ *   peak_bytes          io_bytes + scratch_peak_bytes */
+void bc_report(gb_state* st, int64_t L, int64_t tokens, double flops, int64_t io_bytes,
+               int64_t scratch_peak_bytes);
+
+/* One progress line to stderr the first time (family, L) is seen in a row:
+ * elapsed time, the case, the seconds of its untimed validating call and its
+ * peak memory. */
+void bc_progress(const char* family, int64_t L, double call_seconds, int64_t peak_bytes);
+
+#endif /* MB_BENCH_COMMON_H */

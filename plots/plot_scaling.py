@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""plot_scaling.py -- scaling plots and fits from Google Benchmark JSON files.
+
+Usage:
+    python3 plots/plot_scaling.py [--out DIR] [FILE.json ...]
+
+Reads the JSON written by the bench_* binaries (--benchmark_out=F
+--benchmark_out_format=json; default: results/cpu/*.json of this repository),
+takes per family and L the "median" aggregate of the repetitions when present
+(else the mean of the raw iterations' times), and writes into DIR (default:
+the directory of the first file):
+
+    time_vs_L.png     log-log wall time per call vs L, one line per family
+    memory_vs_L.png   log-log peak_bytes counter vs L
+    summary.md        the table and crossovers printed on stdout
+
+A family is the run name up to the first "/" (selective_scan_fwd, ssd_bwd, ...);
+L is the "L:<n>" argument of the run name (or its first numeric argument).
+Slopes are least-squares fits of log(time) and log(peak bytes) on log(L) over
+the upper half of each family's L range in log space (L >= sqrt(Lmin * Lmax)):
+small L is dominated by per-call overhead. Crossovers are where two families'
+curves (of the same direction, _fwd with _fwd, _bwd with _bwd) cross, by linear
+interpolation in log-log space; points where two curves are within --tie (5%)
+of each other count as ties, so noise does not make spurious crossings.
+
+Exit status: 0 on success, 2 on a missing, unreadable or invalid JSON file or
+when no usable run is found.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+SKIP_AGGREGATES = {"BigO", "RMS"}
+
+
+class InputError(Exception):
+    """A problem with the input files; reported as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------
+# reading
+
+
+def parse_run_name(run_name):
+    """(family, L) of a run name like 'op/L:4096/min_time:0.050/real_time', L None if absent."""
+    parts = run_name.split("/")
+    family = parts[0]
+    for p in parts[1:]:
+        m = re.fullmatch(r"L:(\d+)", p)
+        if m:
+            return family, int(m.group(1))
+    for p in parts[1:]:
+        if re.fullmatch(r"\d+", p):
+            return family, int(p)
+    return family, None
+
+
+def load_json(path):
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid JSON: {e}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise InputError(f"{path} is not Google Benchmark JSON (no 'benchmarks' list)")
+    return doc
+
+
+def collect(docs):
+    """{family: {L: {'time': seconds, 'peak': bytes or None, 'source': 'median'|'mean'}}}."""
+    raw = {}  # (family, L) -> {'median': [(t, peak)], 'iter': [(t, peak)]}
+    owner = {}  # family -> path of the file it was taken from
+    for path, doc in docs:
+        seen_here = set()
+        for i, b in enumerate(doc["benchmarks"]):
+            if not isinstance(b, dict):
+                raise InputError(f"{path}: benchmarks[{i}] is not an object")
+            if b.get("error_occurred"):
+                continue
+            name = b.get("run_name", b.get("name"))
+            if not isinstance(name, str):
+                raise InputError(f"{path}: benchmarks[{i}] has no run name")
+            agg = b.get("aggregate_name")
+            if agg in SKIP_AGGREGATES:
+                continue
+            family, L = parse_run_name(name)
+            if L is None or L <= 0:
+                continue
+            if family in owner and owner[family] != path and family not in seen_here:
+                print(f"plot_scaling: warning: {family} also in {path}; using that file's runs",
+                      file=sys.stderr)
+                for key in [k for k in raw if k[0] == family]:
+                    del raw[key]
+            owner[family] = path
+            seen_here.add(family)
+            if agg == "median":
+                kind = "median"
+            elif agg is None and b.get("run_type", "iteration") == "iteration":
+                kind = "iter"
+            else:
+                continue  # mean, stddev, cv, ... aggregates
+            try:
+                t = float(b["real_time"]) * UNIT_SECONDS[b.get("time_unit", "ns")]
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{path}: benchmarks[{i}] ({name}) lacks a usable real_time/time_unit")
+            peak = b.get("peak_bytes")
+            peak = float(peak) if isinstance(peak, (int, float)) else None
+            raw.setdefault((family, L), {"median": [], "iter": []})[kind].append((t, peak))
+    data = {}
+    for (family, L), rows in raw.items():
+        src = "median" if rows["median"] else "mean"
+        use = rows["median"] if rows["median"] else rows["iter"]
+        if not use:
+            continue
+        t = sum(r[0] for r in use) / len(use)
+        peaks = [r[1] for r in use if r[1] is not None]
+        peak = sum(peaks) / len(peaks) if peaks else None
+        if t > 0 and math.isfinite(t):
+            data.setdefault(family, {})[L] = {"time": t, "peak": peak, "source": src}
+    return data
+
+
+# ----------------------------------------------------------------------------
+# fits and crossovers
+
+
+def fit_upper_half(Ls, ys):
+    """Least-squares slope of log y on log L over L >= sqrt(Lmin*Lmax); (slope, lo, hi)."""
+    pts = [(L, y) for L, y in zip(Ls, ys) if y is not None and y > 0]
+    if len(pts) < 2:
+        return None, None, None
+    lmin, lmax = min(p[0] for p in pts), max(p[0] for p in pts)
+    mid = math.sqrt(lmin * lmax)
+    upper = [p for p in pts if p[0] >= mid * (1 - 1e-9)]
+    if len(upper) < 2:
+        upper = sorted(pts)[-2:]
+    xs = [math.log(p[0]) for p in upper]
+    zs = [math.log(p[1]) for p in upper]
+    n = len(xs)
+    mx, mz = sum(xs) / n, sum(zs) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return None, None, None
+    slope = sum((x - mx) * (z - mz) for x, z in zip(xs, zs)) / sxx
+    return slope, min(p[0] for p in upper), max(p[0] for p in upper)
+
+
+def interp_log(Ls, ys, L):
+    """log y at L by linear interpolation in log-log space (Ls sorted, L inside)."""
+    x = math.log(L)
+    for k in range(len(Ls) - 1):
+        x0, x1 = math.log(Ls[k]), math.log(Ls[k + 1])
+        if x0 <= x <= x1:
+            z0, z1 = math.log(ys[k]), math.log(ys[k + 1])
+            return z0 if x1 == x0 else z0 + (z1 - z0) * (x - x0) / (x1 - x0)
+    return math.log(ys[-1]) if x >= math.log(Ls[-1]) else math.log(ys[0])
+
+
+def direction(family):
+    m = re.search(r"_(fwd|bwd)$", family)
+    return m.group(1) if m else ""
+
+
+def crossovers(series, tie=0.05):
+    """Crossings between every two families of the same direction.
+
+    series: {family: (sorted Ls, ys)}. Points where the two curves are within
+    `tie` (relative) of each other are treated as ties, not as crossings, so
+    noise between two nearly equal curves does not make spurious crossings.
+    Returns a list of text lines."""
+    lines = []
+    band = math.log1p(tie)
+    fams = sorted(series)
+    for i, a in enumerate(fams):
+        for b in fams[i + 1:]:
+            if direction(a) != direction(b):
+                continue
+            La, ya = series[a]
+            Lb, yb = series[b]
+            lo, hi = max(La[0], Lb[0]), min(La[-1], Lb[-1])
+            if lo >= hi:
+                lines.append(f"{a} vs {b}: L ranges do not overlap")
+                continue
+            pts = sorted({L for L in La + Lb if lo <= L <= hi})
+            d = [interp_log(La, ya, L) - interp_log(Lb, yb, L) for L in pts]  # log(a / b)
+            clear = [k for k in range(len(pts)) if abs(d[k]) > band]
+            ties = len(pts) - len(clear)
+            tie_note = f"; within {tie:.0%} at {ties} of {len(pts)} L" if ties else ""
+            found = []  # (L at the crossing, log(a / b) just after it)
+            for k0, k1 in zip(clear, clear[1:]):
+                if d[k0] * d[k1] >= 0:
+                    continue
+                # a real change of sign between two clear points: place it where
+                # the full sequence first leaves d[k0]'s sign
+                k = next(j for j in range(k0, k1) if d[j + 1] * d[k0] <= 0)
+                x0, x1 = math.log(pts[k]), math.log(pts[k + 1])
+                found.append((math.exp(x0 + (x1 - x0) * d[k] / (d[k] - d[k + 1])), d[k1]))
+            for Lx, after in found:
+                below, above = (b, a) if after < 0 else (a, b)
+                lines.append(f"{a} vs {b}: cross at L ~ {Lx:.0f} "
+                             f"({below} lower below it, {above} lower above it){tie_note}")
+            if not found and clear:
+                lower = a if d[clear[-1]] < 0 else b
+                where = f"wherever they differ by more than {tie:.0%}" if ties else "throughout"
+                lines.append(f"{a} vs {b}: no crossing in L {lo}..{hi}; {lower} lower {where} "
+                             f"({math.exp(abs(d[-1])):.3g}x at L={hi}){tie_note}")
+            elif not found:
+                lines.append(f"{a} vs {b}: within {tie:.0%} of each other over L {lo}..{hi}")
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# output
+
+
+def fmt_time(s):
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= f:
+            return f"{s / f:.4g} {unit}"
+    return f"{s / 1e-9:.4g} ns"
+
+
+def fmt_slope(v):
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def plot(data, fits, out_dir, what):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key, ylabel, fname = {
+        "time": ("time", "wall time per call (s)", "time_vs_L.png"),
+        "peak": ("peak", "peak memory per call (MiB)", "memory_vs_L.png"),
+    }[what]
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    ops = sorted({re.sub(r"_(fwd|bwd)$", "", f) for f in data})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drew = False
+    for family in sorted(data):
+        Ls = sorted(data[family])
+        ys = [data[family][L][key] for L in Ls]
+        scale = 1.0 / 2**20 if what == "peak" else 1.0
+        pts = [(L, y * scale) for L, y in zip(Ls, ys) if y is not None and y > 0]
+        if not pts:
+            continue
+        op = re.sub(r"_(fwd|bwd)$", "", family)
+        color = colors[ops.index(op) % len(colors)]
+        style = "--" if direction(family) == "bwd" else "-"
+        slope = fits[family][what]
+        label = family + ("" if slope is None else f" (slope {slope:.2f})")
+        ax.loglog([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3.5,
+                  color=color, label=label)
+        drew = True
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length L")
+    ax.set_ylabel(ylabel)
+    title = "CPU reference: time per call vs L" if what == "time" else \
+        "CPU reference: peak memory (tensors + scratch) vs L"
+    ax.set_title(title + "\nslopes fitted over the upper half of each L range", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if drew:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, fname)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def summarize(data):
+    fits, rows = {}, []
+    for family in sorted(data):
+        Ls = sorted(data[family])
+        ts = [data[family][L]["time"] for L in Ls]
+        ms = [data[family][L]["peak"] for L in Ls]
+        st, flo, fhi = fit_upper_half(Ls, ts)
+        sm, _, _ = fit_upper_half(Ls, ms)
+        fits[family] = {"time": st, "peak": sm}
+        rows.append({
+            "op": family,
+            "range": f"{Ls[0]}..{Ls[-1]}",
+            "fit": "n/a" if flo is None else f"{flo}..{fhi}",
+            "slope_t": fmt_slope(st),
+            "slope_m": fmt_slope(sm),
+            "t_max": fmt_time(ts[-1]),
+            "src": data[family][Ls[-1]]["source"],
+        })
+    return fits, rows
+
+
+def series_of(data, key):
+    out = {}
+    for family in data:
+        Ls = [L for L in sorted(data[family]) if (data[family][L][key] or 0) > 0]
+        if len(Ls) >= 2:
+            out[family] = (Ls, [data[family][L][key] for L in Ls])
+    return out
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="*", help="Google Benchmark JSON files "
+                    "(default: results/cpu/*.json of the repository)")
+    ap.add_argument("--out", help="output directory (default: that of the first file)")
+    ap.add_argument("--tie", type=float, default=0.05,
+                    help="relative gap under which two curves count as equal, not crossing "
+                    "(default 0.05)")
+    args = ap.parse_args(argv)
+
+    files = args.files or sorted(glob.glob(os.path.join(here, "..", "results", "cpu", "*.json")))
+    if not files:
+        raise InputError("no JSON files given and none in results/cpu/")
+    docs = [(f, load_json(f)) for f in files]
+    data = collect(docs)
+    if not data:
+        raise InputError("no usable runs (with an L argument and no error) in: " + ", ".join(files))
+    out_dir = args.out or os.path.dirname(os.path.abspath(files[0]))
+    os.makedirs(out_dir, exist_ok=True)
+
+    fits, rows = summarize(data)
+    time_x = crossovers(series_of(data, "time"), args.tie)
+    mem_x = crossovers(series_of(data, "peak"), args.tie)
+    pngs = [plot(data, fits, out_dir, "time"), plot(data, fits, out_dir, "peak")]
+
+    note = ("slopes: least squares of log(time) and log(peak bytes) on log(L) over the upper "
+            "half of each L range (L >= sqrt(Lmin*Lmax)); small L is overhead-dominated")
+    head = ("op", "L range", "fit range", "slope time", "slope mem", "time at Lmax")
+    width = [max(len(head[0]), *(len(r["op"]) for r in rows)) + 2, 16, 16, 12, 11, 14]
+    print(note)
+    print("".join(h.ljust(w) for h, w in zip(head, width)).rstrip())
+    for r in rows:
+        cells = (r["op"], r["range"], r["fit"], r["slope_t"], r["slope_m"], r["t_max"])
+        print("".join(c.ljust(w) for c, w in zip(cells, width)).rstrip())
+    print("time crossovers:" if time_x else "time crossovers: none to compare")
+    for line in time_x:
+        print("  " + line)
+    if mem_x:
+        print("peak memory crossovers:")
+        for line in mem_x:
+            print("  " + line)
+
+    ctx = docs[0][1].get("context", {}) if isinstance(docs[0][1].get("context"), dict) else {}
+    md = ["# CPU scaling summary", ""]
+    facts = [(k, ctx.get(k)) for k in ("mb_commit", "mb_date_utc", "mb_hostname", "mb_cpu_model",
+                                        "num_cpus", "mb_compiler", "mb_build_type", "mb_settings")]
+    md += [f"- {k.replace('mb_', '')}: {v}" for k, v in facts if v is not None]
+    md += [f"- inputs: {', '.join(os.path.basename(f) for f in files)}", "",
+           f"Times are per call, the median of the repetitions where present. {note[0].upper()}{note[1:]}.",
+           "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        md.append(f"| {r['op']} | {r['range']} | {r['fit']} | {r['slope_t']} | "
+                  f"{r['slope_m']} | {r['t_max']} |")
+    md += ["", "## Time crossovers", ""] + [f"- {x}" for x in time_x or ["none to compare"]]
+    md += ["", "## Peak memory crossovers", ""] + [f"- {x}" for x in mem_x or ["none to compare"]]
+    md += ["", "![time vs L](time_vs_L.png)", "", "![peak memory vs L](memory_vs_L.png)", ""]
+    md_path = os.path.join(out_dir, "summary.md")
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(md))
+    print("wrote " + ", ".join(pngs + [md_path]))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except InputError as e:
+        print(f"plot_scaling: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""test_plots.py -- checks plots/plot_scaling.py on hand-made Google Benchmark JSON.
+
+Run (ctest does): python3 tests/test_plots.py <source dir>
+
+tests/data/small_bench.json holds two synthetic families over L = 64..16384:
+  linear_fwd     time 1e-4 * L/64 s (+ 2 us), peak 1000 L bytes, median aggregates
+                 (the raw repetitions are skewed, so only the median gives slope 1)
+  quadratic_fwd  time 1e-6 * (L/64)^2 s, peak 8 L^2 bytes, raw iterations only
+                 (symmetric noise: their mean gives slope 2), plus one failed run
+They cross at L = 6400. Also checks that two nearly equal noisy curves are not
+reported as crossing, and that bad input gives a non-zero exit. Skips (exit 0) when matplotlib is not importable.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def row_of(stdout, family):
+    """The summary row of `family`: [op, L range, fit range, slope time, slope mem, ...]."""
+    for line in stdout.splitlines():
+        cells = line.split()
+        if cells and cells[0] == family:
+            return cells
+    return None
+
+
+def near(text, want, tol):
+    try:
+        return abs(float(text) - want) <= tol
+    except (TypeError, ValueError):
+        return False
+
+
+def main():
+    src = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                          os.path.join(os.path.dirname(__file__), ".."))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("SKIP: matplotlib is not importable; plot_scaling.py not tested")
+        return 0
+    script = os.path.join(src, "plots", "plot_scaling.py")
+    data = os.path.join(src, "tests", "data", "small_bench.json")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        r = run(script, "--out", out, data)
+        check(r.returncode == 0, f"plot_scaling.py exits 0 on valid input (got {r.returncode}: "
+              f"{r.stderr.strip()[-300:]})")
+        print(r.stdout)
+        lin, quad = row_of(r.stdout, "linear_fwd"), row_of(r.stdout, "quadratic_fwd")
+        check(lin is not None and len(lin) >= 5, "summary row for linear_fwd printed")
+        check(quad is not None and len(quad) >= 5, "summary row for quadratic_fwd printed")
+        if lin and len(lin) >= 5:
+            check(near(lin[3], 1.0, 0.05), f"linear_fwd time slope {lin[3]} within 0.05 of 1")
+            check(near(lin[4], 1.0, 0.05), f"linear_fwd memory slope {lin[4]} within 0.05 of 1")
+            check(lin[1] == "64..16384", f"linear_fwd L range {lin[1]}")
+        if quad and len(quad) >= 5:
+            check(near(quad[3], 2.0, 0.05), f"quadratic_fwd time slope {quad[3]} within 0.05 of 2")
+            check(near(quad[4], 2.0, 0.05), f"quadratic_fwd memory slope {quad[4]} within 0.05 of 2")
+            check(quad[1] == "64..16384", f"quadratic_fwd L range {quad[1]} (failed run ignored)")
+        cross = [ln for ln in r.stdout.splitlines() if "cross at L ~" in ln]
+        lx = None
+        if cross:
+            try:
+                lx = float(cross[0].split("cross at L ~")[1].split()[0])
+            except (IndexError, ValueError):
+                lx = None
+        check(lx is not None and abs(lx - 6400) < 0.05 * 6400,
+              f"time crossover near L = 6400 (got {lx})")
+        for name in ("time_vs_L.png", "memory_vs_L.png", "summary.md"):
+            path = os.path.join(out, name)
+            ok = os.path.isfile(path) and os.path.getsize(path) > 0
+            if ok and name.endswith(".png"):
+                with open(path, "rb") as f:
+                    ok = f.read(8) == b"\x89PNG\r\n\x1a\n"
+            check(ok, f"{name} written and non-empty")
+
+        # two nearly equal noisy curves (within 3%) must not be reported as crossing
+        tied = os.path.join(tmp, "tied.json")
+        rows = []
+        for k in range(8):
+            L = 64 << k
+            for fam, wiggle in (("a_fwd", 1.0 + 0.03 * (k % 2)), ("b_fwd", 1.0 + 0.03 * ((k + 1) % 2))):
+                rows.append({"name": f"{fam}/L:{L}", "run_name": f"{fam}/L:{L}",
+                             "run_type": "iteration", "iterations": 1, "real_time": L * wiggle,
+                             "cpu_time": L * wiggle, "time_unit": "ns", "peak_bytes": 8.0 * L})
+        with open(tied, "w") as f:
+            json.dump({"context": {}, "benchmarks": rows}, f)
+        r = run(script, "--out", os.path.join(tmp, "tied"), tied)
+        check(r.returncode == 0 and "cross at" not in r.stdout and "a_fwd vs b_fwd" in r.stdout,
+              "noise between nearly equal curves is not reported as a crossing")
+
+        bad = os.path.join(tmp, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"benchmarks": [ {"name": "x/L:64", ')
+        r = run(script, "--out", out, bad)
+        check(r.returncode != 0 and "error" in r.stderr,
+              f"invalid JSON gives a non-zero exit and a message (got {r.returncode})")
+        r = run(script, "--out", out, os.path.join(tmp, "missing.json"))
+        check(r.returncode != 0, f"a missing file gives a non-zero exit (got {r.returncode})")
+        notgb = os.path.join(tmp, "notgb.json")
+        with open(notgb, "w") as f:
+            f.write('{"hello": 1}')
+        r = run(script, "--out", out, notgb)
+        check(r.returncode != 0, f"JSON without 'benchmarks' gives a non-zero exit "
+              f"(got {r.returncode})")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
