@@ -24,6 +24,11 @@
  *   dQ    = scale dS K
  *   dK    = scale dS^T Q
  *
+ * Every pass over an (L, L) matrix walks it by rows, i outer and j inner,
+ * and reads only its causal triangle j <= i: P V and P^T dO, dS K and dS^T Q
+ * are row i gathering from (or scattering into) the rows j <= i of an (L, d)
+ * operand, so the inner loops run over contiguous memory whatever L.
+ *
  * Naive on purpose: the whole (L, L) score matrix is materialised in one
  * fp64 scratch block, reused by every (b, h). The peak scratch reported by
  * mb_cpu_memory_peak_bytes() is therefore L^2 * 8 bytes plus the fp64 copies
@@ -90,17 +95,19 @@ static void softmax_rows(double* S,   /* (L, L) scores in, probabilities out */
     }
 }
 
-/* O = P V for one (b, h). */
+/* O = P V for one (b, h), walking P by rows over its causal triangle (P_ij = 0
+ * for j > i): row i gathers o_i from the rows j <= i of V. */
 static void probs_times_values(double* o,       /* (L, d) out */
                                const double* P, /* (L, L) */
                                const double* v, /* (L, d) */
                                int64_t L, int64_t d) {
     for (int64_t i = 0; i < L; i++) {
-        for (int64_t c = 0; c < d; c++) {
-            // o_ic = sum_j P_ij v_jc
-            double acc = 0.0;
-            for (int64_t j = 0; j < L; j++) acc += P[i * L + j] * v[j * d + c];
-            o[i * d + c] = acc;
+        double* oi = o + i * d; /* (d) */
+        for (int64_t c = 0; c < d; c++) oi[c] = 0.0;
+        for (int64_t j = 0; j <= i; j++) {
+            // o_ic += P_ij v_jc      (o_ic = sum_{j<=i} P_ij v_jc)
+            const double p = P[i * L + j];
+            for (int64_t c = 0; c < d; c++) oi[c] += p * v[j * d + c];
         }
     }
 }
@@ -162,32 +169,34 @@ mb_status mb_attention_fwd_cpu(const mb_attention_params* params, const void* q,
 // ----------------------------------------------------------------------------
 // backward
 
-/* Recompute the probabilities from the scores and the forward's lse, in place:
- *   P_ij = exp(S_ij - lse_i), exactly 0 where S_ij = -inf. */
+/* Recompute the probabilities from the scores and the forward's lse, in place,
+ * on the causal triangle (the backward never reads j > i):
+ *   P_ij = exp(S_ij - lse_i)   for j <= i */
 static void probs_from_lse(double* S,         /* (L, L) scores in, probabilities out */
                            const double* lse, /* (L) */
                            int64_t L) {
     for (int64_t i = 0; i < L; i++)
-        for (int64_t j = 0; j < L; j++) S[i * L + j] = exp(S[i * L + j] - lse[i]);
+        for (int64_t j = 0; j <= i; j++) S[i * L + j] = exp(S[i * L + j] - lse[i]);
 }
 
-/* dV = P^T dO for one (b, h). */
+/* dV = P^T dO for one (b, h), walking P by rows: row i scatters into the
+ * rows j <= i of dV. */
 static void grad_values(double* dv,         /* (L, d) out */
                         const double* P,    /* (L, L) */
                         const double* dout, /* (L, d) */
                         int64_t L, int64_t d) {
-    for (int64_t j = 0; j < L; j++) {
-        for (int64_t c = 0; c < d; c++) {
-            // dv_jc = sum_i P_ij dO_ic
-            double acc = 0.0;
-            for (int64_t i = 0; i < L; i++) acc += P[i * L + j] * dout[i * d + c];
-            dv[j * d + c] = acc;
+    for (int64_t x = 0; x < L * d; x++) dv[x] = 0.0;
+    for (int64_t i = 0; i < L; i++) {
+        for (int64_t j = 0; j <= i; j++) {
+            // dv_jc += P_ij dO_ic     (dv_jc = sum_{i>=j} P_ij dO_ic)
+            const double p = P[i * L + j];
+            for (int64_t c = 0; c < d; c++) dv[j * d + c] += p * dout[i * d + c];
         }
     }
 }
 
-/* Turn P into dS in place: dS_ij = P_ij (dP_ij - D_i) with dP = dO V^T and
- * D_i = rowsum(dO o O)_i. */
+/* Turn P into dS in place on the causal triangle:
+ *   dS_ij = P_ij (dP_ij - D_i),  dP = dO V^T,  D_i = rowsum(dO o O)_i,  j <= i */
 static void grad_scores(double* P,          /* (L, L) probabilities in, dS out */
                         const double* dout, /* (L, d) */
                         const double* v,    /* (L, d) */
@@ -197,7 +206,7 @@ static void grad_scores(double* P,          /* (L, L) probabilities in, dS out *
         // D_i = sum_c dO_ic O_ic
         double D = 0.0;
         for (int64_t c = 0; c < d; c++) D += dout[i * d + c] * o[i * d + c];
-        for (int64_t j = 0; j < L; j++) {
+        for (int64_t j = 0; j <= i; j++) {
             // dP_ij = dO_i . v_j
             double dP = 0.0;
             for (int64_t c = 0; c < d; c++) dP += dout[i * d + c] * v[j * d + c];
@@ -207,28 +216,32 @@ static void grad_scores(double* P,          /* (L, L) probabilities in, dS out *
     }
 }
 
-/* dQ = scale dS K and dK = scale dS^T Q for one (b, h). */
+/* dQ = scale dS K and dK = scale dS^T Q for one (b, h), walking dS by rows:
+ * row i gathers dq_i from the rows j <= i of K and scatters q_i into those of dK. */
 static void grad_queries_keys(double* dq,       /* (L, d) out */
                               double* dk,       /* (L, d) out */
                               const double* dS, /* (L, L) */
                               const double* q,  /* (L, d) */
                               const double* k,  /* (L, d) */
                               int64_t L, int64_t d, double scale) {
+    for (int64_t x = 0; x < L * d; x++) dk[x] = 0.0;
     for (int64_t i = 0; i < L; i++) {
-        for (int64_t c = 0; c < d; c++) {
-            // dq_ic = scale * sum_j dS_ij k_jc
-            double acc = 0.0;
-            for (int64_t j = 0; j < L; j++) acc += dS[i * L + j] * k[j * d + c];
-            dq[i * d + c] = scale * acc;
+        double* dqi = dq + i * d; /* (d) */
+        for (int64_t c = 0; c < d; c++) dqi[c] = 0.0;
+        for (int64_t j = 0; j <= i; j++) {
+            const double ds = dS[i * L + j];
+            for (int64_t c = 0; c < d; c++) {
+                // dq_ic += dS_ij k_jc     (the sum over j <= i)
+                dqi[c] += ds * k[j * d + c];
+                // dk_jc += dS_ij q_ic     (the sum over i >= j)
+                dk[j * d + c] += ds * q[i * d + c];
+            }
         }
     }
-    for (int64_t j = 0; j < L; j++) {
-        for (int64_t c = 0; c < d; c++) {
-            // dk_jc = scale * sum_i dS_ij q_ic
-            double acc = 0.0;
-            for (int64_t i = 0; i < L; i++) acc += dS[i * L + j] * q[i * d + c];
-            dk[j * d + c] = scale * acc;
-        }
+    // dq_ic = scale * sum_{j<=i} dS_ij k_jc,   dk_jc = scale * sum_{i>=j} dS_ij q_ic
+    for (int64_t x = 0; x < L * d; x++) {
+        dq[x] *= scale;
+        dk[x] *= scale;
     }
 }
 

@@ -38,10 +38,21 @@
  *
  * The backward ignores params->form: the three forms are one function with one
  * gradient, and the backward differentiates the sequential recurrence. It
- * walks each channel (b, h, p) on its own: recompute that channel's (L, N)
- * states, then run the adjoint from t = L-1 down to 0, starting from
- * dfinal_state (or 0). Scratch: fp64 copies of the tensors and gradients,
- * plus O(L N) per channel -- never O(B H P N L).
+ * walks one head (b, h) at a time, all P channels together, with checkpointed
+ * recomputation over segments of seg = min(chunk_size, L) tokens (the chunks
+ * of the chunked form, whatever params->form; see ssd_bwd_work):
+ *   1. a forward sweep over t keeps only the (P, N) state entering each
+ *      segment (the checkpoints, ceil(L / seg) of them);
+ *   2. the segments are walked from the last to the first: recompute the
+ *      segment's (seg, P, N) states from its checkpoint, then run the adjoint
+ *      for t descending, starting from dh_{L-1} = dfinal_state (or 0) and
+ *      ending with dinitial_state = dh_{-1}.
+ * Per token, the inner loops run over p and n: the rows B_t, C_t, dB_t, dC_t
+ * are read once per head, x_t, dy_t, dx_t are contiguous over p, and the
+ * segment's states stay in cache whatever L. The recomputation costs about one
+ * more forward sweep (2 L state steps per head instead of L).
+ * Scratch: fp64 copies of the tensors and gradients, plus
+ * (ceil(L/seg) + seg + 1) P N doubles reused by every head -- never O(L P N).
  */
 #include "internal.h"
 #include "scalar_math.h"
@@ -462,7 +473,85 @@ mb_status mb_ssd_fwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, v
 }
 
 // ----------------------------------------------------------------------------
-// backward: the adjoint of the recurrence, one channel (b, h, p) at a time
+// backward: checkpointed recomputation of the states of one head (b, h)
+
+/* Scratch of the backward, reused by every head.
+ * Its segments are the forward's chunks: seg = min(chunk_size, L) tokens, the
+ * last segment possibly shorter, whatever params->form. chunk_size is then the
+ * one knob of the memory/recomputation trade-off of both directions (the
+ * chunked forward holds (Q, Q), the backward (ceil(L/Q) + Q + 1) (P, N)); at the
+ * usual Q = 64..256 the segment's states stay in L2 and the checkpoints are a
+ * small fraction of the tensors. A tiny Q (1) costs a checkpoint per token, a
+ * Q >= L one segment of L states: the caller's choice, as the chunked
+ * forward's (Q, Q) block is. */
+typedef struct {
+    int64_t seg;         /* tokens per segment: min(chunk_size, L) */
+    int64_t nseg;        /* segments: ceil(L / seg) */
+    double* checkpoints; /* (nseg, P, N): [k] = h_{k seg - 1}, the state entering
+                            segment k, for k >= 1 ([0] unused: see segment_entry) */
+    double* states;      /* (seg, P, N): [i] = h_{t0 + i} of the segment being walked */
+    double* dh;          /* (P, N): dL/dh_t of the head */
+} ssd_bwd_work;
+
+/* One step of the recurrence for every channel of head (b, h):
+ *   h_t[p, n] = exp(dt'_t A_h) h_{t-1}[p, n] + dt'_t x_t[p] B_t[n]
+ * prev = NULL stands for h_{t-1} = 0 (no initial state). */
+static void advance_state(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t h,
+                          int64_t t,
+                          const double* prev, /* (P, N) h_{t-1}, or NULL */
+                          double* next        /* (P, N) out: h_t */) {
+    int64_t N = s->N;
+    const double* Bt = T->B + at_blg(s, b, t, group_of(s, h)); /* (N) */
+    const double* xt = T->x + at_blhp(s, b, t, h, 0);          /* (P) */
+    double dtv = T->dtp[at_blh(s, b, t, h)];
+    // a_t = exp(dt'_t A_h)
+    double decay = exp(dtv * T->A[h]);
+    for (int64_t p = 0; p < s->P; p++) {
+        for (int64_t n = 0; n < N; n++) {
+            // h_t[p, n] = a_t h_{t-1}[p, n] + dt'_t x_t[p] B_t[n]
+            double carried = prev ? decay * prev[p * N + n] : 0.0;
+            next[p * N + n] = carried + dtv * xt[p] * Bt[n];
+        }
+    }
+}
+
+/* The state entering segment k of head (b, h), h_{k seg - 1}: a checkpoint for
+ * k >= 1; for k = 0 the initial state, or NULL when there is none (zeros). */
+static const double* segment_entry(const ssd_shape* s, const ssd_tensors* T,
+                                   const ssd_bwd_work* w, int64_t b, int64_t h,
+                                   int64_t k) /* returns (P, N) or NULL */ {
+    if (k > 0) return w->checkpoints + k * s->P * s->N;
+    return T->h0 ? T->h0 + at_bhp(s, b, h, 0) : NULL;
+}
+
+/* The Q states of segment k of head (b, h), t0 = k seg, from the state entering it:
+ *   states[i] = h_{t0 + i},  i = 0 .. Q-1 */
+static void recompute_segment(const ssd_shape* s, const ssd_tensors* T, const ssd_bwd_work* w,
+                              int64_t b, int64_t h, int64_t k, int64_t Q) {
+    int64_t PN = s->P * s->N, t0 = k * w->seg;
+    const double* prev = segment_entry(s, T, w, b, h, k); /* (P, N) or NULL */
+    for (int64_t i = 0; i < Q; i++) {
+        double* next = w->states + i * PN; /* (P, N) */
+        advance_state(s, T, b, h, t0 + i, prev, next);
+        prev = next;
+    }
+}
+
+/* The forward sweep of head (b, h) keeping only the segment boundaries:
+ *   checkpoints[k] = h_{k seg - 1} = the last state of segment k-1,  1 <= k < nseg
+ * Every segment but the last is full (seg tokens). */
+static void fill_checkpoints(const ssd_shape* s, const ssd_tensors* T, const ssd_bwd_work* w,
+                             int64_t b, int64_t h) {
+    int64_t PN = s->P * s->N;
+    for (int64_t k = 1; k < w->nseg; k++) {
+        recompute_segment(s, T, w, b, h, k - 1, w->seg);
+        memcpy(w->checkpoints + k * PN, w->states + (w->seg - 1) * PN,
+               (size_t)PN * sizeof(double));
+    }
+}
+
+// ----------------------------------------------------------------------------
+// backward: the adjoint of the recurrence, one head (b, h) at a time
 
 /* Gradient accumulators in fp64, all zeroed at allocation. */
 typedef struct {
@@ -477,112 +566,112 @@ typedef struct {
     double* dh0;      /* (B, H, P, N) */
 } ssd_grads64;
 
-/* The states of channel (b, h, p), recomputed:
- *   states[t, n] = exp(dt'_t A_h) h_{t-1}[n] + dt'_t x_t[p] B_t[n] */
-static void recompute_channel_states(const ssd_shape* s, const ssd_tensors* T, int64_t b,
-                                     int64_t h, int64_t p,
-                                     double* states /* (L, N) out */) {
-    int64_t N = s->N, g = group_of(s, h);
-    const double* prev = T->h0 ? T->h0 + at_bhp(s, b, h, p) : NULL; /* (N) or NULL = 0 */
-    for (int64_t t = 0; t < s->L; t++) {
-        const double* Bt = T->B + at_blg(s, b, t, g); /* (N) */
-        double* ht = states + t * N;                  /* (N) */
-        double dtv = T->dtp[at_blh(s, b, t, h)];
-        double decay = exp(dtv * T->A[h]);
-        double xv = T->x[at_blhp(s, b, t, h, p)];
-        for (int64_t n = 0; n < N; n++)
-            ht[n] = (prev ? decay * prev[n] : 0.0) + dtv * xv * Bt[n];
-        prev = ht;
-    }
-}
-
-/* Adjoint of the output of token t for channel (b, h, p):
- *   s_t = sum_n h_t[n] C_t[n] + D_h x_t,   y_t = s_t silu(z_t)
- * accumulates dz, dD, dx (skip part) and dC, and adds ds_t C_t into dh. */
-static void bwd_output_step(const ssd_shape* s, const ssd_tensors* T, const double* dy,
-                            int64_t b, int64_t t, int64_t h, int64_t p,
-                            const double* ht, /* (N) h_t of this channel */
-                            double* dh,       /* (N) in/out: dL/dh_t */
+/* Adjoint of the outputs of token t of head (b, h), for every channel p:
+ *   s_t[p] = sum_n h_t[p, n] C_t[n] + D_h x_t[p],   y_t[p] = s_t[p] silu(z_t[p])
+ * accumulates dz, dD, dx (skip part) and dC, and adds ds_t[p] C_t into dh[p, :]. */
+static void bwd_output_step(const ssd_shape* s, const ssd_tensors* T,
+                            const double* dy, /* (B, L, H, P) */
+                            int64_t b, int64_t t, int64_t h,
+                            const double* ht, /* (P, N) h_t of this head */
+                            double* dh,       /* (P, N) in/out: dL/dh_t */
                             ssd_grads64* G) {
-    int64_t N = s->N, iy = at_blhp(s, b, t, h, p);
+    int64_t N = s->N, i0 = at_blhp(s, b, t, h, 0);
     int64_t row = at_blg(s, b, t, group_of(s, h));
     const double* Ct = T->C + row; /* (N) */
     double* dCt = G->dC + row;     /* (N) */
-    double xv = T->x[iy], Dh = T->D ? T->D[h] : 0.0;
-    // s_t = h_t . C_t + D_h x_t, the output before the gate
-    double sv = dot(ht, Ct, N) + Dh * xv;
-    // ds_t = dy_t silu(z_t);  dz_t = dy_t s_t silu'(z_t),  silu' = sig (1 + z (1 - sig))
-    double ds = dy[iy];
-    if (T->z) {
-        double zv = T->z[iy], sg = sigmoid(zv);
-        G->dz[iy] = dy[iy] * sv * sg * (1.0 + zv * (1.0 - sg));
-        ds = dy[iy] * zv * sg;
-    }
-    // dD_h += ds_t x_t;  dx_t += ds_t D_h
-    if (T->D) {
-        G->dD[h] += ds * xv;
-        G->dx[iy] += ds * Dh;
-    }
-    for (int64_t n = 0; n < N; n++) {
-        // dC_t[n] += ds_t h_t[n];  dh_t[n] += ds_t C_t[n]
-        dCt[n] += ds * ht[n];
-        dh[n] += ds * Ct[n];
+    double Dh = T->D ? T->D[h] : 0.0;
+    for (int64_t p = 0; p < s->P; p++) {
+        int64_t iy = i0 + p;
+        const double* hp = ht + p * N; /* (N) */
+        double* dhp = dh + p * N;      /* (N) */
+        double xv = T->x[iy];
+        // s_t[p] = h_t[p, :] . C_t + D_h x_t[p], the output before the gate
+        double sv = dot(hp, Ct, N) + Dh * xv;
+        // ds = dy silu(z);  dz = dy s silu'(z),  silu' = sig (1 + z (1 - sig))
+        double ds = dy[iy];
+        if (T->z) {
+            double zv = T->z[iy], sg = sigmoid(zv);
+            G->dz[iy] = dy[iy] * sv * sg * (1.0 + zv * (1.0 - sg));
+            ds = dy[iy] * zv * sg;
+        }
+        // dD_h += ds x_t[p];  dx_t[p] += ds D_h
+        if (T->D) {
+            G->dD[h] += ds * xv;
+            G->dx[iy] += ds * Dh;
+        }
+        for (int64_t n = 0; n < N; n++) {
+            // dC_t[n] += ds h_t[p, n];  dh_t[p, n] += ds C_t[n]
+            dCt[n] += ds * hp[n];
+            dhp[n] += ds * Ct[n];
+        }
     }
 }
 
-/* Adjoint of h_t[n] = a_t h_{t-1}[n] + dt'_t x_t B_t[n], a_t = exp(dt'_t A_h), for
- * channel (b, h, p): takes dh = dL/dh_t, leaves dh = dL/dh_{t-1}. */
+/* Adjoint of h_t[p, n] = a_t h_{t-1}[p, n] + dt'_t x_t[p] B_t[n], a_t = exp(dt'_t A_h),
+ * for every channel p of head (b, h): takes dh = dL/dh_t, leaves dh = dL/dh_{t-1}. */
 static void bwd_state_step(const ssd_shape* s, const ssd_tensors* T, int64_t b, int64_t t,
-                           int64_t h, int64_t p,
-                           const double* states, /* (L, N) of this channel */
-                           double* dh,           /* (N) in/out */
+                           int64_t h,
+                           const double* hprev, /* (P, N) h_{t-1}, or NULL = 0 */
+                           double* dh,          /* (P, N) in/out */
                            ssd_grads64* G) {
-    int64_t N = s->N, ix = at_blhp(s, b, t, h, p), idt = at_blh(s, b, t, h);
+    int64_t N = s->N, i0 = at_blhp(s, b, t, h, 0), idt = at_blh(s, b, t, h);
     int64_t row = at_blg(s, b, t, group_of(s, h));
     const double* Bt = T->B + row; /* (N) */
     double* dBt = G->dB + row;     /* (N) */
-    const double* hprev = t > 0 ? states + (t - 1) * N /* (N) h_{t-1}, or NULL = 0 */
-                                : (T->h0 ? T->h0 + at_bhp(s, b, h, p) : NULL);
-    double xv = T->x[ix], dtv = T->dtp[idt], Ah = T->A[h];
+    double dtv = T->dtp[idt], Ah = T->A[h];
     double a = exp(dtv * Ah);
-    double da = 0.0, dhB = 0.0;
-    for (int64_t n = 0; n < N; n++) {
-        // da_t = sum_n dh_t[n] h_{t-1}[n]
-        if (hprev) da += dh[n] * hprev[n];
-        // dh_t . B_t, shared by dx_t and ddt'_t
-        dhB += dh[n] * Bt[n];
-        // dB_t[n] += dh_t[n] dt'_t x_t
-        dBt[n] += dh[n] * dtv * xv;
-        // dh_{t-1}[n] = a_t dh_t[n]
-        dh[n] *= a;
+    for (int64_t p = 0; p < s->P; p++) {
+        const double* hp = hprev ? hprev + p * N : NULL; /* (N) or NULL */
+        double* dhp = dh + p * N;                         /* (N) */
+        double xv = T->x[i0 + p];
+        double da = 0.0, dhB = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            // da_t[p] = sum_n dh_t[p, n] h_{t-1}[p, n]
+            if (hp) da += dhp[n] * hp[n];
+            // dh_t[p, :] . B_t, shared by dx_t[p] and ddt'_t
+            dhB += dhp[n] * Bt[n];
+            // dB_t[n] += dh_t[p, n] dt'_t x_t[p]
+            dBt[n] += dhp[n] * dtv * xv;
+            // dh_{t-1}[p, n] = a_t dh_t[p, n]
+            dhp[n] *= a;
+        }
+        // dx_t[p] += dt'_t (dh_t[p, :] . B_t)
+        G->dx[i0 + p] += dtv * dhB;
+        // ddt'_t += x_t[p] (dh_t[p, :] . B_t) + da_t[p] a_t A_h    (d a_t / d dt'_t = a_t A_h)
+        G->ddt[idt] += xv * dhB + da * a * Ah;
+        // dA_h += da_t[p] a_t dt'_t                                (d a_t / d A_h = a_t dt'_t)
+        G->dA[h] += da * a * dtv;
     }
-    // dx_t += dt'_t (dh_t . B_t)
-    G->dx[ix] += dtv * dhB;
-    // ddt'_t += x_t (dh_t . B_t) + da_t a_t A_h      (d a_t / d dt'_t = a_t A_h)
-    G->ddt[idt] += xv * dhB + da * a * Ah;
-    // dA_h += da_t a_t dt'_t                           (d a_t / d A_h = a_t dt'_t)
-    G->dA[h] += da * a * dtv;
 }
 
-/* The whole adjoint of channel (b, h, p), from dh_{L-1} = dfinal_state down to
- * dh_{-1} = dinitial_state. */
-static void bwd_channel(const ssd_shape* s, const ssd_tensors* T,
-                        const double* dy,  /* (B, L, H, P) */
-                        const double* dfs, /* (B, H, P, N) or NULL = 0 */
-                        int64_t b, int64_t h, int64_t p,
-                        double* states,    /* (L, N) scratch */
-                        double* dh,        /* (N) scratch */
-                        ssd_grads64* G) {
-    int64_t N = s->N, srow = at_bhp(s, b, h, p);
-    recompute_channel_states(s, T, b, h, p, states);
-    // dh_{L-1} = dfinal_state[b, h, p, :]
-    for (int64_t n = 0; n < N; n++) dh[n] = dfs ? dfs[srow + n] : 0.0;
-    for (int64_t t = s->L - 1; t >= 0; t--) {
-        bwd_output_step(s, T, dy, b, t, h, p, states + t * N, dh, G);
-        bwd_state_step(s, T, b, t, h, p, states, dh, G);
+/* The whole adjoint of head (b, h), from dh_{L-1} = dfinal_state down to
+ * dh_{-1} = dinitial_state: checkpoints first, then the segments from the last
+ * to the first, each recomputed from its checkpoint and walked t descending. */
+static void bwd_head(const ssd_shape* s, const ssd_tensors* T,
+                     const double* dy,  /* (B, L, H, P) */
+                     const double* dfs, /* (B, H, P, N) or NULL = 0 */
+                     int64_t b, int64_t h, const ssd_bwd_work* w, ssd_grads64* G) {
+    int64_t PN = s->P * s->N, srow = at_bhp(s, b, h, 0);
+    fill_checkpoints(s, T, w, b, h);
+    // dh_{L-1} = dfinal_state[b, h, :, :]
+    for (int64_t k = 0; k < PN; k++) w->dh[k] = dfs ? dfs[srow + k] : 0.0;
+    for (int64_t k = w->nseg - 1; k >= 0; k--) {
+        // segment k: the Q tokens t0 .. t0+Q-1, the last segment possibly short
+        int64_t t0 = k * w->seg;
+        int64_t Q = s->L - t0 < w->seg ? s->L - t0 : w->seg;
+        // states[i] = h_{t0+i}, from the checkpoint h_{t0-1}
+        recompute_segment(s, T, w, b, h, k, Q);
+        const double* entry = segment_entry(s, T, w, b, h, k); /* (P, N) or NULL */
+        for (int64_t i = Q - 1; i >= 0; i--) {
+            // h_{t-1}: the previous state of the segment, or the one entering it
+            const double* hprev = i > 0 ? w->states + (i - 1) * PN : entry; /* (P, N) */
+            // dh = dL/dh_t  ->  dL/dh_{t-1},  t = t0 + i
+            bwd_output_step(s, T, dy, b, t0 + i, h, w->states + i * PN, w->dh, G);
+            bwd_state_step(s, T, b, t0 + i, h, hprev, w->dh, G);
+        }
     }
-    // dinitial_state[b, h, p, :] = dh_{-1}
-    for (int64_t n = 0; n < N; n++) G->dh0[srow + n] = dh[n];
+    // dinitial_state[b, h, :, :] = dh_{-1}
+    memcpy(G->dh0 + srow, w->dh, (size_t)PN * sizeof(double));
 }
 
 /* Chain rule through dt' = softplus(dt + dt_bias):
@@ -611,6 +700,17 @@ static void alloc_grads(mb_arena* arena, const ssd_shape* s, ssd_grads64* G) {
     G->dz = mb_arena_zeros(arena, count_blhp(s));
     G->ddt_bias = mb_arena_zeros(arena, s->H);
     G->dh0 = mb_arena_zeros(arena, count_bhpn(s));
+}
+
+/* Allocate the backward's per-head scratch (checked through arena->failed):
+ * (ceil(L/seg) + seg + 1) P N doubles, not L P N. */
+static void alloc_bwd_work(mb_arena* arena, const mb_ssd_params* params, const ssd_shape* s,
+                           ssd_bwd_work* w) {
+    w->seg = params->chunk_size < s->L ? params->chunk_size : s->L;
+    w->nseg = (s->L + w->seg - 1) / w->seg;
+    w->checkpoints = mb_arena_zeros(arena, w->nseg * s->P * s->N); /* (nseg, P, N) */
+    w->states = mb_arena_zeros(arena, w->seg * s->P * s->N);       /* (seg, P, N) */
+    w->dh = mb_arena_zeros(arena, s->P * s->N);                    /* (P, N) */
 }
 
 /* Write the gradients out: activations in dtype, the rest in the param dtype;
@@ -647,8 +747,8 @@ mb_status mb_ssd_bwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, c
                                         count_bhpn(&s));
     ssd_grads64 G;
     alloc_grads(&arena, &s, &G);
-    double* states = mb_arena_zeros(&arena, s.L * s.N); /* (L, N) */
-    double* dh = mb_arena_zeros(&arena, s.N);           /* (N) */
+    ssd_bwd_work w;
+    alloc_bwd_work(&arena, params, &s, &w);
     if (arena.failed) {
         mb_arena_free(&arena);
         return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for the fp64 scratch", fn);
@@ -656,9 +756,7 @@ mb_status mb_ssd_bwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, c
 
     compute_dt_eff(&s, &T);
     for (int64_t b = 0; b < s.B; b++)
-        for (int64_t h = 0; h < s.H; h++)
-            for (int64_t p = 0; p < s.P; p++)
-                bwd_channel(&s, &T, dy64, dfs64, b, h, p, states, dh, &G);
+        for (int64_t h = 0; h < s.H; h++) bwd_head(&s, &T, dy64, dfs64, b, h, &w, &G);
     finish_dt_grad(&s, &T, &G);
 
     store_grads(params, &s, &G, grads);

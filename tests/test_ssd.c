@@ -991,16 +991,18 @@ static void test_canary_bwd(void) {
 }
 
 // ----------------------------------------------------------------------------
-// scratch memory: O(inputs + chunk^2) forward, O(inputs + L N) backward
+// scratch memory: O(inputs + chunk^2) forward; backward O(inputs + checkpoints +
+// one segment): (ceil(L/Q) + Q + 1) * P * N doubles for a segment length Q = chunk
 
 static void test_memory_bound(void) {
     mb_ssd_params p = make_params(2, 64, 8, 16, 32, 1, 1);
     ssd_case c = make_case(1000, p, OPT_ALL);
-    int64_t H = p.nheads, L = p.seqlen, N = p.dstate;
+    int64_t H = p.nheads, L = p.seqlen, N = p.dstate, P = p.headdim;
+    int64_t Qb = p.chunk_size < L ? p.chunk_size : L; /* backward segment length */
     int64_t per_channel_states = p.batch * H * p.headdim * N * L; /* what must NOT be held */
     // fp64 copies of inputs, outputs/gradients and the upstream gradients
     int64_t tensors = 5 * n_x(&p) + 3 * n_dt(&p) + 4 * n_bc(&p) + 3 * n_st(&p) + 6 * H;
-    int64_t budget_bwd = (int64_t)(1.5 * 8.0 * (double)(tensors + L * N + N)) + 4096;
+    int64_t budget_bwd = (int64_t)(1.5 * 8.0 * (double)(tensors + ((L + Qb - 1) / Qb + Qb + 1) * P * N)) + 4096;
     CHECK(budget_bwd < 8 * per_channel_states,
           "memory test shape cannot tell O(inputs) from O(B H P N L)");
 
