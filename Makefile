@@ -21,7 +21,7 @@ setup:
 	@scripts/setup.sh
 
 build: setup
-	cmake -S . -B build $(CMAKE_ARGS)
+	cmake -S . -B build -DMB_BENCH=ON -DMB_SANITIZE=OFF $(CMAKE_ARGS)
 	cmake --build build -j $(JOBS)
 
 build-asan: setup
