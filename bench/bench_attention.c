@@ -56,24 +56,17 @@ typedef struct {
     void* o;         /* (B, H, L, d) forward output; backward input */
     void* lse;       /* (B, H, L)    param dtype; backward input */
     void *dout, *dq, *dk, *dv; /* (B, H, L, d) backward only */
-    mb_status status;          /* of the validating call */
-    char err[512];
-    int64_t scratch_peak;
+    bc_check check;            /* the validating call */
 } attn_case;
 
 static attn_case cur = {.L = -1};
 
-static mb_status attn_call(attn_case* c) {
+static mb_status attn_call(void* ctx) {
+    const attn_case* c = ctx;
     if (c->fam->bwd)
         return mb_attention_bwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse, c->dout, c->dq,
                                     c->dk, c->dv);
     return mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, NULL);
-}
-
-/* Record a failed status of case c in c->err. */
-static void attn_case_fail(attn_case* c, const char* what) {
-    snprintf(c->err, sizeof c->err, "%s L=%lld: %s: %s: %s", c->fam->name, (long long)c->L,
-             what, mb_status_string(c->status), mb_last_error());
 }
 
 /* Build case c for (f, L) and run the validating call; `announce`: print progress. */
@@ -98,28 +91,17 @@ static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int a
         c->dk = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
         c->dv = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     }
-    if (pool->failed) {
-        c->status = MB_ERR_ALLOC;
-        snprintf(c->err, sizeof c->err, "%s L=%lld: allocating the tensors failed", f->name,
-                 (long long)L);
-        return;
-    }
-    if (f->bwd) { // the backward's o and lse come from a real forward (untimed)
-        c->status = mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse);
-        if (c->status != MB_OK) {
-            attn_case_fail(c, "the forward giving o and lse");
+    if (f->bwd && !pool->failed) { // the backward's o and lse come from a real forward (untimed)
+        bc_check* check = &c->check;
+        check->status = mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse);
+        if (check->status != MB_OK) {
+            snprintf(check->err, sizeof check->err, "%s L=%lld: the forward giving o and lse: "
+                     "%s: %s", f->name, (long long)L, mb_status_string(check->status),
+                     mb_last_error());
             return;
         }
     }
-    // the untimed validating call: checks MB_OK, measures scratch, warms up
-    mb_cpu_memory_reset_peak();
-    const int64_t live = mb_cpu_memory_peak_bytes();
-    const double t0 = bc_now();
-    c->status = attn_call(c);
-    const double secs = bc_now() - t0;
-    c->scratch_peak = mb_cpu_memory_peak_bytes() - live;
-    if (c->status != MB_OK) attn_case_fail(c, f->bwd ? "backward" : "forward");
-    if (announce) bc_progress(f->name, L, secs, pool->bytes + c->scratch_peak);
+    bc_check_case(&c->check, f->name, L, pool, attn_call, c, announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -129,28 +111,18 @@ static void bm_attention(gb_state* st, void* user) {
     const attn_family* f = user;
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) attn_case_build(&cur, f, L, 1);
-    if (cur.status != MB_OK) {
-        gb_skip_with_error(st, cur.err);
-        return;
-    }
-    while (gb_keep_running(st)) {
-        mb_status s = attn_call(&cur);
-        if (s != MB_OK) {
-            bc_skip_status(st, f->name, s);
-            break;
-        }
-    }
+    if (!bc_time_case(st, f->name, &cur.check, attn_call, &cur)) return;
     char label[128];
     snprintf(label, sizeof label, "B=%lld H=%lld d=%lld %s causal naive", (long long)f->B,
              (long long)f->H, (long long)f->d, mb_dtype_name(f->dtype));
     gb_set_label(st, label);
-    bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.scratch_peak);
+    bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
 static int probe(void* user, int64_t L) {
     attn_case_build(&cur, user, L, 0);
-    return cur.status == MB_OK;
+    return cur.check.status == MB_OK;
 }
 
 int main(int argc, char** argv) {

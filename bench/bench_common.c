@@ -336,6 +336,46 @@ void bc_pool_free(bc_pool* pool) {
 }
 
 // ----------------------------------------------------------------------------
+// checking and timing one case
+
+void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* pool,
+                   bc_call_fn call, void* ctx, int announce) {
+    memset(check, 0, sizeof *check);
+    if (pool->failed) {
+        check->status = MB_ERR_ALLOC;
+        snprintf(check->err, sizeof check->err, "%s L=%lld: allocating the tensors failed",
+                 name, (long long)L);
+        return;
+    }
+    mb_cpu_memory_reset_peak();
+    const int64_t live = mb_cpu_memory_peak_bytes();
+    const double t0 = bc_now();
+    check->status = call(ctx);
+    const double secs = bc_now() - t0;
+    check->scratch_peak = mb_cpu_memory_peak_bytes() - live;
+    if (check->status != MB_OK)
+        snprintf(check->err, sizeof check->err, "%s L=%lld: %s: %s", name, (long long)L,
+                 mb_status_string(check->status), mb_last_error());
+    if (announce) bc_progress(name, L, secs, pool->bytes + check->scratch_peak);
+}
+
+int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                 void* ctx) {
+    if (check->status != MB_OK) {
+        gb_skip_with_error(st, check->err);
+        return 0;
+    }
+    while (gb_keep_running(st)) {
+        mb_status status = call(ctx);
+        if (status != MB_OK) {
+            bc_skip_status(st, name, status);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+// ----------------------------------------------------------------------------
 // reporting
 
 double bc_now(void) {

@@ -107,6 +107,32 @@ void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, doubl
 void bc_pool_free(bc_pool* pool);
 
 /* ------------------------------------------------------------------------ */
+/* checking and timing one case */
+
+/* The op call of a case, on the case's own tensors. */
+typedef mb_status (*bc_call_fn)(void* ctx);
+
+/* The outcome of a case's untimed validating call. */
+typedef struct {
+    mb_status status;     /* of that call; MB_ERR_ALLOC when the tensors failed */
+    char err[512];        /* why, when status != MB_OK */
+    int64_t scratch_peak; /* peak reference scratch of that call, bytes */
+} bc_check;
+
+/* The untimed validating call of case ctx of family `name` at length L: a
+ * failed pool is refused without calling; else call(ctx) runs once (checks
+ * MB_OK, measures the scratch peak, warms up) and, with `announce`, a progress
+ * line is printed. */
+void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* pool,
+                   bc_call_fn call, void* ctx, int announce);
+
+/* The timed loop of a checked case: skips the run with check->err when the
+ * validating call failed, else runs call(ctx) while gb_keep_running, skipping
+ * the run at the first failing call. Returns 1 when every call succeeded. */
+int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                 void* ctx);
+
+/* ------------------------------------------------------------------------ */
 /* reporting */
 
 /* Seconds on a monotonic clock. */

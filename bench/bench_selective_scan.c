@@ -55,14 +55,13 @@ typedef struct {
     void* y;                       /* (B, D, L) forward output */
     void* dy;                      /* (B, D, L) backward input */
     mb_selective_scan_grads g;
-    mb_status status;              /* of the validating call */
-    char err[512];
-    int64_t scratch_peak;
+    bc_check check;                /* the validating call */
 } scan_case;
 
 static scan_case cur = {.L = -1};
 
-static mb_status scan_call(scan_case* c) {
+static mb_status scan_call(void* ctx) {
+    const scan_case* c = ctx;
     if (c->fam->bwd) return mb_selective_scan_bwd_cpu(&c->p, &c->in, c->dy, &c->g);
     return mb_selective_scan_fwd_cpu(&c->p, &c->in, c->y, NULL);
 }
@@ -100,24 +99,7 @@ static void scan_case_build(scan_case* c, const scan_family* f, int64_t L, int a
         c->g.dz = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
         c->g.ddelta_bias = bc_pool_uniform(pool, pdt, f->D, -1.0, 1.0);
     }
-    if (pool->failed) {
-        c->status = MB_ERR_ALLOC;
-        snprintf(c->err, sizeof c->err, "%s L=%lld: allocating the tensors failed", f->name,
-                 (long long)L);
-        return;
-    }
-    // the untimed validating call: checks MB_OK, measures scratch, warms up
-    mb_cpu_memory_reset_peak();
-    const int64_t live = mb_cpu_memory_peak_bytes();
-    const double t0 = bc_now();
-    c->status = scan_call(c);
-    const double secs = bc_now() - t0;
-    c->scratch_peak = mb_cpu_memory_peak_bytes() - live;
-    if (c->status != MB_OK) {
-        snprintf(c->err, sizeof c->err, "%s L=%lld: %s: %s", f->name, (long long)L,
-                 mb_status_string(c->status), mb_last_error());
-    }
-    if (announce) bc_progress(f->name, L, secs, pool->bytes + c->scratch_peak);
+    bc_check_case(&c->check, f->name, L, pool, scan_call, c, announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -127,29 +109,19 @@ static void bm_scan(gb_state* st, void* user) {
     const scan_family* f = user;
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) scan_case_build(&cur, f, L, 1);
-    if (cur.status != MB_OK) {
-        gb_skip_with_error(st, cur.err);
-        return;
-    }
-    while (gb_keep_running(st)) {
-        mb_status s = scan_call(&cur);
-        if (s != MB_OK) {
-            bc_skip_status(st, f->name, s);
-            break;
-        }
-    }
+    if (!bc_time_case(st, f->name, &cur.check, scan_call, &cur)) return;
     char label[128];
     snprintf(label, sizeof label, "B=%lld D=%lld N=%lld G=%lld %s softplus z D",
              (long long)f->B, (long long)f->D, (long long)f->N, (long long)f->G,
              mb_dtype_name(f->dtype));
     gb_set_label(st, label);
-    bc_report(st, L, f->B * L, scan_flops(f, L), cur.pool.bytes, cur.scratch_peak);
+    bc_report(st, L, f->B * L, scan_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
 static int probe(void* user, int64_t L) {
     scan_case_build(&cur, user, L, 0);
-    return cur.status == MB_OK;
+    return cur.check.status == MB_OK;
 }
 
 int main(int argc, char** argv) {

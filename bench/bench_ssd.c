@@ -63,14 +63,13 @@ typedef struct {
     void* y;  /* (B, L, H, P) forward output */
     void* dy; /* (B, L, H, P) backward input */
     mb_ssd_grads g;
-    mb_status status; /* of the validating call */
-    char err[512];
-    int64_t scratch_peak;
+    bc_check check; /* the validating call */
 } ssd_case;
 
 static ssd_case cur = {.L = -1};
 
-static mb_status ssd_call(ssd_case* c) {
+static mb_status ssd_call(void* ctx) {
+    const ssd_case* c = ctx;
     if (c->fam->bwd) return mb_ssd_bwd_cpu(&c->p, &c->in, c->dy, NULL, &c->g);
     return mb_ssd_fwd_cpu(&c->p, &c->in, c->y, NULL);
 }
@@ -107,24 +106,7 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t L, int anno
         c->g.dD = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
         c->g.ddt_bias = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
     }
-    if (pool->failed) {
-        c->status = MB_ERR_ALLOC;
-        snprintf(c->err, sizeof c->err, "%s L=%lld: allocating the tensors failed", f->name,
-                 (long long)L);
-        return;
-    }
-    // the untimed validating call: checks MB_OK, measures scratch, warms up
-    mb_cpu_memory_reset_peak();
-    const int64_t live = mb_cpu_memory_peak_bytes();
-    const double t0 = bc_now();
-    c->status = ssd_call(c);
-    const double secs = bc_now() - t0;
-    c->scratch_peak = mb_cpu_memory_peak_bytes() - live;
-    if (c->status != MB_OK) {
-        snprintf(c->err, sizeof c->err, "%s L=%lld: %s: %s", f->name, (long long)L,
-                 mb_status_string(c->status), mb_last_error());
-    }
-    if (announce) bc_progress(f->name, L, secs, pool->bytes + c->scratch_peak);
+    bc_check_case(&c->check, f->name, L, pool, ssd_call, c, announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -134,29 +116,19 @@ static void bm_ssd(gb_state* st, void* user) {
     const ssd_family* f = user;
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) ssd_case_build(&cur, f, L, 1);
-    if (cur.status != MB_OK) {
-        gb_skip_with_error(st, cur.err);
-        return;
-    }
-    while (gb_keep_running(st)) {
-        mb_status s = ssd_call(&cur);
-        if (s != MB_OK) {
-            bc_skip_status(st, f->name, s);
-            break;
-        }
-    }
+    if (!bc_time_case(st, f->name, &cur.check, ssd_call, &cur)) return;
     char label[128];
     snprintf(label, sizeof label, "B=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld %s chunked",
              (long long)f->B, (long long)f->H, (long long)f->P, (long long)f->N,
              (long long)f->G, (long long)f->Q, mb_dtype_name(f->dtype));
     gb_set_label(st, label);
-    bc_report(st, L, f->B * L, ssd_flops(f, L), cur.pool.bytes, cur.scratch_peak);
+    bc_report(st, L, f->B * L, ssd_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
 static int probe(void* user, int64_t L) {
     ssd_case_build(&cur, user, L, 0);
-    return cur.status == MB_OK;
+    return cur.check.status == MB_OK;
 }
 
 int main(int argc, char** argv) {
