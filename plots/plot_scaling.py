@@ -317,7 +317,9 @@ def main(argv):
                     "(default 0.05)")
     args = ap.parse_args(argv)
 
-    files = args.files or sorted(glob.glob(os.path.join(here, "..", "results", "cpu", "*.json")))
+    # sorted, so the summary (its context comes from the first file) is the same
+    # however the files were named on the command line
+    files = sorted(args.files) or sorted(glob.glob(os.path.join(here, "..", "results", "cpu", "*.json")))
     if not files:
         raise InputError("no JSON files given and none in results/cpu/")
     docs = [(f, load_json(f)) for f in files]
