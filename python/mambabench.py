@@ -1,0 +1,315 @@
+"""mambabench.py -- a small ctypes binding of libmambabench's CPU references.
+
+Every function takes numpy arrays (C-contiguous, shapes checked here) and
+returns new numpy arrays; the layouts are those of include/mambabench.h
+(state-spaces/mamba and PyTorch). Activations are float64 (MB_DTYPE_F64) or
+float32 (MB_DTYPE_F32); A, D, biases, states and lse have the same dtype as
+the activations (the library's "param dtype" is fp32 for fp32 activations).
+
+The library is found, in this order: the `lib` argument of load(), the
+environment variable MB_LIB, then <repo>/build/libmambabench.so.
+
+    import mambabench as mb
+    y, final_state = mb.selective_scan_fwd(u, delta, A, B, C, D=D, delta_softplus=True)
+
+A status other than MB_OK raises MambabenchError (status code, status string
+and mb_last_error()).
+"""
+import ctypes as ct
+import os
+
+import numpy as np
+
+MB_OK = 0
+MB_DTYPE_F32, MB_DTYPE_BF16, MB_DTYPE_F16, MB_DTYPE_F64 = 0, 1, 2, 3
+MB_SSD_CHUNKED, MB_SSD_RECURRENT, MB_SSD_QUADRATIC = 0, 1, 2
+SSD_FORMS = {"chunked": MB_SSD_CHUNKED, "recurrent": MB_SSD_RECURRENT,
+             "quadratic": MB_SSD_QUADRATIC}
+_DTYPES = {np.dtype(np.float64): MB_DTYPE_F64, np.dtype(np.float32): MB_DTYPE_F32}
+
+_p = ct.c_void_p
+_i64 = ct.c_int64
+
+
+# ---------------------------------------------------------------------------
+# the C structs, field for field (enums are C ints)
+
+class ScanParams(ct.Structure):
+    _fields_ = [("batch", _i64), ("dim", _i64), ("seqlen", _i64), ("dstate", _i64),
+                ("ngroups", _i64), ("dtype", ct.c_int), ("delta_softplus", ct.c_int)]
+
+
+class ScanInputs(ct.Structure):
+    _fields_ = [(n, _p) for n in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
+
+
+class ScanGrads(ct.Structure):
+    _fields_ = [(n, _p) for n in ("du", "ddelta", "dA", "dB", "dC", "dD", "dz",
+                                  "ddelta_bias")]
+
+
+class SsdParams(ct.Structure):
+    _fields_ = [("batch", _i64), ("seqlen", _i64), ("nheads", _i64), ("headdim", _i64),
+                ("dstate", _i64), ("ngroups", _i64), ("chunk_size", _i64),
+                ("dtype", ct.c_int), ("dt_softplus", ct.c_int), ("form", ct.c_int)]
+
+
+class SsdInputs(ct.Structure):
+    _fields_ = [(n, _p) for n in ("x", "dt", "A", "B", "C", "D", "z", "dt_bias",
+                                  "initial_state")]
+
+
+class SsdGrads(ct.Structure):
+    _fields_ = [(n, _p) for n in ("dx", "ddt", "dA", "dB", "dC", "dD", "dz", "ddt_bias",
+                                  "dinitial_state")]
+
+
+class AttentionParams(ct.Structure):
+    _fields_ = [("batch", _i64), ("nheads", _i64), ("seqlen", _i64), ("headdim", _i64),
+                ("scale", ct.c_double), ("dtype", ct.c_int)]
+
+
+class MambabenchError(RuntimeError):
+    """A non-MB_OK status: .status (int), .status_string, .detail (mb_last_error)."""
+
+    def __init__(self, fn, status, status_string, detail):
+        super().__init__(f"{fn}: {status_string} (status {status}): {detail}")
+        self.status, self.status_string, self.detail = status, status_string, detail
+
+
+# ---------------------------------------------------------------------------
+# loading
+
+_lib = None
+
+
+def default_lib_path():
+    """MB_LIB if set, else <repo>/build/libmambabench.so (repo = parent of python/)."""
+    if os.environ.get("MB_LIB"):
+        return os.environ["MB_LIB"]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(repo, "build", "libmambabench.so")
+
+
+def load(lib=None):
+    """Loads the library (once; a new `lib` path reloads). Returns the ctypes CDLL."""
+    global _lib
+    if _lib is not None and lib is None:
+        return _lib
+    path = lib or default_lib_path()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"libmambabench not found at {path} (set MB_LIB or build it)")
+    L = ct.CDLL(path)
+    L.mb_status_string.restype = ct.c_char_p
+    L.mb_status_string.argtypes = [ct.c_int]
+    L.mb_last_error.restype = ct.c_char_p
+    L.mb_last_error.argtypes = []
+    P = ct.POINTER
+    sigs = {
+        "mb_selective_scan_fwd_cpu": [P(ScanParams), P(ScanInputs), _p, _p],
+        "mb_selective_scan_bwd_cpu": [P(ScanParams), P(ScanInputs), _p, P(ScanGrads)],
+        "mb_ssd_fwd_cpu": [P(SsdParams), P(SsdInputs), _p, _p],
+        "mb_ssd_bwd_cpu": [P(SsdParams), P(SsdInputs), _p, _p, P(SsdGrads)],
+        "mb_attention_fwd_cpu": [P(AttentionParams), _p, _p, _p, _p, _p],
+        "mb_attention_bwd_cpu": [P(AttentionParams)] + [_p] * 9,
+    }
+    for name, argtypes in sigs.items():
+        f = getattr(L, name)
+        f.restype = ct.c_int
+        f.argtypes = argtypes
+    _lib = L
+    return L
+
+
+def _call(name, *args):
+    L = load()
+    st = getattr(L, name)(*args)
+    if st != MB_OK:
+        raise MambabenchError(name, st, L.mb_status_string(st).decode(),
+                              L.mb_last_error().decode())
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+
+def _dtype_of(x):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(x).__name__}")
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"dtype {x.dtype} not supported (float64 or float32)")
+    return x.dtype
+
+
+def _arr(name, x, shape, dtype, optional=False):
+    """Checks x (dtype, C-contiguous, shape) and returns it, or None when optional."""
+    if x is None:
+        if optional:
+            return None
+        raise ValueError(f"{name} is required")
+    if not isinstance(x, np.ndarray) or x.dtype != dtype:
+        raise TypeError(f"{name}: expected a numpy {dtype} array, got "
+                        f"{getattr(x, 'dtype', type(x).__name__)}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if x.shape != tuple(shape):
+        raise ValueError(f"{name}: shape {x.shape}, expected {tuple(shape)}")
+    return x
+
+
+def _ptr(x):
+    return None if x is None else x.ctypes.data
+
+
+def _empty_like_opt(x):
+    return None if x is None else np.empty_like(x)
+
+
+# ---------------------------------------------------------------------------
+# selective scan (Mamba-1)
+
+def _scan_setup(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    dt = _dtype_of(u)
+    if np.ndim(u) != 3 or np.ndim(A) != 2 or np.ndim(B) != 4:
+        raise ValueError("u (B, D, L), A (D, N), B (B, G, N, L) expected")
+    b, d, l = u.shape
+    n = A.shape[1]
+    g = B.shape[1]
+    args = dict(u=_arr("u", u, (b, d, l), dt), delta=_arr("delta", delta, (b, d, l), dt),
+                A=_arr("A", A, (d, n), dt), B=_arr("B", B, (b, g, n, l), dt),
+                C=_arr("C", C, (b, g, n, l), dt), D=_arr("D", D, (d,), dt, True),
+                z=_arr("z", z, (b, d, l), dt, True),
+                delta_bias=_arr("delta_bias", delta_bias, (d,), dt, True))
+    params = ScanParams(b, d, l, n, g, _DTYPES[dt], int(bool(delta_softplus)))
+    inputs = ScanInputs(**{k: _ptr(v) for k, v in args.items()})
+    return params, inputs, args
+
+
+def selective_scan_fwd(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                       delta_softplus=False):
+    """Mamba-1 selective scan forward.
+
+    u, delta, z: (B, D, L); A: (D, N); B, C: (B, G, N, L), G divides D; D, delta_bias: (D).
+    D, z, delta_bias are optional. Returns (y (B, D, L), final_state (B, D, N)).
+    """
+    params, inputs, _ = _scan_setup(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    y = np.empty_like(u)
+    fs = np.empty((params.batch, params.dim, params.dstate), dtype=u.dtype)
+    _call("mb_selective_scan_fwd_cpu", ct.byref(params), ct.byref(inputs), _ptr(y), _ptr(fs))
+    return y, fs
+
+
+def selective_scan_bwd(u, delta, A, B, C, dy, D=None, z=None, delta_bias=None,
+                       delta_softplus=False):
+    """Mamba-1 selective scan backward; shapes as selective_scan_fwd, dy: (B, D, L).
+
+    Returns a dict with du, ddelta, dA, dB, dC and, for each optional input given,
+    dD, dz, ddelta_bias (same shapes as the inputs).
+    """
+    params, inputs, a = _scan_setup(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    dy = _arr("dy", dy, u.shape, u.dtype)
+    out = {"d" + k: _empty_like_opt(v) for k, v in a.items()}
+    grads = ScanGrads(**{k: _ptr(v) for k, v in out.items()})
+    _call("mb_selective_scan_bwd_cpu", ct.byref(params), ct.byref(inputs), _ptr(dy),
+          ct.byref(grads))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------
+# SSD (Mamba-2)
+
+def _ssd_setup(x, dt, A, B, C, D, z, dt_bias, initial_state, dt_softplus, chunk_size, form):
+    ty = _dtype_of(x)
+    if np.ndim(x) != 4 or np.ndim(B) != 4:
+        raise ValueError("x (B, L, H, P) and B (B, L, G, N) expected")
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    args = dict(x=_arr("x", x, (b, l, h, p), ty), dt=_arr("dt", dt, (b, l, h), ty),
+                A=_arr("A", A, (h,), ty), B=_arr("B", B, (b, l, g, n), ty),
+                C=_arr("C", C, (b, l, g, n), ty), D=_arr("D", D, (h,), ty, True),
+                z=_arr("z", z, (b, l, h, p), ty, True),
+                dt_bias=_arr("dt_bias", dt_bias, (h,), ty, True),
+                initial_state=_arr("initial_state", initial_state, (b, h, p, n), ty, True))
+    if form not in SSD_FORMS:
+        raise ValueError(f"form must be one of {sorted(SSD_FORMS)}")
+    params = SsdParams(b, l, h, p, n, g, int(chunk_size), _DTYPES[ty],
+                       int(bool(dt_softplus)), SSD_FORMS[form])
+    inputs = SsdInputs(**{k: _ptr(v) for k, v in args.items()})
+    return params, inputs, args
+
+
+def ssd_fwd(x, dt, A, B, C, D=None, z=None, dt_bias=None, initial_state=None,
+            dt_softplus=False, chunk_size=64, form="chunked"):
+    """Mamba-2 SSD forward.
+
+    x, z: (B, L, H, P); dt: (B, L, H); A, D, dt_bias: (H); B, C: (B, L, G, N), G divides H;
+    initial_state: (B, H, P, N). D, z, dt_bias, initial_state are optional.
+    form: "chunked" (chunk_size > 0, need not divide L), "recurrent" or "quadratic".
+    Returns (y (B, L, H, P), final_state (B, H, P, N)).
+    """
+    params, inputs, _ = _ssd_setup(x, dt, A, B, C, D, z, dt_bias, initial_state,
+                                   dt_softplus, chunk_size, form)
+    y = np.empty_like(x)
+    fs = np.empty((params.batch, params.nheads, params.headdim, params.dstate), dtype=x.dtype)
+    _call("mb_ssd_fwd_cpu", ct.byref(params), ct.byref(inputs), _ptr(y), _ptr(fs))
+    return y, fs
+
+
+def ssd_bwd(x, dt, A, B, C, dy, D=None, z=None, dt_bias=None, initial_state=None,
+            dfinal_state=None, dt_softplus=False, chunk_size=64, form="chunked"):
+    """Mamba-2 SSD backward; shapes as ssd_fwd, dy: (B, L, H, P), dfinal_state:
+    (B, H, P, N) or None (zero).
+
+    Returns a dict with dx, ddt, dA, dB, dC and, for each optional input given,
+    dD, dz, ddt_bias, dinitial_state.
+    """
+    params, inputs, a = _ssd_setup(x, dt, A, B, C, D, z, dt_bias, initial_state,
+                                   dt_softplus, chunk_size, form)
+    dy = _arr("dy", dy, x.shape, x.dtype)
+    dfs = _arr("dfinal_state", dfinal_state,
+               (params.batch, params.nheads, params.headdim, params.dstate), x.dtype, True)
+    out = {"d" + k: _empty_like_opt(v) for k, v in a.items()}
+    grads = SsdGrads(**{k: _ptr(v) for k, v in out.items()})
+    _call("mb_ssd_bwd_cpu", ct.byref(params), ct.byref(inputs), _ptr(dy), _ptr(dfs),
+          ct.byref(grads))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------
+# causal attention
+
+def _attn_setup(q, k, v, scale):
+    ty = _dtype_of(q)
+    if np.ndim(q) != 4:
+        raise ValueError("q (B, H, L, d) expected")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _arr(name, t, q.shape, ty)
+    b, h, l, d = q.shape
+    return AttentionParams(b, h, l, d, float(scale or 0.0), _DTYPES[ty])
+
+
+def attention_fwd(q, k, v, scale=None):
+    """Causal attention forward. q, k, v: (B, H, L, d); scale None/0 means 1/sqrt(d).
+
+    Returns (o (B, H, L, d), lse (B, H, L)), lse_i = log sum_{j<=i} exp(scale q_i.k_j).
+    """
+    params = _attn_setup(q, k, v, scale)
+    o = np.empty_like(q)
+    lse = np.empty(q.shape[:3], dtype=q.dtype)
+    _call("mb_attention_fwd_cpu", ct.byref(params), _ptr(q), _ptr(k), _ptr(v), _ptr(o),
+          _ptr(lse))
+    return o, lse
+
+
+def attention_bwd(q, k, v, o, lse, dout, scale=None):
+    """Causal attention backward. o, lse from attention_fwd; dout: (B, H, L, d).
+
+    Returns (dq, dk, dv), each (B, H, L, d).
+    """
+    params = _attn_setup(q, k, v, scale)
+    _arr("o", o, q.shape, q.dtype)
+    _arr("lse", lse, q.shape[:3], q.dtype)
+    _arr("dout", dout, q.shape, q.dtype)
+    dq, dk, dv = np.empty_like(q), np.empty_like(q), np.empty_like(q)
+    _call("mb_attention_bwd_cpu", ct.byref(params), _ptr(q), _ptr(k), _ptr(v), _ptr(o),
+          _ptr(lse), _ptr(dout), _ptr(dq), _ptr(dk), _ptr(dv))
+    return dq, dk, dv
