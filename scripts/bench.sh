@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench.sh BUILD_DIR -- the sweep `make bench` runs: the GPU sweep when a GPU
-# is present and the build has the CUDA backend, the CPU sweep otherwise.
+# bench.sh BUILD_DIR -- the sweep `make bench` runs: the CPU sweep of the
+# references (bench/run_cpu_sweep.sh). The GPU sweep, for machines with a GPU,
+# arrives with the CUDA kernels; on such a machine this says so.
 set -euo pipefail
 build=${1:-build}
 if [ ! -d "$build" ]; then echo "bench: no build dir $build (run make build)" >&2; exit 1; fi
@@ -15,9 +16,7 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU
   gpu_present=1
 fi
 
-if [ "$gpu_present" = 1 ] && [ -x "$build/bench_gpu_sweep.sh" ]; then
-  exec "$build/bench_gpu_sweep.sh"
-fi
+# The GPU sweep comes with the CUDA kernels; until then every machine runs the CPU one.
 if [ "$gpu_present" = 1 ]; then
   echo "bench: a GPU is present, but no CUDA kernels are implemented yet;"
   echo "bench: running the CPU sweep of the references instead"
