@@ -317,14 +317,18 @@ static void test_initial_state(void) {
 // ----------------------------------------------------------------------------
 // the duality with Mamba-1: SSD == selective scan with A repeated over the state
 
+/* (B, L, X) -> (B, X, L): the time axis moved last. */
+static double* move_time_last(const double* src, int64_t B, int64_t L, int64_t X) {
+    double* out = zeros_f64(B * L * X);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < L; t++)
+            for (int64_t k = 0; k < X; k++) out[(b * X + k) * L + t] = src[(b * L + t) * X + k];
+    return out;
+}
+
 /* (B, L, H, P) -> scan channels (B, D, L) with d = h P + p. */
 static double* blhp_to_bdl(const double* src, const mb_ssd_params* p) {
-    int64_t L = p->seqlen, HP = p->nheads * p->headdim;
-    double* out = zeros_f64(n_x(p));
-    for (int64_t b = 0; b < p->batch; b++)
-        for (int64_t t = 0; t < L; t++)
-            for (int64_t d = 0; d < HP; d++) out[(b * HP + d) * L + t] = src[(b * L + t) * HP + d];
-    return out;
+    return move_time_last(src, p->batch, p->seqlen, p->nheads * p->headdim);
 }
 
 /* (B, L, H) broadcast over p -> (B, D, L). */
@@ -340,12 +344,7 @@ static double* blh_to_bdl(const double* src, const mb_ssd_params* p) {
 
 /* (B, L, G, N) -> (B, G, N, L). */
 static double* blgn_to_bgnl(const double* src, const mb_ssd_params* p) {
-    int64_t L = p->seqlen, GN = p->ngroups * p->dstate;
-    double* out = zeros_f64(n_bc(p));
-    for (int64_t b = 0; b < p->batch; b++)
-        for (int64_t t = 0; t < L; t++)
-            for (int64_t k = 0; k < GN; k++) out[(b * GN + k) * L + t] = src[(b * L + t) * GN + k];
-    return out;
+    return move_time_last(src, p->batch, p->seqlen, p->ngroups * p->dstate);
 }
 
 /* A per-head vector (H) repeated over p and `inner` elements: (H * P * inner). */
