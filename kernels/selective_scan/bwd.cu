@@ -1,0 +1,476 @@
+/*
+ * bwd.cu -- selective-scan backward, deterministic (no floating-point atomics).
+ *
+ * The sequence of each channel is cut into warp chunks of TW = 32*ITEMS steps
+ * (lane l owns steps l*ITEMS .. l*ITEMS+ITEMS-1 of its chunk). Four kernels,
+ * then two reductions:
+ *   1. local:   one warp per (b, d, chunk): the chunk's total delta' (S), its
+ *               end state from a zero start (forward aggregate) and its
+ *               adjoint handed to the previous chunk from a zero carry
+ *               (reverse aggregate), per state n, from warp scans.
+ *   2. combine: one thread per (b, d, n) walks the chunks forward then back,
+ *               turning the aggregates into each chunk's start state h_in and
+ *               incoming adjoint R (decay of a chunk = exp2(A log2e S)), in place.
+ *   3. grads:   one warp per (b, group, chunk, channel split): for each channel
+ *               of its split in order, and each n, recompute h inside the chunk
+ *               from h_in (warp scan) and the adjoint from R (reverse warp scan),
+ *               and form every gradient. du, ddelta, dz are written directly
+ *               (the warp owns those steps of that channel); dB, dC summed over
+ *               the split's channels in registers and written as one partial per
+ *               split; dA, dD, ddelta_bias as one partial per (b, chunk, channel).
+ *   4. reduce:  dB, dC summed over splits, dA, dD, ddelta_bias over (b, chunk),
+ *               each in a fixed order: the gradients are bitwise reproducible.
+ * Nothing of size (B, D, N, L) is stored. States are N-tiled by NTILE in
+ * registers; for N > NTILE, du, d delta' and y_pre are carried between tiles
+ * in an fp32 workspace (the warp owns those entries).
+ *
+ * v1: NTILE 8 (fewer registers, two tiles at N = 16). v2: NTILE 16 (one tile
+ * at N = 16: channel inputs loaded once, no carry workspace, more registers).
+ */
+#include "scan_common.cuh"
+#include "selective_scan.h"
+
+using namespace mbscan;
+
+namespace {
+
+constexpr int kItems = 4;          /* steps per lane */
+constexpr int kTW = 32 * kItems;   /* steps per warp chunk */
+constexpr int kWarpsPerBlock = 4;
+
+template <typename T>
+struct BwdArgs {
+    const T* u;
+    const T* delta;
+    const float* A;
+    const T* Bm;
+    const T* Cm;
+    const float* Dv;
+    const T* z;
+    const float* bias;
+    const T* dy;
+    T* du;
+    T* ddelta;
+    T* dz;
+    int64_t Bsz, D, L, N, G, dpg, nch, S, cps;
+    int softplus;
+    /* workspace */
+    float* Ssum;  /* (B, D, nch) */
+    float* hin;   /* (B, D, nch, N) forward aggregate, then the chunk start state */
+    float* rin;   /* (B, D, nch, N) reverse aggregate, then the incoming adjoint */
+    float* dAp;   /* (B, nch, D, N) */
+    float* dDp;   /* (B, nch, D) or NULL */
+    float* dbp;   /* (B, nch, D) or NULL */
+    float* dBp;   /* (S, B, G, N, L) */
+    float* dCp;   /* (S, B, G, N, L) */
+    float* carry; /* (3, B, D, L) fp32, only when N > kNTile */
+};
+
+/* Per lane: delta' (0 past L), softplus' (0 past L), u, and dy_pre = dy * silu(z). */
+template <typename T, bool kVec>
+__device__ __forceinline__ void load_channel(const BwdArgs<T>& p, int64_t row, int64_t d,
+                                             int64_t t0, int64_t valid, float (&uu)[kItems],
+                                             float (&dt)[kItems], float (&dsoft)[kItems],
+                                             float (&gg)[kItems], float (&dyv)[kItems],
+                                             float (&zz)[kItems]) {
+    const float bias = p.bias ? p.bias[d] : 0.f;
+    load_run<T, kItems, kVec>(p.u, row + t0, valid, uu, 0.f);
+    load_run<T, kItems, kVec>(p.delta, row + t0, valid, dt, 0.f);
+    load_run<T, kItems, kVec>(p.dy, row + t0, valid, dyv, 0.f);
+    if (p.z) load_run<T, kItems, kVec>(p.z, row + t0, valid, zz, 0.f);
+#pragma unroll
+    for (int i = 0; i < kItems; i++) {
+        float x = dt[i] + bias, ds = 1.f;
+        if (p.softplus) {
+            ds = sigmoidf(x);
+            x = softplus(x);
+        }
+        dt[i] = i < valid ? x : 0.f;
+        dsoft[i] = i < valid ? ds : 0.f;
+        gg[i] = p.z ? dyv[i] * zz[i] * sigmoidf(zz[i]) : dyv[i];
+    }
+}
+
+/* 1. chunk-local aggregates: one warp per (b, d, chunk) */
+template <typename T, bool kVec>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local(const BwdArgs<T> p) {
+    const int lane = threadIdx.x & 31;
+    const int64_t w = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+    if (w >= p.Bsz * p.D * p.nch) return; /* whole warps exit together */
+    const int64_t c = w % p.nch, bd = w / p.nch;
+    const int64_t d = bd % p.D, b = bd / p.D;
+    const int64_t N = p.N, L = p.L;
+    const int64_t row = bd * L;
+    const int64_t bc = (b * p.G + d / p.dpg) * N * L;
+    const int64_t t0 = c * kTW + lane * kItems, valid = L - t0;
+    float uu[kItems], dt[kItems], dsoft[kItems], gg[kItems], dyv[kItems], zz[kItems];
+    load_channel<T, kVec>(p, row, d, t0, valid, uu, dt, dsoft, gg, dyv, zz);
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < kItems; i++) s += dt[i];
+    s = warp_sum(s);
+    if (lane == 0) p.Ssum[w] = s;
+    for (int64_t n = 0; n < N; n++) {
+        const float A2 = p.A[d * N + n] * kLog2e;
+        float Bv[kItems], Cv[kItems], a[kItems];
+        load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+        load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+        float pa = 1.f, pb = 0.f, rb = 0.f;
+#pragma unroll
+        for (int i = 0; i < kItems; i++) {
+            a[i] = fast_exp2(dt[i] * A2);
+            pb = fmaf(a[i], pb, dt[i] * uu[i] * Bv[i]);
+            pa *= a[i];
+        }
+#pragma unroll
+        for (int i = kItems - 1; i >= 0; i--) rb = a[i] * (rb + gg[i] * Cv[i]);
+        float ra = pa;
+        warp_scan_fwd(pa, pb, lane);
+        warp_scan_rev(ra, rb, lane);
+        if (lane == 31) p.hin[w * N + n] = pb;
+        if (lane == 0) p.rin[w * N + n] = rb;
+    }
+}
+
+/* 2. combine the aggregates along the chunks: one thread per (b, d, n) */
+__global__ void scan_bwd_combine(const float* __restrict__ A, const float* __restrict__ Ssum,
+                                 float* __restrict__ hin, float* __restrict__ rin, int64_t Bsz,
+                                 int64_t D, int64_t N, int64_t nch) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= Bsz * D * N) return;
+    const int64_t n = i % N, bd = i / N, d = bd % D;
+    const float A2 = A[d * N + n] * kLog2e;
+    const float* S = Ssum + bd * nch;
+    float* H = hin + bd * nch * N + n;
+    float* R = rin + bd * nch * N + n;
+    float h = 0.f;
+    for (int64_t c = 0; c < nch; c++) {
+        float loc = H[c * N];
+        H[c * N] = h;
+        h = fmaf(fast_exp2(A2 * S[c]), h, loc);
+    }
+    float r = 0.f;
+    for (int64_t c = nch - 1; c >= 0; c--) {
+        float loc = R[c * N];
+        R[c * N] = r;
+        r = fmaf(fast_exp2(A2 * S[c]), r, loc);
+    }
+}
+
+/* 3. gradients: one warp per (b, g, chunk, split), channels of the split in order */
+template <typename T, bool kVec, int kNTile>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_grads(const BwdArgs<T> p) {
+    const int lane = threadIdx.x & 31;
+    const int64_t w = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+    if (w >= p.Bsz * p.G * p.nch * p.S) return;
+    const int64_t c = w % p.nch;
+    const int64_t rest = w / p.nch;
+    const int64_t s = rest % p.S, bg = rest / p.S;
+    const int64_t g = bg % p.G, b = bg / p.G;
+    const int64_t N = p.N, L = p.L, D = p.D;
+    const int64_t d_begin = g * p.dpg + s * p.cps;
+    const int64_t d_end = min(d_begin + p.cps, (g + 1) * p.dpg);
+    const int64_t bc = bg * N * L;
+    const int64_t t0 = c * kTW + lane * kItems, valid = L - t0;
+    const int64_t BDL = p.Bsz * D * L;
+
+    for (int64_t n0 = 0; n0 < N; n0 += kNTile) {
+        const bool first_tile = n0 == 0, last_tile = n0 + kNTile >= N;
+        float accB[kNTile][kItems], accC[kNTile][kItems];
+#pragma unroll
+        for (int j = 0; j < kNTile; j++)
+#pragma unroll
+            for (int i = 0; i < kItems; i++) accB[j][i] = accC[j][i] = 0.f;
+
+        for (int64_t d = d_begin; d < d_end; d++) {
+            const int64_t row = (b * D + d) * L;
+            const int64_t cw = (b * D + d) * p.nch + c; /* (b, d, chunk) */
+            float uu[kItems], dt[kItems], dsoft[kItems], gg[kItems], dyv[kItems], zz[kItems];
+            load_channel<T, kVec>(p, row, d, t0, valid, uu, dt, dsoft, gg, dyv, zz);
+            float du_a[kItems], ddt_a[kItems], yp_a[kItems];
+            if (first_tile) {
+#pragma unroll
+                for (int i = 0; i < kItems; i++) du_a[i] = ddt_a[i] = yp_a[i] = 0.f;
+            } else {
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    bool ok = i < valid;
+                    du_a[i] = ok ? p.carry[row + t0 + i] : 0.f;
+                    ddt_a[i] = ok ? p.carry[BDL + row + t0 + i] : 0.f;
+                    yp_a[i] = ok ? p.carry[2 * BDL + row + t0 + i] : 0.f;
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < kNTile; j++) {
+                const int64_t n = n0 + j;
+                if (n < N) { /* warp-uniform */
+                    const float An = p.A[d * N + n], A2 = An * kLog2e;
+                    float Bv[kItems], Cv[kItems], a[kItems], bb[kItems], q[kItems], hp[kItems];
+                    load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+                    load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                    float pa = 1.f, pb = 0.f, rb = 0.f;
+#pragma unroll
+                    for (int i = 0; i < kItems; i++) {
+                        a[i] = fast_exp2(dt[i] * A2);
+                        bb[i] = dt[i] * uu[i] * Bv[i];
+                        q[i] = gg[i] * Cv[i];
+                        pb = fmaf(a[i], pb, bb[i]);
+                        pa *= a[i];
+                    }
+#pragma unroll
+                    for (int i = kItems - 1; i >= 0; i--) rb = a[i] * (rb + q[i]);
+                    float ra = pa;
+                    warp_scan_fwd(pa, pb, lane);
+                    warp_scan_rev(ra, rb, lane);
+                    float ea = __shfl_up_sync(0xffffffffu, pa, 1);
+                    float eb = __shfl_up_sync(0xffffffffu, pb, 1);
+                    float xa = __shfl_down_sync(0xffffffffu, ra, 1);
+                    float xb = __shfl_down_sync(0xffffffffu, rb, 1);
+                    if (lane == 0) ea = 1.f, eb = 0.f;
+                    if (lane == 31) xa = 1.f, xb = 0.f;
+                    float h = fmaf(ea, p.hin[cw * N + n], eb);
+                    float e = fmaf(xa, p.rin[cw * N + n], xb);
+#pragma unroll
+                    for (int i = 0; i < kItems; i++) {
+                        hp[i] = h;
+                        h = fmaf(a[i], h, bb[i]);
+                        yp_a[i] = fmaf(Cv[i], h, yp_a[i]);
+                        accC[j][i] = fmaf(gg[i], h, accC[j][i]);
+                    }
+                    float dA_l = 0.f;
+#pragma unroll
+                    for (int i = kItems - 1; i >= 0; i--) {
+                        const float lam = q[i] + e;
+                        e = a[i] * lam;
+                        const float lh = lam * hp[i] * a[i];
+                        accB[j][i] = fmaf(lam * dt[i], uu[i], accB[j][i]);
+                        du_a[i] = fmaf(lam * dt[i], Bv[i], du_a[i]);
+                        ddt_a[i] += fmaf(lh, An, lam * Bv[i] * uu[i]);
+                        dA_l = fmaf(lh, dt[i], dA_l);
+                    }
+                    dA_l = warp_sum(dA_l);
+                    if (lane == 0) p.dAp[((b * p.nch + c) * D + d) * N + n] = dA_l;
+                }
+            }
+            if (last_tile) {
+                const float Dd = p.Dv ? p.Dv[d] : 0.f;
+                float ddl[kItems], dzv[kItems];
+                float dD_l = 0.f, db_l = 0.f;
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    yp_a[i] = fmaf(Dd, uu[i], yp_a[i]);
+                    du_a[i] = fmaf(Dd, gg[i], du_a[i]);
+                    ddl[i] = ddt_a[i] * dsoft[i];
+                    dD_l = fmaf(gg[i], uu[i], dD_l);
+                    db_l += ddl[i];
+                    if (p.z) {
+                        const float sg = sigmoidf(zz[i]);
+                        dzv[i] = dyv[i] * yp_a[i] * sg * (1.f + zz[i] * (1.f - sg));
+                    }
+                }
+                store_run<T, kItems, kVec>(p.du, row + t0, valid, du_a);
+                store_run<T, kItems, kVec>(p.ddelta, row + t0, valid, ddl);
+                if (p.z) store_run<T, kItems, kVec>(p.dz, row + t0, valid, dzv);
+                if (p.dDp) {
+                    dD_l = warp_sum(dD_l);
+                    if (lane == 0) p.dDp[(b * p.nch + c) * D + d] = dD_l;
+                }
+                if (p.dbp) {
+                    db_l = warp_sum(db_l);
+                    if (lane == 0) p.dbp[(b * p.nch + c) * D + d] = db_l;
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    if (i < valid) {
+                        p.carry[row + t0 + i] = du_a[i];
+                        p.carry[BDL + row + t0 + i] = ddt_a[i];
+                        p.carry[2 * BDL + row + t0 + i] = yp_a[i];
+                    }
+                }
+            }
+        }
+        /* this split's dB, dC partials for the tile */
+        const int64_t BGNL = p.Bsz * p.G * N * L;
+#pragma unroll
+        for (int j = 0; j < kNTile; j++) {
+            const int64_t n = n0 + j;
+            if (n < N) {
+                const int64_t o = s * BGNL + bc + n * L + t0;
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    if (i < valid) {
+                        p.dBp[o + i] = accB[j][i];
+                        p.dCp[o + i] = accC[j][i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* 4a. dB, dC = sum of the split partials, split 0 first */
+template <typename T>
+__global__ void scan_bwd_reduce_bc(const float* __restrict__ dBp, const float* __restrict__ dCp,
+                                   T* __restrict__ dB, T* __restrict__ dC, int64_t count,
+                                   int64_t S) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < count;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float sb = 0.f, sc = 0.f;
+        for (int64_t s = 0; s < S; s++) {
+            sb += dBp[s * count + i];
+            sc += dCp[s * count + i];
+        }
+        dB[i] = mb_from_float<T>(sb);
+        dC[i] = mb_from_float<T>(sc);
+    }
+}
+
+/* 4b. dA (D, N), dD, ddelta_bias (D) = sums over (b, chunk) in order */
+__global__ void scan_bwd_reduce_params(const float* __restrict__ dAp, const float* __restrict__ dDp,
+                                       const float* __restrict__ dbp, float* __restrict__ dA,
+                                       float* __restrict__ dD, float* __restrict__ db,
+                                       int64_t parts, int64_t D, int64_t N) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t DN = D * N;
+    if (i < DN) {
+        float s = 0.f;
+        for (int64_t k = 0; k < parts; k++) s += dAp[k * DN + i];
+        dA[i] = s;
+    } else if (i < DN + D) {
+        const int64_t d = i - DN;
+        if (dDp) {
+            float s = 0.f;
+            for (int64_t k = 0; k < parts; k++) s += dDp[k * D + d];
+            dD[d] = s;
+        }
+        if (dbp) {
+            float s = 0.f;
+            for (int64_t k = 0; k < parts; k++) s += dbp[k * D + d];
+            db[d] = s;
+        }
+    }
+}
+
+static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
+
+template <typename T, int kNTile>
+mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
+                     const void* dy, const mb_selective_scan_grads* gr, const mb_exec* ex) {
+    cudaStream_t st = mb_stream(ex);
+    BwdArgs<T> a;
+    a.u = (const T*)in->u;
+    a.delta = (const T*)in->delta;
+    a.A = (const float*)in->A;
+    a.Bm = (const T*)in->B;
+    a.Cm = (const T*)in->C;
+    a.Dv = (const float*)in->D;
+    a.z = (const T*)in->z;
+    a.bias = (const float*)in->delta_bias;
+    a.dy = (const T*)dy;
+    a.du = (T*)gr->du;
+    a.ddelta = (T*)gr->ddelta;
+    a.dz = (T*)gr->dz;
+    a.Bsz = prm->batch;
+    a.D = prm->dim;
+    a.L = prm->seqlen;
+    a.N = prm->dstate;
+    a.G = prm->ngroups;
+    a.dpg = prm->dim / prm->ngroups;
+    a.softplus = prm->delta_softplus;
+    a.nch = (a.L + kTW - 1) / kTW;
+    /* enough warps to fill the chip: about 64 per SM of 132 */
+    const int64_t target = 132 * 64;
+    int64_t base = a.Bsz * a.G * a.nch;
+    int64_t S = (target + base - 1) / base;
+    if (S > a.dpg) S = a.dpg;
+    if (S < 1) S = 1;
+    a.cps = (a.dpg + S - 1) / S;
+    a.S = (a.dpg + a.cps - 1) / a.cps; /* no empty split */
+
+    const int64_t BDC = a.Bsz * a.D * a.nch;
+    const int64_t BGNL = a.Bsz * a.G * a.N * a.L;
+    const int64_t BDL = a.Bsz * a.D * a.L;
+    size_t off[9], total = 0;
+    size_t sizes[9] = {
+        (size_t)BDC * sizeof(float),                          /* Ssum */
+        (size_t)BDC * a.N * sizeof(float),                    /* hin */
+        (size_t)BDC * a.N * sizeof(float),                    /* rin */
+        (size_t)BDC * a.N * sizeof(float),                    /* dAp */
+        in->D ? (size_t)BDC * sizeof(float) : 0,              /* dDp */
+        in->delta_bias ? (size_t)BDC * sizeof(float) : 0,     /* dbp */
+        (size_t)(a.S * BGNL) * sizeof(float),                 /* dBp */
+        (size_t)(a.S * BGNL) * sizeof(float),                 /* dCp */
+        a.N > kNTile ? (size_t)3 * BDL * sizeof(float) : 0};  /* carry */
+    for (int k = 0; k < 9; k++) {
+        off[k] = total;
+        total += round_up(sizes[k]);
+    }
+    char* ws = NULL;
+    mb_status stt = mb_device_alloc((void**)&ws, total, ex->stream);
+    if (stt != MB_OK) return stt;
+    a.Ssum = (float*)(ws + off[0]);
+    a.hin = (float*)(ws + off[1]);
+    a.rin = (float*)(ws + off[2]);
+    a.dAp = (float*)(ws + off[3]);
+    a.dDp = in->D ? (float*)(ws + off[4]) : NULL;
+    a.dbp = in->delta_bias ? (float*)(ws + off[5]) : NULL;
+    a.dBp = (float*)(ws + off[6]);
+    a.dCp = (float*)(ws + off[7]);
+    a.carry = a.N > kNTile ? (float*)(ws + off[8]) : NULL;
+
+    const bool vec = a.L % kItems == 0 && aligned16(a.u) && aligned16(a.delta) &&
+                     aligned16(a.Bm) && aligned16(a.Cm) && aligned16(a.dy) &&
+                     aligned16(a.du) && aligned16(a.ddelta) && (!a.z || aligned16(a.z)) &&
+                     (!a.dz || aligned16(a.dz));
+    cudaError_t err = cudaSuccess;
+    const int threads = kWarpsPerBlock * 32;
+    do {
+        unsigned blocks = (unsigned)((BDC + kWarpsPerBlock - 1) / kWarpsPerBlock);
+        if (vec) scan_bwd_local<T, true><<<blocks, threads, 0, st>>>(a);
+        else scan_bwd_local<T, false><<<blocks, threads, 0, st>>>(a);
+        if ((err = cudaGetLastError()) != cudaSuccess) break;
+        int64_t nth = a.Bsz * a.D * a.N;
+        scan_bwd_combine<<<(unsigned)((nth + 127) / 128), 128, 0, st>>>(a.A, a.Ssum, a.hin, a.rin,
+                                                                         a.Bsz, a.D, a.N, a.nch);
+        if ((err = cudaGetLastError()) != cudaSuccess) break;
+        int64_t nw = a.Bsz * a.G * a.nch * a.S;
+        blocks = (unsigned)((nw + kWarpsPerBlock - 1) / kWarpsPerBlock);
+        if (vec) scan_bwd_grads<T, true, kNTile><<<blocks, threads, 0, st>>>(a);
+        else scan_bwd_grads<T, false, kNTile><<<blocks, threads, 0, st>>>(a);
+        if ((err = cudaGetLastError()) != cudaSuccess) break;
+        int64_t rb = (BGNL + 255) / 256;
+        if (rb > 132 * 16) rb = 132 * 16;
+        scan_bwd_reduce_bc<T><<<(unsigned)rb, 256, 0, st>>>(a.dBp, a.dCp, (T*)gr->dB, (T*)gr->dC,
+                                                             BGNL, a.S);
+        if ((err = cudaGetLastError()) != cudaSuccess) break;
+        int64_t np = a.D * a.N + a.D;
+        scan_bwd_reduce_params<<<(unsigned)((np + 255) / 256), 256, 0, st>>>(
+            a.dAp, a.dDp, a.dbp, (float*)gr->dA, (float*)gr->dD, (float*)gr->ddelta_bias,
+            a.Bsz * a.nch, a.D, a.N);
+        err = cudaGetLastError();
+    } while (0);
+    mb_device_free(ws, total, ex->stream);
+    if (err != cudaSuccess)
+        return mb_fail(MB_ERR_CUDA, "%s:%d: selective-scan backward launch failed: %s", __FILE__,
+                       __LINE__, cudaGetErrorString(err));
+    return MB_OK;
+}
+
+} // namespace
+
+/* v1: deterministic chunked backward (local aggregates, combine, warp-chunk grads in tiles of 8 states, fixed-order reductions). */
+extern "C" mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 8>(p, in, dy, g, ex);
+    return launch_bwd<float, 8>(p, in, dy, g, ex);
+}
+
+/* v2: over v1, tiles of 16 states: N <= 16 in one pass over each channel's inputs. */
+extern "C" mb_status mb_scan_bwd_cuda_v2(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16>(p, in, dy, g, ex);
+    return launch_bwd<float, 16>(p, in, dy, g, ex);
+}

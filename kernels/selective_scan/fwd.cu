@@ -1,0 +1,186 @@
+/*
+ * fwd.cu -- selective-scan forward, hardware-aware: every input is read from
+ * HBM once, discretisation, scan and gate stay in registers and shared
+ * memory, and only y and the final state are written.
+ *
+ * One block of NW warps per channel (b, d); the sequence is walked in chunks
+ * of NW*32*ITEMS steps, each thread owning ITEMS consecutive steps. For each
+ * state n of a chunk: every thread composes its steps' (a, b) pairs, the warp
+ * scans them with shuffles, lane 31 of each warp posts its warp's total to
+ * shared memory, and after one barrier each thread folds the block carry and
+ * the totals of the warps before it into its own start state, then replays
+ * its steps, accumulating C_t . h_t into registers. Shared memory holds the
+ * carried state h (N floats, double-buffered by chunk parity), A*log2(e) (N
+ * floats) and the warp totals (double-buffered by iteration parity), so one
+ * barrier per (chunk, n) is enough.
+ *
+ * v1: ITEMS 8 (chunk 1024). v2: ITEMS 16 (chunk 2048), half the scans per step.
+ */
+#include "scan_common.cuh"
+#include "selective_scan.h"
+
+using namespace mbscan;
+
+namespace {
+
+template <typename T>
+struct FwdArgs {
+    const T* u;        /* (B, D, L) */
+    const T* delta;    /* (B, D, L) */
+    const float* A;    /* (D, N) */
+    const T* Bm;       /* (B, G, N, L) */
+    const T* Cm;       /* (B, G, N, L) */
+    const float* Dv;   /* (D) or NULL */
+    const T* z;        /* (B, D, L) or NULL */
+    const float* bias; /* (D) or NULL */
+    T* y;              /* (B, D, L) */
+    float* fstate;     /* (B, D, N) or NULL */
+    int64_t D, L, N, G, dpg;
+    int softplus;
+};
+
+template <typename T, int ITEMS, int NW, bool kVec>
+__global__ void __launch_bounds__(NW * 32) scan_fwd_kernel(const FwdArgs<T> p) {
+    constexpr int kThreads = NW * 32;
+    constexpr int kChunk = kThreads * ITEMS;
+    extern __shared__ float smem[];
+    float* hcarry = smem;       /* [2][N] */
+    float* A2s = smem + 2 * p.N; /* [N] */
+    __shared__ float wA[2][NW], wB[2][NW];
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t d = blockIdx.x, b = blockIdx.y;
+    const int64_t N = p.N, L = p.L;
+    const int64_t row = (b * p.D + d) * L;
+    const int64_t bc = (b * p.G + d / p.dpg) * N * L;
+    const float Dd = p.Dv ? p.Dv[d] : 0.f;
+    const float bias = p.bias ? p.bias[d] : 0.f;
+
+    for (int64_t n = threadIdx.x; n < N; n += kThreads) {
+        hcarry[n] = 0.f;
+        A2s[n] = p.A[d * N + n] * kLog2e;
+    }
+    __syncthreads();
+
+    int par = 0;
+    int64_t ci = 0;
+    for (int64_t c0 = 0; c0 < L; c0 += kChunk, ci++) {
+        const int cp = (int)(ci & 1);
+        const int64_t t0 = c0 + (int64_t)threadIdx.x * ITEMS;
+        const int64_t valid = L - t0;
+        const bool last_chunk = c0 + kChunk >= L;
+        float uu[ITEMS], dt[ITEMS], du[ITEMS], out[ITEMS];
+        load_run<T, ITEMS, kVec>(p.u, row + t0, valid, uu, 0.f);
+        load_run<T, ITEMS, kVec>(p.delta, row + t0, valid, dt, 0.f);
+#pragma unroll
+        for (int i = 0; i < ITEMS; i++) {
+            float x = dt[i] + bias;
+            if (p.softplus) x = softplus(x);
+            dt[i] = i < valid ? x : 0.f; /* past L: a = 1, b = 0, the identity step */
+            du[i] = dt[i] * uu[i];
+            out[i] = Dd * uu[i];
+        }
+        for (int64_t n = 0; n < N; n++) {
+            const float A2 = A2s[n];
+            float Bv[ITEMS], Cv[ITEMS], a[ITEMS], bb[ITEMS];
+            load_run<T, ITEMS, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+            load_run<T, ITEMS, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+            float pa = 1.f, pb = 0.f;
+#pragma unroll
+            for (int i = 0; i < ITEMS; i++) {
+                a[i] = fast_exp2(dt[i] * A2);
+                bb[i] = du[i] * Bv[i];
+                pb = fmaf(a[i], pb, bb[i]);
+                pa *= a[i];
+            }
+            warp_scan_fwd(pa, pb, lane);
+            if (lane == 31) {
+                wA[par][warp] = pa;
+                wB[par][warp] = pb;
+            }
+            float ea = __shfl_up_sync(0xffffffffu, pa, 1);
+            float eb = __shfl_up_sync(0xffffffffu, pb, 1);
+            if (lane == 0) ea = 1.f, eb = 0.f;
+            __syncthreads();
+            float h = hcarry[cp * N + n];
+#pragma unroll
+            for (int w = 0; w < NW - 1; w++)
+                if (w < warp) h = fmaf(wA[par][w], h, wB[par][w]);
+            h = fmaf(ea, h, eb);
+#pragma unroll
+            for (int i = 0; i < ITEMS; i++) {
+                h = fmaf(a[i], h, bb[i]);
+                out[i] = fmaf(Cv[i], h, out[i]);
+            }
+            if (threadIdx.x == kThreads - 1) { /* steps past L are identities: h is the chunk's end state */
+                hcarry[(cp ^ 1) * N + n] = h;
+                if (last_chunk && p.fstate) p.fstate[(b * p.D + d) * N + n] = h;
+            }
+            par ^= 1;
+        }
+        if (p.z) {
+            float zz[ITEMS];
+            load_run<T, ITEMS, kVec>(p.z, row + t0, valid, zz, 0.f);
+#pragma unroll
+            for (int i = 0; i < ITEMS; i++) out[i] *= zz[i] * sigmoidf(zz[i]);
+        }
+        store_run<T, ITEMS, kVec>(p.y, row + t0, valid, out);
+    }
+}
+
+template <typename T, int ITEMS, int NW>
+mb_status launch_fwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
+                     void* y, void* final_state, const mb_exec* ex) {
+    FwdArgs<T> a;
+    a.u = (const T*)in->u;
+    a.delta = (const T*)in->delta;
+    a.A = (const float*)in->A;
+    a.Bm = (const T*)in->B;
+    a.Cm = (const T*)in->C;
+    a.Dv = (const float*)in->D;
+    a.z = (const T*)in->z;
+    a.bias = (const float*)in->delta_bias;
+    a.y = (T*)y;
+    a.fstate = (float*)final_state;
+    a.D = prm->dim;
+    a.L = prm->seqlen;
+    a.N = prm->dstate;
+    a.G = prm->ngroups;
+    a.dpg = prm->dim / prm->ngroups;
+    a.softplus = prm->delta_softplus;
+    const bool vec = prm->seqlen % ITEMS == 0 && aligned16(a.u) && aligned16(a.delta) &&
+                     aligned16(a.Bm) && aligned16(a.Cm) && aligned16(a.y) &&
+                     (!a.z || aligned16(a.z));
+    dim3 grid((unsigned)prm->dim, (unsigned)prm->batch);
+    size_t shmem = (size_t)3 * prm->dstate * sizeof(float);
+    if (vec)
+        scan_fwd_kernel<T, ITEMS, NW, true><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
+    else
+        scan_fwd_kernel<T, ITEMS, NW, false><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
+}
+
+template <int ITEMS, int NW>
+mb_status fwd_dispatch(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                       void* y, void* final_state, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16)
+        return launch_fwd<__nv_bfloat16, ITEMS, NW>(p, in, y, final_state, ex);
+    return launch_fwd<float, ITEMS, NW>(p, in, y, final_state, ex);
+}
+
+} // namespace
+
+/* v1: 128 threads per channel, 8 steps per thread. */
+extern "C" mb_status mb_scan_fwd_cuda_v1(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, void* y,
+                                         void* final_state, const mb_exec* ex) {
+    return fwd_dispatch<8, 4>(p, in, y, final_state, ex);
+}
+
+/* v2: over v1, 16 steps per thread: one warp scan and barrier per 2048 steps and state. */
+extern "C" mb_status mb_scan_fwd_cuda_v2(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, void* y,
+                                         void* final_state, const mb_exec* ex) {
+    return fwd_dispatch<16, 4>(p, in, y, final_state, ex);
+}

@@ -1,0 +1,42 @@
+/*
+ * selective_scan.h -- the CUDA implementations of the Mamba-1 selective scan
+ * (forward, backward, one-token step) that src/registry.c registers. Each is
+ * an mb_scan_*_fn of src/impl.h: called after validation, it queues its work
+ * on mb_stream(ex) and returns MB_OK (or MB_ERR_CUDA / MB_ERR_ALLOC).
+ *
+ * Versions (each line: what it changes over the previous one):
+ *   fwd v1  one block of 128 threads per channel (b, d), 8 time steps per
+ *           thread, chunks of 1024 steps; per state n a warp scan of (a, b)
+ *           pairs plus a cross-warp carry in shared memory; exp2 on the SFU
+ *   fwd v2  16 time steps per thread (chunks of 2048): half the scans per step
+ *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
+ *           chunk boundary states / adjoints, per-warp chunk gradients with
+ *           cross-channel partials, and fixed-order reduction kernels
+ *   bwd v2  register tiles of 16 states instead of 8 (N = 16 in one pass)
+ *   step v1 one kernel, 4 (N <= 32) or 32 threads per channel
+ */
+#ifndef MB_SELECTIVE_SCAN_H
+#define MB_SELECTIVE_SCAN_H
+
+#include "impl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+mb_status mb_scan_fwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
+                               const mb_selective_scan_inputs* in, void* state, void* y,
+                               const mb_exec* ex);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MB_SELECTIVE_SCAN_H */

@@ -1,0 +1,84 @@
+/*
+ * step.cu -- one-token selective-scan step (decoding), one kernel launch.
+ * TPC threads per channel (b, d) split the N states (n = sub, sub+TPC, ...),
+ * update h in place in fp32, and reduce C . h over the TPC lanes with shuffles.
+ *
+ * v1: TPC 4 for N <= 32, 32 above.
+ */
+#include "scan_common.cuh"
+#include "selective_scan.h"
+
+using namespace mbscan;
+
+namespace {
+
+template <typename T, int TPC>
+__global__ void scan_step_kernel(const T* __restrict__ u, const T* __restrict__ delta,
+                                 const float* __restrict__ A, const T* __restrict__ Bm,
+                                 const T* __restrict__ Cm, const float* __restrict__ Dv,
+                                 const T* __restrict__ z, const float* __restrict__ bias,
+                                 float* __restrict__ state, T* __restrict__ y, int64_t Bsz,
+                                 int64_t D, int64_t N, int64_t G, int64_t dpg, int use_softplus) {
+    const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t ch = tid / TPC; /* (b, d) */
+    const int sub = (int)(tid % TPC);
+    const bool ok = ch < Bsz * D;
+    float acc = 0.f, uu = 0.f;
+    if (ok) {
+        const int64_t d = ch % D, b = ch / D;
+        const int64_t bcn = (b * G + d / dpg) * N;
+        float dt = mb_to_float(delta[ch]) + (bias ? bias[d] : 0.f);
+        if (use_softplus) dt = softplus(dt);
+        uu = mb_to_float(u[ch]);
+        const float du = dt * uu;
+        for (int64_t n = sub; n < N; n += TPC) {
+            const float a = fast_exp2(dt * A[d * N + n] * kLog2e);
+            float h = state[ch * N + n];
+            h = fmaf(a, h, du * mb_to_float(Bm[bcn + n]));
+            state[ch * N + n] = h;
+            acc = fmaf(mb_to_float(Cm[bcn + n]), h, acc);
+        }
+    }
+#pragma unroll
+    for (int off = TPC / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (ok && sub == 0) {
+        const int64_t d = ch % D;
+        float out = acc + (Dv ? Dv[d] : 0.f) * uu;
+        if (z) {
+            const float zz = mb_to_float(z[ch]);
+            out *= zz * sigmoidf(zz);
+        }
+        y[ch] = mb_from_float<T>(out);
+    }
+}
+
+template <typename T, int TPC>
+mb_status launch_step(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                      void* state, void* y, const mb_exec* ex) {
+    const int64_t threads = p->batch * p->dim * TPC;
+    const int block = 256;
+    scan_step_kernel<T, TPC><<<(unsigned)((threads + block - 1) / block), block, 0, mb_stream(ex)>>>(
+        (const T*)in->u, (const T*)in->delta, (const float*)in->A, (const T*)in->B,
+        (const T*)in->C, (const float*)in->D, (const T*)in->z, (const float*)in->delta_bias,
+        (float*)state, (T*)y, p->batch, p->dim, p->dstate, p->ngroups, p->dim / p->ngroups,
+        p->delta_softplus);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
+}
+
+template <typename T>
+mb_status step_dispatch(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                        void* state, void* y, const mb_exec* ex) {
+    if (p->dstate <= 32) return launch_step<T, 4>(p, in, state, y, ex);
+    return launch_step<T, 32>(p, in, state, y, ex);
+}
+
+} // namespace
+
+/* v1: TPC threads per channel, in-place fp32 state update, shuffle reduction of C . h. */
+extern "C" mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* state,
+                                          void* y, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return step_dispatch<__nv_bfloat16>(p, in, state, y, ex);
+    return step_dispatch<float>(p, in, state, y, ex);
+}
