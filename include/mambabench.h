@@ -1,11 +1,13 @@
 /*
  * mambabench.h -- the one public C API of mambabench.
  *
- * Three sequence mixers, each with a forward and a backward, each on two
- * backends (CPU reference now, CUDA kernels where built):
- *   selective scan (Mamba-1)   mb_selective_scan_{fwd,bwd}_{cpu,cuda}
- *   SSD (Mamba-2)              mb_ssd_{fwd,bwd}_{cpu,cuda}
- *   causal attention           mb_attention_{fwd,bwd}_{cpu,cuda}
+ * Three sequence mixers, each with a forward, a backward and a decoding
+ * entry point, each on two backends (CPU reference, CUDA kernels where built):
+ *   selective scan (Mamba-1)   mb_selective_scan_{fwd,bwd,step}_{cpu,cuda}
+ *   SSD (Mamba-2)              mb_ssd_{fwd,bwd,step}_{cpu,cuda}
+ *   causal attention           mb_attention_{fwd,bwd,decode}_{cpu,cuda}
+ * Each (op, direction, backend) can have several registered implementations
+ * (numbered kernel versions); see "Implementations" at the end.
  *
  * Dimension legend (the letters used in every shape comment below):
  *   B = batch, L = sequence length,
@@ -148,6 +150,14 @@ MB_API mb_status mb_selective_scan_bwd_cpu(const mb_selective_scan_params* param
                                            const void* dy,
                                            const mb_selective_scan_grads* grads);
 
+/* One-token step (decoding), mamba_ssm's selective_state_update: params->seqlen
+ * must be 1, so u, delta, z are (B, D) and B, C are (B, G, N) -- the layouts
+ * above with L = 1. state: (B, D, N) param dtype, read as h_{t-1} and
+ * overwritten with h_t. y: (B, D) dtype. */
+MB_API mb_status mb_selective_scan_step_cpu(const mb_selective_scan_params* params,
+                                            const mb_selective_scan_inputs* in, void* state,
+                                            void* y);
+
 /* ------------------------------------------------------------------------ */
 /* SSD (Mamba-2): a selective scan whose A is one scalar per head and whose
  * state is (P, N) per head, B/C shared by the P channels of a head.
@@ -208,37 +218,96 @@ MB_API mb_status mb_ssd_bwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs
                                 const void* dy, const void* dfinal_state,
                                 const mb_ssd_grads* grads);
 
+/* One-token step: params->seqlen must be 1, so x, z are (B, H, P), dt is (B, H),
+ * B, C are (B, G, N); initial_state must be NULL (the state is `state`).
+ * state: (B, H, P, N) param dtype, in/out. y: (B, H, P) dtype. chunk_size and
+ * form are ignored. */
+MB_API mb_status mb_ssd_step_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in,
+                                 void* state, void* y);
+
 /* ------------------------------------------------------------------------ */
 /* Causal attention
  *   S = scale * Q K^T, masked to -inf above the diagonal,
- *   O = softmax(S) V,  lse_i = log sum_j exp(S_ij) */
+ *   O = softmax(S) V,  lse_i = log sum_j exp(S_ij)
+ * Grouped-query attention: head h reads K/V head h / (H / H_kv). */
 
 typedef struct {
-    int64_t batch;   /* B */
-    int64_t nheads;  /* H */
-    int64_t seqlen;  /* L */
-    int64_t headdim; /* d */
-    double scale;    /* 0 means 1/sqrt(d); must be finite and >= 0 */
-    mb_dtype dtype;  /* of q, k, v, o and their gradients */
+    int64_t batch;     /* B */
+    int64_t nheads;    /* H */
+    int64_t seqlen;    /* L */
+    int64_t headdim;   /* d */
+    double scale;      /* 0 means 1/sqrt(d); must be finite and >= 0 */
+    mb_dtype dtype;    /* of q, k, v, o and their gradients */
+    int64_t nheads_kv; /* H_kv, divides H; 0 means H (plain multi-head attention) */
 } mb_attention_params;
 
-/* q, k, v: (B, H, L, d) dtype. o: (B, H, L, d) dtype.
- * lse: (B, H, L) param dtype, may be NULL (needed by the backward). */
+typedef struct {
+    const void* q; /* (B, H, L, d)    dtype */
+    const void* k; /* (B, H_kv, L, d) dtype */
+    const void* v; /* (B, H_kv, L, d) dtype */
+} mb_attention_inputs;
+
+typedef struct {
+    void* dq; /* (B, H, L, d)    dtype */
+    void* dk; /* (B, H_kv, L, d) dtype */
+    void* dv; /* (B, H_kv, L, d) dtype */
+} mb_attention_grads;
+
+/* o: (B, H, L, d) dtype. lse: (B, H, L) param dtype, may be NULL (the backward needs it). */
 MB_API mb_status mb_attention_fwd_cpu(const mb_attention_params* params,
-                                      const void* q, const void* k, const void* v,
-                                      void* o, void* lse);
-/* o, lse from the forward; dout: (B, H, L, d). Writes dq, dk, dv (B, H, L, d). */
+                                      const mb_attention_inputs* in, void* o, void* lse);
+/* o, lse from the forward; dout: (B, H, L, d) dtype. */
 MB_API mb_status mb_attention_bwd_cpu(const mb_attention_params* params,
-                                      const void* q, const void* k, const void* v,
-                                      const void* o, const void* lse, const void* dout,
-                                      void* dq, void* dk, void* dv);
+                                      const mb_attention_inputs* in, const void* o,
+                                      const void* lse, const void* dout,
+                                      const mb_attention_grads* grads);
+
+/* Decoding: one new query per sequence over a KV cache, sequence b attending
+ * to its first seqlens[b] cached positions (the new token's own K/V included). */
+typedef struct {
+    int64_t batch;      /* B */
+    int64_t nheads;     /* H */
+    int64_t nheads_kv;  /* H_kv, divides H; 0 means H */
+    int64_t headdim;    /* d */
+    int64_t max_seqlen; /* L_max, the cache capacity */
+    double scale;       /* 0 means 1/sqrt(d) */
+    mb_dtype dtype;     /* of q, k, v, o */
+} mb_attention_decode_params;
+
+typedef struct {
+    const void* q;          /* (B, H, d)            dtype */
+    const void* k;          /* (B, H_kv, L_max, d)  dtype */
+    const void* v;          /* (B, H_kv, L_max, d)  dtype */
+    const int64_t* seqlens; /* (B) HOST array, each in 1..L_max (both backends) */
+} mb_attention_decode_inputs;
+
+/* o: (B, H, d) dtype; lse: (B, H) param dtype, may be NULL. */
+MB_API mb_status mb_attention_decode_cpu(const mb_attention_decode_params* params,
+                                         const mb_attention_decode_inputs* in, void* o,
+                                         void* lse);
 
 /* ------------------------------------------------------------------------ */
-/* CUDA backend. Same semantics and layouts; every tensor pointer is a device
- * pointer; `stream` is a cudaStream_t (NULL = the default stream). Without
- * CUDA in the build these return MB_ERR_NO_CUDA (after validating), without
- * a GPU MB_ERR_NO_DEVICE; ops whose kernels are not written yet return
- * MB_ERR_NOT_IMPLEMENTED. */
+/* CUDA backend. Same semantics and layouts as the CPU entry points; every
+ * tensor pointer is a device pointer (except decode's seqlens), and `stream`
+ * is a cudaStream_t (NULL = the legacy default stream).
+ *
+ * The launch contract, kept by every CUDA entry point:
+ *   - validation first, on the host, before anything is launched; a refused
+ *     call launches nothing and writes nothing;
+ *   - asynchronous: the work is queued on `stream` and the call returns
+ *     without synchronizing (MB_OK means "launched"; an error that happens
+ *     on the device later surfaces at the caller's next synchronization);
+ *   - every launch is checked (cudaGetLastError), and every error path frees
+ *     what the call allocated;
+ *   - workspace: stream-ordered allocations (cudaMallocAsync) from a pool
+ *     that keeps its memory, so only the first call at a size allocates from
+ *     the driver and no timed call allocates synchronously; every byte is
+ *     counted in mb_cuda_memory_peak_bytes();
+ *   - tensors are contiguous in the layouts above (no strides);
+ *   - without CUDA in the build every entry validates, then returns
+ *     MB_ERR_NO_CUDA; without a GPU MB_ERR_NO_DEVICE; an op with no CUDA
+ *     implementation registered MB_ERR_NOT_IMPLEMENTED (never a silent
+ *     wrong number). */
 
 /* Number of usable CUDA devices; 0 without CUDA in the build or without a GPU. */
 MB_API int mb_cuda_device_count(void);
@@ -251,18 +320,87 @@ MB_API mb_status mb_selective_scan_bwd_cuda(const mb_selective_scan_params* para
                                             const void* dy,
                                             const mb_selective_scan_grads* grads,
                                             void* stream);
+MB_API mb_status mb_selective_scan_step_cuda(const mb_selective_scan_params* params,
+                                             const mb_selective_scan_inputs* in, void* state,
+                                             void* y, void* stream);
 MB_API mb_status mb_ssd_fwd_cuda(const mb_ssd_params* params, const mb_ssd_inputs* in,
                                  void* y, void* final_state, void* stream);
 MB_API mb_status mb_ssd_bwd_cuda(const mb_ssd_params* params, const mb_ssd_inputs* in,
                                  const void* dy, const void* dfinal_state,
                                  const mb_ssd_grads* grads, void* stream);
+MB_API mb_status mb_ssd_step_cuda(const mb_ssd_params* params, const mb_ssd_inputs* in,
+                                  void* state, void* y, void* stream);
 MB_API mb_status mb_attention_fwd_cuda(const mb_attention_params* params,
-                                       const void* q, const void* k, const void* v,
-                                       void* o, void* lse, void* stream);
+                                       const mb_attention_inputs* in, void* o, void* lse,
+                                       void* stream);
 MB_API mb_status mb_attention_bwd_cuda(const mb_attention_params* params,
-                                       const void* q, const void* k, const void* v,
-                                       const void* o, const void* lse, const void* dout,
-                                       void* dq, void* dk, void* dv, void* stream);
+                                       const mb_attention_inputs* in, const void* o,
+                                       const void* lse, const void* dout,
+                                       const mb_attention_grads* grads, void* stream);
+MB_API mb_status mb_attention_decode_cuda(const mb_attention_decode_params* params,
+                                          const mb_attention_decode_inputs* in, void* o,
+                                          void* lse, void* stream);
+
+/* Peak extra device memory (workspace bytes live at once) of the CUDA
+ * implementations since the last reset, counted over all threads and streams. */
+MB_API void mb_cuda_memory_reset_peak(void);
+MB_API int64_t mb_cuda_memory_peak_bytes(void);
+
+/* ------------------------------------------------------------------------ */
+/* Implementations. Every (op, direction, backend) has a table of registered
+ * implementations: the CPU reference, numbered CUDA versions ("v1", "v2", ...)
+ * and named variants. The public entry points call the selected one of their
+ * (op, direction, backend): the default unless this thread selected another. */
+
+typedef enum {
+    MB_OP_SELECTIVE_SCAN = 0,
+    MB_OP_SSD = 1,
+    MB_OP_ATTENTION = 2,
+    MB_OP_COUNT = 3
+} mb_op;
+
+typedef enum {
+    MB_DIR_FWD = 0,
+    MB_DIR_BWD = 1,
+    MB_DIR_STEP = 2,   /* one-token state update (scan, SSD) */
+    MB_DIR_DECODE = 3, /* one query over a KV cache (attention) */
+    MB_DIR_COUNT = 4
+} mb_direction;
+
+typedef enum { MB_BACKEND_CPU = 0, MB_BACKEND_CUDA = 1, MB_BACKEND_COUNT = 2 } mb_backend;
+
+typedef struct {
+    const char* name;  /* unique within its (op, direction, backend) */
+    int version;       /* 1, 2, ... for numbered versions; 0 otherwise */
+    int is_default;    /* the one the entry point uses unless another is selected */
+    unsigned dtypes;   /* bit (1u << mb_dtype) set for each dtype it accepts */
+    int max_dstate;    /* largest N it accepts (scan, SSD) */
+    unsigned headdims; /* attention: bit i set = head dim 8*(i+1) accepted; 0 = any */
+    const char* about; /* one line: what it is, or what it changes over the previous version */
+} mb_impl_info;
+
+/* "selective_scan", "ssd", "attention"; "fwd", "bwd", "step", "decode";
+ * "cpu", "cuda"; "?" for a value out of range. */
+MB_API const char* mb_op_name(mb_op op);
+MB_API const char* mb_direction_name(mb_direction dir);
+MB_API const char* mb_backend_name(mb_backend backend);
+
+/* Number of implementations registered for (op, dir, backend); 0 for none
+ * (or arguments out of range). A build without CUDA registers none for CUDA. */
+MB_API int mb_impl_count(mb_op op, mb_direction dir, mb_backend backend);
+/* Describe implementation `index` (0 .. count-1) of (op, dir, backend). */
+MB_API mb_status mb_impl_get(mb_op op, mb_direction dir, mb_backend backend, int index,
+                             mb_impl_info* info);
+/* Select the implementation that this thread's calls of (op, dir, backend)
+ * use: by name ("v2"), by version number written in decimal ("2"), or NULL /
+ * "default" for the default. An unknown name is MB_ERR_BAD_OPTION, listing
+ * the known ones, and leaves the selection as it was. Thread-local: other
+ * threads are unaffected. */
+MB_API mb_status mb_impl_select(mb_op op, mb_direction dir, mb_backend backend,
+                                const char* name);
+/* The name of this thread's selected implementation of (op, dir, backend),
+ * or NULL when none is registered. */
+MB_API const char* mb_impl_selected(mb_op op, mb_direction dir, mb_backend backend);
 
 /* ------------------------------------------------------------------------ */
 /* Host memory accounting of the CPU references: every scratch buffer they

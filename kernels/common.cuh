@@ -1,16 +1,17 @@
 /*
  * common.cuh -- what every CUDA file of mambabench shares: the checking
- * macro that turns a failed CUDA call into MB_ERR_CUDA with file, line and
- * CUDA's message (never an abort), and the device gate.
+ * macros that turn a failed CUDA call or launch into MB_ERR_CUDA with file,
+ * line and CUDA's message (never an abort), the implementation interface,
+ * stream-ordered workspace, and small device helpers (dtype conversion).
  */
 #ifndef MB_KERNELS_COMMON_CUH
 #define MB_KERNELS_COMMON_CUH
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-extern "C" {
+#include "impl.h"
 #include "internal.h"
-}
 
 /* Evaluate a CUDA call; on error record the message and return MB_ERR_CUDA. */
 #define MB_CUDA_CHECK(call)                                                              \
@@ -21,14 +22,23 @@ extern "C" {
                            #call, cudaGetErrorString(err_));                             \
     } while (0)
 
-/* MB_OK when a usable GPU is present, else MB_ERR_NO_DEVICE with CUDA's reason. */
-static inline mb_status mb_require_device(const char* fn) {
-    int count = 0;
-    cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess || count == 0)
-        return mb_fail(MB_ERR_NO_DEVICE, "%s: no usable CUDA device (%s)", fn,
-                       err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0");
-    return MB_OK;
+/* After a kernel launch: MB_ERR_CUDA with the launch error, if any. */
+#define MB_CUDA_CHECK_LAUNCH(what) MB_CUDA_CHECK((what, cudaGetLastError()))
+
+/* The cudaStream_t of an mb_exec. */
+static inline cudaStream_t mb_stream(const mb_exec* ex) { return (cudaStream_t)ex->stream; }
+
+/* ------------------------------------------------------------------------ */
+/* dtype helpers: load any activation type as float, store float as it */
+
+static __device__ __forceinline__ float mb_to_float(float x) { return x; }
+static __device__ __forceinline__ float mb_to_float(__nv_bfloat16 x) {
+    return __bfloat162float(x);
+}
+template <typename T> static __device__ __forceinline__ T mb_from_float(float x);
+template <> __device__ __forceinline__ float mb_from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 mb_from_float<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
 }
 
 #endif /* MB_KERNELS_COMMON_CUH */
