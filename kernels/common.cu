@@ -24,7 +24,7 @@ extern "C" int mb_cuda_device_count(void) {
     return count;
 }
 
-mb_status mb_require_device(const char* fn) {
+extern "C" mb_status mb_require_device(const char* fn) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess || count == 0)

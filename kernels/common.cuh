@@ -28,9 +28,6 @@
 /* The cudaStream_t of an mb_exec. */
 static inline cudaStream_t mb_stream(const mb_exec* ex) { return (cudaStream_t)ex->stream; }
 
-/* MB_OK when a usable GPU is present, else MB_ERR_NO_DEVICE with CUDA's reason. */
-mb_status mb_require_device(const char* fn);
-
 /* ------------------------------------------------------------------------ */
 /* dtype helpers: load any activation type as float, store float as it */
 

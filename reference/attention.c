@@ -1,12 +1,15 @@
 /*
- * attention.c -- exact naive CPU reference of causal attention, forward and
- * backward, computed in fp64 whatever the storage dtype.
+ * attention.c -- exact naive CPU reference of causal attention, forward,
+ * backward and one-query decoding over a KV cache, all in fp64 (the API
+ * layer, src/api.c, validates and converts the caller's dtype in and out;
+ * outputs arrive zeroed).
  *
  * Dimension legend:
  *   B = batch, H = heads, L = sequence length, d = head dim
  *   i indexes queries (rows), j indexes keys (columns), c indexes d
- *   q, k, v, o, dout, dq, dk, dv: (B, H, L, d) in params->dtype
- *   lse:                          (B, H, L)    in mb_param_dtype(params->dtype)
+ *   q, o, dout, dq:   (B, H, L, d)
+ *   k, v, dk, dv:     (B, H_kv, L, d); head h reads K/V head h / (H / H_kv)
+ *   lse:              (B, H, L)
  *
  * Forward, per (b, h):
  *   S_ij  = scale * q_i . k_j   for j <= i,   -inf for j > i        (L, L)
@@ -36,6 +39,7 @@
  * measures (and that FlashAttention-style kernels avoid).
  */
 #include "internal.h"
+#include "reference.h"
 
 #include <math.h>
 
@@ -125,44 +129,53 @@ static void attention_fwd_head(double* o,       /* (L, d) out */
     probs_times_values(o, S, v, L, d);
 }
 
-mb_status mb_attention_fwd_cpu(const mb_attention_params* params, const void* q,
-                               const void* k, const void* v, void* o, void* lse) {
-    const char* fn = "mb_attention_fwd_cpu";
-    mb_status status = mb_validate_attention_fwd(fn, params, q, k, v, o);
-    if (status != MB_OK) return status;
-    status = mb_require_cpu_dtype(fn, params->dtype);
-    if (status != MB_OK) return status;
+/* Offsets of head h of batch b in q-shaped (B, H, L, d) and k-shaped
+ * (B, H_kv, L, d) tensors: head h reads K/V head h / (H / H_kv). */
+typedef struct {
+    int64_t q;  /* offset of (b, h, 0, 0) in (B, H, L, d) */
+    int64_t kv; /* offset of (b, h / (H / H_kv), 0, 0) in (B, H_kv, L, d) */
+    int64_t bh; /* b * H + h, the row of (B, H, L) lse */
+} head_offsets;
 
-    const mb_dtype dtype = params->dtype;
+static int64_t kv_heads(const mb_attention_params* params) {
+    return params->nheads_kv ? params->nheads_kv : params->nheads;
+}
+
+static head_offsets head_at(const mb_attention_params* params, int64_t b, int64_t h) {
+    const int64_t L = params->seqlen, d = params->headdim, H = params->nheads;
+    const int64_t Hkv = kv_heads(params), group = H / Hkv;
+    head_offsets at;
+    at.bh = b * H + h;
+    at.q = at.bh * L * d;
+    at.kv = (b * Hkv + h / group) * L * d;
+    return at;
+}
+
+mb_status mb_ref_attention_fwd(const mb_attention_params* params, const mb_attention_inputs* in,
+                               void* o, void* lse, const mb_exec* ex) {
+    (void)ex;
     const int64_t L = params->seqlen, d = params->headdim;
-    const int64_t heads = params->batch * params->nheads; /* B * H */
-    const int64_t n = heads * L * d;                      /* elements of (B, H, L, d) */
-    const double scale = attention_scale(params);
-
+    const double* q = in->q; /* (B, H, L, d) */
+    const double* k = in->k; /* (B, H_kv, L, d) */
+    const double* v = in->v; /* (B, H_kv, L, d) */
+    double* o64 = o;         /* (B, H, L, d) */
     mb_arena arena = {0};
-    double* q64 = mb_arena_load(&arena, q, dtype, n);     /* (B, H, L, d) */
-    double* k64 = mb_arena_load(&arena, k, dtype, n);     /* (B, H, L, d) */
-    double* v64 = mb_arena_load(&arena, v, dtype, n);     /* (B, H, L, d) */
-    double* o64 = mb_arena_zeros(&arena, n);              /* (B, H, L, d) */
-    double* lse64 = mb_arena_zeros(&arena, heads * L);    /* (B, H, L) */
-    double* S = mb_arena_zeros(&arena, L * L);            /* (L, L), reused per head */
+    /* (B, H, L) lse, scratch when the caller wants none; (L, L) scores reused per head */
+    double* lse64 = lse ? lse : mb_arena_zeros(&arena, params->batch * params->nheads * L);
+    double* S = mb_arena_zeros(&arena, L * L);
     if (arena.failed) {
         mb_arena_free(&arena);
-        return mb_fail(MB_ERR_ALLOC, "%s: cannot allocate the fp64 scratch (B*H = %lld, "
-                       "L = %lld, d = %lld; the scores alone are L*L*8 bytes)", fn,
-                       (long long)heads, (long long)L, (long long)d);
+        return mb_fail(MB_ERR_ALLOC, "mb_attention_fwd: cannot allocate the (L, L) fp64 "
+                       "scores (L = %lld: L*L*8 bytes)", (long long)L);
     }
-
-    for (int64_t bh = 0; bh < heads; bh++) {
-        const int64_t t = bh * L * d; /* offset of this head in (B, H, L, d) */
-        attention_fwd_head(o64 + t, lse64 + bh * L, S, q64 + t, k64 + t, v64 + t, L, d,
-                           scale);
+    for (int64_t b = 0; b < params->batch; b++) {
+        for (int64_t h = 0; h < params->nheads; h++) {
+            head_offsets at = head_at(params, b, h);
+            attention_fwd_head(o64 + at.q, lse64 + at.bh * L, S, q + at.q, k + at.kv,
+                               v + at.kv, L, d, attention_scale(params));
+        }
     }
-
-    mb_store_f64(o, dtype, o64, n);
-    if (lse) mb_store_f64(lse, mb_param_dtype(dtype), lse64, heads * L);
     mb_arena_free(&arena);
-    mb_clear_error();
     return MB_OK;
 }
 
@@ -179,13 +192,12 @@ static void probs_from_lse(double* S,         /* (L, L) scores in, probabilities
         for (int64_t j = 0; j <= i; j++) S[i * L + j] = exp(S[i * L + j] - lse[i]);
 }
 
-/* dV = P^T dO for one (b, h), walking P by rows: row i scatters into the
- * rows j <= i of dV. */
-static void grad_values(double* dv,         /* (L, d) out */
+/* dV += P^T dO for one (b, h), walking P by rows: row i scatters into the
+ * rows j <= i of dV (+=: the heads of a K/V group add into one dV). */
+static void grad_values(double* dv,         /* (L, d) accumulated */
                         const double* P,    /* (L, L) */
                         const double* dout, /* (L, d) */
                         int64_t L, int64_t d) {
-    for (int64_t x = 0; x < L * d; x++) dv[x] = 0.0;
     for (int64_t i = 0; i < L; i++) {
         for (int64_t j = 0; j <= i; j++) {
             // dv_jc += P_ij dO_ic     (dv_jc = sum_{i>=j} P_ij dO_ic)
@@ -216,32 +228,27 @@ static void grad_scores(double* P,          /* (L, L) probabilities in, dS out *
     }
 }
 
-/* dQ = scale dS K and dK = scale dS^T Q for one (b, h), walking dS by rows:
- * row i gathers dq_i from the rows j <= i of K and scatters q_i into those of dK. */
+/* dQ = scale dS K and dK += scale dS^T Q for one (b, h), walking dS by rows:
+ * row i gathers dq_i from the rows j <= i of K and scatters q_i into those of
+ * dK (+=: the heads of a K/V group add into one dK). */
 static void grad_queries_keys(double* dq,       /* (L, d) out */
-                              double* dk,       /* (L, d) out */
+                              double* dk,       /* (L, d) accumulated */
                               const double* dS, /* (L, L) */
                               const double* q,  /* (L, d) */
                               const double* k,  /* (L, d) */
                               int64_t L, int64_t d, double scale) {
-    for (int64_t x = 0; x < L * d; x++) dk[x] = 0.0;
     for (int64_t i = 0; i < L; i++) {
         double* dqi = dq + i * d; /* (d) */
         for (int64_t c = 0; c < d; c++) dqi[c] = 0.0;
         for (int64_t j = 0; j <= i; j++) {
-            const double ds = dS[i * L + j];
+            const double ds = scale * dS[i * L + j];
             for (int64_t c = 0; c < d; c++) {
-                // dq_ic += dS_ij k_jc     (the sum over j <= i)
+                // dq_ic += scale dS_ij k_jc     (the sum over j <= i)
                 dqi[c] += ds * k[j * d + c];
-                // dk_jc += dS_ij q_ic     (the sum over i >= j)
+                // dk_jc += scale dS_ij q_ic     (the sum over i >= j)
                 dk[j * d + c] += ds * q[i * d + c];
             }
         }
-    }
-    // dq_ic = scale * sum_{j<=i} dS_ij k_jc,   dk_jc = scale * sum_{i>=j} dS_ij q_ic
-    for (int64_t x = 0; x < L * d; x++) {
-        dq[x] *= scale;
-        dk[x] *= scale;
     }
 }
 
@@ -263,51 +270,82 @@ static void attention_bwd_head(const attention_head_grads* t,
     grad_queries_keys(t->dq, t->dk, S, t->q, t->k, L, d, scale);
 }
 
-mb_status mb_attention_bwd_cpu(const mb_attention_params* params, const void* q,
-                               const void* k, const void* v, const void* o, const void* lse,
-                               const void* dout, void* dq, void* dk, void* dv) {
-    const char* fn = "mb_attention_bwd_cpu";
-    mb_status status = mb_validate_attention_bwd(fn, params, q, k, v, o, lse, dout, dq, dk, dv);
-    if (status != MB_OK) return status;
-    status = mb_require_cpu_dtype(fn, params->dtype);
-    if (status != MB_OK) return status;
-
-    const mb_dtype dtype = params->dtype;
+mb_status mb_ref_attention_bwd(const mb_attention_params* params, const mb_attention_inputs* in,
+                               const void* o, const void* lse, const void* dout,
+                               const mb_attention_grads* grads, const mb_exec* ex) {
+    (void)ex;
     const int64_t L = params->seqlen, d = params->headdim;
-    const int64_t heads = params->batch * params->nheads; /* B * H */
-    const int64_t n = heads * L * d;                      /* elements of (B, H, L, d) */
-    const double scale = attention_scale(params);
-
     mb_arena arena = {0};
-    double* q64 = mb_arena_load(&arena, q, dtype, n);                           /* (B, H, L, d) */
-    double* k64 = mb_arena_load(&arena, k, dtype, n);                           /* (B, H, L, d) */
-    double* v64 = mb_arena_load(&arena, v, dtype, n);                           /* (B, H, L, d) */
-    double* o64 = mb_arena_load(&arena, o, dtype, n);                           /* (B, H, L, d) */
-    double* dout64 = mb_arena_load(&arena, dout, dtype, n);                     /* (B, H, L, d) */
-    double* lse64 = mb_arena_load(&arena, lse, mb_param_dtype(dtype), heads * L); /* (B, H, L) */
-    double* dq64 = mb_arena_zeros(&arena, n);                                   /* (B, H, L, d) */
-    double* dk64 = mb_arena_zeros(&arena, n);                                   /* (B, H, L, d) */
-    double* dv64 = mb_arena_zeros(&arena, n);                                   /* (B, H, L, d) */
-    double* S = mb_arena_zeros(&arena, L * L);                      /* (L, L), reused per head */
+    double* S = mb_arena_zeros(&arena, L * L); /* (L, L), reused per head */
     if (arena.failed) {
         mb_arena_free(&arena);
-        return mb_fail(MB_ERR_ALLOC, "%s: cannot allocate the fp64 scratch (B*H = %lld, "
-                       "L = %lld, d = %lld; the scores alone are L*L*8 bytes)", fn,
-                       (long long)heads, (long long)L, (long long)d);
+        return mb_fail(MB_ERR_ALLOC, "mb_attention_bwd: cannot allocate the (L, L) fp64 "
+                       "scores (L = %lld: L*L*8 bytes)", (long long)L);
     }
-
-    for (int64_t bh = 0; bh < heads; bh++) {
-        const int64_t t = bh * L * d; /* offset of this head in (B, H, L, d) */
-        const attention_head_grads head = {
-            .q = q64 + t, .k = k64 + t, .v = v64 + t, .o = o64 + t, .dout = dout64 + t,
-            .lse = lse64 + bh * L, .dq = dq64 + t, .dk = dk64 + t, .dv = dv64 + t};
-        attention_bwd_head(&head, S, L, d, scale);
+    for (int64_t b = 0; b < params->batch; b++) {
+        for (int64_t h = 0; h < params->nheads; h++) {
+            head_offsets at = head_at(params, b, h);
+            const attention_head_grads head = {
+                .q = (const double*)in->q + at.q, .k = (const double*)in->k + at.kv,
+                .v = (const double*)in->v + at.kv, .o = (const double*)o + at.q,
+                .dout = (const double*)dout + at.q, .lse = (const double*)lse + at.bh * L,
+                .dq = (double*)grads->dq + at.q, .dk = (double*)grads->dk + at.kv,
+                .dv = (double*)grads->dv + at.kv};
+            attention_bwd_head(&head, S, L, d, attention_scale(params));
+        }
     }
-
-    mb_store_f64(dq, dtype, dq64, n);
-    mb_store_f64(dk, dtype, dk64, n);
-    mb_store_f64(dv, dtype, dv64, n);
     mb_arena_free(&arena);
-    mb_clear_error();
+    return MB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// decoding: one query over a KV cache
+
+/* o (d), *lse of one query q (d) over the first `len` rows of k, v (L_max, d). */
+static void decode_head(double* o, double* lse, double* s, /* (len) scratch */
+                        const double* q, const double* k, const double* v, int64_t len,
+                        int64_t d, double scale) {
+    double m = -INFINITY, sum = 0.0;
+    for (int64_t j = 0; j < len; j++) {
+        // s_j = scale * q . k_j
+        double dot = 0.0;
+        for (int64_t c = 0; c < d; c++) dot += q[c] * k[j * d + c];
+        s[j] = scale * dot;
+        if (s[j] > m) m = s[j];
+    }
+    for (int64_t c = 0; c < d; c++) o[c] = 0.0;
+    for (int64_t j = 0; j < len; j++) {
+        // p_j = exp(s_j - m);  o = sum_j p_j v_j / sum_j p_j
+        double p = exp(s[j] - m);
+        sum += p;
+        for (int64_t c = 0; c < d; c++) o[c] += p * v[j * d + c];
+    }
+    for (int64_t c = 0; c < d; c++) o[c] /= sum;
+    *lse = m + log(sum);
+}
+
+mb_status mb_ref_attention_decode(const mb_attention_decode_params* params,
+                                  const mb_attention_decode_inputs* in, void* o, void* lse,
+                                  const mb_exec* ex) {
+    (void)ex;
+    const int64_t H = params->nheads, d = params->headdim, Lmax = params->max_seqlen;
+    const int64_t Hkv = params->nheads_kv ? params->nheads_kv : H, group = H / Hkv;
+    const double scale = params->scale == 0.0 ? 1.0 / sqrt((double)d) : params->scale;
+    mb_arena arena = {0};
+    double* s = mb_arena_zeros(&arena, Lmax); /* (L_max) scores of one query */
+    if (arena.failed) {
+        mb_arena_free(&arena);
+        return mb_fail(MB_ERR_ALLOC, "mb_attention_decode: out of host memory");
+    }
+    for (int64_t b = 0; b < params->batch; b++) {
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t kv = (b * Hkv + h / group) * Lmax * d; /* (b, h_kv, 0, 0) */
+            double unused, *lse_bh = lse ? (double*)lse + b * H + h : &unused;
+            decode_head((double*)o + (b * H + h) * d, lse_bh, s,
+                        (const double*)in->q + (b * H + h) * d, (const double*)in->k + kv,
+                        (const double*)in->v + kv, in->seqlens[b], d, scale);
+        }
+    }
+    mb_arena_free(&arena);
     return MB_OK;
 }

@@ -16,14 +16,15 @@
  *   D, delta_bias        (D)
  *   final_state          (B, D, N)
  *
- * Every entry point validates, loads every input into fp64 scratch, computes
- * into fp64 scratch and only then stores the results, so a failing call writes
- * nothing. The backward is exact reverse mode through the recurrence, one
+ * The math alone: every tensor is fp64 (the API layer, src/api.c, validates
+ * the call and converts the caller's dtype in and out), and outputs arrive
+ * zeroed. The backward is exact reverse mode through the recurrence, one
  * channel (b, d) at a time: it recomputes and keeps that channel's L x N
  * states, then runs the adjoint from t = L-1 down to 0. Scratch memory is
  * O(inputs + L*N), never O(B*D*L*N).
  */
 #include "internal.h"
+#include "reference.h"
 #include "scalar_math.h"
 
 #include <math.h>
@@ -81,21 +82,17 @@ static scan_channel channel_at(const scan_dims* dims, int64_t b, int64_t d) {
     return ch;
 }
 
-/* Load every input of `in` as fp64 into `arena` (check arena->failed after). */
-static scan_tensors load_inputs(mb_arena* arena, const scan_dims* dims, mb_dtype act,
-                                const mb_selective_scan_inputs* in) {
-    mb_dtype par = mb_param_dtype(act);
-    int64_t bdl = dims->B * dims->D * dims->L;
-    int64_t bgnl = dims->B * dims->G * dims->N * dims->L;
+/* The fp64 inputs of `in`; the optional ones are NULL when absent. */
+static scan_tensors view_inputs(const mb_selective_scan_inputs* in) {
     scan_tensors x;
-    x.u = mb_arena_load(arena, in->u, act, bdl);
-    x.delta = mb_arena_load(arena, in->delta, act, bdl);
-    x.A = mb_arena_load(arena, in->A, par, dims->D * dims->N);
-    x.Bm = mb_arena_load(arena, in->B, act, bgnl);
-    x.Cm = mb_arena_load(arena, in->C, act, bgnl);
-    x.Dv = mb_arena_load(arena, in->D, par, dims->D);
-    x.z = mb_arena_load(arena, in->z, act, bdl);
-    x.bias = mb_arena_load(arena, in->delta_bias, par, dims->D);
+    x.u = in->u;
+    x.delta = in->delta;
+    x.A = in->A;
+    x.Bm = in->B;
+    x.Cm = in->C;
+    x.Dv = in->D;
+    x.z = in->z;
+    x.bias = in->delta_bias;
     return x;
 }
 
@@ -116,8 +113,8 @@ static double effective_delta(const scan_dims* dims, const scan_tensors* x,
     return softplus(pre);
 }
 
-/* Run the recurrence of channel `ch` from h_{-1} = 0.
- *   h      (N)     out: h_{L-1}
+/* Run the recurrence of channel `ch` from the state in h.
+ *   h      (N)     in: h_{-1} (zero for a whole sequence); out: h_{L-1}
  *   states (L, N)  out: h_t for every t, or NULL when not needed
  *   y_pre  (L)     out: C_t . h_t + D * u_t, before the z gate */
 static void channel_forward(const scan_dims* dims, const scan_tensors* x,
@@ -126,7 +123,6 @@ static void channel_forward(const scan_dims* dims, const scan_tensors* x,
     const double* A = x->A + ch->d * N; /* (N) */
     const double* Bm = x->Bm + ch->bc;  /* (N, L) */
     const double* Cm = x->Cm + ch->bc;  /* (N, L) */
-    for (int64_t n = 0; n < N; n++) h[n] = 0.0;
     for (int64_t t = 0; t < L; t++) {
         double unused;
         double dt = effective_delta(dims, x, ch, t, &unused);
@@ -154,27 +150,22 @@ static void apply_gate(double* y, const double* z, int64_t L) {
 }
 
 // ----------------------------------------------------------------------------
-// forward entry point
+// forward and one-token step
 
-mb_status mb_selective_scan_fwd_cpu(const mb_selective_scan_params* params,
+mb_status mb_ref_selective_scan_fwd(const mb_selective_scan_params* params,
                                     const mb_selective_scan_inputs* in, void* y,
-                                    void* final_state) {
-    static const char* fn = "mb_selective_scan_fwd_cpu";
-    mb_status status = mb_validate_selective_scan_fwd(fn, params, in, y);
-    if (status != MB_OK) return status;
-    status = mb_require_cpu_dtype(fn, params->dtype);
-    if (status != MB_OK) return status;
-
+                                    void* final_state, const mb_exec* ex) {
+    (void)ex;
     scan_dims dims = dims_from_params(params);
+    scan_tensors x = view_inputs(in);
+    double* y64 = y; /* (B, D, L) */
     mb_arena arena = {0};
-    scan_tensors x = load_inputs(&arena, &dims, params->dtype, in);
-    double* y64 = mb_arena_zeros(&arena, dims.B * dims.D * dims.L); /* (B, D, L) */
-    double* h64 = mb_arena_zeros(&arena, dims.B * dims.D * dims.N); /* (B, D, N) */
+    /* (B, D, N) h_{L-1}, zero at the start; scratch when the caller wants no final state */
+    double* h64 = final_state ? final_state : mb_arena_zeros(&arena, dims.B * dims.D * dims.N);
     if (arena.failed) {
         mb_arena_free(&arena);
-        return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for fp64 scratch", fn);
+        return mb_fail(MB_ERR_ALLOC, "mb_selective_scan_fwd: out of host memory for the state");
     }
-
     for (int64_t b = 0; b < dims.B; b++) {
         for (int64_t d = 0; d < dims.D; d++) {
             scan_channel ch = channel_at(&dims, b, d);
@@ -182,12 +173,26 @@ mb_status mb_selective_scan_fwd_cpu(const mb_selective_scan_params* params,
             apply_gate(y64 + ch.row, x.z ? x.z + ch.row : NULL, dims.L);
         }
     }
-
-    mb_store_f64(y, params->dtype, y64, dims.B * dims.D * dims.L);
-    if (final_state)
-        mb_store_f64(final_state, mb_param_dtype(params->dtype), h64, dims.B * dims.D * dims.N);
     mb_arena_free(&arena);
-    mb_clear_error();
+    return MB_OK;
+}
+
+/* One token (L = 1): the forward of one step from the given state. */
+mb_status mb_ref_selective_scan_step(const mb_selective_scan_params* params,
+                                     const mb_selective_scan_inputs* in, void* state, void* y,
+                                     const mb_exec* ex) {
+    (void)ex;
+    scan_dims dims = dims_from_params(params);
+    scan_tensors x = view_inputs(in);
+    double* h64 = state; /* (B, D, N) h_{t-1} in, h_t out */
+    double* y64 = y;     /* (B, D) */
+    for (int64_t b = 0; b < dims.B; b++) {
+        for (int64_t d = 0; d < dims.D; d++) {
+            scan_channel ch = channel_at(&dims, b, d);
+            channel_forward(&dims, &x, &ch, h64 + ch.fs, NULL, y64 + ch.row);
+            apply_gate(y64 + ch.row, x.z ? x.z + ch.row : NULL, 1);
+        }
+    }
     return MB_OK;
 }
 
@@ -215,18 +220,17 @@ typedef struct {
     double* adj;    /* (N)    adjoint of h_t, carried backwards in t */
 } scan_scratch;
 
-static scan_grads64 alloc_grads(mb_arena* arena, const scan_dims* dims, const scan_tensors* x) {
-    int64_t bdl = dims->B * dims->D * dims->L;
-    int64_t bgnl = dims->B * dims->G * dims->N * dims->L;
+/* The caller's zeroed fp64 gradients. */
+static scan_grads64 view_grads(const mb_selective_scan_grads* out) {
     scan_grads64 g;
-    g.du = mb_arena_zeros(arena, bdl);
-    g.ddelta = mb_arena_zeros(arena, bdl);
-    g.dA = mb_arena_zeros(arena, dims->D * dims->N);
-    g.dB = mb_arena_zeros(arena, bgnl);
-    g.dC = mb_arena_zeros(arena, bgnl);
-    g.dD = x->Dv ? mb_arena_zeros(arena, dims->D) : NULL;
-    g.dz = x->z ? mb_arena_zeros(arena, bdl) : NULL;
-    g.dbias = x->bias ? mb_arena_zeros(arena, dims->D) : NULL;
+    g.du = out->du;
+    g.ddelta = out->ddelta;
+    g.dA = out->dA;
+    g.dB = out->dB;
+    g.dC = out->dC;
+    g.dD = out->dD;
+    g.dz = out->dz;
+    g.dbias = out->ddelta_bias;
     return g;
 }
 
@@ -317,6 +321,7 @@ static void adjoint_step(const scan_dims* dims, const scan_tensors* x, const sca
 /* The whole backward of channel (b, d): recompute, gate, skip, recurrence. */
 static void channel_backward(const scan_dims* dims, const scan_tensors* x, const double* dy,
                              const scan_channel* ch, scan_scratch* s, scan_grads64* g) {
+    for (int64_t n = 0; n < dims->N; n++) s->h[n] = 0.0;
     channel_forward(dims, x, ch, s->h, s->states, s->y_pre);
     gate_backward(x->z ? x->z + ch->row : NULL, dy + ch->row, s->y_pre, s->dy_pre,
                   g->dz ? g->dz + ch->row : NULL, dims->L);
@@ -329,51 +334,27 @@ static void channel_backward(const scan_dims* dims, const scan_tensors* x, const
 // ----------------------------------------------------------------------------
 // backward entry point
 
-static void store_grads(const scan_dims* dims, mb_dtype act, const scan_grads64* g,
-                        const mb_selective_scan_grads* out) {
-    mb_dtype par = mb_param_dtype(act);
-    int64_t bdl = dims->B * dims->D * dims->L;
-    int64_t bgnl = dims->B * dims->G * dims->N * dims->L;
-    mb_store_f64(out->du, act, g->du, bdl);
-    mb_store_f64(out->ddelta, act, g->ddelta, bdl);
-    mb_store_f64(out->dA, par, g->dA, dims->D * dims->N);
-    mb_store_f64(out->dB, act, g->dB, bgnl);
-    mb_store_f64(out->dC, act, g->dC, bgnl);
-    if (g->dD) mb_store_f64(out->dD, par, g->dD, dims->D);
-    if (g->dz) mb_store_f64(out->dz, act, g->dz, bdl);
-    if (g->dbias) mb_store_f64(out->ddelta_bias, par, g->dbias, dims->D);
-}
-
-mb_status mb_selective_scan_bwd_cpu(const mb_selective_scan_params* params,
+mb_status mb_ref_selective_scan_bwd(const mb_selective_scan_params* params,
                                     const mb_selective_scan_inputs* in, const void* dy,
-                                    const mb_selective_scan_grads* grads) {
-    static const char* fn = "mb_selective_scan_bwd_cpu";
-    mb_status status = mb_validate_selective_scan_bwd(fn, params, in, dy, grads);
-    if (status != MB_OK) return status;
-    status = mb_require_cpu_dtype(fn, params->dtype);
-    if (status != MB_OK) return status;
-
+                                    const mb_selective_scan_grads* grads, const mb_exec* ex) {
+    (void)ex;
     scan_dims dims = dims_from_params(params);
+    scan_tensors x = view_inputs(in);
+    const double* dy64 = dy; /* (B, D, L) */
+    scan_grads64 g = view_grads(grads);
     mb_arena arena = {0};
-    scan_tensors x = load_inputs(&arena, &dims, params->dtype, in);
-    /* (B, D, L) */
-    const double* dy64 = mb_arena_load(&arena, dy, params->dtype, dims.B * dims.D * dims.L);
-    scan_grads64 g = alloc_grads(&arena, &dims, &x);
     scan_scratch s = alloc_scratch(&arena, &dims);
     if (arena.failed) {
         mb_arena_free(&arena);
-        return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for fp64 scratch", fn);
+        return mb_fail(MB_ERR_ALLOC, "mb_selective_scan_bwd: out of host memory for the "
+                       "per-channel scratch (L x N doubles)");
     }
-
     for (int64_t b = 0; b < dims.B; b++) {
         for (int64_t d = 0; d < dims.D; d++) {
             scan_channel ch = channel_at(&dims, b, d);
             channel_backward(&dims, &x, dy64, &ch, &s, &g);
         }
     }
-
-    store_grads(&dims, params->dtype, &g, grads);
     mb_arena_free(&arena);
-    mb_clear_error();
     return MB_OK;
 }

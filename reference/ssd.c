@@ -1,17 +1,19 @@
 /*
  * ssd.c -- exact CPU reference of Mamba-2's SSD (state space duality),
- * forward and backward, computed in fp64 whatever the storage dtype.
+ * forward, backward and one-token step, all in fp64 (the API layer,
+ * src/api.c, validates and converts the caller's dtype in and out; outputs
+ * arrive zeroed).
  *
  * Dimension legend:
  *   B = batch, L = sequence length, H = heads, P = head dim, N = state size,
  *   G = groups of B/C (head h reads group g = h / (H / G)),
  *   Q = tokens in one segment (a chunk of chunk_size tokens, the last one
  *       possibly shorter, or the whole sequence for the quadratic form)
- *   x, z, y, dy, dx, dz:    (B, L, H, P) in params->dtype
- *   dt, ddt:                (B, L, H)    in params->dtype
- *   B, C, dB, dC:           (B, L, G, N) in params->dtype
- *   A, D, dt_bias (+grads): (H)          in mb_param_dtype(params->dtype)
- *   initial/final states:   (B, H, P, N) in mb_param_dtype(params->dtype)
+ *   x, z, y, dy, dx, dz:    (B, L, H, P)
+ *   dt, ddt:                (B, L, H)
+ *   B, C, dB, dC:           (B, L, G, N)
+ *   A, D, dt_bias (+grads): (H)
+ *   initial/final states:   (B, H, P, N)
  *
  * The model, per batch b and head h, with a (P, N) state h_t:
  *   dt'_t = softplus(dt_t + dt_bias_h)   (dt_t + dt_bias_h without softplus)
@@ -51,10 +53,11 @@
  * are read once per head, x_t, dy_t, dx_t are contiguous over p, and the
  * segment's states stay in cache whatever L. The recomputation costs about one
  * more forward sweep (2 L state steps per head instead of L).
- * Scratch: fp64 copies of the tensors and gradients, plus
+ * Scratch: (the API layer's fp64 copies of the tensors and gradients, plus)
  * (ceil(L/seg) + seg + 1) P N doubles reused by every head -- never O(L P N).
  */
 #include "internal.h"
+#include "reference.h"
 #include "scalar_math.h"
 
 #include <math.h>
@@ -107,7 +110,6 @@ static int64_t group_of(const ssd_shape* s, int64_t h) { return h / s->heads_per
 
 static int64_t count_blhp(const ssd_shape* s) { return s->B * s->L * s->H * s->P; }
 static int64_t count_blh(const ssd_shape* s) { return s->B * s->L * s->H; }
-static int64_t count_blgn(const ssd_shape* s) { return s->B * s->L * s->G * s->N; }
 static int64_t count_bhpn(const ssd_shape* s) { return s->B * s->H * s->P * s->N; }
 
 // ----------------------------------------------------------------------------
@@ -138,21 +140,19 @@ typedef struct {
     double* dtp;           /* (B, L, H) dt', filled by compute_dt_eff() */
 } ssd_tensors;
 
-/* Load every input into fp64 arena scratch (absent optional inputs stay NULL)
- * and allocate dt'. The caller checks arena->failed. */
-static void load_inputs(mb_arena* arena, const mb_ssd_params* params, const mb_ssd_inputs* in,
-                        const ssd_shape* s, ssd_tensors* T) {
-    mb_dtype act = params->dtype;
-    mb_dtype par = mb_param_dtype(params->dtype);
-    T->x = mb_arena_load(arena, in->x, act, count_blhp(s));
-    T->dt = mb_arena_load(arena, in->dt, act, count_blh(s));
-    T->A = mb_arena_load(arena, in->A, par, s->H);
-    T->B = mb_arena_load(arena, in->B, act, count_blgn(s));
-    T->C = mb_arena_load(arena, in->C, act, count_blgn(s));
-    T->D = mb_arena_load(arena, in->D, par, s->H);
-    T->z = mb_arena_load(arena, in->z, act, count_blhp(s));
-    T->dt_bias = mb_arena_load(arena, in->dt_bias, par, s->H);
-    T->h0 = mb_arena_load(arena, in->initial_state, par, count_bhpn(s));
+/* The fp64 inputs of `in` (absent optional inputs stay NULL), and dt' allocated
+ * in the arena (the caller checks arena->failed). */
+static void view_inputs(mb_arena* arena, const mb_ssd_inputs* in, const ssd_shape* s,
+                        ssd_tensors* T) {
+    T->x = in->x;
+    T->dt = in->dt;
+    T->A = in->A;
+    T->B = in->B;
+    T->C = in->C;
+    T->D = in->D;
+    T->z = in->z;
+    T->dt_bias = in->dt_bias;
+    T->h0 = in->initial_state;
     T->dtp = mb_arena_zeros(arena, count_blh(s));
 }
 
@@ -435,40 +435,57 @@ static void run_forward_form(const mb_ssd_params* params, const ssd_shape* s,
     }
 }
 
-mb_status mb_ssd_fwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, void* y,
-                         void* final_state) {
-    const char* fn = "mb_ssd_fwd_cpu";
-    mb_status st = mb_validate_ssd_fwd(fn, params, in, y);
-    if (st != MB_OK) return st;
-    st = mb_require_cpu_dtype(fn, params->dtype);
-    if (st != MB_OK) return st;
-
+mb_status mb_ref_ssd_fwd(const mb_ssd_params* params, const mb_ssd_inputs* in, void* y,
+                         void* final_state, const mb_exec* ex) {
+    (void)ex;
     ssd_shape s = shape_of(params);
     int64_t Q = segment_length(params);
     mb_arena arena = {0};
     ssd_tensors T;
-    load_inputs(&arena, params, in, &s, &T);
+    view_inputs(&arena, in, &s, &T);
     ssd_work w;
     w.dtA = mb_arena_zeros(&arena, Q);
     w.mask = mb_arena_zeros(&arena, Q * Q);
     w.from_start = mb_arena_zeros(&arena, Q);
     w.chunk_state = mb_arena_zeros(&arena, s.P * s.N);
-    double* y64 = mb_arena_zeros(&arena, count_blhp(&s)); /* (B, L, H, P) */
-    double* fs64 = mb_arena_zeros(&arena, count_bhpn(&s)); /* (B, H, P, N) */
+    /* (B, H, P, N) h_{L-1}; scratch when the caller wants no final state */
+    double* fs64 = final_state ? final_state : mb_arena_zeros(&arena, count_bhpn(&s));
     if (arena.failed) {
         mb_arena_free(&arena);
-        return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for the fp64 scratch", fn);
+        return mb_fail(MB_ERR_ALLOC, "mb_ssd_fwd: out of host memory for the fp64 scratch "
+                       "(the (Q, Q) block: Q = %lld)", (long long)Q);
     }
-
     compute_dt_eff(&s, &T);
-    run_forward_form(params, &s, &T, &w, y64, fs64);
-    apply_skip_and_gate(&s, &T, y64);
-
-    mb_store_f64(y, params->dtype, y64, count_blhp(&s));
-    if (final_state) mb_store_f64(final_state, mb_param_dtype(params->dtype), fs64,
-                                  count_bhpn(&s));
+    run_forward_form(params, &s, &T, &w, y, fs64);
+    apply_skip_and_gate(&s, &T, y);
     mb_arena_free(&arena);
-    mb_clear_error();
+    return MB_OK;
+}
+
+/* One token (L = 1): the recurrence of one step from `state`, which it overwrites. */
+mb_status mb_ref_ssd_step(const mb_ssd_params* params, const mb_ssd_inputs* in, void* state,
+                          void* y, const mb_exec* ex) {
+    (void)ex;
+    ssd_shape s = shape_of(params);
+    mb_arena arena = {0};
+    ssd_tensors T;
+    view_inputs(&arena, in, &s, &T);
+    T.h0 = state;                                     /* (B, H, P, N) h_{t-1} */
+    double* next = mb_arena_zeros(&arena, s.P * s.N); /* (P, N) h_t of one head */
+    if (arena.failed) {
+        mb_arena_free(&arena);
+        return mb_fail(MB_ERR_ALLOC, "mb_ssd_step: out of host memory");
+    }
+    compute_dt_eff(&s, &T);
+    for (int64_t b = 0; b < s.B; b++) {
+        for (int64_t h = 0; h < s.H; h++) {
+            recurrent_head(&s, &T, b, h, y, next);
+            memcpy((double*)state + at_bhp(&s, b, h, 0), next,
+                   (size_t)(s.P * s.N) * sizeof(double));
+        }
+    }
+    apply_skip_and_gate(&s, &T, y);
+    mb_arena_free(&arena);
     return MB_OK;
 }
 
@@ -689,17 +706,19 @@ static void finish_dt_grad(const ssd_shape* s, const ssd_tensors* T, ssd_grads64
 // ----------------------------------------------------------------------------
 // backward: entry point
 
-/* Allocate the zeroed fp64 gradient accumulators (checked through arena->failed). */
-static void alloc_grads(mb_arena* arena, const ssd_shape* s, ssd_grads64* G) {
-    G->dx = mb_arena_zeros(arena, count_blhp(s));
-    G->ddt = mb_arena_zeros(arena, count_blh(s));
-    G->dA = mb_arena_zeros(arena, s->H);
-    G->dB = mb_arena_zeros(arena, count_blgn(s));
-    G->dC = mb_arena_zeros(arena, count_blgn(s));
-    G->dD = mb_arena_zeros(arena, s->H);
-    G->dz = mb_arena_zeros(arena, count_blhp(s));
-    G->ddt_bias = mb_arena_zeros(arena, s->H);
-    G->dh0 = mb_arena_zeros(arena, count_bhpn(s));
+/* The caller's zeroed fp64 gradients; the optional ones the caller did not ask
+ * for are accumulated into zeroed scratch instead (checked through arena->failed). */
+static void view_grads(mb_arena* arena, const ssd_shape* s, const mb_ssd_grads* out,
+                       ssd_grads64* G) {
+    G->dx = out->dx;
+    G->ddt = out->ddt;
+    G->dA = out->dA;
+    G->dB = out->dB;
+    G->dC = out->dC;
+    G->dD = out->dD ? out->dD : mb_arena_zeros(arena, s->H);
+    G->dz = out->dz ? out->dz : mb_arena_zeros(arena, count_blhp(s));
+    G->ddt_bias = out->ddt_bias ? out->ddt_bias : mb_arena_zeros(arena, s->H);
+    G->dh0 = out->dinitial_state ? out->dinitial_state : mb_arena_zeros(arena, count_bhpn(s));
 }
 
 /* Allocate the backward's per-head scratch (checked through arena->failed):
@@ -713,54 +732,26 @@ static void alloc_bwd_work(mb_arena* arena, const mb_ssd_params* params, const s
     w->dh = mb_arena_zeros(arena, s->P * s->N);                    /* (P, N) */
 }
 
-/* Write the gradients out: activations in dtype, the rest in the param dtype;
- * the optional ones only where requested (validation paired them with inputs). */
-static void store_grads(const mb_ssd_params* params, const ssd_shape* s, const ssd_grads64* G,
-                        const mb_ssd_grads* out) {
-    mb_dtype act = params->dtype, par = mb_param_dtype(params->dtype);
-    mb_store_f64(out->dx, act, G->dx, count_blhp(s));
-    mb_store_f64(out->ddt, act, G->ddt, count_blh(s));
-    mb_store_f64(out->dA, par, G->dA, s->H);
-    mb_store_f64(out->dB, act, G->dB, count_blgn(s));
-    mb_store_f64(out->dC, act, G->dC, count_blgn(s));
-    if (out->dD) mb_store_f64(out->dD, par, G->dD, s->H);
-    if (out->dz) mb_store_f64(out->dz, act, G->dz, count_blhp(s));
-    if (out->ddt_bias) mb_store_f64(out->ddt_bias, par, G->ddt_bias, s->H);
-    if (out->dinitial_state) mb_store_f64(out->dinitial_state, par, G->dh0, count_bhpn(s));
-}
-
-mb_status mb_ssd_bwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in, const void* dy,
-                         const void* dfinal_state, const mb_ssd_grads* grads) {
-    const char* fn = "mb_ssd_bwd_cpu";
-    mb_status st = mb_validate_ssd_bwd(fn, params, in, dy, grads);
-    if (st != MB_OK) return st;
-    st = mb_require_cpu_dtype(fn, params->dtype);
-    if (st != MB_OK) return st;
-
+mb_status mb_ref_ssd_bwd(const mb_ssd_params* params, const mb_ssd_inputs* in, const void* dy,
+                         const void* dfinal_state, const mb_ssd_grads* grads, const mb_exec* ex) {
+    (void)ex;
     ssd_shape s = shape_of(params);
     mb_arena arena = {0};
     ssd_tensors T;
-    load_inputs(&arena, params, in, &s, &T);
-    /* dy: (B, L, H, P);  dfinal_state: (B, H, P, N) or NULL */
-    const double* dy64 = mb_arena_load(&arena, dy, params->dtype, count_blhp(&s));
-    const double* dfs64 = mb_arena_load(&arena, dfinal_state, mb_param_dtype(params->dtype),
-                                        count_bhpn(&s));
+    view_inputs(&arena, in, &s, &T);
     ssd_grads64 G;
-    alloc_grads(&arena, &s, &G);
+    view_grads(&arena, &s, grads, &G);
     ssd_bwd_work w;
     alloc_bwd_work(&arena, params, &s, &w);
     if (arena.failed) {
         mb_arena_free(&arena);
-        return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for the fp64 scratch", fn);
+        return mb_fail(MB_ERR_ALLOC, "mb_ssd_bwd: out of host memory for the fp64 scratch");
     }
-
     compute_dt_eff(&s, &T);
+    /* dy: (B, L, H, P);  dfinal_state: (B, H, P, N) or NULL */
     for (int64_t b = 0; b < s.B; b++)
-        for (int64_t h = 0; h < s.H; h++) bwd_head(&s, &T, dy64, dfs64, b, h, &w, &G);
+        for (int64_t h = 0; h < s.H; h++) bwd_head(&s, &T, dy, dfinal_state, b, h, &w, &G);
     finish_dt_grad(&s, &T, &G);
-
-    store_grads(params, &s, &G, grads);
     mb_arena_free(&arena);
-    mb_clear_error();
     return MB_OK;
 }

@@ -89,12 +89,6 @@ float mb_f32_from_bf16(uint16_t x) {
     return out;
 }
 
-mb_status mb_require_cpu_dtype(const char* fn, mb_dtype dtype) {
-    if (dtype == MB_DTYPE_F32 || dtype == MB_DTYPE_BF16 || dtype == MB_DTYPE_F64) return MB_OK;
-    return mb_fail(MB_ERR_DTYPE, "%s: dtype %s (%d) is not supported by the CPU reference "
-                   "(f32, bf16, f64)", fn, mb_dtype_name(dtype), (int)dtype);
-}
-
 // ----------------------------------------------------------------------------
 // counted scratch memory
 

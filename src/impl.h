@@ -119,6 +119,8 @@ extern const int mb_registry_count;
  * allocations from a pool that keeps its memory, so a call after the first
  * does not allocate synchronously; counted for mb_cuda_memory_peak_bytes(). */
 
+/* MB_OK when a usable GPU is present, else MB_ERR_NO_DEVICE with CUDA's reason. */
+mb_status mb_require_device(const char* fn);
 mb_status mb_device_alloc(void** ptr, size_t bytes, void* stream);
 /* bytes: the size given to mb_device_alloc (the counters need it back) */
 void mb_device_free(void* ptr, size_t bytes, void* stream);

@@ -13,6 +13,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* errors */
 
@@ -33,19 +37,24 @@ mb_status mb_validate_selective_scan_fwd(const char* fn, const mb_selective_scan
 mb_status mb_validate_selective_scan_bwd(const char* fn, const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, const void* dy,
                                          const mb_selective_scan_grads* g);
+mb_status mb_validate_selective_scan_step(const char* fn, const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, const void* state,
+                                          const void* y);
 mb_status mb_validate_ssd_fwd(const char* fn, const mb_ssd_params* p, const mb_ssd_inputs* in,
                               const void* y);
 mb_status mb_validate_ssd_bwd(const char* fn, const mb_ssd_params* p, const mb_ssd_inputs* in,
                               const void* dy, const mb_ssd_grads* g);
+mb_status mb_validate_ssd_step(const char* fn, const mb_ssd_params* p, const mb_ssd_inputs* in,
+                               const void* state, const void* y);
 mb_status mb_validate_attention_fwd(const char* fn, const mb_attention_params* p,
-                                    const void* q, const void* k, const void* v, const void* o);
+                                    const mb_attention_inputs* in, const void* o);
 mb_status mb_validate_attention_bwd(const char* fn, const mb_attention_params* p,
-                                    const void* q, const void* k, const void* v, const void* o,
-                                    const void* lse, const void* dout, const void* dq,
-                                    const void* dk, const void* dv);
+                                    const mb_attention_inputs* in, const void* o,
+                                    const void* lse, const void* dout,
+                                    const mb_attention_grads* g);
+mb_status mb_validate_attention_decode(const char* fn, const mb_attention_decode_params* p,
+                                       const mb_attention_decode_inputs* in, const void* o);
 
-/* The CPU references store fp32, bf16 and fp64; refuse anything else. */
-mb_status mb_require_cpu_dtype(const char* fn, mb_dtype dtype);
 
 /* ------------------------------------------------------------------------ */
 /* scratch memory: every block is counted by mb_cpu_memory_peak_bytes() */
@@ -72,4 +81,7 @@ void mb_store_f64(void* dst, mb_dtype dtype, const double* src, int64_t n);
 void* mb_scratch_malloc(int64_t bytes);
 void mb_scratch_free(void* ptr);
 
+#ifdef __cplusplus
+}
+#endif
 #endif /* MB_INTERNAL_H */

@@ -141,6 +141,24 @@ mb_status mb_validate_selective_scan_bwd(const char* fn, const mb_selective_scan
     return MB_OK;
 }
 
+/* One token: L must be 1; the state is read and written. */
+static mb_status check_one_token(const char* fn, int64_t seqlen) {
+    if (seqlen != 1)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: seqlen = %lld, a step takes exactly one token "
+                       "(seqlen = 1)", fn, (long long)seqlen);
+    return MB_OK;
+}
+
+mb_status mb_validate_selective_scan_step(const char* fn, const mb_selective_scan_params* params,
+                                          const mb_selective_scan_inputs* in, const void* state,
+                                          const void* y) {
+    RETURN_IF_FAIL(validate_scan_common(fn, params, in));
+    RETURN_IF_FAIL(check_one_token(fn, params->seqlen));
+    REQUIRE_PTR(fn, state);
+    REQUIRE_PTR(fn, y);
+    return MB_OK;
+}
+
 // ----------------------------------------------------------------------------
 // SSD
 
@@ -166,12 +184,14 @@ static mb_status validate_ssd_common(const char* fn, const mb_ssd_params* params
     const int64_t blhp[4] = {params->batch, params->seqlen, params->nheads, params->headdim};
     const int64_t blgn[4] = {params->batch, params->seqlen, params->ngroups, params->dstate};
     const int64_t bhpn[4] = {params->batch, params->nheads, params->headdim, params->dstate};
-    const int64_t chunk2[2] = {params->chunk_size, params->chunk_size};
+    /* the reference's chunk block is min(chunk, L) squared: a chunk above L is one chunk */
+    int64_t block = params->chunk_size < params->seqlen ? params->chunk_size : params->seqlen;
+    const int64_t chunk2[2] = {block, block};
     const int64_t ll[2] = {params->seqlen, params->seqlen};
     RETURN_IF_FAIL(check_tensor_size(fn, "x (B, L, H, P)", 4, blhp, act));
     RETURN_IF_FAIL(check_tensor_size(fn, "B (B, L, G, N)", 4, blgn, act));
     RETURN_IF_FAIL(check_tensor_size(fn, "state (B, H, P, N)", 4, bhpn, par));
-    RETURN_IF_FAIL(check_tensor_size(fn, "the chunk block (chunk, chunk)", 2, chunk2, 8));
+    RETURN_IF_FAIL(check_tensor_size(fn, "the chunk block (min(chunk, L), min(chunk, L))", 2, chunk2, 8));
     if (params->form == MB_SSD_QUADRATIC)
         RETURN_IF_FAIL(check_tensor_size(fn, "the quadratic mask (L, L)", 2, ll, 8));
     RETURN_IF_FAIL(check_groups(fn, "nheads", params->nheads, params->ngroups));
@@ -208,49 +228,109 @@ mb_status mb_validate_ssd_bwd(const char* fn, const mb_ssd_params* params,
     return MB_OK;
 }
 
+mb_status mb_validate_ssd_step(const char* fn, const mb_ssd_params* params,
+                               const mb_ssd_inputs* in, const void* state, const void* y) {
+    RETURN_IF_FAIL(validate_ssd_common(fn, params, in));
+    RETURN_IF_FAIL(check_one_token(fn, params->seqlen));
+    if (in->initial_state)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: initial_state must be NULL for a step (the "
+                       "state is the `state` argument)", fn);
+    REQUIRE_PTR(fn, state);
+    REQUIRE_PTR(fn, y);
+    return MB_OK;
+}
+
 // ----------------------------------------------------------------------------
 // causal attention
 
+/* H_kv (0 = H) must divide H. */
+static mb_status check_kv_heads(const char* fn, int64_t nheads, int64_t nheads_kv) {
+    if (nheads_kv < 0 || (nheads_kv > 0 && nheads % nheads_kv != 0))
+        return mb_fail(MB_ERR_GROUPS, "%s: nheads_kv = %lld must be 0 (= nheads) or divide "
+                       "nheads = %lld", fn, (long long)nheads_kv, (long long)nheads);
+    return MB_OK;
+}
+
+static mb_status check_scale(const char* fn, double scale) {
+    if (!(isfinite(scale) && scale >= 0.0))
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: scale = %g must be finite and >= 0 "
+                       "(0 selects 1/sqrt(headdim))", fn, scale);
+    return MB_OK;
+}
+
 static mb_status validate_attention_common(const char* fn, const mb_attention_params* params,
-                                           const void* q, const void* k, const void* v) {
+                                           const mb_attention_inputs* in) {
     REQUIRE_PTR(fn, params);
-    REQUIRE_PTR(fn, q);
-    REQUIRE_PTR(fn, k);
-    REQUIRE_PTR(fn, v);
+    REQUIRE_PTR(fn, in);
+    REQUIRE_PTR(fn, in->q);
+    REQUIRE_PTR(fn, in->k);
+    REQUIRE_PTR(fn, in->v);
     RETURN_IF_FAIL(check_dtype(fn, params->dtype));
     RETURN_IF_FAIL(check_positive(fn, "batch", params->batch));
     RETURN_IF_FAIL(check_positive(fn, "nheads", params->nheads));
     RETURN_IF_FAIL(check_positive(fn, "seqlen", params->seqlen));
     RETURN_IF_FAIL(check_positive(fn, "headdim", params->headdim));
+    RETURN_IF_FAIL(check_kv_heads(fn, params->nheads, params->nheads_kv));
     const int64_t bhld[4] = {params->batch, params->nheads, params->seqlen, params->headdim};
     const int64_t ll[2] = {params->seqlen, params->seqlen};
     RETURN_IF_FAIL(check_tensor_size(fn, "q (B, H, L, d)", 4, bhld,
                                      mb_dtype_size(params->dtype)));
     RETURN_IF_FAIL(check_tensor_size(fn, "the scores (L, L)", 2, ll, 8));
-    bool scale_ok = isfinite(params->scale) && params->scale >= 0.0;
-    if (!scale_ok)
-        return mb_fail(MB_ERR_BAD_OPTION, "%s: scale = %g must be finite and >= 0 "
-                       "(0 selects 1/sqrt(headdim))", fn, params->scale);
-    return MB_OK;
+    return check_scale(fn, params->scale);
 }
 
 mb_status mb_validate_attention_fwd(const char* fn, const mb_attention_params* params,
-                                    const void* q, const void* k, const void* v, const void* o) {
-    RETURN_IF_FAIL(validate_attention_common(fn, params, q, k, v));
+                                    const mb_attention_inputs* in, const void* o) {
+    RETURN_IF_FAIL(validate_attention_common(fn, params, in));
     REQUIRE_PTR(fn, o);
     return MB_OK;
 }
 
 mb_status mb_validate_attention_bwd(const char* fn, const mb_attention_params* params,
-                                    const void* q, const void* k, const void* v, const void* o,
-                                    const void* lse, const void* dout, const void* dq,
-                                    const void* dk, const void* dv) {
-    RETURN_IF_FAIL(validate_attention_common(fn, params, q, k, v));
+                                    const mb_attention_inputs* in, const void* o,
+                                    const void* lse, const void* dout,
+                                    const mb_attention_grads* grads) {
+    RETURN_IF_FAIL(validate_attention_common(fn, params, in));
     REQUIRE_PTR(fn, o);
     REQUIRE_PTR(fn, lse);
     REQUIRE_PTR(fn, dout);
-    REQUIRE_PTR(fn, dq);
-    REQUIRE_PTR(fn, dk);
-    REQUIRE_PTR(fn, dv);
+    REQUIRE_PTR(fn, grads);
+    REQUIRE_PTR(fn, grads->dq);
+    REQUIRE_PTR(fn, grads->dk);
+    REQUIRE_PTR(fn, grads->dv);
     return MB_OK;
+}
+
+/* Every cache length in 1..L_max (read from the host array). */
+static mb_status check_cache_lengths(const char* fn, const mb_attention_decode_params* params,
+                                     const int64_t* seqlens) {
+    for (int64_t b = 0; b < params->batch; b++)
+        if (seqlens[b] < 1 || seqlens[b] > params->max_seqlen)
+            return mb_fail(MB_ERR_BAD_DIM, "%s: seqlens[%lld] = %lld must be in 1..max_seqlen "
+                           "= %lld", fn, (long long)b, (long long)seqlens[b],
+                           (long long)params->max_seqlen);
+    return MB_OK;
+}
+
+mb_status mb_validate_attention_decode(const char* fn, const mb_attention_decode_params* params,
+                                       const mb_attention_decode_inputs* in, const void* o) {
+    REQUIRE_PTR(fn, params);
+    REQUIRE_PTR(fn, in);
+    REQUIRE_PTR(fn, in->q);
+    REQUIRE_PTR(fn, in->k);
+    REQUIRE_PTR(fn, in->v);
+    REQUIRE_PTR(fn, in->seqlens);
+    REQUIRE_PTR(fn, o);
+    RETURN_IF_FAIL(check_dtype(fn, params->dtype));
+    RETURN_IF_FAIL(check_positive(fn, "batch", params->batch));
+    RETURN_IF_FAIL(check_positive(fn, "nheads", params->nheads));
+    RETURN_IF_FAIL(check_positive(fn, "headdim", params->headdim));
+    RETURN_IF_FAIL(check_positive(fn, "max_seqlen", params->max_seqlen));
+    RETURN_IF_FAIL(check_kv_heads(fn, params->nheads, params->nheads_kv));
+    int64_t hkv = params->nheads_kv ? params->nheads_kv : params->nheads;
+    const int64_t cache[4] = {params->batch, hkv, params->max_seqlen, params->headdim};
+    RETURN_IF_FAIL(check_tensor_size(fn, "k (B, H_kv, L_max, d)", 4, cache,
+                                     mb_dtype_size(params->dtype)));
+    RETURN_IF_FAIL(check_scale(fn, params->scale));
+    return check_cache_lengths(fn, params, in->seqlens);
 }

@@ -34,14 +34,14 @@ static mb_attention_params params_of(shape s, mb_dtype dtype) {
 static void fwd_f64(shape s, const double* q, const double* k, const double* v, double* o,
                     double* lse) {
     mb_attention_params p = params_of(s, MB_DTYPE_F64);
-    CHECK_OK(mb_attention_fwd_cpu(&p, q, k, v, o, lse));
+    CHECK_OK(attn_fwd_cpu(&p, q, k, v, o, lse));
 }
 
 static void bwd_f64(shape s, const double* q, const double* k, const double* v,
                     const double* o, const double* lse, const double* dout, double* dq,
                     double* dk, double* dv) {
     mb_attention_params p = params_of(s, MB_DTYPE_F64);
-    CHECK_OK(mb_attention_bwd_cpu(&p, q, k, v, o, lse, dout, dq, dk, dv));
+    CHECK_OK(attn_bwd_cpu(&p, q, k, v, o, lse, dout, dq, dk, dv));
 }
 
 // ----------------------------------------------------------------------------
@@ -324,8 +324,8 @@ static void check_dtype_path(mb_dtype dtype, shape s, uint64_t seed, double rtol
     void *o = canary_alloc(act), *lse = canary_alloc(par);
     void *dq = canary_alloc(act), *dk = canary_alloc(act), *dv = canary_alloc(act);
     mb_attention_params p = params_of(s, dtype);
-    CHECK_OK(mb_attention_fwd_cpu(&p, in[0], in[1], in[2], o, lse));
-    CHECK_OK(mb_attention_bwd_cpu(&p, in[0], in[1], in[2], o, lse, in[3], dq, dk, dv));
+    CHECK_OK(attn_fwd_cpu(&p, in[0], in[1], in[2], o, lse));
+    CHECK_OK(attn_bwd_cpu(&p, in[0], in[1], in[2], o, lse, in[3], dq, dk, dv));
 
     compare_stored("o", dtype, o, o64, n, rtol, atol);
     compare_stored("lse", pdtype, lse, lse64, r, rtol, atol);
@@ -374,19 +374,19 @@ static void test_refused_calls(void) {
     zero_len.seqlen = 0;
     mb_attention_params ok = params_of(s, MB_DTYPE_F64);
 
-    CHECK(mb_attention_fwd_cpu(&bad_scale, q, k, v, o, lse) == MB_ERR_BAD_OPTION,
+    CHECK(attn_fwd_cpu(&bad_scale, q, k, v, o, lse) == MB_ERR_BAD_OPTION,
           "negative scale not refused");
     CHECK(mb_last_error()[0] != '\0', "refused call left no error message");
-    CHECK(mb_attention_fwd_cpu(&f16, q, k, v, o, lse) == MB_ERR_DTYPE, "f16 not refused");
-    CHECK(mb_attention_fwd_cpu(&zero_len, q, k, v, o, lse) == MB_ERR_BAD_DIM,
+    CHECK(attn_fwd_cpu(&f16, q, k, v, o, lse) == MB_ERR_DTYPE, "f16 not refused");
+    CHECK(attn_fwd_cpu(&zero_len, q, k, v, o, lse) == MB_ERR_BAD_DIM,
           "seqlen 0 not refused");
-    CHECK(mb_attention_fwd_cpu(&ok, q, NULL, v, o, lse) == MB_ERR_NULL_POINTER,
+    CHECK(attn_fwd_cpu(&ok, q, NULL, v, o, lse) == MB_ERR_NULL_POINTER,
           "k = NULL not refused");
-    CHECK(mb_attention_bwd_cpu(&ok, q, k, v, o, NULL, dout, dq, dk, dv) == MB_ERR_NULL_POINTER,
+    CHECK(attn_bwd_cpu(&ok, q, k, v, o, NULL, dout, dq, dk, dv) == MB_ERR_NULL_POINTER,
           "backward with lse = NULL not refused");
-    CHECK(mb_attention_bwd_cpu(&bad_scale, q, k, v, o, lse, dout, dq, dk, dv) ==
+    CHECK(attn_bwd_cpu(&bad_scale, q, k, v, o, lse, dout, dq, dk, dv) ==
               MB_ERR_BAD_OPTION, "backward: negative scale not refused");
-    CHECK(mb_attention_bwd_cpu(&f16, q, k, v, o, lse, dout, dq, dk, dv) == MB_ERR_DTYPE,
+    CHECK(attn_bwd_cpu(&f16, q, k, v, o, lse, dout, dq, dk, dv) == MB_ERR_DTYPE,
           "backward: f16 not refused");
 
     int untouched = memcmp(o, o0, (size_t)n * 8) == 0 && memcmp(lse, lse0, (size_t)r * 8) == 0 &&
@@ -394,7 +394,7 @@ static void test_refused_calls(void) {
                     memcmp(dv, dv0, (size_t)n * 8) == 0;
     CHECK(untouched, "a refused call wrote into an output");
 
-    CHECK_OK(mb_attention_fwd_cpu(&ok, q, k, v, o, lse));
+    CHECK_OK(attn_fwd_cpu(&ok, q, k, v, o, lse));
     CHECK(mb_last_error()[0] == '\0', "a successful call left the error message set: %s",
           mb_last_error());
     free(q), free(k), free(v), free(dout), free(o), free(lse), free(dq), free(dk), free(dv);

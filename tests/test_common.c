@@ -62,10 +62,10 @@ static void test_memory_peak(void) {
     const int64_t L = 96, d = 4;
     double* q = rand_normal_f64(L * d, 1.0);
     double* o = zeros_f64(L * d);
-    mb_attention_params p = {1, 1, L, d, 0.0, MB_DTYPE_F64};
+    mb_attention_params p = {1, 1, L, d, 0.0, MB_DTYPE_F64, 0};
     mb_cpu_memory_reset_peak();
     CHECK(mb_cpu_memory_peak_bytes() == 0, "no scratch live between calls");
-    CHECK_OK(mb_attention_fwd_cpu(&p, q, q, q, o, NULL));
+    CHECK_OK(attn_fwd_cpu(&p, q, q, q, o, NULL));
     int64_t peak = mb_cpu_memory_peak_bytes();
     CHECK(peak >= L * L * (int64_t)sizeof(double), "peak %lld below the L x L block",
           (long long)peak);

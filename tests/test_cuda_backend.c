@@ -191,13 +191,13 @@ static void test_attention_cuda(mb_dtype dtype) {
     tensor k = tensor_upload(rand_normal_f64(n, 1.0), n, dtype);
     tensor v = tensor_upload(rand_normal_f64(n, 1.0), n, dtype);
     tensor o = tensor_output(n, dtype), lse = tensor_output(B * H * L, pd);
-    mb_attention_params p = {B, H, L, d, 0.0, dtype};
-    if (kernel_ran("attention fwd", mb_attention_fwd_cuda(&p, q.device, k.device, v.device,
-                                                          o.device, lse.device, NULL))) {
+    mb_attention_params p = {B, H, L, d, 0.0, dtype, 0};
+    if (kernel_ran("attention fwd", attn_fwd_cuda(&p, q.device, k.device, v.device,
+                                                          o.device, lse.device))) {
         mb_attention_params p64 = p;
         p64.dtype = MB_DTYPE_F64;
         double *o_ref = zeros_f64(n), *lse_ref = zeros_f64(lse.n);
-        CHECK_OK(mb_attention_fwd_cpu(&p64, q.host, k.host, v.host, o_ref, lse_ref));
+        CHECK_OK(attn_fwd_cpu(&p64, q.host, k.host, v.host, o_ref, lse_ref));
         compare("attention fwd o", &o, o_ref, dtype);
         compare("attention fwd lse", &lse, lse_ref, pd);
         free(o_ref), free(lse_ref);

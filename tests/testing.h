@@ -146,4 +146,37 @@ static inline double max_abs_f64(const double* x, int64_t n) {
     return m;
 }
 
+
+// ----------------------------------------------------------------------------
+// attention with positional tensors (the API takes inputs/grads structs)
+
+static inline mb_status attn_fwd_cpu(const mb_attention_params* p, const void* q, const void* k,
+                                     const void* v, void* o, void* lse) {
+    mb_attention_inputs in = {q, k, v};
+    return mb_attention_fwd_cpu(p, &in, o, lse);
+}
+
+static inline mb_status attn_bwd_cpu(const mb_attention_params* p, const void* q, const void* k,
+                                     const void* v, const void* o, const void* lse,
+                                     const void* dout, void* dq, void* dk, void* dv) {
+    mb_attention_inputs in = {q, k, v};
+    mb_attention_grads g = {dq, dk, dv};
+    return mb_attention_bwd_cpu(p, &in, o, lse, dout, &g);
+}
+
+static inline mb_status attn_fwd_cuda(const mb_attention_params* p, const void* q,
+                                      const void* k, const void* v, void* o, void* lse) {
+    mb_attention_inputs in = {q, k, v};
+    return mb_attention_fwd_cuda(p, &in, o, lse, NULL);
+}
+
+static inline mb_status attn_bwd_cuda(const mb_attention_params* p, const void* q,
+                                      const void* k, const void* v, const void* o,
+                                      const void* lse, const void* dout, void* dq, void* dk,
+                                      void* dv) {
+    mb_attention_inputs in = {q, k, v};
+    mb_attention_grads g = {dq, dk, dv};
+    return mb_attention_bwd_cuda(p, &in, o, lse, dout, &g, NULL);
+}
+
 #endif /* MB_TESTING_H */

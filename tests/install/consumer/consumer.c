@@ -7,7 +7,8 @@ int main(void) {
     mb_attention_params p = {.batch = 1, .nheads = 1, .seqlen = 1, .headdim = 2,
                              .scale = 0.0, .dtype = MB_DTYPE_F64};
     double q[2] = {0.3, -1.2}, k[2] = {0.7, 0.1}, v[2] = {1.5, -2.5}, o[2] = {0, 0};
-    mb_status st = mb_attention_fwd_cpu(&p, q, k, v, o, NULL);
+    mb_attention_inputs in = {.q = q, .k = k, .v = v};
+    mb_status st = mb_attention_fwd_cpu(&p, &in, o, NULL);
     if (st != MB_OK) {
         fprintf(stderr, "consumer: %s: %s\n", mb_status_string(st), mb_last_error());
         return 1;

@@ -1,0 +1,40 @@
+/*
+ * registry.c -- every implementation of every op, one line each.
+ *
+ * To add a kernel version: write it (one file or function in kernels/<op>/,
+ * with the signature of its type in src/impl.h), declare it in its op's
+ * kernels/<op>/<op>.h, and add its line below. Exactly one entry per
+ * (op, direction, backend) has is_default = 1: the fastest correct one.
+ * Columns: op, direction, backend, name, version, default, dtypes,
+ * max N (0 = MB_MAX_DSTATE), head dims (0 = any), what it is, function.
+ */
+#include "impl.h"
+#include "reference.h"
+
+#ifdef MB_HAVE_CUDA
+/* one header per op folder under kernels/ declaring its versions */
+#endif
+
+#define SCAN MB_OP_SELECTIVE_SCAN
+#define SSD MB_OP_SSD
+#define ATTN MB_OP_ATTENTION
+#define CPU MB_BACKEND_CPU
+#define CUDA MB_BACKEND_CUDA
+
+const mb_impl mb_registry[] = {
+    // CPU references: exact fp64 math (reference/)
+    {SCAN, MB_DIR_FWD, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 recurrence", {.scan_fwd = mb_ref_selective_scan_fwd}},
+    {SCAN, MB_DIR_BWD, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 adjoint of the recurrence", {.scan_bwd = mb_ref_selective_scan_bwd}},
+    {SCAN, MB_DIR_STEP, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 one-token update", {.scan_step = mb_ref_selective_scan_step}},
+    {SSD, MB_DIR_FWD, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64, the form of params.form", {.ssd_fwd = mb_ref_ssd_fwd}},
+    {SSD, MB_DIR_BWD, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 adjoint, checkpointed per chunk", {.ssd_bwd = mb_ref_ssd_bwd}},
+    {SSD, MB_DIR_STEP, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 one-token update", {.ssd_step = mb_ref_ssd_step}},
+    {ATTN, MB_DIR_FWD, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64, materialised L x L scores", {.attention_fwd = mb_ref_attention_fwd}},
+    {ATTN, MB_DIR_BWD, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 through the materialised P", {.attention_bwd = mb_ref_attention_bwd}},
+    {ATTN, MB_DIR_DECODE, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 over the cache", {.attention_decode = mb_ref_attention_decode}},
+#ifdef MB_HAVE_CUDA
+    // CUDA kernels (kernels/<op>/)
+#endif
+};
+
+const int mb_registry_count = (int)(sizeof mb_registry / sizeof mb_registry[0]);
