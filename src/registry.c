@@ -13,6 +13,7 @@
 
 #ifdef MB_HAVE_CUDA
 /* one header per op folder under kernels/ declaring its versions */
+#include "selective_scan/selective_scan.h"
 #endif
 
 #define SCAN MB_OP_SELECTIVE_SCAN
@@ -34,6 +35,11 @@ const mb_impl mb_registry[] = {
     {ATTN, MB_DIR_DECODE, CPU, "reference", 0, 1, MB_DT_CPU, 0, 0, "exact fp64 over the cache", {.attention_decode = mb_ref_attention_decode}},
 #ifdef MB_HAVE_CUDA
     // CUDA kernels (kernels/<op>/)
+    {SCAN, MB_DIR_FWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "block per channel, 8 steps per thread, warp scans + shared-memory carry, exp2 on the SFU", {.scan_fwd = mb_scan_fwd_cuda_v1}},
+    {SCAN, MB_DIR_FWD, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "16 steps per thread: half the scans and barriers per step", {.scan_fwd = mb_scan_fwd_cuda_v2}},
+    {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
+    {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
+    {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 1, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
 #endif
 };
 

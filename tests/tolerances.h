@@ -42,4 +42,25 @@
 #define TOL_GPU_BF16_RTOL 3e-2
 #define TOL_GPU_BF16_ATOL 5e-2
 
+/* Selective-scan CUDA kernels (tests/test_cuda_selective_scan.c) vs the fp64
+ * reference on the same rounded inputs. Outputs use TOL_GPU_* above (fp32
+ * compute with ex2.approx, rel. error ~2^-22 per exp, accumulated over up to
+ * 16K recurrence steps whose decay keeps the error bounded). Gradient scales,
+ * the multipliers of mamba_ssm's tests: du (and dz, dB, dC, dD, ddelta_bias,
+ * sums of the same adjoint products) 2x; ddelta rtol 5x atol 10x (it is a sum
+ * over N of products of the adjoint, the state and A); dA 5x (a sum over B*L
+ * of such products). None looser than mamba_ssm's. */
+#define TOL_SCAN_GRAD_RTOL_X 2.0
+#define TOL_SCAN_GRAD_ATOL_X 2.0
+#define TOL_SCAN_DDELTA_RTOL_X 5.0
+#define TOL_SCAN_DDELTA_ATOL_X 10.0
+#define TOL_SCAN_DA_RTOL_X 5.0
+#define TOL_SCAN_DA_ATOL_X 5.0
+/* The one-token step vs the fp64 step, mamba_ssm's selective_state_update
+ * tolerances: fp32 3e-4 / 1e-3, bf16 1e-2 / 5e-2. */
+#define TOL_SCAN_STEP_F32_RTOL 3e-4
+#define TOL_SCAN_STEP_F32_ATOL 1e-3
+#define TOL_SCAN_STEP_BF16_RTOL 1e-2
+#define TOL_SCAN_STEP_BF16_ATOL 5e-2
+
 #endif /* MB_TOLERANCES_H */

@@ -1,0 +1,141 @@
+/*
+ * timing.cu -- quick timing of the selective-scan CUDA versions (not a test,
+ * not the benchmark harness): canonical shape D 4096, N 16, G 1, bf16,
+ * softplus, D and delta_bias, batch 1. CUDA events, 3 warm-ups, the L2 flushed
+ * by writing a 256 MB buffer before every timed run, median of 15.
+ *   fwd (no z)      L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K
+ *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, default fwd + every bwd version
+ *   step            batch 8, D 4096, N 16
+ * Build (from the repository root; links the kernel sources directly, the
+ * library exports only the public API):
+ *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
+ *     kernels/selective_scan/tools/timing.cu kernels/selective_scan/{fwd,bwd,step}.cu \
+ *     kernels/common.cu src/common.c -o timing
+ */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "impl.h"
+#include "selective_scan/selective_scan.h"
+
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
+
+__global__ void fill(__nv_bfloat16* p, size_t n, float lo, float hi, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = __float2bfloat16(lo + (hi - lo) * (h & 0xFFFFFF) / 16777216.f);
+    }
+}
+__global__ void fillf(float* p, size_t n, float lo, float hi, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = lo + (hi - lo) * (h & 0xFFFFFF) / 16777216.f;
+    }
+}
+static void* bf(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 2 + 16)); fill<<<1024, 256>>>((__nv_bfloat16*)p, n, lo, hi, s); return p; }
+static void* ff(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 4 + 16)); fillf<<<1024, 256>>>((float*)p, n, lo, hi, s); return p; }
+
+static char* flushbuf;
+static const size_t kFlush = 256u << 20;
+
+template <typename F>
+static double time_ms(F&& f, int reps = 15) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a), cudaEventCreate(&b);
+    for (int i = 0; i < 3; i++) f();
+    CK(cudaDeviceSynchronize());
+    std::vector<float> v;
+    for (int i = 0; i < reps; i++) {
+        CK(cudaMemsetAsync(flushbuf, i & 0xFF, kFlush));
+        cudaEventRecord(a);
+        f();
+        cudaEventRecord(b);
+        CK(cudaEventSynchronize(b));
+        float ms;
+        cudaEventElapsedTime(&ms, a, b);
+        v.push_back(ms);
+    }
+    CK(cudaGetLastError());
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+int main() {
+    CK(cudaMalloc(&flushbuf, kFlush));
+    mb_exec ex = {NULL};
+    const long D = 4096;
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}};
+    struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}};
+    const long Ls[] = {2048, 8192, 16384, 131072};
+    const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
+    printf("%-28s %10s %10s %8s\n", "what", "ms", "anchor", "ratio");
+    for (int li = 0; li < 4; li++) {
+        long L = Ls[li], N = 16;
+        size_t BDL = (size_t)D * L, NL = (size_t)N * L;
+        void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *z = bf(BDL, -2, 2, 3), *dy = bf(BDL, -1, 1, 4);
+        void *Bm = bf(NL, -1, 1, 5), *Cm = bf(NL, -1, 1, 6), *A = ff(D * N, -2, -0.1, 7), *Dv = ff(D, -1, 1, 8), *bias = ff(D, -1, 0.5, 9);
+        void *y, *fs, *gu, *gd, *gz, *gA, *gB, *gC, *gD, *gb;
+        CK(cudaMalloc(&y, BDL * 2)); CK(cudaMalloc(&fs, D * N * 4));
+        CK(cudaMalloc(&gu, BDL * 2)); CK(cudaMalloc(&gd, BDL * 2)); CK(cudaMalloc(&gz, BDL * 2));
+        CK(cudaMalloc(&gA, D * N * 4)); CK(cudaMalloc(&gB, NL * 2)); CK(cudaMalloc(&gC, NL * 2));
+        CK(cudaMalloc(&gD, D * 4)); CK(cudaMalloc(&gb, D * 4));
+        mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
+        mb_selective_scan_inputs in_noz = {u, dl, A, Bm, Cm, Dv, NULL, bias};
+        mb_selective_scan_inputs in_z = {u, dl, A, Bm, Cm, Dv, z, bias};
+        mb_selective_scan_grads g = {gu, gd, gA, gB, gC, gD, gz, gb};
+        char name[64];
+        for (auto& fw : fwds) {
+            double ms = time_ms([&] { fw.f(&p, &in_noz, y, fs, &ex); });
+            snprintf(name, sizeof name, "fwd %s L=%ld", fw.name, L);
+            printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
+        }
+        for (auto& bw : bwds) {
+            double ms = time_ms([&] { mb_scan_fwd_cuda_v2(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
+            snprintf(name, sizeof name, "fwd+bwd %s L=%ld", bw.name, L);
+            printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+        }
+        void* ptrs[] = {u, dl, z, dy, Bm, Cm, A, Dv, bias, y, fs, gu, gd, gz, gA, gB, gC, gD, gb};
+        for (void* q : ptrs) cudaFree(q);
+    }
+    { /* N 256 at L 4096, fwd without z */
+        long L = 4096, N = 256;
+        size_t BDL = (size_t)D * L, NL = (size_t)N * L;
+        void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *Bm = bf(NL, -1, 1, 5), *Cm = bf(NL, -1, 1, 6);
+        void *A = ff(D * N, -2, -0.1, 7), *Dv = ff(D, -1, 1, 8), *bias = ff(D, -1, 0.5, 9), *y, *fs;
+        CK(cudaMalloc(&y, BDL * 2)); CK(cudaMalloc(&fs, D * N * 4));
+        mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
+        mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, NULL, bias};
+        for (auto& fw : fwds) {
+            double ms = time_ms([&] { fw.f(&p, &in, y, fs, &ex); });
+            printf("fwd %s N=256 L=4096        %10.4f %10.3f %8.2f\n", fw.name, ms, 4.00, 4.00 / ms);
+        }
+        void* ptrs[] = {u, dl, Bm, Cm, A, Dv, bias, y, fs};
+        for (void* q : ptrs) cudaFree(q);
+    }
+    { /* step, batch 8 */
+        long Bb = 8, N = 16;
+        void *u = bf(Bb * D, -1, 1, 1), *dl = bf(Bb * D, -3, 0.5, 2), *z = bf(Bb * D, -2, 2, 3);
+        void *Bm = bf(Bb * N, -1, 1, 5), *Cm = bf(Bb * N, -1, 1, 6), *A = ff(D * N, -2, -0.1, 7);
+        void *Dv = ff(D, -1, 1, 8), *bias = ff(D, -1, 0.5, 9), *st = ff(Bb * D * N, -1, 1, 10), *y;
+        CK(cudaMalloc(&y, Bb * D * 2));
+        mb_selective_scan_params p = {Bb, D, 1, N, 1, MB_DTYPE_BF16, 1};
+        mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, z, bias};
+        double ms = time_ms([&] { mb_scan_step_cuda_v1(&p, &in, st, y, &ex); }, 51);
+        printf("step v1 B=8 (event-timed)    %10.4f %10.3f %8.2f\n", ms, 0.024, 0.024 / ms);
+        /* back-to-back launches, no flush: per-step cost when decoding */
+        cudaEvent_t a, b; cudaEventCreate(&a), cudaEventCreate(&b);
+        cudaEventRecord(a);
+        for (int i = 0; i < 1000; i++) mb_scan_step_cuda_v1(&p, &in, st, y, &ex);
+        cudaEventRecord(b); CK(cudaEventSynchronize(b));
+        float tot; cudaEventElapsedTime(&tot, a, b);
+        printf("step v1 B=8 (1000 in a row)  %10.4f per step\n", tot / 1000);
+    }
+    return 0;
+}
