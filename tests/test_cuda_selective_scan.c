@@ -127,7 +127,8 @@ static void run_case(const scase* c, mb_dtype dt) {
     tens Dv = {0}, z = {0}, bias = {0};
     if (c->use_D) Dv = t_input(c->D, pd, -1, 1);
     if (c->use_z) z = t_input(BDL, dt, -2, 2);
-    if (c->use_bias) bias = t_input(c->D, pd, -1, 0.5);
+    /* without softplus delta' = delta + bias must stay positive (else the state grows) */
+    if (c->use_bias) bias = c->softplus ? t_input(c->D, pd, -1, 0.5) : t_input(c->D, pd, 0.0, 0.3);
     tens dy = t_input(BDL, dt, -1, 1);
 
     mb_selective_scan_params p = params_of(c, dt), p64 = params_of(c, MB_DTYPE_F64);

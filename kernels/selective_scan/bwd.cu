@@ -26,6 +26,7 @@
  *
  * v1: NTILE 8 (fewer registers, two tiles at N = 16). v2: NTILE 16 (one tile
  * at N = 16: channel inputs loaded once, no carry workspace, more registers).
+ * v3: v1 + the next state's B, C, A and carries loaded one state ahead.
  */
 #include "scan_common.cuh"
 #include "selective_scan.h"
@@ -158,7 +159,7 @@ __global__ void scan_bwd_combine(const float* __restrict__ A, const float* __res
 }
 
 /* 3. gradients: one warp per (b, g, chunk, split), channels of the split in order */
-template <typename T, bool kVec, int kNTile>
+template <typename T, bool kVec, int kNTile, bool kPrefetch>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_grads(const BwdArgs<T> p) {
     const int lane = threadIdx.x & 31;
     const int64_t w = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
@@ -200,14 +201,34 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_grads(const BwdA
                     yp_a[i] = ok ? p.carry[2 * BDL + row + t0 + i] : 0.f;
                 }
             }
+            float Bnx[kItems], Cnx[kItems], hnx = 0.f, rnx = 0.f, Anx = 0.f;
+            if (kPrefetch) {
+                load_run<T, kItems, kVec>(p.Bm, bc + n0 * L + t0, valid, Bnx, 0.f);
+                load_run<T, kItems, kVec>(p.Cm, bc + n0 * L + t0, valid, Cnx, 0.f);
+                hnx = p.hin[cw * N + n0], rnx = p.rin[cw * N + n0], Anx = p.A[d * N + n0];
+            }
 #pragma unroll
             for (int j = 0; j < kNTile; j++) {
                 const int64_t n = n0 + j;
                 if (n < N) { /* warp-uniform */
-                    const float An = p.A[d * N + n], A2 = An * kLog2e;
                     float Bv[kItems], Cv[kItems], a[kItems], bb[kItems], q[kItems], hp[kItems];
-                    load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
-                    load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                    float An, hin_n, rin_n;
+                    if (kPrefetch) { /* take state n, start loading state n+1 */
+#pragma unroll
+                        for (int i = 0; i < kItems; i++) Bv[i] = Bnx[i], Cv[i] = Cnx[i];
+                        An = Anx, hin_n = hnx, rin_n = rnx;
+                        if (j + 1 < kNTile && n + 1 < N) {
+                            load_run<T, kItems, kVec>(p.Bm, bc + (n + 1) * L + t0, valid, Bnx, 0.f);
+                            load_run<T, kItems, kVec>(p.Cm, bc + (n + 1) * L + t0, valid, Cnx, 0.f);
+                            hnx = p.hin[cw * N + n + 1], rnx = p.rin[cw * N + n + 1];
+                            Anx = p.A[d * N + n + 1];
+                        }
+                    } else {
+                        An = p.A[d * N + n], hin_n = p.hin[cw * N + n], rin_n = p.rin[cw * N + n];
+                        load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+                        load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                    }
+                    const float A2 = An * kLog2e;
                     float pa = 1.f, pb = 0.f, rb = 0.f;
 #pragma unroll
                     for (int i = 0; i < kItems; i++) {
@@ -228,8 +249,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_grads(const BwdA
                     float xb = __shfl_down_sync(0xffffffffu, rb, 1);
                     if (lane == 0) ea = 1.f, eb = 0.f;
                     if (lane == 31) xa = 1.f, xb = 0.f;
-                    float h = fmaf(ea, p.hin[cw * N + n], eb);
-                    float e = fmaf(xa, p.rin[cw * N + n], xb);
+                    float h = fmaf(ea, hin_n, eb);
+                    float e = fmaf(xa, rin_n, xb);
 #pragma unroll
                     for (int i = 0; i < kItems; i++) {
                         hp[i] = h;
@@ -354,7 +375,7 @@ __global__ void scan_bwd_reduce_params(const float* __restrict__ dAp, const floa
 
 static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
-template <typename T, int kNTile>
+template <typename T, int kNTile, bool kPrefetch>
 mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                      const void* dy, const mb_selective_scan_grads* gr, const mb_exec* ex) {
     cudaStream_t st = mb_stream(ex);
@@ -436,8 +457,8 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
         blocks = (unsigned)((nw + kWarpsPerBlock - 1) / kWarpsPerBlock);
-        if (vec) scan_bwd_grads<T, true, kNTile><<<blocks, threads, 0, st>>>(a);
-        else scan_bwd_grads<T, false, kNTile><<<blocks, threads, 0, st>>>(a);
+        if (vec) scan_bwd_grads<T, true, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
+        else scan_bwd_grads<T, false, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         int64_t rb = (BGNL + 255) / 256;
         if (rb > 132 * 16) rb = 132 * 16;
@@ -463,14 +484,22 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
 extern "C" mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, const void* dy,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
-    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 8>(p, in, dy, g, ex);
-    return launch_bwd<float, 8>(p, in, dy, g, ex);
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 8, false>(p, in, dy, g, ex);
+    return launch_bwd<float, 8, false>(p, in, dy, g, ex);
 }
 
 /* v2: over v1, tiles of 16 states: N <= 16 in one pass over each channel's inputs. */
 extern "C" mb_status mb_scan_bwd_cuda_v2(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, const void* dy,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
-    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16>(p, in, dy, g, ex);
-    return launch_bwd<float, 16>(p, in, dy, g, ex);
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false>(p, in, dy, g, ex);
+}
+
+/* v3: over v1 (8-state tiles), the gradient kernel loads B, C, A and the chunk carries of state n+1 while state n is processed. */
+extern "C" mb_status mb_scan_bwd_cuda_v3(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 8, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 8, true>(p, in, dy, g, ex);
 }

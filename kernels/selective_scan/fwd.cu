@@ -15,6 +15,7 @@
  * barrier per (chunk, n) is enough.
  *
  * v1: ITEMS 8 (chunk 1024). v2: ITEMS 16 (chunk 2048), half the scans per step.
+ * v3: v1 + B, C of state n+1 loaded during state n. v4: v2 + the same prefetch.
  */
 #include "scan_common.cuh"
 #include "selective_scan.h"
@@ -39,8 +40,8 @@ struct FwdArgs {
     int softplus;
 };
 
-template <typename T, int ITEMS, int NW, bool kVec>
-__global__ void __launch_bounds__(NW * 32) scan_fwd_kernel(const FwdArgs<T> p) {
+template <typename T, int ITEMS, int NW, bool kVec, bool kPrefetch>
+__global__ void __launch_bounds__(NW * 32, kPrefetch ? 4 : 1) scan_fwd_kernel(const FwdArgs<T> p) {
     constexpr int kThreads = NW * 32;
     constexpr int kChunk = kThreads * ITEMS;
     extern __shared__ float smem[];
@@ -80,11 +81,25 @@ __global__ void __launch_bounds__(NW * 32) scan_fwd_kernel(const FwdArgs<T> p) {
             du[i] = dt[i] * uu[i];
             out[i] = Dd * uu[i];
         }
+        float Bnx[ITEMS], Cnx[ITEMS]; /* kPrefetch: B, C of the next state, loaded one iteration ahead */
+        if (kPrefetch) {
+            load_run<T, ITEMS, kVec>(p.Bm, bc + t0, valid, Bnx, 0.f);
+            load_run<T, ITEMS, kVec>(p.Cm, bc + t0, valid, Cnx, 0.f);
+        }
         for (int64_t n = 0; n < N; n++) {
             const float A2 = A2s[n];
             float Bv[ITEMS], Cv[ITEMS], a[ITEMS], bb[ITEMS];
-            load_run<T, ITEMS, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
-            load_run<T, ITEMS, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+            if (kPrefetch) {
+#pragma unroll
+                for (int i = 0; i < ITEMS; i++) Bv[i] = Bnx[i], Cv[i] = Cnx[i];
+                if (n + 1 < N) {
+                    load_run<T, ITEMS, kVec>(p.Bm, bc + (n + 1) * L + t0, valid, Bnx, 0.f);
+                    load_run<T, ITEMS, kVec>(p.Cm, bc + (n + 1) * L + t0, valid, Cnx, 0.f);
+                }
+            } else {
+                load_run<T, ITEMS, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+                load_run<T, ITEMS, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+            }
             float pa = 1.f, pb = 0.f;
 #pragma unroll
             for (int i = 0; i < ITEMS; i++) {
@@ -128,7 +143,7 @@ __global__ void __launch_bounds__(NW * 32) scan_fwd_kernel(const FwdArgs<T> p) {
     }
 }
 
-template <typename T, int ITEMS, int NW>
+template <typename T, int ITEMS, int NW, bool kPrefetch>
 mb_status launch_fwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                      void* y, void* final_state, const mb_exec* ex) {
     FwdArgs<T> a;
@@ -154,19 +169,19 @@ mb_status launch_fwd(const mb_selective_scan_params* prm, const mb_selective_sca
     dim3 grid((unsigned)prm->dim, (unsigned)prm->batch);
     size_t shmem = (size_t)3 * prm->dstate * sizeof(float);
     if (vec)
-        scan_fwd_kernel<T, ITEMS, NW, true><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
+        scan_fwd_kernel<T, ITEMS, NW, true, kPrefetch><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
     else
-        scan_fwd_kernel<T, ITEMS, NW, false><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
+        scan_fwd_kernel<T, ITEMS, NW, false, kPrefetch><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
 
-template <int ITEMS, int NW>
+template <int ITEMS, int NW, bool kPrefetch>
 mb_status fwd_dispatch(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                        void* y, void* final_state, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16)
-        return launch_fwd<__nv_bfloat16, ITEMS, NW>(p, in, y, final_state, ex);
-    return launch_fwd<float, ITEMS, NW>(p, in, y, final_state, ex);
+        return launch_fwd<__nv_bfloat16, ITEMS, NW, kPrefetch>(p, in, y, final_state, ex);
+    return launch_fwd<float, ITEMS, NW, kPrefetch>(p, in, y, final_state, ex);
 }
 
 } // namespace
@@ -175,12 +190,26 @@ mb_status fwd_dispatch(const mb_selective_scan_params* p, const mb_selective_sca
 extern "C" mb_status mb_scan_fwd_cuda_v1(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, void* y,
                                          void* final_state, const mb_exec* ex) {
-    return fwd_dispatch<8, 4>(p, in, y, final_state, ex);
+    return fwd_dispatch<8, 4, false>(p, in, y, final_state, ex);
 }
 
 /* v2: over v1, 16 steps per thread: one warp scan and barrier per 2048 steps and state. */
 extern "C" mb_status mb_scan_fwd_cuda_v2(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, void* y,
                                          void* final_state, const mb_exec* ex) {
-    return fwd_dispatch<16, 4>(p, in, y, final_state, ex);
+    return fwd_dispatch<16, 4, false>(p, in, y, final_state, ex);
+}
+
+/* v3: over v1 (8 steps per thread), B and C of state n+1 are loaded while state n is scanned. */
+extern "C" mb_status mb_scan_fwd_cuda_v3(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, void* y,
+                                         void* final_state, const mb_exec* ex) {
+    return fwd_dispatch<8, 4, true>(p, in, y, final_state, ex);
+}
+
+/* v4: v3 with 16 steps per thread (v2's chunks) and the same prefetch. */
+extern "C" mb_status mb_scan_fwd_cuda_v4(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, void* y,
+                                         void* final_state, const mb_exec* ex) {
+    return fwd_dispatch<16, 4, true>(p, in, y, final_state, ex);
 }

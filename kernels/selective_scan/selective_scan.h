@@ -9,10 +9,13 @@
  *           thread, chunks of 1024 steps; per state n a warp scan of (a, b)
  *           pairs plus a cross-warp carry in shared memory; exp2 on the SFU
  *   fwd v2  16 time steps per thread (chunks of 2048): half the scans per step
+ *   fwd v3  v1 + B, C of state n+1 prefetched into registers during state n
+ *   fwd v4  v2 + the same prefetch
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
  *   bwd v2  register tiles of 16 states instead of 8 (N = 16 in one pass)
+ *   bwd v3  v1 + the next state's B, C, A and chunk carries prefetched
  *   step v1 one kernel, 4 (N <= 32) or 32 threads per channel
  */
 #ifndef MB_SELECTIVE_SCAN_H
@@ -28,9 +31,15 @@ mb_status mb_scan_fwd_cuda_v1(const mb_selective_scan_params* p, const mb_select
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v3(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v4(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v3(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, void* state, void* y,
