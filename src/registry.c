@@ -39,6 +39,7 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_FWD, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "16 steps per thread: half the scans and barriers per step", {.scan_fwd = mb_scan_fwd_cuda_v2}},
     {SCAN, MB_DIR_FWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + B, C of state n+1 prefetched into registers during state n", {.scan_fwd = mb_scan_fwd_cuda_v3}},
     {SCAN, MB_DIR_FWD, CUDA, "v4", 4, 0, MB_DT_F32_BF16, 256, 0, "v2 (16 steps per thread) + the same prefetch", {.scan_fwd = mb_scan_fwd_cuda_v4}},
+    {SCAN, MB_DIR_FWD, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "v1 + two states per iteration, packed prefetch of the next two states' B, C", {.scan_fwd = mb_scan_fwd_cuda_v5}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
     {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},

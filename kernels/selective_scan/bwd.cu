@@ -373,6 +373,16 @@ __global__ void scan_bwd_reduce_params(const float* __restrict__ dAp, const floa
     }
 }
 
+#ifdef MB_SCAN_PROFILE
+/* timing tool only (kernels/selective_scan/tools/timing.cu): events between the kernels */
+extern "C" int mb_scan_profile;
+extern "C" cudaEvent_t mb_scan_prof_ev[6];
+#define PROF_MARK(k) \
+    if (mb_scan_profile) cudaEventRecord(mb_scan_prof_ev[k], st)
+#else
+#define PROF_MARK(k)
+#endif
+
 static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
 template <typename T, int kNTile, bool kPrefetch>
@@ -447,19 +457,23 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     cudaError_t err = cudaSuccess;
     const int threads = kWarpsPerBlock * 32;
     do {
+        PROF_MARK(0);
         unsigned blocks = (unsigned)((BDC + kWarpsPerBlock - 1) / kWarpsPerBlock);
         if (vec) scan_bwd_local<T, true><<<blocks, threads, 0, st>>>(a);
         else scan_bwd_local<T, false><<<blocks, threads, 0, st>>>(a);
         if ((err = cudaGetLastError()) != cudaSuccess) break;
+        PROF_MARK(1);
         int64_t nth = a.Bsz * a.D * a.N;
         scan_bwd_combine<<<(unsigned)((nth + 127) / 128), 128, 0, st>>>(a.A, a.Ssum, a.hin, a.rin,
                                                                          a.Bsz, a.D, a.N, a.nch);
         if ((err = cudaGetLastError()) != cudaSuccess) break;
+        PROF_MARK(2);
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
         blocks = (unsigned)((nw + kWarpsPerBlock - 1) / kWarpsPerBlock);
         if (vec) scan_bwd_grads<T, true, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
         else scan_bwd_grads<T, false, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
         if ((err = cudaGetLastError()) != cudaSuccess) break;
+        PROF_MARK(3);
         int64_t rb = (BGNL + 255) / 256;
         if (rb > 132 * 16) rb = 132 * 16;
         scan_bwd_reduce_bc<T><<<(unsigned)rb, 256, 0, st>>>(a.dBp, a.dCp, (T*)gr->dB, (T*)gr->dC,
@@ -470,6 +484,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
             a.dAp, a.dDp, a.dbp, (float*)gr->dA, (float*)gr->dD, (float*)gr->ddelta_bias,
             a.Bsz * a.nch, a.D, a.N);
         err = cudaGetLastError();
+        PROF_MARK(4);
     } while (0);
     mb_device_free(ws, total, ex->stream);
     if (err != cudaSuccess)

@@ -90,6 +90,60 @@ static __device__ __forceinline__ void store_run(T* __restrict__ p, int64_t idx,
     }
 }
 
+/* ITEMS elements of T kept as raw words (bf16 pairs stay packed): a prefetch
+ * buffer at half the registers of floats for bf16. */
+template <typename T, int ITEMS>
+struct RawRun {
+    static_assert((ITEMS * sizeof(T)) % 4 == 0, "whole words");
+    uint32_t w[ITEMS * sizeof(T) / 4];
+};
+
+template <typename T, int ITEMS, bool kVec>
+static __device__ __forceinline__ void load_raw(const T* __restrict__ p, int64_t idx, int64_t valid,
+                                                RawRun<T, ITEMS>& r) {
+    constexpr int kBytes = ITEMS * (int)sizeof(T);
+    if (kVec && kBytes % 16 == 0 && valid >= ITEMS) {
+#pragma unroll
+        for (int v = 0; v < kBytes / 16; v++) {
+            uint4 q = __ldg(reinterpret_cast<const uint4*>(p + idx) + v);
+            r.w[4 * v] = q.x, r.w[4 * v + 1] = q.y, r.w[4 * v + 2] = q.z, r.w[4 * v + 3] = q.w;
+        }
+    } else {
+        T* e = reinterpret_cast<T*>(r.w);
+#pragma unroll
+        for (int i = 0; i < ITEMS; i++) e[i] = i < valid ? p[idx + i] : mb_from_float<T>(0.f);
+    }
+}
+
+template <typename T, int ITEMS>
+static __device__ __forceinline__ float raw_at(const RawRun<T, ITEMS>& r, int i) {
+    return mb_to_float(reinterpret_cast<const T*>(r.w)[i]);
+}
+
+template <typename T, int ITEMS>
+static __device__ __forceinline__ void raw_zero(RawRun<T, ITEMS>& r) {
+#pragma unroll
+    for (int k = 0; k < (int)(ITEMS * sizeof(T) / 4); k++) r.w[k] = 0u;
+}
+
+/* Two independent inclusive forward scans, interleaved for ILP. */
+static __device__ __forceinline__ void warp_scan_fwd2(float& a0, float& b0, float& a1, float& b1,
+                                                      int lane) {
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+        float ap0 = __shfl_up_sync(0xffffffffu, a0, off);
+        float bp0 = __shfl_up_sync(0xffffffffu, b0, off);
+        float ap1 = __shfl_up_sync(0xffffffffu, a1, off);
+        float bp1 = __shfl_up_sync(0xffffffffu, b1, off);
+        if (lane >= off) {
+            b0 = fmaf(a0, bp0, b0);
+            a0 = a0 * ap0;
+            b1 = fmaf(a1, bp1, b1);
+            a1 = a1 * ap1;
+        }
+    }
+}
+
 /* Inclusive warp scan of forward pairs (lane order = time order). */
 static __device__ __forceinline__ void warp_scan_fwd(float& a, float& b, int lane) {
 #pragma unroll

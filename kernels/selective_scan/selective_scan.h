@@ -11,6 +11,8 @@
  *   fwd v2  16 time steps per thread (chunks of 2048): half the scans per step
  *   fwd v3  v1 + B, C of state n+1 prefetched into registers during state n
  *   fwd v4  v2 + the same prefetch
+ *   fwd v5  v1 + two states per iteration (two scans in flight, one barrier per two
+ *           states), next two states' B, C prefetched as packed words
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -34,6 +36,8 @@ mb_status mb_scan_fwd_cuda_v2(const mb_selective_scan_params* p, const mb_select
 mb_status mb_scan_fwd_cuda_v3(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v4(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v5(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);

@@ -4,13 +4,13 @@
  * softplus, D and delta_bias, batch 1. CUDA events, 3 warm-ups, the L2 flushed
  * by writing a 256 MB buffer before every timed run, median of 15.
  *   fwd (no z)      L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K
- *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, default fwd + every bwd version
+ *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v5 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
  *     kernels/selective_scan/tools/timing.cu kernels/selective_scan/{fwd,bwd,step}.cu \
- *     kernels/common.cu src/common.c -o timing
+ *     kernels/common.cu src/common.c -DMB_SCAN_PROFILE -o timing
  */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -42,6 +42,8 @@ __global__ void fillf(float* p, size_t n, float lo, float hi, unsigned seed) {
 static void* bf(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 2 + 16)); fill<<<1024, 256>>>((__nv_bfloat16*)p, n, lo, hi, s); return p; }
 static void* ff(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 4 + 16)); fillf<<<1024, 256>>>((float*)p, n, lo, hi, s); return p; }
 
+extern "C" { int mb_scan_profile = 0; }
+extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
 static char* flushbuf;
 static const size_t kFlush = 256u << 20;
 
@@ -69,9 +71,10 @@ static double time_ms(F&& f, int reps = 15) {
 
 int main() {
     CK(cudaMalloc(&flushbuf, kFlush));
+    for (int k = 0; k < 6; k++) CK(cudaEventCreate(&mb_scan_prof_ev[k]));
     mb_exec ex = {NULL};
     const long D = 4096;
-    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}};
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}};
     struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}};
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
@@ -97,9 +100,19 @@ int main() {
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
         }
         for (auto& bw : bwds) {
-            double ms = time_ms([&] { mb_scan_fwd_cuda_v2(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
+            double ms = time_ms([&] { mb_scan_fwd_cuda_v5(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
             snprintf(name, sizeof name, "fwd+bwd %s L=%ld", bw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+        }
+        for (auto& bw : bwds) { /* one profiled backward: time of each kernel */
+            CK(cudaMemsetAsync(flushbuf, 1, kFlush));
+            mb_scan_profile = 1;
+            bw.f(&p, &in_z, dy, &g, &ex);
+            mb_scan_profile = 0;
+            CK(cudaDeviceSynchronize());
+            float t[4];
+            for (int k = 0; k < 4; k++) cudaEventElapsedTime(&t[k], mb_scan_prof_ev[k], mb_scan_prof_ev[k + 1]);
+            printf("  bwd %s L=%ld kernels: local %.3f combine %.3f grads %.3f reduce %.3f ms\n", bw.name, L, t[0], t[1], t[2], t[3]);
         }
         void* ptrs[] = {u, dl, z, dy, Bm, Cm, A, Dv, bias, y, fs, gu, gd, gz, gA, gB, gC, gD, gb};
         for (void* q : ptrs) cudaFree(q);
