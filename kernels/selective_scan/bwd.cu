@@ -27,6 +27,10 @@
  * v1: NTILE 8 (fewer registers, two tiles at N = 16). v2: NTILE 16 (one tile
  * at N = 16: channel inputs loaded once, no carry workspace, more registers).
  * v3: v1 + the next state's B, C, A and carries loaded one state ahead.
+ * v4: N <= 32: the states split across the warps of a block (scan_bwd_grads_tw),
+ *     and chunk aggregates from prefix sums of delta' instead of scans (scan_bwd_local_sum).
+ * v5: v4 held to 128 registers for N <= 16.
+ * (The batched combine kernel, 8 chunks per memory round trip, serves every version.)
  */
 #include "scan_common.cuh"
 #include "selective_scan.h"
@@ -133,28 +137,111 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local(const BwdA
     }
 }
 
-/* 2. combine the aggregates along the chunks: one thread per (b, d, n) */
+/* 1'. chunk-local aggregates without scans (bwd v4, v5): with P_t the sum of
+ * delta' over the chunk up to and including t, and S its total,
+ *   end state from zero  = sum_t exp2(A log2e (S - P_t)) delta'_t B_t u_t
+ *   adjoint to the left  = sum_t exp2(A log2e P_t) dy_pre_t C_t
+ * so one scan of delta' per chunk serves every n, and each n costs two exp2
+ * per step and two warp sums (butterfly, the same order in every run). */
+template <typename T, bool kVec>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const BwdArgs<T> p) {
+    const int lane = threadIdx.x & 31;
+    const int64_t w = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
+    if (w >= p.Bsz * p.D * p.nch) return; /* whole warps exit together */
+    const int64_t c = w % p.nch, bd = w / p.nch;
+    const int64_t d = bd % p.D, b = bd / p.D;
+    const int64_t N = p.N, L = p.L;
+    const int64_t row = bd * L;
+    const int64_t bc = (b * p.G + d / p.dpg) * N * L;
+    const int64_t t0 = c * kTW + lane * kItems, valid = L - t0;
+    float uu[kItems], dt[kItems], dsoft[kItems], gg[kItems], dyv[kItems], zz[kItems];
+    load_channel<T, kVec>(p, row, d, t0, valid, uu, dt, dsoft, gg, dyv, zz);
+    float ls = 0.f;
+#pragma unroll
+    for (int i = 0; i < kItems; i++) ls += dt[i];
+    float incl = ls;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+        const float y = __shfl_up_sync(0xffffffffu, incl, off);
+        if (lane >= off) incl += y;
+    }
+    const float S = __shfl_sync(0xffffffffu, incl, 31);
+    float P[kItems], du[kItems];
+    float run = incl - ls;
+#pragma unroll
+    for (int i = 0; i < kItems; i++) {
+        run += dt[i];
+        P[i] = run;
+        du[i] = dt[i] * uu[i];
+    }
+    if (lane == 0) p.Ssum[w] = S;
+    for (int64_t n = 0; n < N; n++) {
+        const float A2 = p.A[d * N + n] * kLog2e;
+        float Bv[kItems], Cv[kItems];
+        load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+        load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+        float fs = 0.f, rs = 0.f;
+#pragma unroll
+        for (int i = 0; i < kItems; i++) {
+            fs = fmaf(fast_exp2(A2 * (S - P[i])), du[i] * Bv[i], fs);
+            rs = fmaf(fast_exp2(A2 * P[i]), gg[i] * Cv[i], rs);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            fs += __shfl_xor_sync(0xffffffffu, fs, off);
+            rs += __shfl_xor_sync(0xffffffffu, rs, off);
+        }
+        if (lane == 0) {
+            p.hin[w * N + n] = fs;
+            p.rin[w * N + n] = rs;
+        }
+    }
+}
+
+/* 2. combine the aggregates along the chunks: one thread per (b, d, n); the
+ * chunks are taken 8 at a time, their loads issued together before the
+ * dependent chain of fmas (one memory latency per 8 chunks, not per chunk). */
 __global__ void scan_bwd_combine(const float* __restrict__ A, const float* __restrict__ Ssum,
                                  float* __restrict__ hin, float* __restrict__ rin, int64_t Bsz,
                                  int64_t D, int64_t N, int64_t nch) {
+    constexpr int kB = 8;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= Bsz * D * N) return;
     const int64_t n = i % N, bd = i / N, d = bd % D;
     const float A2 = A[d * N + n] * kLog2e;
-    const float* S = Ssum + bd * nch;
-    float* H = hin + bd * nch * N + n;
-    float* R = rin + bd * nch * N + n;
+    const float* __restrict__ S = Ssum + bd * nch;
+    float* __restrict__ H = hin + bd * nch * N + n;
+    float* __restrict__ R = rin + bd * nch * N + n;
     float h = 0.f;
-    for (int64_t c = 0; c < nch; c++) {
-        float loc = H[c * N];
-        H[c * N] = h;
-        h = fmaf(fast_exp2(A2 * S[c]), h, loc);
+    for (int64_t c0 = 0; c0 < nch; c0 += kB) {
+        float loc[kB], dec[kB];
+#pragma unroll
+        for (int k = 0; k < kB; k++) {
+            const bool ok = c0 + k < nch;
+            loc[k] = ok ? H[(c0 + k) * N] : 0.f;
+            dec[k] = ok ? fast_exp2(A2 * S[c0 + k]) : 1.f;
+        }
+#pragma unroll
+        for (int k = 0; k < kB; k++) {
+            if (c0 + k < nch) H[(c0 + k) * N] = h;
+            h = fmaf(dec[k], h, loc[k]);
+        }
     }
     float r = 0.f;
-    for (int64_t c = nch - 1; c >= 0; c--) {
-        float loc = R[c * N];
-        R[c * N] = r;
-        r = fmaf(fast_exp2(A2 * S[c]), r, loc);
+    for (int64_t c1 = nch; c1 > 0; c1 -= kB) { /* chunks c1-1 down to c1-kB */
+        float loc[kB], dec[kB];
+#pragma unroll
+        for (int k = 0; k < kB; k++) {
+            const int64_t c = c1 - 1 - k;
+            loc[k] = c >= 0 ? R[c * N] : 0.f;
+            dec[k] = c >= 0 ? fast_exp2(A2 * S[c]) : 1.f;
+        }
+#pragma unroll
+        for (int k = 0; k < kB; k++) {
+            const int64_t c = c1 - 1 - k;
+            if (c >= 0) R[c * N] = r;
+            r = fmaf(dec[k], r, loc[k]);
+        }
     }
 }
 
@@ -330,6 +417,160 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_grads(const BwdA
     }
 }
 
+/* 3'. gradients, states split across the warps of a block (bwd v4, N <= 32):
+ * one block of W = ceil(N/4) warps per (b, g, chunk, split); warp w takes the
+ * states 4w .. 4w+3 of every channel of the split, so each warp keeps only 4
+ * states of dB, dC partials in registers (more warps resident, 4 independent
+ * state chains per warp). du, d delta' and y_pre of a channel are summed over
+ * the warps through shared memory in warp order (double-buffered by channel
+ * parity, one barrier per channel) and finished by warp 0. */
+constexpr int kST = 4; /* states per warp */
+
+template <typename T, bool kVec, bool kFull, bool kTight>
+__global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_grads_tw(const BwdArgs<T> p) {
+    extern __shared__ float4 red4[]; /* [2][3][W][32] float4 = [2][3][W][kTW] float */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, W = blockDim.x >> 5;
+    const int64_t blk = blockIdx.x;
+    const int64_t c = blk % p.nch;
+    const int64_t rest = blk / p.nch;
+    const int64_t s = rest % p.S, bg = rest / p.S;
+    const int64_t g = bg % p.G, b = bg / p.G;
+    const int64_t N = p.N, L = p.L, D = p.D;
+    const int64_t d_begin = g * p.dpg + s * p.cps;
+    const int64_t d_end = min(d_begin + p.cps, (g + 1) * p.dpg);
+    const int64_t bc = bg * N * L;
+    const int64_t t0 = c * kTW + lane * kItems, valid = L - t0;
+    const int64_t n0 = (int64_t)warp * kST;
+
+    float accB[kST][kItems], accC[kST][kItems];
+#pragma unroll
+    for (int j = 0; j < kST; j++)
+#pragma unroll
+        for (int i = 0; i < kItems; i++) accB[j][i] = accC[j][i] = 0.f;
+
+    int par = 0;
+    for (int64_t d = d_begin; d < d_end; d++, par ^= 1) {
+        const int64_t row = (b * D + d) * L;
+        const int64_t cw = (b * D + d) * p.nch + c;
+        float uu[kItems], dt[kItems], dsoft[kItems], gg[kItems], dyv[kItems], zz[kItems];
+        load_channel<T, kVec>(p, row, d, t0, valid, uu, dt, dsoft, gg, dyv, zz);
+        float du_a[kItems], ddt_a[kItems], yp_a[kItems];
+#pragma unroll
+        for (int i = 0; i < kItems; i++) du_a[i] = ddt_a[i] = yp_a[i] = 0.f;
+#pragma unroll
+        for (int j = 0; j < kST; j++) {
+            const int64_t n = n0 + j;
+            if (kFull || n < N) { /* warp-uniform */
+                const float An = p.A[d * N + n], A2 = An * kLog2e;
+                const float hin_n = p.hin[cw * N + n], rin_n = p.rin[cw * N + n];
+                float Bv[kItems], Cv[kItems], a[kItems], bb[kItems], q[kItems], hp[kItems];
+                load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+                load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                float pa = 1.f, pb = 0.f, rb = 0.f;
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    a[i] = fast_exp2(dt[i] * A2);
+                    bb[i] = dt[i] * uu[i] * Bv[i];
+                    q[i] = gg[i] * Cv[i];
+                    pb = fmaf(a[i], pb, bb[i]);
+                    pa *= a[i];
+                }
+#pragma unroll
+                for (int i = kItems - 1; i >= 0; i--) rb = a[i] * (rb + q[i]);
+                float ra = pa;
+                warp_scan_fwd(pa, pb, lane);
+                warp_scan_rev(ra, rb, lane);
+                float ea = __shfl_up_sync(0xffffffffu, pa, 1);
+                float eb = __shfl_up_sync(0xffffffffu, pb, 1);
+                float xa = __shfl_down_sync(0xffffffffu, ra, 1);
+                float xb = __shfl_down_sync(0xffffffffu, rb, 1);
+                if (lane == 0) ea = 1.f, eb = 0.f;
+                if (lane == 31) xa = 1.f, xb = 0.f;
+                float h = fmaf(ea, hin_n, eb);
+                float e = fmaf(xa, rin_n, xb);
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    hp[i] = h;
+                    h = fmaf(a[i], h, bb[i]);
+                    yp_a[i] = fmaf(Cv[i], h, yp_a[i]);
+                    accC[j][i] = fmaf(gg[i], h, accC[j][i]);
+                }
+                float dA_l = 0.f;
+#pragma unroll
+                for (int i = kItems - 1; i >= 0; i--) {
+                    const float lam = q[i] + e;
+                    e = a[i] * lam;
+                    const float lh = lam * hp[i] * a[i];
+                    accB[j][i] = fmaf(lam * dt[i], uu[i], accB[j][i]);
+                    du_a[i] = fmaf(lam * dt[i], Bv[i], du_a[i]);
+                    ddt_a[i] += fmaf(lh, An, lam * Bv[i] * uu[i]);
+                    dA_l = fmaf(lh, dt[i], dA_l);
+                }
+                dA_l = warp_sum(dA_l);
+                if (lane == 0) p.dAp[((b * p.nch + c) * D + d) * N + n] = dA_l;
+            }
+        }
+        /* this warp's share of du, d delta', y_pre, then warp 0 sums them in warp order */
+        float4* rbuf = red4 + (size_t)par * 3 * W * 32;
+        rbuf[(0 * W + warp) * 32 + lane] = make_float4(du_a[0], du_a[1], du_a[2], du_a[3]);
+        rbuf[(1 * W + warp) * 32 + lane] = make_float4(ddt_a[0], ddt_a[1], ddt_a[2], ddt_a[3]);
+        rbuf[(2 * W + warp) * 32 + lane] = make_float4(yp_a[0], yp_a[1], yp_a[2], yp_a[3]);
+        __syncthreads();
+        if (warp == 0) {
+            float su[kItems] = {0.f, 0.f, 0.f, 0.f}, sd[kItems] = {0.f, 0.f, 0.f, 0.f};
+            float sy[kItems] = {0.f, 0.f, 0.f, 0.f};
+            for (int w = 0; w < W; w++) {
+                const float4 x = rbuf[(0 * W + w) * 32 + lane], y4 = rbuf[(1 * W + w) * 32 + lane];
+                const float4 v = rbuf[(2 * W + w) * 32 + lane];
+                su[0] += x.x, su[1] += x.y, su[2] += x.z, su[3] += x.w;
+                sd[0] += y4.x, sd[1] += y4.y, sd[2] += y4.z, sd[3] += y4.w;
+                sy[0] += v.x, sy[1] += v.y, sy[2] += v.z, sy[3] += v.w;
+            }
+            const float Dd = p.Dv ? p.Dv[d] : 0.f;
+            float ddl[kItems], dzv[kItems];
+            float dD_l = 0.f, db_l = 0.f;
+#pragma unroll
+            for (int i = 0; i < kItems; i++) {
+                sy[i] = fmaf(Dd, uu[i], sy[i]);
+                su[i] = fmaf(Dd, gg[i], su[i]);
+                ddl[i] = sd[i] * dsoft[i];
+                dD_l = fmaf(gg[i], uu[i], dD_l);
+                db_l += ddl[i];
+                if (p.z) {
+                    const float sg = sigmoidf(zz[i]);
+                    dzv[i] = dyv[i] * sy[i] * sg * (1.f + zz[i] * (1.f - sg));
+                }
+            }
+            store_run<T, kItems, kVec>(p.du, row + t0, valid, su);
+            store_run<T, kItems, kVec>(p.ddelta, row + t0, valid, ddl);
+            if (p.z) store_run<T, kItems, kVec>(p.dz, row + t0, valid, dzv);
+            if (p.dDp) {
+                dD_l = warp_sum(dD_l);
+                if (lane == 0) p.dDp[(b * p.nch + c) * D + d] = dD_l;
+            }
+            if (p.dbp) {
+                db_l = warp_sum(db_l);
+                if (lane == 0) p.dbp[(b * p.nch + c) * D + d] = db_l;
+            }
+        }
+    }
+    const int64_t BGNL = p.Bsz * p.G * N * L;
+#pragma unroll
+    for (int j = 0; j < kST; j++) {
+        const int64_t n = n0 + j;
+        if (n < N) {
+            const int64_t o = s * BGNL + bc + n * L + t0;
+#pragma unroll
+            for (int i = 0; i < kItems; i++) {
+                if (i < valid) {
+                    p.dBp[o + i] = accB[j][i];
+                    p.dCp[o + i] = accC[j][i];
+                }
+            }
+        }
+    }
+}
+
 /* 4a. dB, dC = sum of the split partials, split 0 first */
 template <typename T>
 __global__ void scan_bwd_reduce_bc(const float* __restrict__ dBp, const float* __restrict__ dCp,
@@ -385,7 +626,7 @@ extern "C" cudaEvent_t mb_scan_prof_ev[6];
 
 static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
-template <typename T, int kNTile, bool kPrefetch>
+template <typename T, int kNTile, bool kPrefetch, bool kSplitStates = false, bool kTight = false>
 mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                      const void* dy, const mb_selective_scan_grads* gr, const mb_exec* ex) {
     cudaStream_t st = mb_stream(ex);
@@ -411,7 +652,9 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     a.softplus = prm->delta_softplus;
     a.nch = (a.L + kTW - 1) / kTW;
     /* enough warps to fill the chip: about 64 per SM of 132 */
-    const int64_t target = 132 * 64;
+    const bool tw = kSplitStates && a.N <= 8 * kST; /* states split across the warps of a block */
+    const int W = (int)((a.N + kST - 1) / kST);
+    const int64_t target = tw ? (132 * 64 + W - 1) / W : 132 * 64; /* blocks (tw) or warps */
     int64_t base = a.Bsz * a.G * a.nch;
     int64_t S = (target + base - 1) / base;
     if (S > a.dpg) S = a.dpg;
@@ -432,7 +675,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         in->delta_bias ? (size_t)BDC * sizeof(float) : 0,     /* dbp */
         (size_t)(a.S * BGNL) * sizeof(float),                 /* dBp */
         (size_t)(a.S * BGNL) * sizeof(float),                 /* dCp */
-        a.N > kNTile ? (size_t)3 * BDL * sizeof(float) : 0};  /* carry */
+        (a.N > kNTile && !tw) ? (size_t)3 * BDL * sizeof(float) : 0};  /* carry */
     for (int k = 0; k < 9; k++) {
         off[k] = total;
         total += round_up(sizes[k]);
@@ -448,7 +691,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     a.dbp = in->delta_bias ? (float*)(ws + off[5]) : NULL;
     a.dBp = (float*)(ws + off[6]);
     a.dCp = (float*)(ws + off[7]);
-    a.carry = a.N > kNTile ? (float*)(ws + off[8]) : NULL;
+    a.carry = (a.N > kNTile && !tw) ? (float*)(ws + off[8]) : NULL;
 
     const bool vec = a.L % kItems == 0 && aligned16(a.u) && aligned16(a.delta) &&
                      aligned16(a.Bm) && aligned16(a.Cm) && aligned16(a.dy) &&
@@ -459,8 +702,13 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     do {
         PROF_MARK(0);
         unsigned blocks = (unsigned)((BDC + kWarpsPerBlock - 1) / kWarpsPerBlock);
-        if (vec) scan_bwd_local<T, true><<<blocks, threads, 0, st>>>(a);
-        else scan_bwd_local<T, false><<<blocks, threads, 0, st>>>(a);
+        if (kSplitStates) {
+            if (vec) scan_bwd_local_sum<T, true><<<blocks, threads, 0, st>>>(a);
+            else scan_bwd_local_sum<T, false><<<blocks, threads, 0, st>>>(a);
+        } else {
+            if (vec) scan_bwd_local<T, true><<<blocks, threads, 0, st>>>(a);
+            else scan_bwd_local<T, false><<<blocks, threads, 0, st>>>(a);
+        }
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         PROF_MARK(1);
         int64_t nth = a.Bsz * a.D * a.N;
@@ -469,9 +717,23 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         PROF_MARK(2);
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
-        blocks = (unsigned)((nw + kWarpsPerBlock - 1) / kWarpsPerBlock);
-        if (vec) scan_bwd_grads<T, true, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
-        else scan_bwd_grads<T, false, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
+        if (tw) {
+            const size_t sm = (size_t)2 * 3 * W * kTW * sizeof(float);
+            const bool full = a.N % kST == 0;
+            if (kTight && W <= 4) { /* at most 128 threads: held to 128 registers */
+                if (vec && full) scan_bwd_grads_tw<T, true, true, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else if (vec) scan_bwd_grads_tw<T, true, false, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else scan_bwd_grads_tw<T, false, false, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+            } else {
+                if (vec && full) scan_bwd_grads_tw<T, true, true, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else if (vec) scan_bwd_grads_tw<T, true, false, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else scan_bwd_grads_tw<T, false, false, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+            }
+        } else {
+            blocks = (unsigned)((nw + kWarpsPerBlock - 1) / kWarpsPerBlock);
+            if (vec) scan_bwd_grads<T, true, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
+            else scan_bwd_grads<T, false, kNTile, kPrefetch><<<blocks, threads, 0, st>>>(a);
+        }
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         PROF_MARK(3);
         int64_t rb = (BGNL + 255) / 256;
@@ -517,4 +779,20 @@ extern "C" mb_status mb_scan_bwd_cuda_v3(const mb_selective_scan_params* p,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 8, true>(p, in, dy, g, ex);
     return launch_bwd<float, 8, true>(p, in, dy, g, ex);
+}
+
+/* v4: over v2, chunk aggregates from prefix sums of delta' (no per-state scans); for N <= 32 the states of a channel are split across the warps of a block (4 per warp; fewer registers, more warps), du / d delta' / y_pre summed over the warps in shared memory in a fixed order; the combine kernel loads 8 chunks at a time. N > 32 as v2. */
+extern "C" mb_status mb_scan_bwd_cuda_v4(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true>(p, in, dy, g, ex);
+}
+
+/* v5: v4 with the split-state kernel held to 128 registers when N <= 16 (4 blocks of 128 threads per SM). */
+extern "C" mb_status mb_scan_bwd_cuda_v5(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true, true>(p, in, dy, g, ex);
 }

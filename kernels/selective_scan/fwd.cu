@@ -42,7 +42,7 @@ struct FwdArgs {
 };
 
 template <typename T, int ITEMS, int NW, bool kVec, bool kPrefetch>
-__global__ void __launch_bounds__(NW * 32, kPrefetch ? 4 : 1) scan_fwd_kernel(const FwdArgs<T> p) {
+__global__ void __launch_bounds__(NW * 32, kPrefetch ? 4 : 0) scan_fwd_kernel(const FwdArgs<T> p) {
     constexpr int kThreads = NW * 32;
     constexpr int kChunk = kThreads * ITEMS;
     extern __shared__ float smem[];
@@ -188,8 +188,8 @@ mb_status launch_fwd(const mb_selective_scan_params* prm, const mb_selective_sca
  * per two states), B and C of the next two states prefetched as raw words, C
  * kept packed until the replay, and each thread's decay product taken as
  * exp2(A log2e * sum of its delta') instead of a running product. */
-template <typename T, int ITEMS, int NW, bool kVec>
-__global__ void __launch_bounds__(NW * 32) scan_fwd_pair_kernel(const FwdArgs<T> p) {
+template <typename T, int ITEMS, int NW, bool kVec, int kMinBlocks>
+__global__ void __launch_bounds__(NW * 32, kMinBlocks) scan_fwd_pair_kernel(const FwdArgs<T> p) {
     constexpr int kThreads = NW * 32;
     constexpr int kChunk = kThreads * ITEMS;
     extern __shared__ float smem[];
@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(NW * 32) scan_fwd_pair_kernel(const FwdArgs<T>
     }
 }
 
-template <typename T, int ITEMS, int NW>
+template <typename T, int ITEMS, int NW, int kMinBlocks>
 mb_status launch_fwd_pair(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                           void* y, void* final_state, const mb_exec* ex) {
     FwdArgs<T> a = make_args<T>(prm, in, y, final_state);
@@ -326,9 +326,9 @@ mb_status launch_fwd_pair(const mb_selective_scan_params* prm, const mb_selectiv
     dim3 grid((unsigned)prm->dim, (unsigned)prm->batch);
     size_t shmem = (size_t)3 * prm->dstate * sizeof(float);
     if (vec)
-        scan_fwd_pair_kernel<T, ITEMS, NW, true><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
+        scan_fwd_pair_kernel<T, ITEMS, NW, true, kMinBlocks><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
     else
-        scan_fwd_pair_kernel<T, ITEMS, NW, false><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
+        scan_fwd_pair_kernel<T, ITEMS, NW, false, kMinBlocks><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
@@ -376,6 +376,24 @@ extern "C" mb_status mb_scan_fwd_cuda_v5(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, void* y,
                                          void* final_state, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16)
-        return launch_fwd_pair<__nv_bfloat16, 8, 4>(p, in, y, final_state, ex);
-    return launch_fwd_pair<float, 8, 4>(p, in, y, final_state, ex);
+        return launch_fwd_pair<__nv_bfloat16, 8, 4, 0>(p, in, y, final_state, ex);
+    return launch_fwd_pair<float, 8, 4, 0>(p, in, y, final_state, ex);
+}
+
+/* v6: v5 held to 64 registers (8 blocks of 128 threads per SM): more warps to hide latency. */
+extern "C" mb_status mb_scan_fwd_cuda_v6(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, void* y,
+                                         void* final_state, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16)
+        return launch_fwd_pair<__nv_bfloat16, 8, 4, 8>(p, in, y, final_state, ex);
+    return launch_fwd_pair<float, 8, 4, 8>(p, in, y, final_state, ex);
+}
+
+/* v7: v5 held to 80 registers (6 blocks of 128 threads per SM). */
+extern "C" mb_status mb_scan_fwd_cuda_v7(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, void* y,
+                                         void* final_state, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16)
+        return launch_fwd_pair<__nv_bfloat16, 8, 4, 6>(p, in, y, final_state, ex);
+    return launch_fwd_pair<float, 8, 4, 6>(p, in, y, final_state, ex);
 }

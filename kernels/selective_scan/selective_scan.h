@@ -11,6 +11,7 @@
  *   fwd v2  16 time steps per thread (chunks of 2048): half the scans per step
  *   fwd v3  v1 + B, C of state n+1 prefetched into registers during state n
  *   fwd v4  v2 + the same prefetch
+ *   fwd v6  v5 held to 64 registers (8 blocks per SM); v7: to 80 (6 blocks)
  *   fwd v5  v1 + two states per iteration (two scans in flight, one barrier per two
  *           states), next two states' B, C prefetched as packed words
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
@@ -18,6 +19,10 @@
  *           cross-channel partials, and fixed-order reduction kernels
  *   bwd v2  register tiles of 16 states instead of 8 (N = 16 in one pass)
  *   bwd v3  v1 + the next state's B, C, A and chunk carries prefetched
+ *   bwd v4  N <= 32: the states of a channel split across the warps of a block
+ *           (4 per warp), du / d delta' / y_pre summed over warps in shared memory;
+ *           chunk aggregates from prefix sums of delta' (two exp2, no scan per state)
+ *   bwd v5  v4 held to 128 registers for N <= 16
  *   step v1 one kernel, 4 (N <= 32) or 32 threads per channel
  */
 #ifndef MB_SELECTIVE_SCAN_H
@@ -39,11 +44,19 @@ mb_status mb_scan_fwd_cuda_v4(const mb_selective_scan_params* p, const mb_select
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v5(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v6(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v7(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v3(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v4(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v5(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, void* state, void* y,
