@@ -36,18 +36,21 @@ const mb_impl mb_registry[] = {
 #ifdef MB_HAVE_CUDA
     // CUDA kernels (kernels/<op>/)
     {SCAN, MB_DIR_FWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "block per channel, 8 steps per thread, warp scans + shared-memory carry, exp2 on the SFU", {.scan_fwd = mb_scan_fwd_cuda_v1}},
-    {SCAN, MB_DIR_FWD, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "16 steps per thread: half the scans and barriers per step", {.scan_fwd = mb_scan_fwd_cuda_v2}},
+    {SCAN, MB_DIR_FWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16 steps per thread: half the scans and barriers per step", {.scan_fwd = mb_scan_fwd_cuda_v2}},
     {SCAN, MB_DIR_FWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + B, C of state n+1 prefetched into registers during state n", {.scan_fwd = mb_scan_fwd_cuda_v3}},
     {SCAN, MB_DIR_FWD, CUDA, "v4", 4, 0, MB_DT_F32_BF16, 256, 0, "v2 (16 steps per thread) + the same prefetch", {.scan_fwd = mb_scan_fwd_cuda_v4}},
     {SCAN, MB_DIR_FWD, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "v1 + two states per iteration, packed prefetch of the next two states' B, C", {.scan_fwd = mb_scan_fwd_cuda_v5}},
     {SCAN, MB_DIR_FWD, CUDA, "v6", 6, 0, MB_DT_F32_BF16, 256, 0, "v5 held to 64 registers (8 blocks per SM)", {.scan_fwd = mb_scan_fwd_cuda_v6}},
-    {SCAN, MB_DIR_FWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v5 held to 80 registers (6 blocks per SM)", {.scan_fwd = mb_scan_fwd_cuda_v7}},
+    {SCAN, MB_DIR_FWD, CUDA, "v7", 7, 1, MB_DT_F32_BF16, 256, 0, "v5 held to 80 registers (6 blocks per SM)", {.scan_fwd = mb_scan_fwd_cuda_v7}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
-    {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
+    {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},
     {SCAN, MB_DIR_BWD, CUDA, "v4", 4, 0, MB_DT_F32_BF16, 256, 0, "N <= 32: states split across the warps of a block, fixed-order shared-memory sums; batched combine", {.scan_bwd = mb_scan_bwd_cuda_v4}},
-    {SCAN, MB_DIR_BWD, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "v4 held to 128 registers for N <= 16", {.scan_bwd = mb_scan_bwd_cuda_v5}},
-    {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 1, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
+    {SCAN, MB_DIR_BWD, CUDA, "v5", 5, 1, MB_DT_F32_BF16, 256, 0, "v4 held to 128 registers for N <= 16", {.scan_bwd = mb_scan_bwd_cuda_v5}},
+    {SCAN, MB_DIR_BWD, CUDA, "v6", 6, 0, MB_DT_F32_BF16, 256, 0, "v5 + each channel's inputs pipelined one channel ahead through shared memory by a loader warp", {.scan_bwd = mb_scan_bwd_cuda_v6}},
+    {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
+    {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
+    {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
 #endif
 };
 

@@ -207,7 +207,8 @@ static void run_case(const scase* c, mb_dtype dt) {
     }
     CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, MB_BACKEND_CUDA, NULL));
 
-    /* step, token by token from a zero state, short sequences only */
+    /* step, token by token from a zero state, short sequences only: the CPU
+     * step in fp64, then every registered CUDA step version */
     if (c->L <= 300) {
         const int64_t BD = c->B * c->D, BGN = c->B * c->G * c->N;
         mb_selective_scan_params ps = p, ps64 = p64;
@@ -220,9 +221,8 @@ static void run_case(const scase* c, mb_dtype dt) {
         tens db_ = t_output(BGN, dt), dc_ = t_output(BGN, dt), dyt = t_output(BD, dt);
         tens state = t_output(BDN, pd), ystep = t_output(BDL, dt);
         void* stage = malloc((size_t)(BGN > BD ? BGN : BD) * 4);
-        cuda_ok(cudaMemset(state.dev, 0, tbytes(&state)), "zero state");
-        t_poison(&ystep);
         int ok = 1;
+        /* the CPU step */
         for (int64_t t = 0; t < c->L; t++) {
             for (int64_t i = 0; i < BD; i++) {
                 ut[i] = u.host[i * c->L + t];
@@ -233,29 +233,50 @@ static void run_case(const scase* c, mb_dtype dt) {
             mb_selective_scan_inputs i64 = {ut, dt_, A.host, bt, ct, Dv.host, c->use_z ? zt : NULL, bias.host};
             if (mb_selective_scan_step_cpu(&ps64, &i64, st64, yt) != MB_OK) ok = 0;
             for (int64_t i = 0; i < BD; i++) ystep64[i * c->L + t] = yt[i];
-            /* device step inputs */
-            const double* src[5] = {ut, dt_, zt, bt, ct};
-            tens* dst[5] = {&du_, &ddl, &dz_, &db_, &dc_};
-            for (int k = 0; k < 5; k++) {
-                for (int64_t i = 0; i < dst[k]->n; i++) encode(stage, i, dt, src[k][i]);
-                cuda_ok(cudaMemcpy(dst[k]->dev, stage, tbytes(dst[k]), cudaMemcpyHostToDevice), "H2D");
-            }
-            mb_selective_scan_inputs id = {du_.dev, ddl.dev, A.dev, db_.dev, dc_.dev, Dv.dev,
-                                           c->use_z ? dz_.dev : NULL, bias.dev};
-            if (mb_selective_scan_step_cuda(&ps, &id, state.dev, dyt.dev, NULL) != MB_OK) ok = 0;
-            /* scatter y_t into ystep (B, D, L) on the device */
-            size_t es = mb_dtype_size(dt);
-            cuda_ok(cudaMemcpy2D((char*)ystep.dev + t * es, (size_t)c->L * es, dyt.dev, es, es,
-                                 (size_t)BD, cudaMemcpyDeviceToDevice), "scatter");
         }
-        CHECK(ok, "step calls failed: %s", mb_last_error());
-        printf("   step (cpu fp64 and cuda v%d) token by token\n", 1);
+        CHECK(ok, "cpu step calls failed: %s", mb_last_error());
+        printf("   step cpu (fp64) token by token vs the full forward\n");
         expect_close_f64("cpu step y vs cpu fwd", ystep64, y_ref, BDL, TOL_F64_AGREE_RTOL, TOL_F64_AGREE_ATOL);
         expect_close_f64("cpu step state vs fwd", st64, fs_ref, BDN, TOL_F64_AGREE_RTOL, TOL_F64_AGREE_ATOL);
         double srt = dt == MB_DTYPE_BF16 ? TOL_SCAN_STEP_BF16_RTOL : TOL_SCAN_STEP_F32_RTOL;
         double sat = dt == MB_DTYPE_BF16 ? TOL_SCAN_STEP_BF16_ATOL : TOL_SCAN_STEP_F32_ATOL;
-        compare("step y", &ystep, y_ref, srt, sat);
-        compare("step state", &state, fs_ref, srt, sat);
+        int ns = mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA);
+        for (int k = 0; k < ns; k++) {
+            mb_impl_info info;
+            CHECK_OK(mb_impl_get(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA, k, &info));
+            if (c->N > info.max_dstate) continue;
+            CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA, info.name));
+            cuda_ok(cudaMemset(state.dev, 0, tbytes(&state)), "zero state");
+            t_poison(&ystep);
+            ok = 1;
+            for (int64_t t = 0; t < c->L; t++) {
+                for (int64_t i = 0; i < BD; i++) {
+                    ut[i] = u.host[i * c->L + t];
+                    dt_[i] = delta.host[i * c->L + t];
+                    if (c->use_z) zt[i] = z.host[i * c->L + t];
+                }
+                for (int64_t i = 0; i < BGN; i++) bt[i] = Bm.host[i * c->L + t], ct[i] = Cm.host[i * c->L + t];
+                const double* src[5] = {ut, dt_, zt, bt, ct};
+                tens* dst[5] = {&du_, &ddl, &dz_, &db_, &dc_};
+                for (int q = 0; q < 5; q++) {
+                    for (int64_t i = 0; i < dst[q]->n; i++) encode(stage, i, dt, src[q][i]);
+                    cuda_ok(cudaMemcpy(dst[q]->dev, stage, tbytes(dst[q]), cudaMemcpyHostToDevice), "H2D");
+                }
+                mb_selective_scan_inputs id = {du_.dev, ddl.dev, A.dev, db_.dev, dc_.dev, Dv.dev,
+                                               c->use_z ? dz_.dev : NULL, bias.dev};
+                t_poison(&dyt);
+                if (mb_selective_scan_step_cuda(&ps, &id, state.dev, dyt.dev, NULL) != MB_OK) ok = 0;
+                /* scatter y_t into ystep (B, D, L) on the device */
+                size_t es = mb_dtype_size(dt);
+                cuda_ok(cudaMemcpy2D((char*)ystep.dev + t * es, (size_t)c->L * es, dyt.dev, es, es,
+                                     (size_t)BD, cudaMemcpyDeviceToDevice), "scatter");
+            }
+            CHECK(ok, "step %s calls failed: %s", info.name, mb_last_error());
+            printf("   step %s token by token vs the fp64 full forward\n", info.name);
+            compare("step y", &ystep, y_ref, srt, sat);
+            compare("step state", &state, fs_ref, srt, sat);
+        }
+        CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA, NULL));
         free(ut), free(dt_), free(zt), free(bt), free(ct), free(yt), free(st64), free(ystep64), free(stage);
         tens* ts[] = {&du_, &ddl, &dz_, &db_, &dc_, &dyt, &state, &ystep};
         for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) t_free(ts[k]);
@@ -395,6 +416,9 @@ int main(int argc, char** argv) {
         {1, 2, 1000, 256, 1, 1, 1, 0, 1},
         {2, 5, 3001, 33, 5, 1, 0, 1, 0},
         {1, 4, 4096, 16, 1, 1, 1, 1, 1},
+        {2, 4, 37, 64, 2, 1, 1, 1, 1},
+        {1, 2, 50, 128, 1, 0, 1, 1, 0},
+        {1, 3, 40, 256, 3, 1, 0, 0, 1},
     };
     int ncases = small ? 3 : (int)(sizeof cases / sizeof cases[0]);
     mb_dtype dts[] = {MB_DTYPE_F32, MB_DTYPE_BF16};

@@ -30,6 +30,8 @@
  * v4: N <= 32: the states split across the warps of a block (scan_bwd_grads_tw),
  *     and chunk aggregates from prefix sums of delta' instead of scans (scan_bwd_local_sum).
  * v5: v4 held to 128 registers for N <= 16.
+ * v6: v5 + channel inputs pipelined through shared memory by a loader warp
+ *     (scan_bwd_grads_pipe). v7: v6 without the register cap.
  * (The batched combine kernel, 8 chunks per memory round trip, serves every version.)
  */
 #include "scan_common.cuh"
@@ -571,6 +573,226 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
     }
 }
 
+/* 3''. bwd v6: scan_bwd_grads_tw with the channel inputs pipelined through
+ * shared memory. The last warp of the block is the loader: at the start of
+ * channel k it issues the loads of channel k+1 (u, delta, dy, z as packed
+ * words, and the chunk carries h_in, R and A of every state, lane n for state
+ * n), does its own states of channel k, then turns them into delta',
+ * softplus', dy_pre, ... and stores them in the other half of a double buffer
+ * before the channel's barrier. Every warp reads channel k's values from
+ * shared memory, so the memory latency of a channel's inputs is hidden behind
+ * the loader's work on the previous channel instead of stalling all warps. */
+template <typename T, bool kVec, bool kFull, bool kTight>
+__global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_grads_pipe(const BwdArgs<T> p) {
+    extern __shared__ float4 sm4[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, W = blockDim.x >> 5;
+    float4* red4 = sm4;                        /* [2][3][W][32] float4 */
+    float4* chan4 = sm4 + 2 * 3 * W * 32;      /* [2][6][32] float4: u, dt, dsoft, g, dy, z */
+    float* stat = (float*)(chan4 + 2 * 6 * 32); /* [2][3][32]: h_in, R, A of each state */
+    const int64_t blk = blockIdx.x;
+    const int64_t c = blk % p.nch;
+    const int64_t rest = blk / p.nch;
+    const int64_t s = rest % p.S, bg = rest / p.S;
+    const int64_t g = bg % p.G, b = bg / p.G;
+    const int64_t N = p.N, L = p.L, D = p.D;
+    const int64_t d_begin = g * p.dpg + s * p.cps;
+    const int64_t d_end = min(d_begin + p.cps, (g + 1) * p.dpg);
+    const int64_t bc = bg * N * L;
+    const int64_t t0 = c * kTW + lane * kItems, valid = L - t0;
+    const int64_t n0 = (int64_t)warp * kST;
+    const bool loader = warp == W - 1;
+
+    RawRun<T, kItems> ru, rd, ry, rz;
+    float ph = 0.f, pr = 0.f, pA = 0.f;
+    /* the loader's two halves: issue the loads of channel dn, then publish them into buffer q */
+    auto issue = [&](int64_t dn) {
+        const int64_t rown = (b * D + dn) * L;
+        load_raw<T, kItems, kVec>(p.u, rown + t0, valid, ru);
+        load_raw<T, kItems, kVec>(p.delta, rown + t0, valid, rd);
+        load_raw<T, kItems, kVec>(p.dy, rown + t0, valid, ry);
+        if (p.z) load_raw<T, kItems, kVec>(p.z, rown + t0, valid, rz);
+        if (lane < N) {
+            const int64_t cwn = (b * D + dn) * p.nch + c;
+            ph = p.hin[cwn * N + lane];
+            pr = p.rin[cwn * N + lane];
+            pA = p.A[dn * N + lane];
+        }
+    };
+    auto publish = [&](int64_t dn, int q) {
+        const float bias = p.bias ? p.bias[dn] : 0.f;
+        float v[6][kItems];
+#pragma unroll
+        for (int i = 0; i < kItems; i++) {
+            const float uu = raw_at(ru, i), dl = raw_at(rd, i), dy = raw_at(ry, i);
+            const float zz = p.z ? raw_at(rz, i) : 0.f;
+            float x = dl + bias, ds = 1.f;
+            if (p.softplus) {
+                ds = sigmoidf(x);
+                x = softplus(x);
+            }
+            const bool ok = i < valid;
+            v[0][i] = uu;
+            v[1][i] = ok ? x : 0.f;
+            v[2][i] = ok ? ds : 0.f;
+            v[3][i] = p.z ? dy * zz * sigmoidf(zz) : dy;
+            v[4][i] = dy;
+            v[5][i] = zz;
+        }
+#pragma unroll
+        for (int a = 0; a < 6; a++)
+            chan4[(q * 6 + a) * 32 + lane] = make_float4(v[a][0], v[a][1], v[a][2], v[a][3]);
+        if (lane < N) {
+            stat[(q * 3 + 0) * 32 + lane] = ph;
+            stat[(q * 3 + 1) * 32 + lane] = pr;
+            stat[(q * 3 + 2) * 32 + lane] = pA;
+        }
+    };
+    if (loader) {
+        issue(d_begin);
+        publish(d_begin, 0);
+    }
+    __syncthreads();
+
+    float accB[kST][kItems], accC[kST][kItems];
+#pragma unroll
+    for (int j = 0; j < kST; j++)
+#pragma unroll
+        for (int i = 0; i < kItems; i++) accB[j][i] = accC[j][i] = 0.f;
+
+    int par = 0;
+    for (int64_t d = d_begin; d < d_end; d++, par ^= 1) {
+        const int64_t row = (b * D + d) * L;
+        const bool has_next = d + 1 < d_end;
+        if (loader && has_next) issue(d + 1);
+        float uu[kItems], dt[kItems], dsoft[kItems], gg[kItems], dyv[kItems], zz[kItems];
+        {
+            const float4 x0 = chan4[(par * 6 + 0) * 32 + lane], x1 = chan4[(par * 6 + 1) * 32 + lane];
+            const float4 x2 = chan4[(par * 6 + 2) * 32 + lane], x3 = chan4[(par * 6 + 3) * 32 + lane];
+            const float4 x4 = chan4[(par * 6 + 4) * 32 + lane], x5 = chan4[(par * 6 + 5) * 32 + lane];
+            uu[0] = x0.x, uu[1] = x0.y, uu[2] = x0.z, uu[3] = x0.w;
+            dt[0] = x1.x, dt[1] = x1.y, dt[2] = x1.z, dt[3] = x1.w;
+            dsoft[0] = x2.x, dsoft[1] = x2.y, dsoft[2] = x2.z, dsoft[3] = x2.w;
+            gg[0] = x3.x, gg[1] = x3.y, gg[2] = x3.z, gg[3] = x3.w;
+            dyv[0] = x4.x, dyv[1] = x4.y, dyv[2] = x4.z, dyv[3] = x4.w;
+            zz[0] = x5.x, zz[1] = x5.y, zz[2] = x5.z, zz[3] = x5.w;
+        }
+        float du_a[kItems], ddt_a[kItems], yp_a[kItems];
+#pragma unroll
+        for (int i = 0; i < kItems; i++) du_a[i] = ddt_a[i] = yp_a[i] = 0.f;
+#pragma unroll
+        for (int j = 0; j < kST; j++) {
+            const int64_t n = n0 + j;
+            if (kFull || n < N) { /* warp-uniform */
+                const float An = stat[(par * 3 + 2) * 32 + n], A2 = An * kLog2e;
+                const float hin_n = stat[(par * 3 + 0) * 32 + n], rin_n = stat[(par * 3 + 1) * 32 + n];
+                float Bv[kItems], Cv[kItems], a[kItems], bb[kItems], q[kItems], hp[kItems];
+                load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+                load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                float pa = 1.f, pb = 0.f, rb = 0.f;
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    a[i] = fast_exp2(dt[i] * A2);
+                    bb[i] = dt[i] * uu[i] * Bv[i];
+                    q[i] = gg[i] * Cv[i];
+                    pb = fmaf(a[i], pb, bb[i]);
+                    pa *= a[i];
+                }
+#pragma unroll
+                for (int i = kItems - 1; i >= 0; i--) rb = a[i] * (rb + q[i]);
+                float ra = pa;
+                warp_scan_fwd(pa, pb, lane);
+                warp_scan_rev(ra, rb, lane);
+                float ea = __shfl_up_sync(0xffffffffu, pa, 1);
+                float eb = __shfl_up_sync(0xffffffffu, pb, 1);
+                float xa = __shfl_down_sync(0xffffffffu, ra, 1);
+                float xb = __shfl_down_sync(0xffffffffu, rb, 1);
+                if (lane == 0) ea = 1.f, eb = 0.f;
+                if (lane == 31) xa = 1.f, xb = 0.f;
+                float h = fmaf(ea, hin_n, eb);
+                float e = fmaf(xa, rin_n, xb);
+#pragma unroll
+                for (int i = 0; i < kItems; i++) {
+                    hp[i] = h;
+                    h = fmaf(a[i], h, bb[i]);
+                    yp_a[i] = fmaf(Cv[i], h, yp_a[i]);
+                    accC[j][i] = fmaf(gg[i], h, accC[j][i]);
+                }
+                float dA_l = 0.f;
+#pragma unroll
+                for (int i = kItems - 1; i >= 0; i--) {
+                    const float lam = q[i] + e;
+                    e = a[i] * lam;
+                    const float lh = lam * hp[i] * a[i];
+                    accB[j][i] = fmaf(lam * dt[i], uu[i], accB[j][i]);
+                    du_a[i] = fmaf(lam * dt[i], Bv[i], du_a[i]);
+                    ddt_a[i] += fmaf(lh, An, lam * Bv[i] * uu[i]);
+                    dA_l = fmaf(lh, dt[i], dA_l);
+                }
+                dA_l = warp_sum(dA_l);
+                if (lane == 0) p.dAp[((b * p.nch + c) * D + d) * N + n] = dA_l;
+            }
+        }
+        float4* rbuf = red4 + (size_t)par * 3 * W * 32;
+        rbuf[(0 * W + warp) * 32 + lane] = make_float4(du_a[0], du_a[1], du_a[2], du_a[3]);
+        rbuf[(1 * W + warp) * 32 + lane] = make_float4(ddt_a[0], ddt_a[1], ddt_a[2], ddt_a[3]);
+        rbuf[(2 * W + warp) * 32 + lane] = make_float4(yp_a[0], yp_a[1], yp_a[2], yp_a[3]);
+        if (loader && has_next) publish(d + 1, par ^ 1);
+        __syncthreads();
+        if (warp == 0) {
+            float su[kItems] = {0.f, 0.f, 0.f, 0.f}, sd[kItems] = {0.f, 0.f, 0.f, 0.f};
+            float sy[kItems] = {0.f, 0.f, 0.f, 0.f};
+            for (int w = 0; w < W; w++) {
+                const float4 x = rbuf[(0 * W + w) * 32 + lane], y4 = rbuf[(1 * W + w) * 32 + lane];
+                const float4 v = rbuf[(2 * W + w) * 32 + lane];
+                su[0] += x.x, su[1] += x.y, su[2] += x.z, su[3] += x.w;
+                sd[0] += y4.x, sd[1] += y4.y, sd[2] += y4.z, sd[3] += y4.w;
+                sy[0] += v.x, sy[1] += v.y, sy[2] += v.z, sy[3] += v.w;
+            }
+            const float Dd = p.Dv ? p.Dv[d] : 0.f;
+            float ddl[kItems], dzv[kItems];
+            float dD_l = 0.f, db_l = 0.f;
+#pragma unroll
+            for (int i = 0; i < kItems; i++) {
+                sy[i] = fmaf(Dd, uu[i], sy[i]);
+                su[i] = fmaf(Dd, gg[i], su[i]);
+                ddl[i] = sd[i] * dsoft[i];
+                dD_l = fmaf(gg[i], uu[i], dD_l);
+                db_l += ddl[i];
+                if (p.z) {
+                    const float sg = sigmoidf(zz[i]);
+                    dzv[i] = dyv[i] * sy[i] * sg * (1.f + zz[i] * (1.f - sg));
+                }
+            }
+            store_run<T, kItems, kVec>(p.du, row + t0, valid, su);
+            store_run<T, kItems, kVec>(p.ddelta, row + t0, valid, ddl);
+            if (p.z) store_run<T, kItems, kVec>(p.dz, row + t0, valid, dzv);
+            if (p.dDp) {
+                dD_l = warp_sum(dD_l);
+                if (lane == 0) p.dDp[(b * p.nch + c) * D + d] = dD_l;
+            }
+            if (p.dbp) {
+                db_l = warp_sum(db_l);
+                if (lane == 0) p.dbp[(b * p.nch + c) * D + d] = db_l;
+            }
+        }
+    }
+    const int64_t BGNL = p.Bsz * p.G * N * L;
+#pragma unroll
+    for (int j = 0; j < kST; j++) {
+        const int64_t n = n0 + j;
+        if (n < N) {
+            const int64_t o = s * BGNL + bc + n * L + t0;
+#pragma unroll
+            for (int i = 0; i < kItems; i++) {
+                if (i < valid) {
+                    p.dBp[o + i] = accB[j][i];
+                    p.dCp[o + i] = accC[j][i];
+                }
+            }
+        }
+    }
+}
+
 /* 4a. dB, dC = sum of the split partials, split 0 first */
 template <typename T>
 __global__ void scan_bwd_reduce_bc(const float* __restrict__ dBp, const float* __restrict__ dCp,
@@ -626,7 +848,7 @@ extern "C" cudaEvent_t mb_scan_prof_ev[6];
 
 static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
-template <typename T, int kNTile, bool kPrefetch, bool kSplitStates = false, bool kTight = false>
+template <typename T, int kNTile, bool kPrefetch, bool kSplitStates = false, bool kTight = false, bool kPipe = false>
 mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                      const void* dy, const mb_selective_scan_grads* gr, const mb_exec* ex) {
     cudaStream_t st = mb_stream(ex);
@@ -717,7 +939,19 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         PROF_MARK(2);
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
-        if (tw) {
+        if (tw && kPipe) {
+            const size_t sm = ((size_t)2 * 3 * W * kTW + 2 * 6 * kTW + 2 * 3 * 32) * sizeof(float);
+            const bool full = a.N % kST == 0;
+            if (kTight && W <= 4) {
+                if (vec && full) scan_bwd_grads_pipe<T, true, true, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else if (vec) scan_bwd_grads_pipe<T, true, false, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else scan_bwd_grads_pipe<T, false, false, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+            } else {
+                if (vec && full) scan_bwd_grads_pipe<T, true, true, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else if (vec) scan_bwd_grads_pipe<T, true, false, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                else scan_bwd_grads_pipe<T, false, false, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+            }
+        } else if (tw) {
             const size_t sm = (size_t)2 * 3 * W * kTW * sizeof(float);
             const bool full = a.N % kST == 0;
             if (kTight && W <= 4) { /* at most 128 threads: held to 128 registers */
@@ -795,4 +1029,20 @@ extern "C" mb_status mb_scan_bwd_cuda_v5(const mb_selective_scan_params* p,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true>(p, in, dy, g, ex);
     return launch_bwd<float, 16, false, true, true>(p, in, dy, g, ex);
+}
+
+/* v6: over v5, the split-state gradient kernel gets each channel's inputs from a shared-memory double buffer filled one channel ahead by a loader warp. */
+extern "C" mb_status mb_scan_bwd_cuda_v6(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true, true, true>(p, in, dy, g, ex);
+}
+
+/* v7: v6 without the 128-register cap. */
+extern "C" mb_status mb_scan_bwd_cuda_v7(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, false, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true, false, true>(p, in, dy, g, ex);
 }

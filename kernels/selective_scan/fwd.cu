@@ -193,8 +193,9 @@ __global__ void __launch_bounds__(NW * 32, kMinBlocks) scan_fwd_pair_kernel(cons
     constexpr int kThreads = NW * 32;
     constexpr int kChunk = kThreads * ITEMS;
     extern __shared__ float smem[];
-    float* hcarry = smem;        /* [2][N] */
-    float* A2s = smem + 2 * p.N; /* [N] */
+    const int64_t Np = p.N + (p.N & 1); /* N rounded up to even: state n+1 of the last pair is in bounds */
+    float* hcarry = smem;        /* [2][Np] */
+    float* A2s = smem + 2 * Np;  /* [Np] */
     __shared__ float wA[2][2][NW], wB[2][2][NW];
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -205,9 +206,9 @@ __global__ void __launch_bounds__(NW * 32, kMinBlocks) scan_fwd_pair_kernel(cons
     const float Dd = p.Dv ? p.Dv[d] : 0.f;
     const float bias = p.bias ? p.bias[d] : 0.f;
 
-    for (int64_t n = threadIdx.x; n < N; n += kThreads) {
-        hcarry[n] = 0.f;
-        A2s[n] = p.A[d * N + n] * kLog2e;
+    for (int64_t n = threadIdx.x; n < Np; n += kThreads) {
+        hcarry[n] = hcarry[Np + n] = 0.f;
+        A2s[n] = n < N ? p.A[d * N + n] * kLog2e : 0.f;
     }
     __syncthreads();
 
@@ -247,7 +248,7 @@ __global__ void __launch_bounds__(NW * 32, kMinBlocks) scan_fwd_pair_kernel(cons
             const bool has1 = n + 1 < N; /* block-uniform */
             const RawRun<T, ITEMS> C0 = nC0, C1 = nC1;
             float a0[ITEMS], a1[ITEMS], b0[ITEMS], b1[ITEMS];
-            const float A20 = A2s[n], A21 = has1 ? A2s[n + 1] : 0.f;
+            const float A20 = A2s[n], A21 = A2s[n + 1]; /* 0 when n + 1 == N (padding) */
             float pb0 = 0.f, pb1 = 0.f;
 #pragma unroll
             for (int i = 0; i < ITEMS; i++) {
@@ -280,7 +281,7 @@ __global__ void __launch_bounds__(NW * 32, kMinBlocks) scan_fwd_pair_kernel(cons
             float eb1 = __shfl_up_sync(0xffffffffu, pb1, 1);
             if (lane == 0) ea0 = ea1 = 1.f, eb0 = eb1 = 0.f;
             __syncthreads();
-            float h0 = hcarry[cp * N + n], h1 = has1 ? hcarry[cp * N + n + 1] : 0.f;
+            float h0 = hcarry[cp * Np + n], h1 = has1 ? hcarry[cp * Np + n + 1] : 0.f;
 #pragma unroll
             for (int w = 0; w < NW - 1; w++)
                 if (w < warp) {
@@ -297,8 +298,8 @@ __global__ void __launch_bounds__(NW * 32, kMinBlocks) scan_fwd_pair_kernel(cons
                 out[i] = fmaf(raw_at(C1, i), h1, out[i]);
             }
             if (threadIdx.x == kThreads - 1) {
-                hcarry[(cp ^ 1) * N + n] = h0;
-                if (has1) hcarry[(cp ^ 1) * N + n + 1] = h1;
+                hcarry[(cp ^ 1) * Np + n] = h0;
+                if (has1) hcarry[(cp ^ 1) * Np + n + 1] = h1;
                 if (last_chunk && p.fstate) {
                     p.fstate[(b * p.D + d) * N + n] = h0;
                     if (has1) p.fstate[(b * p.D + d) * N + n + 1] = h1;
@@ -324,7 +325,7 @@ mb_status launch_fwd_pair(const mb_selective_scan_params* prm, const mb_selectiv
                      aligned16(a.Bm) && aligned16(a.Cm) && aligned16(a.y) &&
                      (!a.z || aligned16(a.z));
     dim3 grid((unsigned)prm->dim, (unsigned)prm->batch);
-    size_t shmem = (size_t)3 * prm->dstate * sizeof(float);
+    size_t shmem = (size_t)3 * (prm->dstate + (prm->dstate & 1)) * sizeof(float);
     if (vec)
         scan_fwd_pair_kernel<T, ITEMS, NW, true, kMinBlocks><<<grid, NW * 32, shmem, mb_stream(ex)>>>(a);
     else

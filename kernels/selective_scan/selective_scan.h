@@ -23,7 +23,10 @@
  *           (4 per warp), du / d delta' / y_pre summed over warps in shared memory;
  *           chunk aggregates from prefix sums of delta' (two exp2, no scan per state)
  *   bwd v5  v4 held to 128 registers for N <= 16
+ *   bwd v6  v5 + each channel's inputs pipelined one channel ahead through shared
+ *           memory by a loader warp; v7: v6 without the register cap
  *   step v1 one kernel, 4 (N <= 32) or 32 threads per channel
+ *   step v2 N in {4, ..., 128}: N/4 threads per channel, 4 states each, vector access
  */
 #ifndef MB_SELECTIVE_SCAN_H
 #define MB_SELECTIVE_SCAN_H
@@ -58,7 +61,14 @@ mb_status mb_scan_bwd_cuda_v4(const mb_selective_scan_params* p, const mb_select
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v5(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v6(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v7(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
+                               const mb_selective_scan_inputs* in, void* state, void* y,
+                               const mb_exec* ex);
+mb_status mb_scan_step_cuda_v2(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, void* state, void* y,
                                const mb_exec* ex);
 

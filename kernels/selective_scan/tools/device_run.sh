@@ -7,8 +7,8 @@ nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader |
 cmake -S . -B build -DMB_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null && cmake --build build -j16 2>&1 | grep -E "error|Error" ; echo "build done $SECONDS s"
 nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference kernels/selective_scan/tools/timing.cu kernels/selective_scan/{fwd,bwd,step}.cu kernels/common.cu src/common.c -DMB_SCAN_PROFILE -o build/scan_timing &
 TP=$!
-timeout 240 ctest --test-dir build -R cuda --output-on-failure 2>&1 > $OUT/test.log; echo "ctest rc=$? $SECONDS s"
-grep -E "FAIL|checks|SKIP|Passed|Failed|tests passed" $OUT/test.log | head -30
+timeout 240 ctest --test-dir build -R cuda -V > $OUT/test.log 2>&1; echo "ctest rc=$? $SECONDS s"
+grep -E "FAIL|checks, |SKIP|Passed|Failed|tests passed" $OUT/test.log | head -30
 wait $TP
 timeout 120 ./build/scan_timing 2>&1 | tee $OUT/timing.txt
 if [ "$2" = sanitize ]; then

@@ -4,7 +4,7 @@
  * softplus, D and delta_bias, batch 1. CUDA events, 3 warm-ups, the L2 flushed
  * by writing a 256 MB buffer before every timed run, median of 15.
  *   fwd (no z)      L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K
- *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v5 + every bwd version, and each bwd kernel's time
+ *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
@@ -75,7 +75,7 @@ int main() {
     mb_exec ex = {NULL};
     const long D = 4096;
     struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}};
-    struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}};
+    struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
     printf("%-28s %10s %10s %8s\n", "what", "ms", "anchor", "ratio");
@@ -100,7 +100,7 @@ int main() {
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
         }
         for (auto& bw : bwds) {
-            double ms = time_ms([&] { mb_scan_fwd_cuda_v5(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
+            double ms = time_ms([&] { mb_scan_fwd_cuda_v7(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
             snprintf(name, sizeof name, "fwd+bwd %s L=%ld", bw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
         }
@@ -140,15 +140,18 @@ int main() {
         CK(cudaMalloc(&y, Bb * D * 2));
         mb_selective_scan_params p = {Bb, D, 1, N, 1, MB_DTYPE_BF16, 1};
         mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, z, bias};
-        double ms = time_ms([&] { mb_scan_step_cuda_v1(&p, &in, st, y, &ex); }, 51);
-        printf("step v1 B=8 (event-timed)    %10.4f %10.3f %8.2f\n", ms, 0.024, 0.024 / ms);
-        /* back-to-back launches, no flush: per-step cost when decoding */
-        cudaEvent_t a, b; cudaEventCreate(&a), cudaEventCreate(&b);
-        cudaEventRecord(a);
-        for (int i = 0; i < 1000; i++) mb_scan_step_cuda_v1(&p, &in, st, y, &ex);
-        cudaEventRecord(b); CK(cudaEventSynchronize(b));
-        float tot; cudaEventElapsedTime(&tot, a, b);
-        printf("step v1 B=8 (1000 in a row)  %10.4f per step\n", tot / 1000);
+        mb_scan_step_fn steps[2] = {mb_scan_step_cuda_v1, mb_scan_step_cuda_v2};
+        for (int k = 0; k < 2; k++) {
+            double ms = time_ms([&] { steps[k](&p, &in, st, y, &ex); }, 51);
+            printf("step v%d B=8 (event-timed)    %10.4f %10.3f %8.2f\n", k + 1, ms, 0.024, 0.024 / ms);
+            /* back-to-back launches, no flush: per-step cost when decoding */
+            cudaEvent_t a, b; cudaEventCreate(&a), cudaEventCreate(&b);
+            cudaEventRecord(a);
+            for (int i = 0; i < 1000; i++) steps[k](&p, &in, st, y, &ex);
+            cudaEventRecord(b); CK(cudaEventSynchronize(b));
+            float tot; cudaEventElapsedTime(&tot, a, b);
+            printf("step v%d B=8 (1000 in a row)  %10.4f per step\n", k + 1, tot / 1000);
+        }
     }
     return 0;
 }
