@@ -42,6 +42,8 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_FWD, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "v1 + two states per iteration, packed prefetch of the next two states' B, C", {.scan_fwd = mb_scan_fwd_cuda_v5}},
     {SCAN, MB_DIR_FWD, CUDA, "v6", 6, 0, MB_DT_F32_BF16, 256, 0, "v5 held to 64 registers (8 blocks per SM)", {.scan_fwd = mb_scan_fwd_cuda_v6}},
     {SCAN, MB_DIR_FWD, CUDA, "v7", 7, 1, MB_DT_F32_BF16, 256, 0, "v5 held to 80 registers (6 blocks per SM)", {.scan_fwd = mb_scan_fwd_cuda_v7}},
+    {SCAN, MB_DIR_FWD, CUDA, "v8", 8, 0, MB_DT_F32_BF16, 256, 0, "v7 with 2 channels per block: lockstep B, C loads share L1", {.scan_fwd = mb_scan_fwd_cuda_v8}},
+    {SCAN, MB_DIR_FWD, CUDA, "v9", 9, 0, MB_DT_F32_BF16, 256, 0, "v7 with 4 channels per block", {.scan_fwd = mb_scan_fwd_cuda_v9}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
     {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},

@@ -31,7 +31,9 @@
  *     and chunk aggregates from prefix sums of delta' instead of scans (scan_bwd_local_sum).
  * v5: v4 held to 128 registers for N <= 16.
  * v6: v5 + channel inputs pipelined through shared memory by a loader warp
- *     (scan_bwd_grads_pipe). v7: v6 without the register cap.
+ *     (scan_bwd_grads_pipe), and the chunk-aggregate warps of a block on
+ *     neighbouring channels of one chunk (B, C rows shared in L1).
+ *     v7: v6 without the register cap.
  * (The batched combine kernel, 8 chunks per memory round trip, serves every version.)
  */
 #include "scan_common.cuh"
@@ -145,12 +147,16 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local(const BwdA
  *   adjoint to the left  = sum_t exp2(A log2e P_t) dy_pre_t C_t
  * so one scan of delta' per chunk serves every n, and each n costs two exp2
  * per step and two warp sums (butterfly, the same order in every run). */
-template <typename T, bool kVec>
+template <typename T, bool kVec, bool kChannelMajor>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const BwdArgs<T> p) {
     const int lane = threadIdx.x & 31;
     const int64_t w = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
     if (w >= p.Bsz * p.D * p.nch) return; /* whole warps exit together */
-    const int64_t c = w % p.nch, bd = w / p.nch;
+    /* kChannelMajor (bwd v6, v7): the warps of a block take neighbouring channels of
+     * one chunk, so their loads of the same B, C rows meet in L1 */
+    const int64_t BD = p.Bsz * p.D;
+    const int64_t c = kChannelMajor ? w / BD : w % p.nch, bd = kChannelMajor ? w % BD : w / p.nch;
+    const int64_t wo = bd * p.nch + c; /* output slot of (b, d, chunk) */
     const int64_t d = bd % p.D, b = bd / p.D;
     const int64_t N = p.N, L = p.L;
     const int64_t row = bd * L;
@@ -176,7 +182,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const 
         P[i] = run;
         du[i] = dt[i] * uu[i];
     }
-    if (lane == 0) p.Ssum[w] = S;
+    if (lane == 0) p.Ssum[wo] = S;
     for (int64_t n = 0; n < N; n++) {
         const float A2 = p.A[d * N + n] * kLog2e;
         float Bv[kItems], Cv[kItems];
@@ -194,8 +200,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const 
             rs += __shfl_xor_sync(0xffffffffu, rs, off);
         }
         if (lane == 0) {
-            p.hin[w * N + n] = fs;
-            p.rin[w * N + n] = rs;
+            p.hin[wo * N + n] = fs;
+            p.rin[wo * N + n] = rs;
         }
     }
 }
@@ -924,9 +930,12 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     do {
         PROF_MARK(0);
         unsigned blocks = (unsigned)((BDC + kWarpsPerBlock - 1) / kWarpsPerBlock);
-        if (kSplitStates) {
-            if (vec) scan_bwd_local_sum<T, true><<<blocks, threads, 0, st>>>(a);
-            else scan_bwd_local_sum<T, false><<<blocks, threads, 0, st>>>(a);
+        if (kSplitStates && kPipe) {
+            if (vec) scan_bwd_local_sum<T, true, true><<<blocks, threads, 0, st>>>(a);
+            else scan_bwd_local_sum<T, false, true><<<blocks, threads, 0, st>>>(a);
+        } else if (kSplitStates) {
+            if (vec) scan_bwd_local_sum<T, true, false><<<blocks, threads, 0, st>>>(a);
+            else scan_bwd_local_sum<T, false, false><<<blocks, threads, 0, st>>>(a);
         } else {
             if (vec) scan_bwd_local<T, true><<<blocks, threads, 0, st>>>(a);
             else scan_bwd_local<T, false><<<blocks, threads, 0, st>>>(a);

@@ -12,6 +12,8 @@
  *   fwd v3  v1 + B, C of state n+1 prefetched into registers during state n
  *   fwd v4  v2 + the same prefetch
  *   fwd v6  v5 held to 64 registers (8 blocks per SM); v7: to 80 (6 blocks)
+ *   fwd v8  v7 with 2 channels per block: their lockstep B, C loads share L1 (half
+ *           the L2 traffic of B, C); v9: 4 channels per block
  *   fwd v5  v1 + two states per iteration (two scans in flight, one barrier per two
  *           states), next two states' B, C prefetched as packed words
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
@@ -50,6 +52,10 @@ mb_status mb_scan_fwd_cuda_v5(const mb_selective_scan_params* p, const mb_select
 mb_status mb_scan_fwd_cuda_v6(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v7(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v8(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
