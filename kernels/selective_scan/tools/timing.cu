@@ -104,6 +104,15 @@ int main() {
             snprintf(name, sizeof name, "fwd+bwd %s L=%ld", bw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
         }
+        /* the newest fwd versions with the newest bwd versions */
+        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}};
+        struct { const char* name; mb_scan_bwd_fn f; } bwd2[] = {{"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
+        for (auto& fw : fwd2)
+            for (auto& bw : bwd2) {
+                double ms = time_ms([&] { fw.f(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
+                snprintf(name, sizeof name, "fwd %s+bwd %s L=%ld", fw.name, bw.name, L);
+                printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+            }
         for (auto& bw : bwds) { /* one profiled backward: time of each kernel */
             CK(cudaMemsetAsync(flushbuf, 1, kFlush));
             mb_scan_profile = 1;
