@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PYTHON ?= python3
 
-.PHONY: all setup build build-asan test test-fast test-asan bench bench-cpu bench-gpu plots clean
+.PHONY: all setup build build-asan test test-fast test-asan bench bench-promote plots clean
 
 all: build
 
@@ -37,8 +37,16 @@ test-asan: build-asan
 
 test: test-fast test-asan
 
+# OUT=DIR: where the run's JSON, plots and summary go (default build/results/<machine>)
 bench: build
-	@scripts/bench.sh build
+	@scripts/bench.sh build $(OUT)
+
+# copy a run into the committed results/<machine>/ (an explicit step: `make bench` never does)
+bench-promote:
+	@src=$${OUT:-build/results/$$(scripts/machine_slug.sh)}; dst=results/$$(basename $$src); \
+	  test -s $$src/summary.md || { echo "bench-promote: no finished run in $$src"; exit 1; }; \
+	  mkdir -p $$dst && cp $$src/*.json $$src/*.png $$src/*.md $$dst/ && \
+	  cp $$src/*.log $$src/*.csv $$dst/ 2>/dev/null; echo "bench-promote: $$src -> $$dst"
 
 plots:
 	@for dir in results/*/; do \

@@ -63,10 +63,10 @@ static attn_case cur = {.L = -1};
 
 static mb_status attn_call(void* ctx) {
     const attn_case* c = ctx;
-    if (c->fam->bwd)
-        return mb_attention_bwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse, c->dout, c->dq,
-                                    c->dk, c->dv);
-    return mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, NULL);
+    const mb_attention_inputs in = {c->q, c->k, c->v};
+    const mb_attention_grads g = {c->dq, c->dk, c->dv};
+    if (c->fam->bwd) return mb_attention_bwd_cpu(&c->p, &in, c->o, c->lse, c->dout, &g);
+    return mb_attention_fwd_cpu(&c->p, &in, c->o, NULL);
 }
 
 /* Build case c for (f, L) and run the validating call; `announce`: print progress. */
@@ -79,7 +79,7 @@ static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int a
     const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
     const int64_t BHLd = f->B * f->H * L * f->d, BHL = f->B * f->H * L;
     bc_pool* pool = &c->pool;
-    c->p = (mb_attention_params){f->B, f->H, L, f->d, 0.0, dt};
+    c->p = (mb_attention_params){f->B, f->H, L, f->d, 0.0, dt, 0};
     c->q = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->k = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->v = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
@@ -93,7 +93,8 @@ static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int a
     }
     if (f->bwd && !pool->failed) { // the backward's o and lse come from a real forward (untimed)
         bc_check* check = &c->check;
-        check->status = mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse);
+        const mb_attention_inputs in = {c->q, c->k, c->v};
+        check->status = mb_attention_fwd_cpu(&c->p, &in, c->o, c->lse);
         if (check->status != MB_OK) {
             snprintf(check->err, sizeof check->err, "%s L=%lld: the forward giving o and lse: "
                      "%s: %s", f->name, (long long)L, mb_status_string(check->status),
@@ -112,10 +113,12 @@ static void bm_attention(gb_state* st, void* user) {
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) attn_case_build(&cur, f, L, 1);
     if (!bc_time_case(st, f->name, &cur.check, attn_call, &cur)) return;
-    char label[128];
-    snprintf(label, sizeof label, "B=%lld H=%lld d=%lld %s causal naive", (long long)f->B,
-             (long long)f->H, (long long)f->d, mb_dtype_name(f->dtype));
-    gb_set_label(st, label);
+    char extra[128];
+    snprintf(extra, sizeof extra, "B=%lld H=%lld L=%lld d=%lld causal=1", (long long)f->B,
+             (long long)f->H, (long long)L, (long long)f->d);
+    mb_direction dir = f->bwd ? MB_DIR_BWD : MB_DIR_FWD;
+    bc_set_fields(st, MB_OP_ATTENTION, mb_direction_name(dir), MB_BACKEND_CPU,
+                  mb_impl_selected(MB_OP_ATTENTION, dir, MB_BACKEND_CPU), f->dtype, extra);
     bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
 }
 
@@ -127,7 +130,7 @@ static int probe(void* user, int64_t L) {
 
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_attention")) return 1;
-    for (size_t k = 0; k < sizeof families / sizeof families[0]; k++) {
+    for (size_t k = 0; !bc_gpu_only() && k < sizeof families / sizeof families[0]; k++) {
         attn_family* f = &families[k];
         bc_register_sweep(f->name, bm_attention, f, f->lmin, f->lmax, GB_O_N_SQUARED, probe);
     }

@@ -117,11 +117,13 @@ static void bm_ssd(gb_state* st, void* user) {
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) ssd_case_build(&cur, f, L, 1);
     if (!bc_time_case(st, f->name, &cur.check, ssd_call, &cur)) return;
-    char label[128];
-    snprintf(label, sizeof label, "B=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld %s chunked",
-             (long long)f->B, (long long)f->H, (long long)f->P, (long long)f->N,
-             (long long)f->G, (long long)f->Q, mb_dtype_name(f->dtype));
-    gb_set_label(st, label);
+    char extra[128];
+    snprintf(extra, sizeof extra, "B=%lld L=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld",
+             (long long)f->B, (long long)L, (long long)f->H, (long long)f->P, (long long)f->N,
+             (long long)f->G, (long long)f->Q);
+    mb_direction dir = f->bwd ? MB_DIR_BWD : MB_DIR_FWD;
+    bc_set_fields(st, MB_OP_SSD, mb_direction_name(dir), MB_BACKEND_CPU,
+                  mb_impl_selected(MB_OP_SSD, dir, MB_BACKEND_CPU), f->dtype, extra);
     bc_report(st, L, f->B * L, ssd_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
 }
 
@@ -133,7 +135,7 @@ static int probe(void* user, int64_t L) {
 
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_ssd")) return 1;
-    for (size_t k = 0; k < sizeof families / sizeof families[0]; k++) {
+    for (size_t k = 0; !bc_gpu_only() && k < sizeof families / sizeof families[0]; k++) {
         ssd_family* f = &families[k];
         bc_register_sweep(f->name, bm_ssd, f, f->lmin, f->lmax, GB_O_N, probe);
     }
