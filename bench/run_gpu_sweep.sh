@@ -38,9 +38,10 @@ for op in selective_scan ssd attention; do
   [[ -x "$bin" ]] || { failed+=("bench_$op (missing)"); continue; }
   json="$out/$op.json"
   echo "== bench_$op (CUDA implementations) -> $json" >&2
-  "$bin" --benchmark_out="$json" --benchmark_out_format=json >"$out/$op.log" 2>&1 ||
-    failed+=("bench_$op (see $out/$op.log)")
-  grep '^\[mb-bench' "$out/$op.log" | tail -n 3 >&2 || true
+  # the console shows the progress lines; the complete output goes to the log
+  "$bin" --benchmark_out="$json" --benchmark_out_format=json 2>&1 | tee "$out/$op.log" |
+    grep --line-buffered -E '^\[mb-bench|^bench:' >&2
+  [[ ${PIPESTATUS[0]} == 0 ]] || failed+=("bench_$op (see $out/$op.log)")
   [[ -s "$json" ]] && jsons+=("$json")
 done
 
@@ -57,7 +58,10 @@ fi
 "$python" "$root/bench/add_clock_context.py" "$clocks" "${jsons[@]}" || failed+=("clock context")
 
 if ((${#jsons[@]} > 0)); then
-  "$python" "$root/plots/plot_scaling.py" --out "$out" "${jsons[@]}" || failed+=("plot_scaling.py")
+  "$python" "$root/plots/plot_scaling.py" --out "$out" "${jsons[@]}" >"$out/plots.log" 2>&1 ||
+    failed+=("plot_scaling.py (see $out/plots.log)")
+  "$python" "$root/plots/gpu_summary.py" "$out" >/dev/null || failed+=("gpu_summary.py")
+  tail -n 40 "$out/plots.log" >&2
 fi
 echo "run_gpu_sweep: wall time $(($(date +%s) - start)) s; results in $out" >&2
 if ((${#failed[@]} > 0)); then echo "run_gpu_sweep: FAILED: ${failed[*]}" >&2; exit 1; fi
