@@ -1,12 +1,17 @@
 /*
- * bench_attention.c -- CPU benchmark of the naive causal attention reference
- * (mb_attention_{fwd,bwd}_cpu), swept over L.
+ * bench_attention.c -- the causal attention benchmarks, swept over L: every
+ * registered implementation (src/registry.c) of the forward and backward,
+ * CPU and CUDA, so a new kernel version is benchmarked without editing this
+ * file. CUDA families use the canonical shape of anchors.md (B 1, H 16,
+ * d 128, bf16, L 512..131072; fwdbwd = the default forward, then the
+ * backward of <impl>, both timed); a point that does not fit (naive
+ * attention's L x L) is recorded as an error row and the sweep goes on.
  *
  * Build: the bench_attention target of CMakeLists.txt (needs Google
  * Benchmark). Run: ./bench_attention [--mb_lmax=N] [--benchmark_* flags];
  * bench/run_cpu_sweep.sh runs it with JSON output. Options: bench_common.h.
  *
- * Shape (B = batch, H = heads, L = length, d = head dim): B = 1, H = 1,
+ * CPU shape (B = batch, H = heads, L = length, d = head dim): B = 1, H = 1,
  * d = 32, fp32, scale 1/sqrt(d) -- small enough that the forward sweeps
  * L = 64..8192 (one call 1 to 2 s at the top on a 2-core EPYC); the
  * backward, about twice as slow, stops at L = 4096 (about 0.4 s a call).
@@ -24,24 +29,27 @@
 #include <string.h>
 
 // ----------------------------------------------------------------------------
-// families
+// families: one per registered implementation
 
 typedef struct {
-    const char* name;
-    int bwd;             /* 0: forward, 1: backward */
+    char name[96];
+    const char* dir;     /* fwd, bwd (CPU: o and lse from an untimed forward), fwdbwd (CUDA) */
+    int bwd;             /* 0: forward only, 1: with the backward */
+    mb_backend backend;
+    const char* impl;
     int64_t B, H, d;     /* batch, heads, head dim */
     mb_dtype dtype;
     int64_t lmin, lmax;  /* default sweep */
 } attn_family;
 
-static attn_family families[] = {
-    {"attention_fwd", 0, 1, 1, 32, MB_DTYPE_F32, 64, 8192},
-    {"attention_bwd", 1, 1, 1, 32, MB_DTYPE_F32, 64, 4096},
-};
+#define MAX_FAMILIES 32
+static attn_family families[MAX_FAMILIES];
+static int nfamilies;
 
 static double attn_flops(const attn_family* f, int64_t L) {
     double fwd = 2.0 * (double)f->B * (double)f->H * (double)L * (double)L * (double)f->d;
-    return f->bwd ? 2.5 * fwd : fwd;
+    if (!f->bwd) return fwd;
+    return f->backend == MB_BACKEND_CUDA ? 3.5 * fwd : 2.5 * fwd;
 }
 
 // ----------------------------------------------------------------------------
@@ -54,19 +62,38 @@ typedef struct {
     mb_attention_params p;
     void *q, *k, *v; /* (B, H, L, d) */
     void* o;         /* (B, H, L, d) forward output; backward input */
-    void* lse;       /* (B, H, L)    param dtype; backward input */
+    void* lse;       /* (B, H, L)    param dtype */
     void *dout, *dq, *dk, *dv; /* (B, H, L, d) backward only */
     bc_check check;            /* the validating call */
 } attn_case;
 
 static attn_case cur = {.L = -1};
 
+/* Select the family's implementation; a backward runs after the default forward. */
+static mb_status select_impl(const attn_family* f) {
+    if (!f->bwd) return mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, f->backend, f->impl);
+    mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, f->backend, NULL);
+    return mb_impl_select(MB_OP_ATTENTION, MB_DIR_BWD, f->backend, f->impl);
+}
+
+static mb_status attn_fwd(const attn_case* c) {
+    const mb_attention_inputs in = {c->q, c->k, c->v};
+    if (c->fam->backend == MB_BACKEND_CPU) return mb_attention_fwd_cpu(&c->p, &in, c->o, c->lse);
+    return mb_attention_fwd_cuda(&c->p, &in, c->o, c->lse, NULL);
+}
+
 static mb_status attn_call(void* ctx) {
     const attn_case* c = ctx;
-    if (c->fam->bwd)
-        return mb_attention_bwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse, c->dout, c->dq,
-                                    c->dk, c->dv);
-    return mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, NULL);
+    const attn_family* f = c->fam;
+    const mb_attention_inputs in = {c->q, c->k, c->v};
+    const mb_attention_grads g = {c->dq, c->dk, c->dv};
+    if (f->backend == MB_BACKEND_CPU) {
+        if (f->bwd) return mb_attention_bwd_cpu(&c->p, &in, c->o, c->lse, c->dout, &g);
+        return attn_fwd(c);
+    }
+    mb_status st = attn_fwd(c);
+    if (st != MB_OK || !f->bwd) return st;
+    return mb_attention_bwd_cuda(&c->p, &in, c->o, c->lse, c->dout, &g, NULL);
 }
 
 /* Build case c for (f, L) and run the validating call; `announce`: print progress. */
@@ -75,25 +102,32 @@ static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int a
     memset(c, 0, sizeof *c);
     c->fam = f;
     c->L = L;
-    bc_pool_init(&c->pool, 0xa77e0000 + (uint64_t)L);
+    bc_pool_init_on(&c->pool, 0xa77e0000 + (uint64_t)L, f->backend);
     const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
     const int64_t BHLd = f->B * f->H * L * f->d, BHL = f->B * f->H * L;
     bc_pool* pool = &c->pool;
-    c->p = (mb_attention_params){f->B, f->H, L, f->d, 0.0, dt};
+    c->p = (mb_attention_params){f->B, f->H, L, f->d, 0.0, dt, 0};
     c->q = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->k = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->v = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->o = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
+    c->lse = bc_pool_uniform(pool, pdt, BHL, -1.0, 1.0);
     if (f->bwd) {
-        c->lse = bc_pool_uniform(pool, pdt, BHL, -1.0, 1.0);
         c->dout = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
         c->dq = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
         c->dk = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
         c->dv = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     }
-    if (f->bwd && !pool->failed) { // the backward's o and lse come from a real forward (untimed)
-        bc_check* check = &c->check;
-        check->status = mb_attention_fwd_cpu(&c->p, c->q, c->k, c->v, c->o, c->lse);
+    bc_check* check = &c->check;
+    mb_status sel = select_impl(f);
+    if (sel != MB_OK) {
+        check->status = sel;
+        snprintf(check->err, sizeof check->err, "%s: %s", f->name, mb_last_error());
+        return;
+    }
+    if (f->bwd && f->backend == MB_BACKEND_CPU && !pool->failed) {
+        // the CPU backward's o and lse come from a real forward (untimed)
+        check->status = attn_fwd(c);
         if (check->status != MB_OK) {
             snprintf(check->err, sizeof check->err, "%s L=%lld: the forward giving o and lse: "
                      "%s: %s", f->name, (long long)L, mb_status_string(check->status),
@@ -101,7 +135,7 @@ static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int a
             return;
         }
     }
-    bc_check_case(&c->check, f->name, L, pool, attn_call, c, announce);
+    bc_check_case(check, f->name, L, pool, attn_call, c, announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -111,12 +145,17 @@ static void bm_attention(gb_state* st, void* user) {
     const attn_family* f = user;
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) attn_case_build(&cur, f, L, 1);
+    if (select_impl(f) != MB_OK) {
+        bc_skip_status(st, f->name, MB_ERR_BAD_OPTION);
+        return;
+    }
     if (!bc_time_case(st, f->name, &cur.check, attn_call, &cur)) return;
-    char label[128];
-    snprintf(label, sizeof label, "B=%lld H=%lld d=%lld %s causal naive", (long long)f->B,
-             (long long)f->H, (long long)f->d, mb_dtype_name(f->dtype));
-    gb_set_label(st, label);
+    char extra[128];
+    snprintf(extra, sizeof extra, "B=%lld H=%lld L=%lld d=%lld causal=1", (long long)f->B,
+             (long long)f->H, (long long)L, (long long)f->d);
+    bc_set_fields(st, MB_OP_ATTENTION, f->dir, f->backend, f->impl, f->dtype, extra);
     bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
+    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
@@ -125,11 +164,46 @@ static int probe(void* user, int64_t L) {
     return cur.check.status == MB_OK;
 }
 
+// ----------------------------------------------------------------------------
+// registration: every implementation in the registry
+
+/* Register one family per implementation of (dir, backend), from a template. */
+static void register_impls(mb_direction dir, const char* dirname, attn_family tmpl) {
+    for (int i = 0; i < mb_impl_count(MB_OP_ATTENTION, dir, tmpl.backend); i++) {
+        mb_impl_info info;
+        if (nfamilies == MAX_FAMILIES ||
+            mb_impl_get(MB_OP_ATTENTION, dir, tmpl.backend, i, &info) != MB_OK)
+            return;
+        attn_family* f = &families[nfamilies++];
+        *f = tmpl;
+        f->dir = dirname;
+        f->impl = info.name;
+        snprintf(f->name, sizeof f->name, "attention_%s_%s_%s", dirname,
+                 mb_backend_name(tmpl.backend), info.name);
+        int64_t args[64];
+        int n = bc_sweep(f->lmin, f->lmax, args, 64);
+        bc_register_args(f->name, bm_attention, f, "L", args, n, f->backend, GB_O_N_SQUARED,
+                         probe);
+    }
+}
+
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_attention")) return 1;
-    for (size_t k = 0; k < sizeof families / sizeof families[0]; k++) {
-        attn_family* f = &families[k];
-        bc_register_sweep(f->name, bm_attention, f, f->lmin, f->lmax, GB_O_N_SQUARED, probe);
+    const attn_family cpu = {.backend = MB_BACKEND_CPU, .B = 1, .H = 1, .d = 32,
+                             .dtype = MB_DTYPE_F32, .lmin = 64, .lmax = 8192};
+    const attn_family gpu = {.backend = MB_BACKEND_CUDA, .B = 1, .H = 16, .d = 128,
+                             .dtype = MB_DTYPE_BF16, .lmin = 512, .lmax = 131072};
+    if (!bc_gpu_only()) {
+        register_impls(MB_DIR_FWD, "fwd", cpu);
+        attn_family cpu_bwd = cpu;
+        cpu_bwd.bwd = 1, cpu_bwd.lmax = 4096;
+        register_impls(MB_DIR_BWD, "bwd", cpu_bwd);
+    }
+    if (bc_have_gpu()) {
+        register_impls(MB_DIR_FWD, "fwd", gpu);
+        attn_family gpu_fb = gpu;
+        gpu_fb.bwd = 1;
+        register_impls(MB_DIR_BWD, "fwdbwd", gpu_fb);
     }
     bc_pool_free(&cur.pool); // the probes' case: rebuilt, and announced, by the first run
     cur.fam = NULL;

@@ -6,6 +6,11 @@
 
 #include "bench_common.h"
 
+#ifdef MB_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-bc_options bc_opt = {0, 0, 5, 0.05, 0.02, 0, 0};
+bc_options bc_opt = {0, 0, 5, 0.05, 0.02, 0, 0, 0};
 
 static double t_start; /* bc_now() at bc_init */
 
@@ -63,6 +68,8 @@ static int set_option(const char* name, const char* value, const char* from) {
         if (!bad) bc_opt.bigo_auto = strcmp(value, "auto") == 0;
     } else if (strcmp(name, "quiet") == 0) {
         bc_opt.quiet = strcmp(value, "0") != 0;
+    } else if (strcmp(name, "gpu_only") == 0) {
+        bc_opt.gpu_only = strcmp(value, "0") != 0;
     } else {
         fprintf(stderr, "bench: unknown option %s (from %s)\n", name, from);
         return 1;
@@ -76,7 +83,7 @@ static int read_env(void) {
         {"MB_BENCH_LMIN", "lmin"},       {"MB_BENCH_LMAX", "lmax"},
         {"MB_BENCH_REPETITIONS", "reps"}, {"MB_BENCH_MIN_TIME", "min_time"},
         {"MB_BENCH_WARMUP", "warmup"},   {"MB_BENCH_BIGO", "bigo"},
-        {"MB_BENCH_QUIET", "quiet"}};
+        {"MB_BENCH_QUIET", "quiet"},     {"MB_BENCH_GPU_ONLY", "gpu_only"}};
     int bad = 0;
     for (size_t k = 0; k < sizeof vars / sizeof vars[0]; k++) {
         const char* v = getenv(vars[k][0]);
@@ -221,12 +228,15 @@ static void add_context(const char* bench) {
     gb_add_context("mb_settings", buf);
 }
 
+int bc_gpu_only(void) { return bc_opt.gpu_only; }
+
 int bc_init(int* argc, char** argv, const char* bench) {
     t_start = bc_now();
     int bad = read_env();
     bad |= read_flags(argc, argv);
     if (bad) return 1;
     add_context(bench);
+    bc_gpu_context();
     return 0;
 }
 
@@ -248,27 +258,43 @@ int bc_sweep(int64_t lmin, int64_t lmax, int64_t* Ls, int cap) {
     return n;
 }
 
-gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin, int64_t lmax,
-                            gb_big_o big_o, bc_probe_fn probe) {
-    int64_t Ls[64];
-    int n = bc_sweep(lmin, lmax, Ls, 64);
+gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* arg_name,
+                           const int64_t* args, int nargs, mb_backend backend, gb_big_o big_o,
+                           bc_probe_fn probe) {
     gb_bench* b = gb_register(name, fn, user);
-    if (!b) return NULL;
-    gb_arg_name(b, "L");
-    for (int k = 0; k < n; k++) gb_arg(b, Ls[k]);
+    if (!b || nargs < 1) return b;
+    gb_arg_name(b, arg_name);
+    for (int k = 0; k < nargs; k++) gb_arg(b, args[k]);
     gb_unit(b, GB_UNIT_MS);
-    gb_use_real_time(b);
+    if (backend == MB_BACKEND_CUDA) gb_use_manual_time(b); /* CUDA events */
+    else gb_use_real_time(b);
     gb_min_time(b, bc_opt.min_time);
     if (bc_opt.warmup_time > 0) gb_min_warmup_time(b, bc_opt.warmup_time);
     gb_repetitions(b, bc_opt.repetitions);
     if (bc_opt.repetitions > 1) gb_report_aggregates_only(b, 1);
-    if (probe && !probe(user, Ls[0])) {
-        fprintf(stderr, "bench: %s fails at L=%lld; its runs will report the error "
-                "(no complexity fit)\n", name, (long long)Ls[0]);
+    if (probe && !probe(user, args[0])) {
+        fprintf(stderr, "bench: %s fails at %s=%lld; its runs will report the error "
+                "(no complexity fit)\n", name, arg_name, (long long)args[0]);
         return b;
     }
-    gb_complexity(b, bc_opt.bigo_auto ? GB_O_AUTO : big_o);
+    if (big_o != GB_O_NONE) gb_complexity(b, bc_opt.bigo_auto ? GB_O_AUTO : big_o);
     return b;
+}
+
+gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin, int64_t lmax,
+                            gb_big_o big_o, bc_probe_fn probe) {
+    int64_t Ls[64];
+    int n = bc_sweep(lmin, lmax, Ls, 64);
+    return bc_register_args(name, fn, user, "L", Ls, n, MB_BACKEND_CPU, big_o, probe);
+}
+
+void bc_set_fields(gb_state* st, mb_op op, const char* dir, mb_backend backend,
+                   const char* impl, mb_dtype dtype, const char* extra) {
+    char label[256];
+    snprintf(label, sizeof label, "op=%s dir=%s backend=%s impl=%s dtype=%s%s%s",
+             mb_op_name(op), dir, mb_backend_name(backend), impl, mb_dtype_name(dtype),
+             extra && *extra ? " " : "", extra ? extra : "");
+    gb_set_label(st, label);
 }
 
 // ----------------------------------------------------------------------------
@@ -305,9 +331,55 @@ int bc_fill_uniform(void* dst, mb_dtype dtype, int64_t n, double lo, double hi, 
     }
 }
 
-void bc_pool_init(bc_pool* pool, uint64_t seed) {
+void bc_pool_init(bc_pool* pool, uint64_t seed) { bc_pool_init_on(pool, seed, MB_BACKEND_CPU); }
+
+void bc_pool_init_on(bc_pool* pool, uint64_t seed, mb_backend backend) {
     memset(pool, 0, sizeof *pool);
     bc_rng_seed(&pool->rng, seed);
+    pool->backend = backend;
+}
+
+static void free_tensor(const bc_pool* pool, void* p) {
+#ifdef MB_HAVE_CUDA
+    if (pool->backend == MB_BACKEND_CUDA) {
+        cudaFree(p);
+        return;
+    }
+#endif
+    (void)pool;
+    free(p);
+}
+
+/* Device tensor of n elements of `dtype`: a host block of at most 4M random
+ * elements, copied over the whole buffer (host RNG over gigabytes would take
+ * longer than the benchmark). NULL on failure. */
+static void* device_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, double hi) {
+#ifdef MB_HAVE_CUDA
+    const size_t esize = mb_dtype_size(dtype);
+    const int64_t block = n < ((int64_t)1 << 22) ? n : ((int64_t)1 << 22);
+    void* host = malloc((size_t)block * esize);
+    void* dev = NULL;
+    if (!host || bc_fill_uniform(host, dtype, block, lo, hi, &pool->rng) != 0 ||
+        cudaMalloc(&dev, (size_t)n * esize) != cudaSuccess) {
+        (void)cudaGetLastError();
+        free(host);
+        return NULL;
+    }
+    for (int64_t at = 0; at < n; at += block) {
+        int64_t count = n - at < block ? n - at : block;
+        if (cudaMemcpy((char*)dev + at * (int64_t)esize, host, (size_t)count * esize,
+                       cudaMemcpyHostToDevice) != cudaSuccess) {
+            cudaFree(dev);
+            dev = NULL;
+            break;
+        }
+    }
+    free(host);
+    return dev;
+#else
+    (void)pool, (void)dtype, (void)n, (void)lo, (void)hi;
+    return NULL;
+#endif
 }
 
 void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, double hi) {
@@ -317,9 +389,15 @@ void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, doubl
         pool->failed = 1;
         return NULL;
     }
-    void* p = malloc((size_t)n * esize);
-    if (!p || bc_fill_uniform(p, dtype, n, lo, hi, &pool->rng) != 0) {
+    void* p = NULL;
+    if (pool->backend == MB_BACKEND_CUDA) {
+        p = device_uniform(pool, dtype, n, lo, hi);
+    } else if ((p = malloc((size_t)n * esize)) &&
+               bc_fill_uniform(p, dtype, n, lo, hi, &pool->rng) != 0) {
         free(p);
+        p = NULL;
+    }
+    if (!p) {
         pool->failed = 1;
         return NULL;
     }
@@ -329,10 +407,12 @@ void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, doubl
 }
 
 void bc_pool_free(bc_pool* pool) {
-    for (int k = 0; k < pool->count; k++) free(pool->ptrs[k]);
+    for (int k = 0; k < pool->count; k++) free_tensor(pool, pool->ptrs[k]);
     uint64_t seed = pool->rng.s;
+    mb_backend backend = pool->backend;
     memset(pool, 0, sizeof *pool);
     pool->rng.s = seed;
+    pool->backend = backend;
 }
 
 // ----------------------------------------------------------------------------
@@ -347,12 +427,17 @@ void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* 
                  name, (long long)L);
         return;
     }
-    mb_cpu_memory_reset_peak();
-    const int64_t live = mb_cpu_memory_peak_bytes();
+    check->backend = pool->backend;
+    const int gpu = pool->backend == MB_BACKEND_CUDA;
+    if (gpu) mb_cuda_memory_reset_peak();
+    else mb_cpu_memory_reset_peak();
+    const int64_t live = gpu ? mb_cuda_memory_peak_bytes() : mb_cpu_memory_peak_bytes();
     const double t0 = bc_now();
     check->status = call(ctx);
+    if (check->status == MB_OK && gpu) check->status = bc_gpu_sync(check->err, sizeof check->err);
     const double secs = bc_now() - t0;
-    check->scratch_peak = mb_cpu_memory_peak_bytes() - live;
+    check->scratch_peak = (gpu ? mb_cuda_memory_peak_bytes() : mb_cpu_memory_peak_bytes()) - live;
+    if (check->status != MB_OK && check->err[0]) return;
     if (check->status != MB_OK)
         snprintf(check->err, sizeof check->err, "%s L=%lld: %s: %s", name, (long long)L,
                  mb_status_string(check->status), mb_last_error());
@@ -361,10 +446,11 @@ void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* 
 
 int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                  void* ctx) {
-    if (check->status != MB_OK) {
-        gb_skip_with_error(st, check->err);
-        return 0;
-    }
+    return bc_time_case_n(st, name, check, call, ctx, 1);
+}
+
+/* The CPU loop: wall clock, one call per iteration. */
+static int time_cpu(gb_state* st, const char* name, bc_call_fn call, void* ctx) {
     while (gb_keep_running(st)) {
         mb_status status = call(ctx);
         if (status != MB_OK) {
@@ -373,6 +459,17 @@ int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_
         }
     }
     return 1;
+}
+
+int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                   void* ctx, int calls_per_iteration) {
+    if (check->status != MB_OK) {
+        gb_skip_with_error(st, check->err);
+        return 0;
+    }
+    if (check->backend == MB_BACKEND_CUDA)
+        return bc_time_gpu(st, name, call, ctx, calls_per_iteration);
+    return time_cpu(st, name, call, ctx);
 }
 
 // ----------------------------------------------------------------------------
@@ -401,6 +498,13 @@ void bc_report(gb_state* st, int64_t L, int64_t tokens, double flops, int64_t io
     gb_set_counter(st, "scratch_peak_bytes", (double)scratch_peak_bytes, GB_COUNTER_BASE_1024);
     gb_set_counter(st, "peak_bytes", (double)(io_bytes + scratch_peak_bytes),
                    GB_COUNTER_BASE_1024);
+}
+
+void bc_report_gpu(gb_state* st, int64_t io_bytes) {
+    double ceiling = bc_gpu_copy_ceiling();
+    if (ceiling > 0.0)
+        gb_set_counter(st, "pct_of_copy_ceiling", 100.0 * (double)io_bytes / ceiling,
+                       GB_COUNTER_IS_RATE | GB_COUNTER_ITERATION_INVARIANT);
 }
 
 void bc_progress(const char* family, int64_t L, double call_seconds, int64_t peak_bytes) {

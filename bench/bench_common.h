@@ -19,6 +19,7 @@
  *   --mb_warmup=S     MB_BENCH_WARMUP      min warm-up seconds per L (default 0.02)
  *   --mb_bigo=auto    MB_BENCH_BIGO        fit the best complexity, not the op's own
  *   --mb_quiet        MB_BENCH_QUIET=1     no progress lines
+ *   --mb_gpu_only     MB_BENCH_GPU_ONLY=1  only the CUDA families (the GPU sweep)
  * Context added to the output: commit (MB_COMMIT or `git rev-parse --short
  * HEAD`, "-dirty" when tracked files changed), hostname, CPU model, compiler,
  * build type, UTC date, library version and the settings above.
@@ -29,6 +30,7 @@
 #include "gbench_shim.h"
 #include "mambabench.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* ------------------------------------------------------------------------ */
@@ -42,6 +44,7 @@ typedef struct {
     double warmup_time; /* seconds of untimed runs before the first repetition */
     int bigo_auto;      /* fit GB_O_AUTO instead of the family's complexity */
     int quiet;          /* no progress lines */
+    int gpu_only;       /* register the CUDA families only */
 } bc_options;
 
 extern bc_options bc_opt;
@@ -50,6 +53,9 @@ extern bc_options bc_opt;
  * then add the context (see above) and `bench` (the program's name) with
  * gb_add_context. Returns 0, or 1 after printing why on a malformed value. */
 int bc_init(int* argc, char** argv, const char* bench);
+
+/* Nonzero with --mb_gpu_only: benches register their CUDA families only. */
+int bc_gpu_only(void);
 
 /* ------------------------------------------------------------------------ */
 /* L sweeps */
@@ -97,10 +103,14 @@ typedef struct {
     int64_t bytes;
     int failed; /* an allocation or fill failed; check once after allocating */
     bc_rng rng;
+    mb_backend backend; /* where the tensors live: host memory, or device memory (CUDA) */
 } bc_pool;
 
-/* An empty pool whose tensors draw from a generator seeded with `seed`. */
+/* An empty pool of host tensors drawing from a generator seeded with `seed`. */
 void bc_pool_init(bc_pool* pool, uint64_t seed);
+/* The same for tensors of `backend`: CUDA tensors are filled on the host and
+ * copied to the device (cudaMalloc'd, freed by bc_pool_free). */
+void bc_pool_init_on(bc_pool* pool, uint64_t seed, mb_backend backend);
 /* n elements of `dtype` uniform in [lo, hi) (outputs too: never zeros, and
  * every page is touched before timing). NULL and pool->failed on failure. */
 void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, double hi);
@@ -116,7 +126,8 @@ typedef mb_status (*bc_call_fn)(void* ctx);
 typedef struct {
     mb_status status;     /* of that call; MB_ERR_ALLOC when the tensors failed */
     char err[512];        /* why, when status != MB_OK */
-    int64_t scratch_peak; /* peak reference scratch of that call, bytes */
+    int64_t scratch_peak; /* peak scratch of that call, bytes (host for CPU, device for CUDA) */
+    mb_backend backend;   /* of the case's pool: how it is timed */
 } bc_check;
 
 /* The untimed validating call of case ctx of family `name` at length L: a
@@ -128,9 +139,42 @@ void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* 
 
 /* The timed loop of a checked case: skips the run with check->err when the
  * validating call failed, else runs call(ctx) while gb_keep_running, skipping
- * the run at the first failing call. Returns 1 when every call succeeded. */
+ * the run at the first failing call. Returns 1 when every call succeeded.
+ * Timing: CPU cases by the wall clock around each call; CUDA cases by CUDA
+ * events around `calls_per_iteration` calls, after an L2 flush (a memset of a
+ * buffer twice the L2 size) outside the events, reported as manual time per
+ * call (so a loop of decode steps reports the time of one step). */
 int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                  void* ctx);
+int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                   void* ctx, int calls_per_iteration);
+
+/* Register family `name` over the given argument values (named arg_name),
+ * with the settings of bc_register_sweep, timed as `backend` needs (CUDA:
+ * manual time from events). bc_register_sweep is this over powers of two of L. */
+gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* arg_name,
+                           const int64_t* args, int nargs, mb_backend backend, gb_big_o big_o,
+                           bc_probe_fn probe);
+
+/* "op=... dir=... backend=... impl=... dtype=..." + extra: the typed fields of a
+ * row, set as its label (plots/plot_scaling.py groups by them, not by names). */
+void bc_set_fields(gb_state* st, mb_op op, const char* dir, mb_backend backend,
+                   const char* impl, mb_dtype dtype, const char* extra);
+
+/* ------------------------------------------------------------------------ */
+/* the GPU side (bench/bench_gpu.c; stubs without CUDA) */
+
+/* Nonzero when a CUDA device is usable (CUDA families are registered only then). */
+int bc_have_gpu(void);
+/* Add the GPU context (name, SMs, L2, clocks, memory, driver, runtime, the
+ * measured device-to-device copy rate) once; nothing without a GPU. */
+void bc_gpu_context(void);
+/* The measured copy ceiling in bytes/s (read + written), 0 without a GPU. */
+double bc_gpu_copy_ceiling(void);
+/* Synchronize the device; MB_OK, or MB_ERR_CUDA with the message in err. */
+mb_status bc_gpu_sync(char* err, size_t cap);
+/* The CUDA timing loop of bc_time_case_n. */
+int bc_time_gpu(gb_state* st, const char* name, bc_call_fn call, void* ctx, int calls);
 
 /* ------------------------------------------------------------------------ */
 /* reporting */
@@ -151,6 +195,10 @@ void bc_skip_status(gb_state* st, const char* what, mb_status status);
  *   peak_bytes          io_bytes + scratch_peak_bytes */
 void bc_report(gb_state* st, int64_t L, int64_t tokens, double flops, int64_t io_bytes,
                int64_t scratch_peak_bytes);
+
+/* GPU rows: pct_of_copy_ceiling, the compulsory traffic io_bytes per call as a
+ * percentage of the measured device-to-device copy rate. */
+void bc_report_gpu(gb_state* st, int64_t io_bytes);
 
 /* One progress line to stderr the first time (family, L) is seen in a row:
  * elapsed time, the case, the seconds of its untimed validating call and its

@@ -1,21 +1,27 @@
 /*
- * bench_selective_scan.c -- CPU benchmark of the Mamba-1 selective scan
- * reference (mb_selective_scan_{fwd,bwd}_cpu), swept over L.
+ * bench_selective_scan.c -- the selective scan (Mamba-1) benchmarks: every
+ * registered implementation (src/registry.c) of every direction, CPU and
+ * CUDA, so a new kernel version is benchmarked without editing this file.
  *
- * Build: the bench_selective_scan target of CMakeLists.txt (needs Google
- * Benchmark). Run: ./bench_selective_scan [--mb_lmax=N] [--benchmark_* flags];
- * bench/run_cpu_sweep.sh runs it with JSON output. Options: bench_common.h.
+ * Build: the bench_selective_scan target (needs Google Benchmark). Run:
+ * ./bench_selective_scan [--mb_lmax=N] [--benchmark_* flags]; scripts/bench.sh
+ * runs it with JSON output. Options: bench_common.h.
  *
- * Shape (B = batch, D = channels, L = length, N = state size, G = groups):
- * B = 1, D = 64, N = 16, G = 1, fp32, softplus on delta, with delta_bias,
- * D and z -- the canonical Mamba-1 call at a width the CPU can sweep.
+ * Families (name = <op>_<dir>_<backend>_<impl>; the row's label carries the
+ * same as typed fields):
+ *   CPU  fwd, bwd        B 1, D 64, N 16, G 1, fp32, softplus, D, delta_bias, z
+ *   CUDA fwd, fwd_noz    the canonical shape of anchors.md: B 1, D 4096, N 16,
+ *                        G 1, bf16, softplus, D, delta_bias, with / without z,
+ *                        L = 512 .. 131072
+ *   CUDA fwdbwd          the default forward then the backward of <impl>
+ *   CUDA fwd_state       N = 16 .. 256 at L 4096, no z (the argument is N)
+ *   CUDA step            one token, batch 1, 8, 64 (the argument is B), timed
+ *                        over 100 steps in one event pair: ms per step
+ * Dimension legend: B batch, D channels, L length, N state size, G groups.
  *
- * FLOP estimate of the forward, per call:
- *   9 * B*D*L*N       per state element: exp(delta*A) 2 (mul, exp), delta*B*u 2,
- *                     h = dA*h + dBu 2, y += C*h 2, plus 1 for the delta*u hoist
- * + 10 * B*D*L        per channel and step: bias, softplus, D*u, silu(z) gate
- * Backward: 2.5x the forward (reverse sweep of the same terms plus the
- * recomputed forward; the FlashAttention convention for backward passes).
+ * FLOP estimate of the forward, per call: 9 B D L N (exp(delta A), delta B u,
+ * the state update, C . h) + 10 B D L (bias, softplus, D u, the gate); the
+ * backward 2.5x the forward (the FlashAttention convention).
  */
 #include "bench_common.h"
 
@@ -25,81 +31,136 @@
 // ----------------------------------------------------------------------------
 // families
 
+typedef enum { FWD, BWD, FWDBWD, STEP } scan_kind;
+
 typedef struct {
-    const char* name;
-    int bwd;                     /* 0: forward, 1: backward */
-    int64_t B, D, N, G;          /* batch, channels, state size, groups */
+    char name[96];
+    const char* dir;     /* the row's dir field: fwd, fwd_noz, bwd, fwdbwd, fwd_state, step */
+    scan_kind kind;
+    mb_backend backend;
+    const char* impl;    /* the implementation timed (of fwd, bwd or step) */
+    int64_t B, D, N, G;  /* fixed shape; the swept one comes from the argument */
+    int has_z;
     mb_dtype dtype;
-    int64_t lmin, lmax;          /* default sweep */
+    char arg;            /* the argument: 'L', 'N' or 'B' */
+    int64_t L;           /* fixed L when the argument is not L */
 } scan_family;
 
-static scan_family families[] = {
-    {"selective_scan_fwd", 0, 1, 64, 16, 1, MB_DTYPE_F32, 64, 131072},
-    {"selective_scan_bwd", 1, 1, 64, 16, 1, MB_DTYPE_F32, 64, 65536},
-};
+#define MAX_FAMILIES 64
+static scan_family families[MAX_FAMILIES];
+static int nfamilies;
 
-static double scan_flops(const scan_family* f, int64_t L) {
-    double fwd = (double)f->B * (double)f->D * (double)L * (9.0 * (double)f->N + 10.0);
-    return f->bwd ? 2.5 * fwd : fwd;
+static double scan_flops(const scan_family* f, int64_t B, int64_t L, int64_t N) {
+    double fwd = (double)B * (double)f->D * (double)L * (9.0 * (double)N + 10.0);
+    return f->kind == FWD || f->kind == STEP ? fwd : f->kind == BWD ? 2.5 * fwd : 3.5 * fwd;
 }
 
 // ----------------------------------------------------------------------------
-// one case: the tensors of (family, L), built once and validated by one call
+// one case: the tensors of (family, argument), built once and validated by one call
 
 typedef struct {
     const scan_family* fam;
-    int64_t L;
+    int64_t arg;
     bc_pool pool;
     mb_selective_scan_params p;
     mb_selective_scan_inputs in;
-    void* y;                       /* (B, D, L) forward output */
-    void* dy;                      /* (B, D, L) backward input */
+    void* y;     /* (B, D, L) forward output; (B, D) for a step */
+    void* state; /* (B, D, N) step state */
+    void* dy;    /* (B, D, L) backward input */
     mb_selective_scan_grads g;
-    bc_check check;                /* the validating call */
+    bc_check check;
 } scan_case;
 
-static scan_case cur = {.L = -1};
+static scan_case cur;
+
+/* Select the family's implementation; fwd+bwd runs the default forward. */
+static mb_status select_impl(const scan_family* f) {
+    mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
+    if (f->kind == FWDBWD) mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, f->backend, NULL);
+    return mb_impl_select(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl);
+}
 
 static mb_status scan_call(void* ctx) {
     const scan_case* c = ctx;
-    if (c->fam->bwd) return mb_selective_scan_bwd_cpu(&c->p, &c->in, c->dy, &c->g);
-    return mb_selective_scan_fwd_cpu(&c->p, &c->in, c->y, NULL);
+    const scan_family* f = c->fam;
+    const int cuda = f->backend == MB_BACKEND_CUDA;
+    mb_status st = MB_OK;
+    if (f->kind == STEP)
+        return cuda ? mb_selective_scan_step_cuda(&c->p, &c->in, c->state, c->y, NULL)
+                    : mb_selective_scan_step_cpu(&c->p, &c->in, c->state, c->y);
+    if (f->kind == FWD || f->kind == FWDBWD)
+        st = cuda ? mb_selective_scan_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL)
+                  : mb_selective_scan_fwd_cpu(&c->p, &c->in, c->y, NULL);
+    if (st != MB_OK || f->kind == FWD) return st;
+    return cuda ? mb_selective_scan_bwd_cuda(&c->p, &c->in, c->dy, &c->g, NULL)
+                : mb_selective_scan_bwd_cpu(&c->p, &c->in, c->dy, &c->g);
 }
 
-/* Build case c for (f, L) and run the validating call; `announce`: print progress. */
-static void scan_case_build(scan_case* c, const scan_family* f, int64_t L, int announce) {
-    bc_pool_free(&c->pool);
-    memset(c, 0, sizeof *c);
-    c->fam = f;
-    c->L = L;
-    bc_pool_init(&c->pool, 0x5ca11ab1e + (uint64_t)L);
-    const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
-    const int64_t BDL = f->B * f->D * L, BGNL = f->B * f->G * f->N * L;
+/* The shape of family f at argument value `arg`. */
+static mb_selective_scan_params params_at(const scan_family* f, int64_t arg) {
+    mb_selective_scan_params p = {f->B, f->D, f->L, f->N, f->G, f->dtype, 1};
+    if (f->arg == 'L') p.seqlen = arg;
+    if (f->arg == 'N') p.dstate = arg;
+    if (f->arg == 'B') p.batch = arg;
+    if (f->kind == STEP) p.seqlen = 1;
+    return p;
+}
+
+/* Fill c->in (and the step state) for p from c->pool. */
+static void build_inputs(scan_case* c, const mb_selective_scan_params* p, int has_z) {
+    const mb_dtype dt = p->dtype, pdt = mb_param_dtype(p->dtype);
+    const int64_t BDL = p->batch * p->dim * p->seqlen;
+    const int64_t BGNL = p->batch * p->ngroups * p->dstate * p->seqlen;
     bc_pool* pool = &c->pool;
-    c->p = (mb_selective_scan_params){f->B, f->D, L, f->N, f->G, dt, 1};
     // u, z ~ U(-1, 1); softplus(delta + bias) ~ 0.01..0.1, the usual dt range
     c->in.u = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
     c->in.delta = bc_pool_uniform(pool, dt, BDL, -0.5, 0.5);
-    c->in.A = bc_pool_uniform(pool, pdt, f->D * f->N, -4.0, -0.5);
+    c->in.A = bc_pool_uniform(pool, pdt, p->dim * p->dstate, -4.0, -0.5);
     c->in.B = bc_pool_uniform(pool, dt, BGNL, -1.0, 1.0);
     c->in.C = bc_pool_uniform(pool, dt, BGNL, -1.0, 1.0);
-    c->in.D = bc_pool_uniform(pool, pdt, f->D, -1.0, 1.0);
-    c->in.z = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
-    c->in.delta_bias = bc_pool_uniform(pool, pdt, f->D, -4.5, -2.5);
-    if (!f->bwd) {
-        c->y = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
-    } else {
-        c->dy = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
-        c->g.du = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
-        c->g.ddelta = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
-        c->g.dA = bc_pool_uniform(pool, pdt, f->D * f->N, -1.0, 1.0);
-        c->g.dB = bc_pool_uniform(pool, dt, BGNL, -1.0, 1.0);
-        c->g.dC = bc_pool_uniform(pool, dt, BGNL, -1.0, 1.0);
-        c->g.dD = bc_pool_uniform(pool, pdt, f->D, -1.0, 1.0);
-        c->g.dz = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
-        c->g.ddelta_bias = bc_pool_uniform(pool, pdt, f->D, -1.0, 1.0);
+    c->in.D = bc_pool_uniform(pool, pdt, p->dim, -1.0, 1.0);
+    c->in.z = has_z ? bc_pool_uniform(pool, dt, BDL, -1.0, 1.0) : NULL;
+    c->in.delta_bias = bc_pool_uniform(pool, pdt, p->dim, -4.5, -2.5);
+    c->y = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
+}
+
+/* Gradients of c->in (the optional ones where the input is given). */
+static void build_grads(scan_case* c, const mb_selective_scan_params* p) {
+    const mb_dtype dt = p->dtype, pdt = mb_param_dtype(p->dtype);
+    const int64_t BDL = p->batch * p->dim * p->seqlen;
+    const int64_t BGNL = p->batch * p->ngroups * p->dstate * p->seqlen;
+    bc_pool* pool = &c->pool;
+    c->dy = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
+    c->g.du = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
+    c->g.ddelta = bc_pool_uniform(pool, dt, BDL, -1.0, 1.0);
+    c->g.dA = bc_pool_uniform(pool, pdt, p->dim * p->dstate, -1.0, 1.0);
+    c->g.dB = bc_pool_uniform(pool, dt, BGNL, -1.0, 1.0);
+    c->g.dC = bc_pool_uniform(pool, dt, BGNL, -1.0, 1.0);
+    c->g.dD = bc_pool_uniform(pool, pdt, p->dim, -1.0, 1.0);
+    c->g.dz = c->in.z ? bc_pool_uniform(pool, dt, BDL, -1.0, 1.0) : NULL;
+    c->g.ddelta_bias = bc_pool_uniform(pool, pdt, p->dim, -1.0, 1.0);
+}
+
+/* Build case c for (f, arg) and run the validating call; `announce`: print progress. */
+static void scan_case_build(scan_case* c, const scan_family* f, int64_t arg, int announce) {
+    bc_pool_free(&c->pool);
+    memset(c, 0, sizeof *c);
+    c->fam = f;
+    c->arg = arg;
+    bc_pool_init_on(&c->pool, 0x5ca11ab1e + (uint64_t)arg, f->backend);
+    c->p = params_at(f, arg);
+    build_inputs(c, &c->p, f->has_z);
+    if (f->kind == STEP)
+        c->state = bc_pool_uniform(&c->pool, mb_param_dtype(f->dtype),
+                                   c->p.batch * c->p.dim * c->p.dstate, -1.0, 1.0);
+    if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
+    mb_status sel = select_impl(f);
+    if (sel != MB_OK) {
+        c->check.status = sel;
+        snprintf(c->check.err, sizeof c->check.err, "%s: %s", f->name, mb_last_error());
+        return;
     }
-    bc_check_case(&c->check, f->name, L, pool, scan_call, c, announce);
+    bc_check_case(&c->check, f->name, arg, &c->pool, scan_call, c, announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -107,29 +168,103 @@ static void scan_case_build(scan_case* c, const scan_family* f, int64_t L, int a
 
 static void bm_scan(gb_state* st, void* user) {
     const scan_family* f = user;
-    const int64_t L = gb_range(st, 0);
-    if (cur.fam != f || cur.L != L) scan_case_build(&cur, f, L, 1);
-    if (!bc_time_case(st, f->name, &cur.check, scan_call, &cur)) return;
-    char label[128];
-    snprintf(label, sizeof label, "B=%lld D=%lld N=%lld G=%lld %s softplus z D",
-             (long long)f->B, (long long)f->D, (long long)f->N, (long long)f->G,
-             mb_dtype_name(f->dtype));
-    gb_set_label(st, label);
-    bc_report(st, L, f->B * L, scan_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
+    const int64_t arg = gb_range(st, 0);
+    if (cur.fam != f || cur.arg != arg) scan_case_build(&cur, f, arg, 1);
+    if (select_impl(f) != MB_OK) {
+        bc_skip_status(st, f->name, MB_ERR_BAD_OPTION);
+        return;
+    }
+    int calls = f->kind == STEP ? 100 : 1;
+    if (!bc_time_case_n(st, f->name, &cur.check, scan_call, &cur, calls)) return;
+    const mb_selective_scan_params* p = &cur.p;
+    char extra[160];
+    snprintf(extra, sizeof extra, "B=%lld D=%lld L=%lld N=%lld G=%lld z=%d softplus=1 "
+             "D_skip=1 delta_bias=1", (long long)p->batch, (long long)p->dim,
+             (long long)p->seqlen, (long long)p->dstate, (long long)p->ngroups, f->has_z);
+    bc_set_fields(st, MB_OP_SELECTIVE_SCAN, f->dir, f->backend, f->impl, f->dtype, extra);
+    int64_t L = p->seqlen;
+    bc_report(st, f->arg == 'L' ? L : arg, p->batch * L, scan_flops(f, p->batch, L, p->dstate),
+              cur.pool.bytes, cur.check.scratch_peak);
+    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes);
 }
 
-/* bc_probe_fn: does the family run at L? (one untimed call) */
-static int probe(void* user, int64_t L) {
-    scan_case_build(&cur, user, L, 0);
+/* bc_probe_fn: does the family run at its first argument? (one untimed call) */
+static int probe(void* user, int64_t arg) {
+    scan_case_build(&cur, user, arg, 0);
     return cur.check.status == MB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// registration: every implementation in the registry
+
+static scan_family* add_family(const char* dir, scan_kind kind, mb_backend backend,
+                               const char* impl) {
+    if (nfamilies == MAX_FAMILIES) return NULL;
+    scan_family* f = &families[nfamilies++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "selective_scan_%s_%s_%s", dir, mb_backend_name(backend),
+             impl);
+    f->dir = dir, f->kind = kind, f->backend = backend, f->impl = impl;
+    f->B = 1, f->N = 16, f->G = 1, f->has_z = 1, f->arg = 'L', f->L = 4096;
+    f->D = backend == MB_BACKEND_CUDA ? 4096 : 64;
+    f->dtype = backend == MB_BACKEND_CUDA ? MB_DTYPE_BF16 : MB_DTYPE_F32;
+    return f;
+}
+
+static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
+    if (!f) return;
+    int64_t args[64];
+    int n = 0;
+    if (f->arg == 'L') n = bc_sweep(lmin, lmax, args, 64);
+    if (f->arg == 'N')
+        for (int64_t N = 16; N <= MB_MAX_DSTATE; N *= 2) args[n++] = N;
+    if (f->arg == 'B') args[n++] = 1, args[n++] = 8, args[n++] = 64;
+    const char* arg_name = f->arg == 'L' ? "L" : f->arg == 'N' ? "N" : "B";
+    gb_big_o big_o = f->arg == 'L' ? GB_O_N : GB_O_NONE;
+    bc_register_args(f->name, bm_scan, f, arg_name, args, n, f->backend, big_o, probe);
+}
+
+/* The name of implementation i of (dir, backend). */
+static const char* impl_name(mb_direction dir, mb_backend backend, int i) {
+    mb_impl_info info;
+    return mb_impl_get(MB_OP_SELECTIVE_SCAN, dir, backend, i, &info) == MB_OK ? info.name : NULL;
+}
+
+static void register_cpu(void) {
+    const mb_backend cpu = MB_BACKEND_CPU;
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, cpu); i++)
+        register_family(add_family("fwd", FWD, cpu, impl_name(MB_DIR_FWD, cpu, i)), 64, 131072);
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, cpu); i++)
+        register_family(add_family("bwd", BWD, cpu, impl_name(MB_DIR_BWD, cpu, i)), 64, 65536);
+}
+
+static void register_cuda(void) {
+    const mb_backend gpu = MB_BACKEND_CUDA;
+    const int64_t lmin = 512, lmax = 131072;
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, gpu); i++) {
+        const char* impl = impl_name(MB_DIR_FWD, gpu, i);
+        register_family(add_family("fwd", FWD, gpu, impl), lmin, lmax);
+        scan_family* noz = add_family("fwd_noz", FWD, gpu, impl);
+        if (noz) noz->has_z = 0;
+        register_family(noz, lmin, lmax);
+        scan_family* state = add_family("fwd_state", FWD, gpu, impl);
+        if (state) state->has_z = 0, state->arg = 'N';
+        register_family(state, 0, 0);
+    }
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, gpu); i++)
+        register_family(add_family("fwdbwd", FWDBWD, gpu, impl_name(MB_DIR_BWD, gpu, i)), lmin,
+                        lmax);
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, gpu); i++) {
+        scan_family* step = add_family("step", STEP, gpu, impl_name(MB_DIR_STEP, gpu, i));
+        if (step) step->arg = 'B';
+        register_family(step, 0, 0);
+    }
 }
 
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_selective_scan")) return 1;
-    for (size_t k = 0; k < sizeof families / sizeof families[0]; k++) {
-        scan_family* f = &families[k];
-        bc_register_sweep(f->name, bm_scan, f, f->lmin, f->lmax, GB_O_N, probe);
-    }
+    if (!bc_gpu_only()) register_cpu();
+    if (bc_have_gpu()) register_cuda();
     bc_pool_free(&cur.pool); // the probes' case: rebuilt, and announced, by the first run
     cur.fam = NULL;
     int rc = gb_main(argc, argv);

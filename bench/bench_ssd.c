@@ -1,14 +1,18 @@
 /*
- * bench_ssd.c -- CPU benchmark of the Mamba-2 SSD reference
- * (mb_ssd_{fwd,bwd}_cpu, chunked form), swept over L.
+ * bench_ssd.c -- the Mamba-2 SSD benchmarks, swept over L: every registered
+ * implementation (src/registry.c) of the forward and backward, CPU and CUDA,
+ * so a new kernel version is benchmarked without editing this file.
  *
  * Build: the bench_ssd target of CMakeLists.txt (needs Google Benchmark).
  * Run: ./bench_ssd [--mb_lmax=N] [--benchmark_* flags]; bench/run_cpu_sweep.sh
  * runs it with JSON output. Options: bench_common.h.
  *
- * Shape (B = batch, L = length, H = heads, P = head dim, N = state size,
- * G = groups, Q = chunk size): B = 1, H = 4, P = 32, N = 32, G = 1, Q = 64,
- * fp32, softplus on dt, with dt_bias and D, no z, no initial state.
+ * Shapes (B = batch, L = length, H = heads, P = head dim, N = state size,
+ * G = groups, Q = chunk size), softplus on dt, with dt_bias and D, no z, no
+ * initial state:
+ *   CPU  (families ssd_<fwd|bwd>_cpu_<impl>)   B 1, H 4, P 32, N 32, G 1, Q 64, fp32
+ *   CUDA (ssd_<fwd|fwdbwd>_cuda_<impl>)        the canonical Mamba-2 shape of
+ *        anchors.md: B 1, H 64, P 64, N 128, G 1, Q 256, bf16, L 512..131072
  *
  * FLOP estimate of the chunked forward, per call (L/Q chunks, each term a
  * multiply-add counted as 2; the causal intra-chunk products counted half):
@@ -28,27 +32,30 @@
 #include <string.h>
 
 // ----------------------------------------------------------------------------
-// families
+// families: one per registered implementation
 
 typedef struct {
-    const char* name;
-    int bwd;                   /* 0: forward, 1: backward */
+    char name[96];
+    const char* dir;           /* fwd, bwd (CPU), fwdbwd (CUDA: the default forward, then bwd) */
+    int bwd;                   /* 0: forward only, 1: with the backward */
+    mb_backend backend;
+    const char* impl;
     int64_t B, H, P, N, G, Q;  /* batch, heads, head dim, state, groups, chunk */
     mb_dtype dtype;
     int64_t lmin, lmax;        /* default sweep */
 } ssd_family;
 
-static ssd_family families[] = {
-    {"ssd_fwd", 0, 1, 4, 32, 32, 1, 64, MB_DTYPE_F32, 64, 131072},
-    {"ssd_bwd", 1, 1, 4, 32, 32, 1, 64, MB_DTYPE_F32, 64, 65536},
-};
+#define MAX_FAMILIES 32
+static ssd_family families[MAX_FAMILIES];
+static int nfamilies;
 
 static double ssd_flops(const ssd_family* f, int64_t L) {
     const double H = (double)f->H, P = (double)f->P, N = (double)f->N, G = (double)f->G,
                  Q = (double)f->Q, BL = (double)f->B * (double)L;
     double fwd = BL * (G * Q * N + H * (Q * P + Q + 4.0 * P * N + 2.0 * P * N / Q)) +
                  8.0 * BL * H * P;
-    return f->bwd ? 2.5 * fwd : fwd;
+    if (!f->bwd) return fwd;
+    return f->backend == MB_BACKEND_CUDA ? 3.5 * fwd : 2.5 * fwd;
 }
 
 // ----------------------------------------------------------------------------
@@ -68,10 +75,23 @@ typedef struct {
 
 static ssd_case cur = {.L = -1};
 
+/* Select the family's implementation; CUDA fwd+bwd runs the default forward. */
+static mb_status select_impl(const ssd_family* f) {
+    if (!f->bwd) return mb_impl_select(MB_OP_SSD, MB_DIR_FWD, f->backend, f->impl);
+    mb_impl_select(MB_OP_SSD, MB_DIR_FWD, f->backend, NULL);
+    return mb_impl_select(MB_OP_SSD, MB_DIR_BWD, f->backend, f->impl);
+}
+
 static mb_status ssd_call(void* ctx) {
     const ssd_case* c = ctx;
-    if (c->fam->bwd) return mb_ssd_bwd_cpu(&c->p, &c->in, c->dy, NULL, &c->g);
-    return mb_ssd_fwd_cpu(&c->p, &c->in, c->y, NULL);
+    const ssd_family* f = c->fam;
+    if (f->backend == MB_BACKEND_CPU) {
+        if (f->bwd) return mb_ssd_bwd_cpu(&c->p, &c->in, c->dy, NULL, &c->g);
+        return mb_ssd_fwd_cpu(&c->p, &c->in, c->y, NULL);
+    }
+    mb_status st = mb_ssd_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL);
+    if (st != MB_OK || !f->bwd) return st;
+    return mb_ssd_bwd_cuda(&c->p, &c->in, c->dy, NULL, &c->g, NULL);
 }
 
 /* Build case c for (f, L) and run the validating call; `announce`: print progress. */
@@ -80,7 +100,7 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t L, int anno
     memset(c, 0, sizeof *c);
     c->fam = f;
     c->L = L;
-    bc_pool_init(&c->pool, 0x55d0000 + (uint64_t)L);
+    bc_pool_init_on(&c->pool, 0x55d0000 + (uint64_t)L, f->backend);
     const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
     const int64_t BLHP = f->B * L * f->H * f->P, BLH = f->B * L * f->H,
                   BLGN = f->B * L * f->G * f->N;
@@ -94,9 +114,8 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t L, int anno
     c->in.C = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
     c->in.D = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
     c->in.dt_bias = bc_pool_uniform(pool, pdt, f->H, -4.5, -2.5);
-    if (!f->bwd) {
-        c->y = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
-    } else {
+    c->y = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
+    if (f->bwd) {
         c->dy = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
         c->g.dx = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
         c->g.ddt = bc_pool_uniform(pool, dt, BLH, -1.0, 1.0);
@@ -105,6 +124,12 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t L, int anno
         c->g.dC = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
         c->g.dD = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
         c->g.ddt_bias = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
+    }
+    mb_status sel = select_impl(f);
+    if (sel != MB_OK) {
+        c->check.status = sel;
+        snprintf(c->check.err, sizeof c->check.err, "%s: %s", f->name, mb_last_error());
+        return;
     }
     bc_check_case(&c->check, f->name, L, pool, ssd_call, c, announce);
 }
@@ -116,13 +141,18 @@ static void bm_ssd(gb_state* st, void* user) {
     const ssd_family* f = user;
     const int64_t L = gb_range(st, 0);
     if (cur.fam != f || cur.L != L) ssd_case_build(&cur, f, L, 1);
+    if (select_impl(f) != MB_OK) {
+        bc_skip_status(st, f->name, MB_ERR_BAD_OPTION);
+        return;
+    }
     if (!bc_time_case(st, f->name, &cur.check, ssd_call, &cur)) return;
-    char label[128];
-    snprintf(label, sizeof label, "B=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld %s chunked",
-             (long long)f->B, (long long)f->H, (long long)f->P, (long long)f->N,
-             (long long)f->G, (long long)f->Q, mb_dtype_name(f->dtype));
-    gb_set_label(st, label);
+    char extra[160];
+    snprintf(extra, sizeof extra, "B=%lld L=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld",
+             (long long)f->B, (long long)L, (long long)f->H, (long long)f->P, (long long)f->N,
+             (long long)f->G, (long long)f->Q);
+    bc_set_fields(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra);
     bc_report(st, L, f->B * L, ssd_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
+    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
@@ -131,11 +161,46 @@ static int probe(void* user, int64_t L) {
     return cur.check.status == MB_OK;
 }
 
+// ----------------------------------------------------------------------------
+// registration: every implementation in the registry
+
+/* Register one family per implementation of (dir, backend), from a template. */
+static void register_impls(mb_direction dir, const char* dirname, ssd_family tmpl) {
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, dir, tmpl.backend); i++) {
+        mb_impl_info info;
+        if (nfamilies == MAX_FAMILIES ||
+            mb_impl_get(MB_OP_SSD, dir, tmpl.backend, i, &info) != MB_OK)
+            return;
+        ssd_family* f = &families[nfamilies++];
+        *f = tmpl;
+        f->dir = dirname;
+        f->impl = info.name;
+        snprintf(f->name, sizeof f->name, "ssd_%s_%s_%s", dirname,
+                 mb_backend_name(tmpl.backend), info.name);
+        int64_t args[64];
+        int n = bc_sweep(f->lmin, f->lmax, args, 64);
+        bc_register_args(f->name, bm_ssd, f, "L", args, n, f->backend, GB_O_N, probe);
+    }
+}
+
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_ssd")) return 1;
-    for (size_t k = 0; k < sizeof families / sizeof families[0]; k++) {
-        ssd_family* f = &families[k];
-        bc_register_sweep(f->name, bm_ssd, f, f->lmin, f->lmax, GB_O_N, probe);
+    const ssd_family cpu = {.backend = MB_BACKEND_CPU, .B = 1, .H = 4, .P = 32, .N = 32,
+                            .G = 1, .Q = 64, .dtype = MB_DTYPE_F32, .lmin = 64, .lmax = 131072};
+    const ssd_family gpu = {.backend = MB_BACKEND_CUDA, .B = 1, .H = 64, .P = 64, .N = 128,
+                            .G = 1, .Q = 256, .dtype = MB_DTYPE_BF16, .lmin = 512,
+                            .lmax = 131072};
+    if (!bc_gpu_only()) {
+        register_impls(MB_DIR_FWD, "fwd", cpu);
+        ssd_family cpu_bwd = cpu;
+        cpu_bwd.bwd = 1, cpu_bwd.lmax = 65536;
+        register_impls(MB_DIR_BWD, "bwd", cpu_bwd);
+    }
+    if (bc_have_gpu()) {
+        register_impls(MB_DIR_FWD, "fwd", gpu);
+        ssd_family gpu_fb = gpu;
+        gpu_fb.bwd = 1;
+        register_impls(MB_DIR_BWD, "fwdbwd", gpu_fb);
     }
     bc_pool_free(&cur.pool); // the probes' case: rebuilt, and announced, by the first run
     cur.fam = NULL;

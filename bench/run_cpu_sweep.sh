@@ -38,9 +38,11 @@ for op in "${ops[@]}"; do
   json="$out/$op.json"
   rm -f "$json"
   echo "== bench_$op -> $json" >&2
+  # the console shows the progress lines; the complete output goes to the log
   # shellcheck disable=SC2086  # MB_BENCH_ARGS is a list of flags
   if "$build/bench_$op" --benchmark_out="$json" --benchmark_out_format=json \
-      ${MB_BENCH_ARGS:-} 2>&1 | tee "$out/$op.log"; then
+      ${MB_BENCH_ARGS:-} 2>&1 | tee "$out/$op.log" | grep --line-buffered '^\[mb-bench' >&2 ||
+      [[ ${PIPESTATUS[0]} == 0 ]]; then
     :
   else
     echo "run_cpu_sweep: bench_$op failed (see $out/$op.log)" >&2
@@ -49,6 +51,11 @@ for op in "${ops[@]}"; do
   [[ -s "$json" ]] && jsons+=("$json")
 done
 
+if grep -qs "Library was built as DEBUG" "$out"/*.log; then
+  echo "note: Google Benchmark warns 'Library was built as DEBUG': that is Debian's build of" \
+       "the benchmark library itself; mambabench's code is built $(grep -m1 -o 'mb_build_type.*' \
+       "${jsons[0]:-/dev/null}" 2>/dev/null | tr -d '",' || echo Release)" >&2
+fi
 if ((${#jsons[@]} > 0)); then
   echo "== plots/plot_scaling.py -> $out" >&2
   if ! "$python" "$root/plots/plot_scaling.py" --out "$out" "${jsons[@]}"; then

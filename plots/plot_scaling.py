@@ -14,12 +14,17 @@ the directory of the first file):
     memory_vs_L.png   log-log peak_bytes counter vs L
     summary.md        the table and crossovers printed on stdout
 
-A family is the run name up to the first "/" (selective_scan_fwd, ssd_bwd, ...);
-L is the "L:<n>" argument of the run name (or its first numeric argument).
+A family is one (op, direction, backend, implementation), read from the typed
+fields of each row's label ("op=selective_scan dir=fwd backend=cuda impl=v1
+dtype=bf16 ... [peer=1]"), as the bench binaries and bench/peers.py write them;
+rows of older files without fields fall back to the run name up to the first
+"/". L is the "L:<n>" argument of the run name; rows swept over another
+argument (N, B) are not drawn against L. Peers (peer=1) are drawn in grey.
 Slopes are least-squares fits of log(time) and log(peak bytes) on log(L) over
 the upper half of each family's L range in log space (L >= sqrt(Lmin * Lmax)):
 small L is dominated by per-call overhead. Crossovers are where two families'
-curves (of the same direction, _fwd with _fwd, _bwd with _bwd) cross, by linear
+curves cross, for the chosen pairs only: each linear mixer (selective scan,
+SSD) against each attention family of the same direction; by linear
 interpolation in log-log space; points where two curves are within --tie (5%)
 of each other count as ties, so noise does not make spurious crossings.
 
@@ -60,6 +65,31 @@ def parse_run_name(run_name):
     return family, None
 
 
+def label_fields(label):
+    """{'op': ..., 'dir': ..., ...} from 'op=x dir=y ...', or {} for a free-text label."""
+    if not isinstance(label, str) or "op=" not in label:
+        return {}
+    return dict(p.split("=", 1) for p in label.split() if "=" in p)
+
+
+def family_of(name, label, meta):
+    """The family key of a row, recording its fields in meta[family]."""
+    f = label_fields(label)
+    if f.get("op") and f.get("dir"):
+        key = "_".join(f.get(k, "?") for k in ("op", "dir", "backend", "impl"))
+        meta.setdefault(key, {"op": f["op"], "dir": f["dir"], "backend": f.get("backend", ""),
+                              "impl": f.get("impl", ""), "peer": f.get("peer") == "1"})
+        return key
+    key = name.split("/")[0]
+    m = re.fullmatch(r"(.*)_(fwd|bwd)", key)
+    meta.setdefault(key, {"op": m.group(1) if m else key, "dir": m.group(2) if m else "",
+                          "backend": "cpu", "impl": "reference", "peer": False})
+    return key
+
+
+META = {}  # family -> fields (op, dir, backend, impl, peer)
+
+
 def load_json(path):
     try:
         with open(path, "r", encoding="utf-8") as f:
@@ -90,9 +120,10 @@ def collect(docs):
             agg = b.get("aggregate_name")
             if agg in SKIP_AGGREGATES:
                 continue
-            family, L = parse_run_name(name)
-            if L is None or L <= 0:
+            _, L = parse_run_name(name)
+            if L is None or L <= 0 or "/L:" not in "/" + name + "/" and "L:" not in name:
                 continue
+            family = family_of(name, b.get("label"), META)
             if family in owner and owner[family] != path and family not in seen_here:
                 print(f"plot_scaling: warning: {family} also in {path}; using that file's runs",
                       file=sys.stderr)
@@ -100,6 +131,13 @@ def collect(docs):
                     del raw[key]
             owner[family] = path
             seen_here.add(family)
+            if agg == "stddev":
+                try:
+                    sd = float(b["real_time"]) * UNIT_SECONDS[b.get("time_unit", "ns")]
+                except (KeyError, TypeError, ValueError):
+                    continue
+                raw.setdefault((family, L), {"median": [], "iter": []})["sd"] = sd
+                continue
             if agg == "median":
                 kind = "median"
             elif agg is None and b.get("run_type", "iteration") == "iteration":
@@ -123,7 +161,8 @@ def collect(docs):
         peaks = [r[1] for r in use if r[1] is not None]
         peak = sum(peaks) / len(peaks) if peaks else None
         if t > 0 and math.isfinite(t):
-            data.setdefault(family, {})[L] = {"time": t, "peak": peak, "source": src}
+            data.setdefault(family, {})[L] = {"time": t, "peak": peak, "source": src,
+                                              "sd": rows.get("sd")}
     return data
 
 
@@ -164,8 +203,18 @@ def interp_log(Ls, ys, L):
 
 
 def direction(family):
-    m = re.search(r"_(fwd|bwd)$", family)
-    return m.group(1) if m else ""
+    return META.get(family, {}).get("dir", "")
+
+
+def op_of(family):
+    return META.get(family, {}).get("op", family)
+
+
+def chosen_pair(a, b):
+    """Crossovers are computed between a linear mixer and attention, same direction."""
+    if direction(a) != direction(b):
+        return False
+    return (op_of(a) == "attention") != (op_of(b) == "attention")
 
 
 def crossovers(series, tie=0.05):
@@ -180,7 +229,7 @@ def crossovers(series, tie=0.05):
     fams = sorted(series)
     for i, a in enumerate(fams):
         for b in fams[i + 1:]:
-            if direction(a) != direction(b):
+            if not chosen_pair(a, b):
                 continue
             La, ya = series[a]
             Lb, yb = series[b]
@@ -231,44 +280,59 @@ def fmt_slope(v):
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def plot(data, fits, out_dir, what):
+def plot(data, fits, out_dir, what, ctx):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     key, ylabel, fname = {
-        "time": ("time", "wall time per call (s)", "time_vs_L.png"),
+        "time": ("time", "time per call (s)", "time_vs_L.png"),
         "peak": ("peak", "peak memory per call (MiB)", "memory_vs_L.png"),
     }[what]
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
-    ops = sorted({re.sub(r"_(fwd|bwd)$", "", f) for f in data})
+    scale = 1.0 / 2**20 if what == "peak" else 1.0
+    fig, ax = plt.subplots(figsize=(9.0, 6.0), dpi=120)
+    own = sorted(f for f in data if not META.get(f, {}).get("peer"))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    drew = False
-    for family in sorted(data):
+    greys = ["0.35", "0.55", "0.7", "0.45", "0.8"]
+    drew = []
+    for family in sorted(data, key=lambda f: (META.get(f, {}).get("peer", False), f)):
         Ls = sorted(data[family])
-        ys = [data[family][L][key] for L in Ls]
-        scale = 1.0 / 2**20 if what == "peak" else 1.0
-        pts = [(L, y * scale) for L, y in zip(Ls, ys) if y is not None and y > 0]
+        pts = [(L, data[family][L][key] * scale, (data[family][L].get("sd") or 0) * scale)
+               for L in Ls if data[family][L][key]]
         if not pts:
             continue
-        op = re.sub(r"_(fwd|bwd)$", "", family)
-        color = colors[ops.index(op) % len(colors)]
-        style = "--" if direction(family) == "bwd" else "-"
+        peer = META.get(family, {}).get("peer", False)
+        color = greys[sorted(set(data) - set(own)).index(family) % len(greys)] if peer else \
+            colors[own.index(family) % len(colors)]
+        style = "--" if direction(family) in ("bwd", "fwdbwd") else "-"
         slope = fits[family][what]
-        label = family + ("" if slope is None else f" (slope {slope:.2f})")
-        ax.loglog([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3.5,
-                  color=color, label=label)
-        drew = True
+        label = family + (" [peer]" if peer else "") + ("" if slope is None else f" (slope {slope:.2f})")
+        yerr = [p[2] for p in pts] if what == "time" else None
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, fmt=style, marker="o",
+                    ms=3, color=color, label=label, capsize=2, lw=1.2 if peer else 1.6)
+        drew.append(pts)
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    if drew:  # slope-1 and slope-2 guides through the geometric middle of the data
+        xs = [p[0] for pts in drew for p in pts]
+        ys = [p[1] for pts in drew for p in pts if p[1] > 0]
+        x0 = math.sqrt(min(xs) * max(xs))
+        y0 = math.exp(sum(math.log(y) for y in ys) / len(ys))
+        gx = [min(xs), max(xs)]
+        for k, ls in ((1, ":"), (2, "-.")):
+            ax.plot(gx, [y0 * (x / x0) ** k for x in gx], ls, color="0.6", lw=0.8,
+                    label=f"slope {k} guide")
     ax.set_xlabel("sequence length L")
     ax.set_ylabel(ylabel)
-    title = "CPU reference: time per call vs L" if what == "time" else \
-        "CPU reference: peak memory (tensors + scratch) vs L"
-    ax.set_title(title + "\nslopes fitted over the upper half of each L range", fontsize=10)
+    machine = ctx.get("gpu_name") or ctx.get("mb_cpu_model") or "?"
+    title = {"time": "time per call vs L", "peak": "peak memory (tensors + scratch) vs L"}[what]
+    ax.set_title(f"{title} -- {machine}, commit {ctx.get('mb_commit', '?')}\n"
+                 "median of the repetitions (bars: stddev); slopes fitted over the upper half "
+                 "of each L range", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     if drew:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=6.5, ncol=2)
     fig.tight_layout()
     path = os.path.join(out_dir, fname)
     fig.savefig(path)
@@ -332,7 +396,12 @@ def main(argv):
     fits, rows = summarize(data)
     time_x = crossovers(series_of(data, "time"), args.tie)
     mem_x = crossovers(series_of(data, "peak"), args.tie)
-    pngs = [plot(data, fits, out_dir, "time"), plot(data, fits, out_dir, "peak")]
+    ctx = {}
+    for _, doc in docs:  # the first file's context, filled in by the others
+        if isinstance(doc.get("context"), dict):
+            for k, v in doc["context"].items():
+                ctx.setdefault(k, v)
+    pngs = [plot(data, fits, out_dir, "time", ctx), plot(data, fits, out_dir, "peak", ctx)]
 
     note = ("slopes: least squares of log(time) and log(peak bytes) on log(L) over the upper "
             "half of each L range (L >= sqrt(Lmin*Lmax)); small L is overhead-dominated")
@@ -351,10 +420,13 @@ def main(argv):
         for line in mem_x:
             print("  " + line)
 
-    ctx = docs[0][1].get("context", {}) if isinstance(docs[0][1].get("context"), dict) else {}
-    md = ["# CPU scaling summary", ""]
-    facts = [(k, ctx.get(k)) for k in ("mb_commit", "mb_date_utc", "mb_hostname", "mb_cpu_model",
-                                        "num_cpus", "mb_compiler", "mb_build_type", "mb_settings")]
+    gpu = bool(ctx.get("gpu_name"))
+    md = ["# GPU scaling summary" if gpu else "# CPU scaling summary", ""]
+    keys = ("mb_commit", "mb_date_utc", "mb_hostname", "mb_cpu_model", "num_cpus", "mb_compiler",
+            "mb_build_type", "mb_settings")
+    if gpu:
+        keys += tuple(k for k in sorted(ctx) if k.startswith(("gpu_", "cuda_", "torch_")))
+    facts = [(k, ctx.get(k)) for k in keys]
     md += [f"- {k.replace('mb_', '')}: {v}" for k, v in facts if v is not None]
     md += [f"- inputs: {', '.join(os.path.basename(f) for f in files)}", "",
            f"Times are per call, the median of the repetitions where present. {note[0].upper()}{note[1:]}.",

@@ -12,6 +12,12 @@ environment variable MB_LIB, then <repo>/build/libmambabench.so.
     import mambabench as mb
     y, final_state = mb.selective_scan_fwd(u, delta, A, B, C, D=D, delta_softplus=True)
 
+    o, lse = mb.attention_fwd(q, k, v)            # k, v may have fewer heads (GQA)
+    y_t = mb.ssd_step(state, x_t, dt_t, A, B_t, C_t)   # one token, state in place
+
+Struct layouts are checked against the compiled library by
+tests/test_python_binding.py (STRUCTS below).
+
 A status other than MB_OK raises MambabenchError (status code, status string
 and mb_last_error()).
 """
@@ -66,7 +72,46 @@ class SsdGrads(ct.Structure):
 
 class AttentionParams(ct.Structure):
     _fields_ = [("batch", _i64), ("nheads", _i64), ("seqlen", _i64), ("headdim", _i64),
-                ("scale", ct.c_double), ("dtype", ct.c_int)]
+                ("scale", ct.c_double), ("dtype", ct.c_int), ("nheads_kv", _i64)]
+
+
+class AttentionInputs(ct.Structure):
+    _fields_ = [(n, _p) for n in ("q", "k", "v")]
+
+
+class AttentionGrads(ct.Structure):
+    _fields_ = [(n, _p) for n in ("dq", "dk", "dv")]
+
+
+class AttentionDecodeParams(ct.Structure):
+    _fields_ = [("batch", _i64), ("nheads", _i64), ("nheads_kv", _i64), ("headdim", _i64),
+                ("max_seqlen", _i64), ("scale", ct.c_double), ("dtype", ct.c_int)]
+
+
+class AttentionDecodeInputs(ct.Structure):
+    _fields_ = [("q", _p), ("k", _p), ("v", _p), ("seqlens", ct.POINTER(_i64))]
+
+
+class ImplInfo(ct.Structure):
+    _fields_ = [("name", ct.c_char_p), ("version", ct.c_int), ("is_default", ct.c_int),
+                ("dtypes", ct.c_uint), ("max_dstate", ct.c_int), ("headdims", ct.c_uint),
+                ("about", ct.c_char_p)]
+
+
+# every public struct, by its C name: tests/test_python_binding.py checks each
+# one's size and field offsets against what the compiler says (tests/struct_layout.c)
+STRUCTS = {
+    "mb_selective_scan_params": ScanParams, "mb_selective_scan_inputs": ScanInputs,
+    "mb_selective_scan_grads": ScanGrads, "mb_ssd_params": SsdParams,
+    "mb_ssd_inputs": SsdInputs, "mb_ssd_grads": SsdGrads,
+    "mb_attention_params": AttentionParams, "mb_attention_inputs": AttentionInputs,
+    "mb_attention_grads": AttentionGrads, "mb_attention_decode_params": AttentionDecodeParams,
+    "mb_attention_decode_inputs": AttentionDecodeInputs, "mb_impl_info": ImplInfo,
+}
+
+OPS = {"selective_scan": 0, "ssd": 1, "attention": 2}
+DIRECTIONS = {"fwd": 0, "bwd": 1, "step": 2, "decode": 3}
+BACKENDS = {"cpu": 0, "cuda": 1}
 
 
 class MambabenchError(RuntimeError):
@@ -110,13 +155,24 @@ def load(lib=None):
         "mb_selective_scan_bwd_cpu": [P(ScanParams), P(ScanInputs), _p, P(ScanGrads)],
         "mb_ssd_fwd_cpu": [P(SsdParams), P(SsdInputs), _p, _p],
         "mb_ssd_bwd_cpu": [P(SsdParams), P(SsdInputs), _p, _p, P(SsdGrads)],
-        "mb_attention_fwd_cpu": [P(AttentionParams), _p, _p, _p, _p, _p],
-        "mb_attention_bwd_cpu": [P(AttentionParams)] + [_p] * 9,
+        "mb_selective_scan_step_cpu": [P(ScanParams), P(ScanInputs), _p, _p],
+        "mb_ssd_step_cpu": [P(SsdParams), P(SsdInputs), _p, _p],
+        "mb_attention_fwd_cpu": [P(AttentionParams), P(AttentionInputs), _p, _p],
+        "mb_attention_bwd_cpu": [P(AttentionParams), P(AttentionInputs), _p, _p, _p,
+                                 P(AttentionGrads)],
+        "mb_attention_decode_cpu": [P(AttentionDecodeParams), P(AttentionDecodeInputs),
+                                    _p, _p],
+        "mb_impl_get": [ct.c_int, ct.c_int, ct.c_int, ct.c_int, P(ImplInfo)],
+        "mb_impl_select": [ct.c_int, ct.c_int, ct.c_int, ct.c_char_p],
     }
     for name, argtypes in sigs.items():
         f = getattr(L, name)
         f.restype = ct.c_int
         f.argtypes = argtypes
+    L.mb_impl_count.restype = ct.c_int
+    L.mb_impl_count.argtypes = [ct.c_int, ct.c_int, ct.c_int]
+    L.mb_impl_selected.restype = ct.c_char_p
+    L.mb_impl_selected.argtypes = [ct.c_int, ct.c_int, ct.c_int]
     _lib = L
     return L
 
@@ -279,37 +335,128 @@ def ssd_bwd(x, dt, A, B, C, dy, D=None, z=None, dt_bias=None, initial_state=None
 
 def _attn_setup(q, k, v, scale):
     ty = _dtype_of(q)
-    if np.ndim(q) != 4:
-        raise ValueError("q (B, H, L, d) expected")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        _arr(name, t, q.shape, ty)
+    if np.ndim(q) != 4 or np.ndim(k) != 4:
+        raise ValueError("q (B, H, L, d) and k, v (B, H_kv, L, d) expected")
     b, h, l, d = q.shape
-    return AttentionParams(b, h, l, d, float(scale or 0.0), _DTYPES[ty])
+    hkv = k.shape[1]
+    _arr("q", q, (b, h, l, d), ty)
+    _arr("k", k, (b, hkv, l, d), ty)
+    _arr("v", v, (b, hkv, l, d), ty)
+    params = AttentionParams(b, h, l, d, float(scale or 0.0), _DTYPES[ty], hkv)
+    return params, AttentionInputs(_ptr(q), _ptr(k), _ptr(v))
 
 
 def attention_fwd(q, k, v, scale=None):
-    """Causal attention forward. q, k, v: (B, H, L, d); scale None/0 means 1/sqrt(d).
+    """Causal attention forward. q: (B, H, L, d); k, v: (B, H_kv, L, d), H_kv dividing H
+    (grouped-query attention: head h reads K/V head h // (H / H_kv)); scale None/0 means
+    1/sqrt(d).
 
     Returns (o (B, H, L, d), lse (B, H, L)), lse_i = log sum_{j<=i} exp(scale q_i.k_j).
     """
-    params = _attn_setup(q, k, v, scale)
+    params, inputs = _attn_setup(q, k, v, scale)
     o = np.empty_like(q)
     lse = np.empty(q.shape[:3], dtype=q.dtype)
-    _call("mb_attention_fwd_cpu", ct.byref(params), _ptr(q), _ptr(k), _ptr(v), _ptr(o),
-          _ptr(lse))
+    _call("mb_attention_fwd_cpu", ct.byref(params), ct.byref(inputs), _ptr(o), _ptr(lse))
     return o, lse
 
 
 def attention_bwd(q, k, v, o, lse, dout, scale=None):
     """Causal attention backward. o, lse from attention_fwd; dout: (B, H, L, d).
 
-    Returns (dq, dk, dv), each (B, H, L, d).
+    Returns (dq (B, H, L, d), dk, dv (B, H_kv, L, d), summed over each head group).
     """
-    params = _attn_setup(q, k, v, scale)
+    params, inputs = _attn_setup(q, k, v, scale)
     _arr("o", o, q.shape, q.dtype)
     _arr("lse", lse, q.shape[:3], q.dtype)
     _arr("dout", dout, q.shape, q.dtype)
-    dq, dk, dv = np.empty_like(q), np.empty_like(q), np.empty_like(q)
-    _call("mb_attention_bwd_cpu", ct.byref(params), _ptr(q), _ptr(k), _ptr(v), _ptr(o),
-          _ptr(lse), _ptr(dout), _ptr(dq), _ptr(dk), _ptr(dv))
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    grads = AttentionGrads(_ptr(dq), _ptr(dk), _ptr(dv))
+    _call("mb_attention_bwd_cpu", ct.byref(params), ct.byref(inputs), _ptr(o), _ptr(lse),
+          _ptr(dout), ct.byref(grads))
     return dq, dk, dv
+
+
+def attention_decode(q, k, v, seqlens, scale=None):
+    """One query per sequence over a KV cache. q: (B, H, d); k, v: (B, H_kv, L_max, d);
+    seqlens: B ints in 1..L_max, sequence b attending to its first seqlens[b] positions.
+
+    Returns (o (B, H, d), lse (B, H)).
+    """
+    ty = _dtype_of(q)
+    if np.ndim(q) != 3 or np.ndim(k) != 4:
+        raise ValueError("q (B, H, d) and k, v (B, H_kv, L_max, d) expected")
+    b, h, d = q.shape
+    hkv, lmax = k.shape[1], k.shape[2]
+    _arr("q", q, (b, h, d), ty)
+    _arr("k", k, (b, hkv, lmax, d), ty)
+    _arr("v", v, (b, hkv, lmax, d), ty)
+    lens = np.ascontiguousarray(seqlens, dtype=np.int64)
+    if lens.shape != (b,):
+        raise ValueError(f"seqlens: shape {lens.shape}, expected ({b},)")
+    params = AttentionDecodeParams(b, h, hkv, d, lmax, float(scale or 0.0), _DTYPES[ty])
+    inputs = AttentionDecodeInputs(_ptr(q), _ptr(k), _ptr(v),
+                                   lens.ctypes.data_as(ct.POINTER(_i64)))
+    o = np.empty_like(q)
+    lse = np.empty((b, h), dtype=q.dtype)
+    _call("mb_attention_decode_cpu", ct.byref(params), ct.byref(inputs), _ptr(o), _ptr(lse))
+    return o, lse
+
+
+# ---------------------------------------------------------------------------
+# one-token steps (decoding)
+
+def selective_scan_step(state, u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                        delta_softplus=False):
+    """One token of the selective scan. state: (B, D, N), updated in place (h_{t-1} -> h_t);
+    u, delta, z: (B, D); B, C: (B, G, N); A: (D, N); D, delta_bias: (D). Returns y (B, D)."""
+    if np.ndim(u) != 2 or np.ndim(B) != 3:
+        raise ValueError("u (B, D) and B (B, G, N) expected")
+    params, inputs, _ = _scan_setup(u[..., None], delta[..., None], A, B[..., None],
+                                    C[..., None], D, None if z is None else z[..., None],
+                                    delta_bias, delta_softplus)
+    _arr("state", state, (params.batch, params.dim, params.dstate), u.dtype)
+    y = np.empty_like(u)
+    _call("mb_selective_scan_step_cpu", ct.byref(params), ct.byref(inputs), _ptr(state),
+          _ptr(y))
+    return y
+
+
+def ssd_step(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
+    """One token of SSD. state: (B, H, P, N), updated in place; x, z: (B, H, P); dt: (B, H);
+    B, C: (B, G, N); A, D, dt_bias: (H). Returns y (B, H, P)."""
+    if np.ndim(x) != 3 or np.ndim(B) != 3:
+        raise ValueError("x (B, H, P) and B (B, G, N) expected")
+    params, inputs, _ = _ssd_setup(x[:, None], dt[:, None], A, B[:, None], C[:, None], D,
+                                   None if z is None else z[:, None], dt_bias, None,
+                                   dt_softplus, 1, "chunked")
+    _arr("state", state, (params.batch, params.nheads, params.headdim, params.dstate), x.dtype)
+    y = np.empty_like(x)
+    _call("mb_ssd_step_cpu", ct.byref(params), ct.byref(inputs), _ptr(state), _ptr(y))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# implementations (the registry)
+
+def implementations(op, direction, backend="cpu"):
+    """The registered implementations of (op, direction, backend), as dicts."""
+    L = load()
+    key = (OPS[op], DIRECTIONS[direction], BACKENDS[backend])
+    out = []
+    for i in range(L.mb_impl_count(*key)):
+        info = ImplInfo()
+        _call("mb_impl_get", *key, i, ct.byref(info))
+        out.append({"name": info.name.decode(), "version": info.version,
+                    "is_default": bool(info.is_default), "dtypes": info.dtypes,
+                    "max_dstate": info.max_dstate, "headdims": info.headdims,
+                    "about": info.about.decode()})
+    return out
+
+
+def select_implementation(op, direction, backend="cpu", name=None):
+    """Select, for this thread, the implementation the entry point runs: a name ("v2"),
+    a version number, or None for the default. Returns the selected name."""
+    L = load()
+    key = (OPS[op], DIRECTIONS[direction], BACKENDS[backend])
+    _call("mb_impl_select", *key, None if name is None else str(name).encode())
+    return L.mb_impl_selected(*key).decode()

@@ -275,6 +275,9 @@ static mb_status validate_attention_common(const char* fn, const mb_attention_pa
     const int64_t ll[2] = {params->seqlen, params->seqlen};
     RETURN_IF_FAIL(check_tensor_size(fn, "q (B, H, L, d)", 4, bhld,
                                      mb_dtype_size(params->dtype)));
+    /* lse's param dtype can be wider than q's (bf16 q, fp32 lse, d = 1) */
+    RETURN_IF_FAIL(check_tensor_size(fn, "lse (B, H, L)", 3, bhld,
+                                     mb_dtype_size(mb_param_dtype(params->dtype))));
     RETURN_IF_FAIL(check_tensor_size(fn, "the scores (L, L)", 2, ll, 8));
     return check_scale(fn, params->scale);
 }
@@ -331,6 +334,11 @@ mb_status mb_validate_attention_decode(const char* fn, const mb_attention_decode
     const int64_t cache[4] = {params->batch, hkv, params->max_seqlen, params->headdim};
     RETURN_IF_FAIL(check_tensor_size(fn, "k (B, H_kv, L_max, d)", 4, cache,
                                      mb_dtype_size(params->dtype)));
+    /* q and o are (B, H, d), lse (B, H): with H_kv < H not bounded by the cache */
+    const int64_t bhd[3] = {params->batch, params->nheads, params->headdim};
+    RETURN_IF_FAIL(check_tensor_size(fn, "q (B, H, d)", 3, bhd, mb_dtype_size(params->dtype)));
+    RETURN_IF_FAIL(check_tensor_size(fn, "lse (B, H)", 2, bhd,
+                                     mb_dtype_size(mb_param_dtype(params->dtype))));
     RETURN_IF_FAIL(check_scale(fn, params->scale));
     return check_cache_lengths(fn, params, in->seqlens);
 }

@@ -130,22 +130,16 @@ static double loss_of(shape s, const double* q, const double* k, const double* v
     return loss;
 }
 
-/* Every element of x (one of q, k, v, perturbed in place and restored). */
-static void finite_differences(shape s, double* x, double* fd, const double* q,
-                               const double* k, const double* v, const double* dout,
-                               double* o_scratch) {
-    for (int64_t e = 0; e < numel(s); e++) {
-        const double saved = x[e];
-        const double h = TOL_FD_STEP * fmax(1.0, fabs(saved));
-        x[e] = saved + h;
-        const double up = x[e];
-        const double loss_up = loss_of(s, q, k, v, dout, o_scratch);
-        x[e] = saved - h;
-        const double down = x[e];
-        const double loss_down = loss_of(s, q, k, v, dout, o_scratch);
-        x[e] = saved;
-        fd[e] = (loss_up - loss_down) / (up - down);
-    }
+/* what the loss of tb_fd_gradient reads (one of q, k, v is perturbed) */
+typedef struct {
+    shape s;
+    const double *q, *k, *v, *dout;
+    double* o_scratch;
+} loss_ctx;
+
+static double loss_at(void* ctx) {
+    loss_ctx* c = ctx;
+    return loss_of(c->s, c->q, c->k, c->v, c->dout, c->o_scratch);
 }
 
 static void check_gradients_fd(shape s, uint64_t seed) {
@@ -164,8 +158,9 @@ static void check_gradients_fd(shape s, uint64_t seed) {
     const double* grads[3] = {dq, dk, dv};
     const char* names[3] = {"dq", "dk", "dv"};
     double *fd = zeros_f64(n), *o_scratch = zeros_f64(n);
+    loss_ctx ctx = {s, q, k, v, dout, o_scratch};
     for (int t = 0; t < 3; t++) {
-        finite_differences(s, inputs[t], fd, q, k, v, dout, o_scratch);
+        tb_fd_gradient(loss_at, &ctx, inputs[t], n, fd);
         char name[160];
         snprintf(name, sizeof name, "%s vs finite differences (B=%lld H=%lld L=%lld d=%lld "
                  "scale=%g)", names[t], (long long)s.B, (long long)s.H, (long long)s.L,
@@ -238,60 +233,12 @@ static void test_first_row_and_null_lse(void) {
 }
 
 // ----------------------------------------------------------------------------
-// canary-guarded buffers of any dtype
-
-#define CANARY_BYTES 64
-#define CANARY_BYTE 0xA5
-
-/* bytes of payload between two CANARY_BYTES guards; free with canary_free */
-static void* canary_alloc(size_t bytes) {
-    unsigned char* p = malloc(bytes + 2 * CANARY_BYTES);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    memset(p, CANARY_BYTE, bytes + 2 * CANARY_BYTES);
-    return p + CANARY_BYTES;
-}
-
-static void canary_free(void* payload) {
-    if (payload) free((unsigned char*)payload - CANARY_BYTES);
-}
-
-static int canary_intact(const void* payload, size_t bytes) {
-    const unsigned char* before = (const unsigned char*)payload - CANARY_BYTES;
-    const unsigned char* after = (const unsigned char*)payload + bytes;
-    for (size_t i = 0; i < CANARY_BYTES; i++)
-        if (before[i] != CANARY_BYTE || after[i] != CANARY_BYTE) return 0;
-    return 1;
-}
-
-/* n doubles stored as `dtype` (bf16 rounds to nearest even), canary-guarded */
-static void* to_dtype(const double* x, int64_t n, mb_dtype dtype) {
-    void* p = canary_alloc((size_t)n * mb_dtype_size(dtype));
-    for (int64_t i = 0; i < n; i++) {
-        if (dtype == MB_DTYPE_F64) ((double*)p)[i] = x[i];
-        if (dtype == MB_DTYPE_F32) ((float*)p)[i] = (float)x[i];
-        if (dtype == MB_DTYPE_BF16) ((uint16_t*)p)[i] = mb_bf16_from_f32((float)x[i]);
-    }
-    return p;
-}
-
-/* n elements of `dtype` back to fp64 (a fresh plain buffer) */
-static double* from_dtype(const void* p, int64_t n, mb_dtype dtype) {
-    double* x = zeros_f64(n);
-    for (int64_t i = 0; i < n; i++) {
-        if (dtype == MB_DTYPE_F64) x[i] = ((const double*)p)[i];
-        if (dtype == MB_DTYPE_F32) x[i] = ((const float*)p)[i];
-        if (dtype == MB_DTYPE_BF16) x[i] = mb_f32_from_bf16(((const uint16_t*)p)[i]);
-    }
-    return x;
-}
-
-// ----------------------------------------------------------------------------
 // dtype paths (and canaries around every output)
 
 /* `got` (stored as dtype) against `want` (fp64) */
 static void compare_stored(const char* what, mb_dtype dtype, const void* got,
                            const double* want, int64_t n, double rtol, double atol) {
-    double* got64 = from_dtype(got, n, dtype);
+    double* got64 = tb_unpack(got, n, dtype);
     char name[96];
     snprintf(name, sizeof name, "%s: %s vs f64", mb_dtype_name(dtype), what);
     expect_close_f64(name, got64, want, n, rtol, atol);
@@ -310,8 +257,9 @@ static void check_dtype_path(mb_dtype dtype, shape s, uint64_t seed, double rtol
     void* in[4];
     double* rounded[4];
     for (int t = 0; t < 4; t++) {
-        in[t] = to_dtype(x[t], n, dtype);
-        rounded[t] = from_dtype(in[t], n, dtype);
+        in[t] = tb_guarded_alloc((size_t)n * mb_dtype_size(dtype));
+        tb_pack_into(in[t], x[t], n, dtype);
+        rounded[t] = tb_unpack(in[t], n, dtype);
     }
 
     // fp64 reference on the rounded inputs
@@ -321,8 +269,8 @@ static void check_dtype_path(mb_dtype dtype, shape s, uint64_t seed, double rtol
     bwd_f64(s, rounded[0], rounded[1], rounded[2], o64, lse64, rounded[3], dq64, dk64, dv64);
 
     // the `dtype` path, every output between canaries
-    void *o = canary_alloc(act), *lse = canary_alloc(par);
-    void *dq = canary_alloc(act), *dk = canary_alloc(act), *dv = canary_alloc(act);
+    void *o = tb_guarded_alloc(act), *lse = tb_guarded_alloc(par);
+    void *dq = tb_guarded_alloc(act), *dk = tb_guarded_alloc(act), *dv = tb_guarded_alloc(act);
     mb_attention_params p = params_of(s, dtype);
     CHECK_OK(attn_fwd_cpu(&p, in[0], in[1], in[2], o, lse));
     CHECK_OK(attn_bwd_cpu(&p, in[0], in[1], in[2], o, lse, in[3], dq, dk, dv));
@@ -332,14 +280,14 @@ static void check_dtype_path(mb_dtype dtype, shape s, uint64_t seed, double rtol
     compare_stored("dq", dtype, dq, dq64, n, rtol, atol);
     compare_stored("dk", dtype, dk, dk64, n, rtol, atol);
     compare_stored("dv", dtype, dv, dv64, n, rtol, atol);
-    CHECK(canary_intact(o, act) && canary_intact(lse, par),
+    CHECK(tb_guards_intact(o, act) && tb_guards_intact(lse, par),
           "%s: the forward wrote outside o or lse", mb_dtype_name(dtype));
-    CHECK(canary_intact(dq, act) && canary_intact(dk, act) && canary_intact(dv, act),
+    CHECK(tb_guards_intact(dq, act) && tb_guards_intact(dk, act) && tb_guards_intact(dv, act),
           "%s: the backward wrote outside dq, dk or dv", mb_dtype_name(dtype));
 
-    for (int t = 0; t < 4; t++) free(x[t]), canary_free(in[t]), free(rounded[t]);
+    for (int t = 0; t < 4; t++) free(x[t]), tb_guarded_free(in[t]), free(rounded[t]);
     free(o64), free(lse64), free(dq64), free(dk64), free(dv64);
-    canary_free(o), canary_free(lse), canary_free(dq), canary_free(dk), canary_free(dv);
+    tb_guarded_free(o), tb_guarded_free(lse), tb_guarded_free(dq), tb_guarded_free(dk), tb_guarded_free(dv);
 }
 
 static void test_dtypes(void) {

@@ -13,7 +13,6 @@
 // ----------------------------------------------------------------------------
 // output buffers filled with a sentinel byte, checked after each refused call
 
-#define SENTINEL 0xA5
 #define BUF_BYTES 4096 /* larger than any valid tensor used below */
 
 enum { N_OUT = 10 };
@@ -21,14 +20,9 @@ static unsigned char out_bufs[N_OUT][BUF_BYTES];
 /* valid, random input storage: never read by a refused call, but real data */
 static double in_buf[BUF_BYTES / sizeof(double)];
 
-static void arm_outputs(void) { memset(out_bufs, SENTINEL, sizeof out_bufs); }
+static void arm_outputs(void) { tb_poison(out_bufs, sizeof out_bufs); }
 
-static bool outputs_untouched(void) {
-    for (int b = 0; b < N_OUT; b++)
-        for (int i = 0; i < BUF_BYTES; i++)
-            if (out_bufs[b][i] != SENTINEL) return false;
-    return true;
-}
+static bool outputs_untouched(void) { return tb_poisoned(out_bufs, 0, sizeof out_bufs); }
 
 /* One refused call: expected status, a message, nothing written. */
 static void expect_refused(const char* what, mb_status got, mb_status want) {
@@ -278,6 +272,131 @@ static void test_attention_bad_input(const char* backend, attn_fwd_fn fwd, attn_
 }
 
 // ----------------------------------------------------------------------------
+// the step and decode entry points, grouped-query K/V, NULL structs
+
+typedef struct {
+    mb_status (*scan_step)(const mb_selective_scan_params*, const mb_selective_scan_inputs*,
+                           void*, void*);
+    mb_status (*ssd_step)(const mb_ssd_params*, const mb_ssd_inputs*, void*, void*);
+    mb_status (*decode)(const mb_attention_decode_params*, const mb_attention_decode_inputs*,
+                        void*, void*);
+    mb_status (*attn_fwd)(const mb_attention_params*, const mb_attention_inputs*, void*, void*);
+    mb_status (*attn_bwd)(const mb_attention_params*, const mb_attention_inputs*, const void*,
+                          const void*, const void*, const mb_attention_grads*);
+} entries;
+
+static mb_status scan_step_cuda(const mb_selective_scan_params* p,
+                                const mb_selective_scan_inputs* in, void* state, void* y) {
+    return mb_selective_scan_step_cuda(p, in, state, y, NULL);
+}
+static mb_status ssd_step_cuda(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                               void* y) {
+    return mb_ssd_step_cuda(p, in, state, y, NULL);
+}
+static mb_status decode_cuda(const mb_attention_decode_params* p,
+                             const mb_attention_decode_inputs* in, void* o, void* lse) {
+    return mb_attention_decode_cuda(p, in, o, lse, NULL);
+}
+static mb_status attn_fwd_struct_cuda(const mb_attention_params* p,
+                                      const mb_attention_inputs* in, void* o, void* lse) {
+    return mb_attention_fwd_cuda(p, in, o, lse, NULL);
+}
+static mb_status attn_bwd_struct_cuda(const mb_attention_params* p,
+                                      const mb_attention_inputs* in, const void* o,
+                                      const void* lse, const void* dout,
+                                      const mb_attention_grads* g) {
+    return mb_attention_bwd_cuda(p, in, o, lse, dout, g, NULL);
+}
+
+static const entries cpu_entries = {mb_selective_scan_step_cpu, mb_ssd_step_cpu,
+                                    mb_attention_decode_cpu, mb_attention_fwd_cpu,
+                                    mb_attention_bwd_cpu};
+static const entries cuda_entries = {scan_step_cuda, ssd_step_cuda, decode_cuda,
+                                     attn_fwd_struct_cuda, attn_bwd_struct_cuda};
+
+/* label "<what> <backend>: <case>", outputs armed, the call, then the checks */
+#define REFUSED(what, call, want)                                                        \
+    do {                                                                                  \
+        char label_[160];                                                                 \
+        snprintf(label_, sizeof label_, "%s %s: %s", what, backend, #call);               \
+        arm_outputs();                                                                    \
+        expect_refused(label_, (call), (want));                                           \
+    } while (0)
+
+static void test_new_entry_points(const char* backend, const entries* e) {
+    // selective scan step: L must be 1
+    mb_selective_scan_params sp = scan_params();
+    mb_selective_scan_inputs sin = scan_inputs();
+    sp.seqlen = 5;
+    REFUSED("scan step seqlen 5", e->scan_step(&sp, &sin, out_bufs[0], out_bufs[1]),
+            MB_ERR_BAD_OPTION);
+    sp.seqlen = 1;
+    REFUSED("scan step", e->scan_step(&sp, &sin, NULL, out_bufs[1]), MB_ERR_NULL_POINTER);
+    REFUSED("scan step", e->scan_step(&sp, &sin, out_bufs[0], NULL), MB_ERR_NULL_POINTER);
+    REFUSED("scan step", e->scan_step(&sp, NULL, out_bufs[0], out_bufs[1]), MB_ERR_NULL_POINTER);
+    REFUSED("scan step", e->scan_step(NULL, &sin, out_bufs[0], out_bufs[1]), MB_ERR_NULL_POINTER);
+
+    // SSD step: L must be 1, no initial_state
+    mb_ssd_params dp = ssd_params();
+    mb_ssd_inputs din = ssd_inputs();
+    din.initial_state = NULL;
+    REFUSED("ssd step seqlen 5", e->ssd_step(&dp, &din, out_bufs[0], out_bufs[1]),
+            MB_ERR_BAD_OPTION);
+    dp.seqlen = 1;
+    din.initial_state = in_buf;
+    REFUSED("ssd step with initial_state", e->ssd_step(&dp, &din, out_bufs[0], out_bufs[1]),
+            MB_ERR_BAD_OPTION);
+    din.initial_state = NULL;
+    REFUSED("ssd step", e->ssd_step(&dp, &din, NULL, out_bufs[1]), MB_ERR_NULL_POINTER);
+    REFUSED("ssd step", e->ssd_step(&dp, NULL, out_bufs[0], out_bufs[1]), MB_ERR_NULL_POINTER);
+
+    // decode: every cache length in 1..L_max, H_kv divides H
+    mb_attention_decode_params ap = {.batch = 3, .nheads = 4, .nheads_kv = 2, .headdim = 4,
+                                     .max_seqlen = 6, .scale = 0.0, .dtype = MB_DTYPE_F32};
+    int64_t lens[3] = {2, 0, 6};
+    mb_attention_decode_inputs ain = {in_buf, in_buf, in_buf, lens};
+    REFUSED("decode length 0", e->decode(&ap, &ain, out_bufs[0], out_bufs[1]), MB_ERR_BAD_DIM);
+    lens[1] = 7;
+    REFUSED("decode length > max_seqlen", e->decode(&ap, &ain, out_bufs[0], out_bufs[1]),
+            MB_ERR_BAD_DIM);
+    lens[1] = 3;
+    ap.nheads_kv = 3;
+    REFUSED("decode nheads_kv 3 of 4", e->decode(&ap, &ain, out_bufs[0], out_bufs[1]),
+            MB_ERR_GROUPS);
+    ap.nheads_kv = -2;
+    REFUSED("decode nheads_kv -2", e->decode(&ap, &ain, out_bufs[0], out_bufs[1]), MB_ERR_GROUPS);
+    ap.nheads_kv = 2;
+    ain.seqlens = NULL;
+    REFUSED("decode", e->decode(&ap, &ain, out_bufs[0], out_bufs[1]), MB_ERR_NULL_POINTER);
+    ain.seqlens = lens;
+    REFUSED("decode", e->decode(&ap, NULL, out_bufs[0], out_bufs[1]), MB_ERR_NULL_POINTER);
+    REFUSED("decode", e->decode(&ap, &ain, NULL, out_bufs[1]), MB_ERR_NULL_POINTER);
+    ap.scale = NAN;
+    REFUSED("decode scale NaN", e->decode(&ap, &ain, out_bufs[0], out_bufs[1]),
+            MB_ERR_BAD_OPTION);
+
+    // attention: nheads_kv must divide nheads; NULL in / grads structs
+    mb_attention_params tp = attn_params();
+    mb_attention_inputs tin = {in_buf, in_buf, in_buf};
+    mb_attention_grads tg = {out_bufs[2], out_bufs[3], out_bufs[4]};
+    tp.nheads = 4, tp.nheads_kv = 3;
+    REFUSED("attention nheads_kv 3 of 4", e->attn_fwd(&tp, &tin, out_bufs[0], out_bufs[1]),
+            MB_ERR_GROUPS);
+    REFUSED("attention bwd nheads_kv 3 of 4",
+            e->attn_bwd(&tp, &tin, in_buf, in_buf, in_buf, &tg), MB_ERR_GROUPS);
+    tp.nheads_kv = 2;
+    REFUSED("attention fwd", e->attn_fwd(&tp, NULL, out_bufs[0], out_bufs[1]),
+            MB_ERR_NULL_POINTER);
+    REFUSED("attention bwd", e->attn_bwd(&tp, NULL, in_buf, in_buf, in_buf, &tg),
+            MB_ERR_NULL_POINTER);
+    REFUSED("attention bwd", e->attn_bwd(&tp, &tin, in_buf, in_buf, in_buf, NULL),
+            MB_ERR_NULL_POINTER);
+    tin.k = NULL;
+    REFUSED("attention fwd k NULL", e->attn_fwd(&tp, &tin, out_bufs[0], out_bufs[1]),
+            MB_ERR_NULL_POINTER);
+}
+
+// ----------------------------------------------------------------------------
 // a valid call after a refused one succeeds and clears the message
 
 static void test_error_cleared_by_success(void) {
@@ -309,6 +428,8 @@ int main(void) {
     test_ssd_bad_input("cuda", ssd_fwd_cuda, ssd_bwd_cuda);
     test_attention_bad_input("cpu", attn_fwd_cpu, attn_bwd_cpu);
     test_attention_bad_input("cuda", attn_fwd_cuda, attn_bwd_cuda);
+    test_new_entry_points("cpu", &cpu_entries);
+    test_new_entry_points("cuda", &cuda_entries);
     test_error_cleared_by_success();
     return test_main_result("test_bad_input");
 }

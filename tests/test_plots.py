@@ -4,9 +4,9 @@
 Run (ctest does): python3 tests/test_plots.py <source dir>
 
 tests/data/small_bench.json holds two synthetic families over L = 64..16384:
-  linear_fwd     time 1e-4 * L/64 s (+ 2 us), peak 1000 L bytes, median aggregates
+  selective_scan_fwd     time 1e-4 * L/64 s (+ 2 us), peak 1000 L bytes, median aggregates
                  (the raw repetitions are skewed, so only the median gives slope 1)
-  quadratic_fwd  time 1e-6 * (L/64)^2 s, peak 8 L^2 bytes, raw iterations only
+  attention_fwd  time 1e-6 * (L/64)^2 s, peak 8 L^2 bytes, raw iterations only
                  (symmetric noise: their mean gives slope 2), plus one failed run
 They cross at L = 6400. Also checks that two nearly equal noisy curves are not
 reported as crossing, and that bad input gives a non-zero exit. Skips (exit 0) when matplotlib is not importable.
@@ -54,7 +54,7 @@ def main():
         import matplotlib  # noqa: F401
     except ImportError:
         print("SKIP: matplotlib is not importable; plot_scaling.py not tested")
-        return 0
+        return 77  # ctest's SKIP_RETURN_CODE
     script = os.path.join(src, "plots", "plot_scaling.py")
     data = os.path.join(src, "tests", "data", "small_bench.json")
 
@@ -64,17 +64,17 @@ def main():
         check(r.returncode == 0, f"plot_scaling.py exits 0 on valid input (got {r.returncode}: "
               f"{r.stderr.strip()[-300:]})")
         print(r.stdout)
-        lin, quad = row_of(r.stdout, "linear_fwd"), row_of(r.stdout, "quadratic_fwd")
-        check(lin is not None and len(lin) >= 5, "summary row for linear_fwd printed")
-        check(quad is not None and len(quad) >= 5, "summary row for quadratic_fwd printed")
+        lin, quad = row_of(r.stdout, "selective_scan_fwd"), row_of(r.stdout, "attention_fwd")
+        check(lin is not None and len(lin) >= 5, "summary row for selective_scan_fwd printed")
+        check(quad is not None and len(quad) >= 5, "summary row for attention_fwd printed")
         if lin and len(lin) >= 5:
-            check(near(lin[3], 1.0, 0.05), f"linear_fwd time slope {lin[3]} within 0.05 of 1")
-            check(near(lin[4], 1.0, 0.05), f"linear_fwd memory slope {lin[4]} within 0.05 of 1")
-            check(lin[1] == "64..16384", f"linear_fwd L range {lin[1]}")
+            check(near(lin[3], 1.0, 0.05), f"selective_scan_fwd time slope {lin[3]} within 0.05 of 1")
+            check(near(lin[4], 1.0, 0.05), f"selective_scan_fwd memory slope {lin[4]} within 0.05 of 1")
+            check(lin[1] == "64..16384", f"selective_scan_fwd L range {lin[1]}")
         if quad and len(quad) >= 5:
-            check(near(quad[3], 2.0, 0.05), f"quadratic_fwd time slope {quad[3]} within 0.05 of 2")
-            check(near(quad[4], 2.0, 0.05), f"quadratic_fwd memory slope {quad[4]} within 0.05 of 2")
-            check(quad[1] == "64..16384", f"quadratic_fwd L range {quad[1]} (failed run ignored)")
+            check(near(quad[3], 2.0, 0.05), f"attention_fwd time slope {quad[3]} within 0.05 of 2")
+            check(near(quad[4], 2.0, 0.05), f"attention_fwd memory slope {quad[4]} within 0.05 of 2")
+            check(quad[1] == "64..16384", f"attention_fwd L range {quad[1]} (failed run ignored)")
         cross = [ln for ln in r.stdout.splitlines() if "cross at L ~" in ln]
         lx = None
         if cross:
@@ -97,15 +97,26 @@ def main():
         rows = []
         for k in range(8):
             L = 64 << k
-            for fam, wiggle in (("a_fwd", 1.0 + 0.03 * (k % 2)), ("b_fwd", 1.0 + 0.03 * ((k + 1) % 2))):
+            # typed rows (label fields): an SSD and an attention family, and a second
+            # linear mixer that crosses the SSD but is not a chosen pair with it
+            for fam, op, wiggle in (("a", "ssd", 1.0 + 0.03 * (k % 2)),
+                                    ("b", "attention", 1.0 + 0.03 * ((k + 1) % 2)),
+                                    ("c", "selective_scan", 4.0 / (k + 1))):
                 rows.append({"name": f"{fam}/L:{L}", "run_name": f"{fam}/L:{L}",
                              "run_type": "iteration", "iterations": 1, "real_time": L * wiggle,
-                             "cpu_time": L * wiggle, "time_unit": "ns", "peak_bytes": 8.0 * L})
+                             "cpu_time": L * wiggle, "time_unit": "ns", "peak_bytes": 8.0 * L,
+                             "label": f"op={op} dir=fwd backend=cpu impl={fam} dtype=f32"})
         with open(tied, "w") as f:
             json.dump({"context": {}, "benchmarks": rows}, f)
         r = run(script, "--out", os.path.join(tmp, "tied"), tied)
-        check(r.returncode == 0 and "cross at" not in r.stdout and "a_fwd vs b_fwd" in r.stdout,
+        pair = "attention_fwd_cpu_b vs ssd_fwd_cpu_a"
+        check(r.returncode == 0 and pair in r.stdout and f"{pair}: cross at" not in r.stdout,
               "noise between nearly equal curves is not reported as a crossing")
+        check("selective_scan_fwd_cpu_c vs ssd_fwd_cpu_a" not in r.stdout and
+              "ssd_fwd_cpu_a vs selective_scan_fwd_cpu_c" not in r.stdout,
+              "two linear mixers are not a chosen crossover pair")
+        check("attention_fwd_cpu_b vs selective_scan_fwd_cpu_c: cross at" in r.stdout,
+              "a linear mixer crossing attention is reported (typed label fields)")
 
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:

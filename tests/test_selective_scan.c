@@ -205,29 +205,25 @@ static double loss_of(const problem* pr, const double* dy, double* y_scratch) {
     return loss;
 }
 
-/* fd (n): d loss / d x[i] by central differences, step TOL_FD_STEP * max(1, |x|).
- * x (n) is one of pr's own arrays, perturbed in place and restored. */
-static void finite_difference(const problem* pr, const double* dy, double* x, int64_t n,
-                              double* fd) {
-    double* y = zeros_f64(n_bdl(pr));
-    for (int64_t i = 0; i < n; i++) {
-        double old = x[i];
-        double step = TOL_FD_STEP * fmax(1.0, fabs(old));
-        double xp = old + step, xm = old - step;
-        x[i] = xp;
-        double lp = loss_of(pr, dy, y);
-        x[i] = xm;
-        double lm = loss_of(pr, dy, y);
-        x[i] = old;
-        fd[i] = (lp - lm) / (xp - xm);
-    }
-    free(y);
+/* what the loss of tb_fd_gradient reads: the problem (one of whose arrays is
+ * perturbed), dy, and a y scratch */
+typedef struct {
+    const problem* pr;
+    const double* dy;
+    double* y;
+} loss_ctx;
+
+static double loss_at(void* ctx) {
+    loss_ctx* c = ctx;
+    return loss_of(c->pr, c->dy, c->y);
 }
 
 static void expect_grad(const config* c, const char* input, const problem* pr,
                         const double* dy, double* x, const double* grad, int64_t n) {
     double* fd = zeros_f64(n);
-    finite_difference(pr, dy, x, n, fd);
+    loss_ctx ctx = {pr, dy, zeros_f64(n_bdl(pr))};
+    tb_fd_gradient(loss_at, &ctx, x, n, fd);
+    free(ctx.y);
     char what[160];
     snprintf(what, sizeof what, "%s: d%s vs finite differences", c->name, input);
     expect_close_f64(what, grad, fd, n, TOL_FD_RTOL, TOL_FD_ATOL);
@@ -398,48 +394,10 @@ static void test_extreme_delta(void) {
 // ----------------------------------------------------------------------------
 // fp32 and bf16 storage vs the fp64 path on the same rounded inputs
 
-static double round_to(double x, mb_dtype dtype) {
-    if (dtype == MB_DTYPE_BF16) return mb_f32_from_bf16(mb_bf16_from_f32((float)x));
-    if (dtype == MB_DTYPE_F32) return (float)x;
-    return x;
-}
-
-static void round_array(double* x, int64_t n, mb_dtype dtype) {
-    for (int64_t i = 0; x && i < n; i++) x[i] = round_to(x[i], dtype);
-}
-
-/* n doubles stored as `dtype` in a new buffer (NULL for NULL); caller frees. */
-static void* to_storage(const double* x, int64_t n, mb_dtype dtype) {
-    if (!x) return NULL;
-    if (dtype == MB_DTYPE_F64) return copy_f64(x, n);
-    if (dtype == MB_DTYPE_F32) return to_f32(x, n);
-    uint16_t* p = malloc((size_t)n * sizeof(uint16_t));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (int64_t i = 0; i < n; i++) p[i] = mb_bf16_from_f32((float)x[i]);
-    return p;
-}
-
-static void* alloc_storage(int64_t n, mb_dtype dtype) {
-    void* p = calloc((size_t)n, mb_dtype_size(dtype));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-
-/* n elements of `dtype` at src -> a new fp64 array; caller frees. */
-static double* from_storage(const void* src, int64_t n, mb_dtype dtype) {
-    double* p = zeros_f64(n);
-    for (int64_t i = 0; i < n; i++) {
-        if (dtype == MB_DTYPE_F64) p[i] = ((const double*)src)[i];
-        else if (dtype == MB_DTYPE_F32) p[i] = ((const float*)src)[i];
-        else p[i] = mb_f32_from_bf16(((const uint16_t*)src)[i]);
-    }
-    return p;
-}
-
 /* Compare a stored output of `dtype` against the fp64 one. */
 static void expect_stored(const char* what, const void* got, mb_dtype dtype, const double* want,
                           int64_t n, double rtol, double atol) {
-    double* g = from_storage(got, n, dtype);
+    double* g = tb_unpack(got, n, dtype);
     expect_close_f64(what, g, want, n, rtol, atol);
     free(g);
 }
@@ -452,14 +410,14 @@ static void check_dtype_forward(const problem* pr, mb_dtype act, double rtol, do
     CHECK_OK(mb_selective_scan_fwd_cpu(&pr->p, &in64, y64, fs64));
     mb_selective_scan_params p = pr->p;
     p.dtype = act;
-    void* bufs[8] = {to_storage(pr->u, n_bdl(pr), act), to_storage(pr->delta, n_bdl(pr), act),
-                     to_storage(pr->A, n_dn(pr), par), to_storage(pr->Bm, n_bgnl(pr), act),
-                     to_storage(pr->Cm, n_bgnl(pr), act), to_storage(pr->Dv, p.dim, par),
-                     to_storage(pr->z, n_bdl(pr), act), to_storage(pr->bias, p.dim, par)};
+    void* bufs[8] = {tb_pack(pr->u, n_bdl(pr), act), tb_pack(pr->delta, n_bdl(pr), act),
+                     tb_pack(pr->A, n_dn(pr), par), tb_pack(pr->Bm, n_bgnl(pr), act),
+                     tb_pack(pr->Cm, n_bgnl(pr), act), tb_pack(pr->Dv, p.dim, par),
+                     tb_pack(pr->z, n_bdl(pr), act), tb_pack(pr->bias, p.dim, par)};
     mb_selective_scan_inputs in = {bufs[0], bufs[1], bufs[2], bufs[3],
                                    bufs[4], bufs[5], bufs[6], bufs[7]};
-    void* y = alloc_storage(n_bdl(pr), act);
-    void* fs = alloc_storage(n_bdn(pr), par);
+    void* y = tb_guarded_alloc((size_t)n_bdl(pr) * mb_dtype_size(act));
+    void* fs = tb_guarded_alloc((size_t)n_bdn(pr) * mb_dtype_size(par));
     CHECK_OK(mb_selective_scan_fwd_cpu(&p, &in, y, fs));
     char what[96];
     snprintf(what, sizeof what, "%s storage: y vs f64", mb_dtype_name(act));
@@ -467,8 +425,8 @@ static void check_dtype_forward(const problem* pr, mb_dtype act, double rtol, do
     snprintf(what, sizeof what, "%s storage: final_state vs f64", mb_dtype_name(act));
     expect_stored(what, fs, par, fs64, n_bdn(pr), rtol, atol);
     for (int i = 0; i < 8; i++) free(bufs[i]);
-    free(y);
-    free(fs);
+    tb_guarded_free(y);
+    tb_guarded_free(fs);
     free(y64);
     free(fs64);
 }
@@ -482,11 +440,11 @@ static void check_dtype_backward(const problem* pr, const double* dy, mb_dtype a
     CHECK_OK(mb_selective_scan_bwd_cpu(&pr->p, &in64, dy, &out64));
     mb_selective_scan_params p = pr->p;
     p.dtype = act;
-    void* bufs[9] = {to_storage(pr->u, n_bdl(pr), act), to_storage(pr->delta, n_bdl(pr), act),
-                     to_storage(pr->A, n_dn(pr), par), to_storage(pr->Bm, n_bgnl(pr), act),
-                     to_storage(pr->Cm, n_bgnl(pr), act), to_storage(pr->Dv, p.dim, par),
-                     to_storage(pr->z, n_bdl(pr), act), to_storage(pr->bias, p.dim, par),
-                     to_storage(dy, n_bdl(pr), act)};
+    void* bufs[9] = {tb_pack(pr->u, n_bdl(pr), act), tb_pack(pr->delta, n_bdl(pr), act),
+                     tb_pack(pr->A, n_dn(pr), par), tb_pack(pr->Bm, n_bgnl(pr), act),
+                     tb_pack(pr->Cm, n_bgnl(pr), act), tb_pack(pr->Dv, p.dim, par),
+                     tb_pack(pr->z, n_bdl(pr), act), tb_pack(pr->bias, p.dim, par),
+                     tb_pack(dy, n_bdl(pr), act)};
     mb_selective_scan_inputs in = {bufs[0], bufs[1], bufs[2], bufs[3],
                                    bufs[4], bufs[5], bufs[6], bufs[7]};
     struct { const char* name; const double* want; int64_t n; mb_dtype dt; void* got; } gs[8] = {
@@ -495,7 +453,7 @@ static void check_dtype_backward(const problem* pr, const double* dy, mb_dtype a
         {"dC", g64.dC, n_bgnl(pr), act, NULL},   {"dD", g64.dD, p.dim, par, NULL},
         {"dz", g64.dz, n_bdl(pr), act, NULL},    {"ddelta_bias", g64.dbias, p.dim, par, NULL}};
     for (int i = 0; i < 8; i++)
-        if (gs[i].want) gs[i].got = alloc_storage(gs[i].n, gs[i].dt);
+        if (gs[i].want) gs[i].got = tb_guarded_alloc((size_t)gs[i].n * mb_dtype_size(gs[i].dt));
     mb_selective_scan_grads out = {gs[0].got, gs[1].got, gs[2].got, gs[3].got,
                                    gs[4].got, gs[5].got, gs[6].got, gs[7].got};
     CHECK_OK(mb_selective_scan_bwd_cpu(&p, &in, bufs[8], &out));
@@ -504,7 +462,7 @@ static void check_dtype_backward(const problem* pr, const double* dy, mb_dtype a
         char what[96];
         snprintf(what, sizeof what, "%s storage: %s vs f64", mb_dtype_name(act), gs[i].name);
         expect_stored(what, gs[i].got, gs[i].dt, gs[i].want, gs[i].n, rtol, atol);
-        free(gs[i].got);
+        tb_guarded_free(gs[i].got);
     }
     for (int i = 0; i < 9; i++) free(bufs[i]);
     free_grads(&g64);
@@ -517,16 +475,16 @@ static void check_dtype_path(mb_dtype act, double rtol, double atol, uint64_t se
     rng_seed(seed);
     problem pr = make_problem(&c);
     mb_dtype par = mb_param_dtype(act);
-    round_array(pr.u, n_bdl(&pr), act);
-    round_array(pr.delta, n_bdl(&pr), act);
-    round_array(pr.Bm, n_bgnl(&pr), act);
-    round_array(pr.Cm, n_bgnl(&pr), act);
-    round_array(pr.z, n_bdl(&pr), act);
-    round_array(pr.A, n_dn(&pr), par);
-    round_array(pr.Dv, c.D, par);
-    round_array(pr.bias, c.D, par);
+    tb_round_array(pr.u, n_bdl(&pr), act);
+    tb_round_array(pr.delta, n_bdl(&pr), act);
+    tb_round_array(pr.Bm, n_bgnl(&pr), act);
+    tb_round_array(pr.Cm, n_bgnl(&pr), act);
+    tb_round_array(pr.z, n_bdl(&pr), act);
+    tb_round_array(pr.A, n_dn(&pr), par);
+    tb_round_array(pr.Dv, c.D, par);
+    tb_round_array(pr.bias, c.D, par);
     double* dy = rand_normal_f64(n_bdl(&pr), 1.0);
-    round_array(dy, n_bdl(&pr), act);
+    tb_round_array(dy, n_bdl(&pr), act);
     check_dtype_forward(&pr, act, rtol, atol);
     check_dtype_backward(&pr, dy, act, rtol, atol);
     free(dy);
@@ -541,24 +499,6 @@ static void test_dtype_paths(void) {
 // ----------------------------------------------------------------------------
 // what the reference writes: outputs only, within bounds, nothing on failure
 
-#define CANARY_BYTES 64
-#define CANARY_BYTE 0xA5
-
-/* `bytes` of output followed by CANARY_BYTES canary bytes; the output part is
- * filled with the canary too so a failing call can be checked for no writes. */
-static unsigned char* canaried(int64_t bytes) {
-    unsigned char* p = malloc((size_t)bytes + CANARY_BYTES);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    memset(p, CANARY_BYTE, (size_t)bytes + CANARY_BYTES);
-    return p;
-}
-
-static int canary_intact(const unsigned char* p, int64_t from, int64_t to) {
-    for (int64_t i = from; i < to; i++)
-        if (p[i] != CANARY_BYTE) return 0;
-    return 1;
-}
-
 /* Forward at `act` storage: tails of y and final_state untouched, inputs
  * untouched, final_state = NULL gives the same y. */
 static void check_forward_writes(mb_dtype act, uint64_t seed) {
@@ -568,10 +508,10 @@ static void check_forward_writes(mb_dtype act, uint64_t seed) {
     mb_dtype par = mb_param_dtype(act);
     mb_selective_scan_params p = pr.p;
     p.dtype = act;
-    void* bufs[8] = {to_storage(pr.u, n_bdl(&pr), act), to_storage(pr.delta, n_bdl(&pr), act),
-                     to_storage(pr.A, n_dn(&pr), par), to_storage(pr.Bm, n_bgnl(&pr), act),
-                     to_storage(pr.Cm, n_bgnl(&pr), act), to_storage(pr.Dv, c.D, par),
-                     to_storage(pr.z, n_bdl(&pr), act), to_storage(pr.bias, c.D, par)};
+    void* bufs[8] = {tb_pack(pr.u, n_bdl(&pr), act), tb_pack(pr.delta, n_bdl(&pr), act),
+                     tb_pack(pr.A, n_dn(&pr), par), tb_pack(pr.Bm, n_bgnl(&pr), act),
+                     tb_pack(pr.Cm, n_bgnl(&pr), act), tb_pack(pr.Dv, c.D, par),
+                     tb_pack(pr.z, n_bdl(&pr), act), tb_pack(pr.bias, c.D, par)};
     int64_t sizes[8] = {n_bdl(&pr), n_bdl(&pr), n_dn(&pr), n_bgnl(&pr),
                         n_bgnl(&pr), c.D, n_bdl(&pr), c.D};
     mb_dtype types[8] = {act, act, par, act, act, par, act, par};
@@ -586,14 +526,14 @@ static void check_forward_writes(mb_dtype act, uint64_t seed) {
                                    bufs[4], bufs[5], bufs[6], bufs[7]};
     int64_t y_bytes = n_bdl(&pr) * (int64_t)mb_dtype_size(act);
     int64_t fs_bytes = n_bdn(&pr) * (int64_t)mb_dtype_size(par);
-    unsigned char* y = canaried(y_bytes);
-    unsigned char* y2 = canaried(y_bytes);
-    unsigned char* fs = canaried(fs_bytes);
+    unsigned char* y = tb_guarded_alloc((size_t)y_bytes);
+    unsigned char* y2 = tb_guarded_alloc((size_t)y_bytes);
+    unsigned char* fs = tb_guarded_alloc((size_t)fs_bytes);
     CHECK_OK(mb_selective_scan_fwd_cpu(&p, &in, y, fs));
     CHECK(mb_last_error()[0] == '\0', "last error not cleared: %s", mb_last_error());
-    CHECK(canary_intact(y, y_bytes, y_bytes + CANARY_BYTES), "%s: wrote past y",
+    CHECK(tb_poisoned(y, (size_t)(y_bytes), (size_t)(y_bytes) + TB_GUARD_BYTES), "%s: wrote past y",
           mb_dtype_name(act));
-    CHECK(canary_intact(fs, fs_bytes, fs_bytes + CANARY_BYTES), "%s: wrote past final_state",
+    CHECK(tb_poisoned(fs, (size_t)(fs_bytes), (size_t)(fs_bytes) + TB_GUARD_BYTES), "%s: wrote past final_state",
           mb_dtype_name(act));
     for (int i = 0; i < 8; i++)
         CHECK(memcmp(copies[i], bufs[i], (size_t)sizes[i] * mb_dtype_size(types[i])) == 0,
@@ -601,15 +541,15 @@ static void check_forward_writes(mb_dtype act, uint64_t seed) {
     CHECK_OK(mb_selective_scan_fwd_cpu(&p, &in, y2, NULL));
     CHECK(memcmp(y, y2, (size_t)y_bytes) == 0, "%s: y differs with final_state = NULL",
           mb_dtype_name(act));
-    CHECK(canary_intact(y2, y_bytes, y_bytes + CANARY_BYTES), "%s: wrote past y (no state)",
+    CHECK(tb_poisoned(y2, (size_t)(y_bytes), (size_t)(y_bytes) + TB_GUARD_BYTES), "%s: wrote past y (no state)",
           mb_dtype_name(act));
     for (int i = 0; i < 8; i++) {
         free(bufs[i]);
         free(copies[i]);
     }
-    free(y);
-    free(y2);
-    free(fs);
+    tb_guarded_free(y);
+    tb_guarded_free(y2);
+    tb_guarded_free(fs);
     free_problem(&pr);
 }
 
@@ -628,12 +568,12 @@ static void check_backward_writes(uint64_t seed) {
     int64_t sizes[8] = {n_bdl(&pr), n_bdl(&pr), n_dn(&pr), n_bgnl(&pr),
                         n_bgnl(&pr), c.D, n_bdl(&pr), c.D};
     unsigned char* g[8];
-    for (int i = 0; i < 8; i++) g[i] = canaried(sizes[i] * 8);
+    for (int i = 0; i < 8; i++) g[i] = tb_guarded_alloc((size_t)sizes[i] * 8);
     mb_selective_scan_inputs in = inputs_of(&pr);
     mb_selective_scan_grads out = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
     CHECK_OK(mb_selective_scan_bwd_cpu(&pr.p, &in, dy, &out));
     for (int i = 0; i < 8; i++)
-        CHECK(canary_intact(g[i], sizes[i] * 8, sizes[i] * 8 + CANARY_BYTES),
+        CHECK(tb_poisoned(g[i], (size_t)(sizes[i] * 8), (size_t)(sizes[i] * 8) + TB_GUARD_BYTES),
               "backward wrote past gradient %d", i);
     CHECK(memcmp(dy, dy_copy, (size_t)n_bdl(&pr) * 8) == 0, "backward modified dy");
     CHECK(memcmp(pr.u, copy.u, (size_t)n_bdl(&pr) * 8) == 0 &&
@@ -641,7 +581,7 @@ static void check_backward_writes(uint64_t seed) {
               memcmp(pr.Bm, copy.Bm, (size_t)n_bgnl(&pr) * 8) == 0 &&
               memcmp(pr.Cm, copy.Cm, (size_t)n_bgnl(&pr) * 8) == 0,
           "backward modified an input");
-    for (int i = 0; i < 8; i++) free(g[i]);
+    for (int i = 0; i < 8; i++) tb_guarded_free(g[i]);
     free(dy);
     free(dy_copy);
     free_problem(&copy);
@@ -655,8 +595,8 @@ static void check_failure_writes_nothing(uint64_t seed) {
     problem pr = make_problem(&c);
     mb_selective_scan_inputs in = inputs_of(&pr);
     int64_t y_bytes = n_bdl(&pr) * 8;
-    unsigned char* y = canaried(y_bytes);
-    unsigned char* fs = canaried(n_bdn(&pr) * 8);
+    unsigned char* y = tb_guarded_alloc((size_t)y_bytes);
+    unsigned char* fs = tb_guarded_alloc((size_t)n_bdn(&pr) * 8);
     mb_selective_scan_params bad = pr.p;
     bad.dstate = MB_MAX_DSTATE + 1;
     CHECK(mb_selective_scan_fwd_cpu(&bad, &in, y, fs) == MB_ERR_DSTATE_TOO_LARGE,
@@ -665,10 +605,10 @@ static void check_failure_writes_nothing(uint64_t seed) {
     bad.dtype = MB_DTYPE_F16;
     CHECK(mb_selective_scan_fwd_cpu(&bad, &in, y, fs) == MB_ERR_DTYPE, "f16 not refused");
     CHECK(mb_last_error()[0] != '\0', "no error message after a refused call");
-    CHECK(canary_intact(y, 0, y_bytes + CANARY_BYTES), "refused forward wrote y");
-    CHECK(canary_intact(fs, 0, n_bdn(&pr) * 8 + CANARY_BYTES), "refused forward wrote state");
+    CHECK(tb_poisoned(y, (size_t)(0), (size_t)(y_bytes) + TB_GUARD_BYTES), "refused forward wrote y");
+    CHECK(tb_poisoned(fs, 0, (size_t)n_bdn(&pr) * 8 + TB_GUARD_BYTES), "refused forward wrote state");
     /* backward: z given but dz missing */
-    unsigned char* du = canaried(y_bytes);
+    unsigned char* du = tb_guarded_alloc((size_t)y_bytes);
     double* dy = rand_normal_f64(n_bdl(&pr), 1.0);
     grads64 g = alloc_grads(&pr);
     mb_selective_scan_grads out = grads_of(&g);
@@ -676,12 +616,12 @@ static void check_failure_writes_nothing(uint64_t seed) {
     out.dz = NULL;
     CHECK(mb_selective_scan_bwd_cpu(&pr.p, &in, dy, &out) == MB_ERR_NULL_POINTER,
           "missing dz not refused");
-    CHECK(canary_intact(du, 0, y_bytes + CANARY_BYTES), "refused backward wrote du");
+    CHECK(tb_poisoned(du, (size_t)(0), (size_t)(y_bytes) + TB_GUARD_BYTES), "refused backward wrote du");
     free_grads(&g);
     free(dy);
-    free(du);
-    free(y);
-    free(fs);
+    tb_guarded_free(du);
+    tb_guarded_free(y);
+    tb_guarded_free(fs);
     free_problem(&pr);
 }
 

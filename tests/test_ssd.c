@@ -544,25 +544,16 @@ static double loss_of(const ssd_case* c, const double* dy, const double* dfs,
     return loss;
 }
 
-/* Central differences of the loss w.r.t. every element of v (a tensor of c),
- * step TOL_FD_STEP * max(1, |v_i|). */
-static void fd_gradient(const ssd_case* c, double* v, int64_t n, const double* dy,
-                        const double* dfs, double* out) {
-    double* y = zeros_f64(n_x(&c->p));
-    double* fs = zeros_f64(n_st(&c->p));
-    for (int64_t i = 0; i < n; i++) {
-        double orig = v[i];
-        double step = TOL_FD_STEP * fmax(1.0, fabs(orig));
-        double up = orig + step, down = orig - step;
-        v[i] = up;
-        double lp = loss_of(c, dy, dfs, y, fs);
-        v[i] = down;
-        double lm = loss_of(c, dy, dfs, y, fs);
-        v[i] = orig;
-        out[i] = (lp - lm) / (up - down);
-    }
-    free(y);
-    free(fs);
+/* what the loss of tb_fd_gradient reads (one tensor of c is perturbed) */
+typedef struct {
+    const ssd_case* c;
+    const double *dy, *dfs;
+    double *y, *fs; /* scratch */
+} loss_ctx;
+
+static double loss_at(void* ctx) {
+    loss_ctx* l = ctx;
+    return loss_of(l->c, l->dy, l->dfs, l->y, l->fs);
 }
 
 /* The analytic gradient of every input of c against finite differences. */
@@ -589,17 +580,18 @@ static void check_gradients(const char* label, ssd_case* c, int with_dfs) {
         {"z", c->z, n_x(p), gz, c->opts & OPT_Z},
         {"dt_bias", c->dt_bias, H, gbias, c->opts & OPT_BIAS},
         {"initial_state", c->h0, n_st(p), gh0, c->opts & OPT_H0}};
+    loss_ctx ctx = {c, dy, dfs, zeros_f64(n_x(p)), zeros_f64(n_st(p))};
     for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
         if (!t[k].present) continue;
         double* fd = zeros_f64(t[k].n);
-        fd_gradient(c, t[k].v, t[k].n, dy, dfs, fd);
+        tb_fd_gradient(loss_at, &ctx, t[k].v, t[k].n, fd);
         char what[160];
         snprintf(what, sizeof what, "%s: d%s vs finite differences", label, t[k].name);
         expect_close_f64(what, t[k].grad, fd, t[k].n, TOL_FD_RTOL, TOL_FD_ATOL);
         free(fd);
     }
     free(dy), free(dfs), free(gx), free(gdt), free(gA), free(gB), free(gC), free(gD), free(gz);
-    free(gbias), free(gh0);
+    free(gbias), free(gh0), free(ctx.y), free(ctx.fs);
 }
 
 static void test_gradients(void) {
@@ -734,38 +726,6 @@ static void test_edge_cases(void) {
 // ----------------------------------------------------------------------------
 // fp32 and bf16 storage against fp64 on the same rounded inputs
 
-static double round_to(double v, mb_dtype dtype) {
-    if (dtype == MB_DTYPE_F32) return (double)(float)v;
-    if (dtype == MB_DTYPE_BF16) return (double)mb_f32_from_bf16(mb_bf16_from_f32((float)v));
-    return v;
-}
-
-static void round_all(double* v, int64_t n, mb_dtype dtype) {
-    for (int64_t i = 0; i < n; i++) v[i] = round_to(v[i], dtype);
-}
-
-/* n doubles stored as `dtype` (exact when already rounded to it); caller frees. */
-static void* pack(const double* src, int64_t n, mb_dtype dtype) {
-    void* out = malloc((size_t)(n > 0 ? n : 1) * mb_dtype_size(dtype));
-    if (!out) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (int64_t i = 0; i < n; i++) {
-        if (dtype == MB_DTYPE_F32) ((float*)out)[i] = (float)src[i];
-        else if (dtype == MB_DTYPE_BF16) ((uint16_t*)out)[i] = mb_bf16_from_f32((float)src[i]);
-        else ((double*)out)[i] = src[i];
-    }
-    return out;
-}
-
-static double* unpack(const void* src, int64_t n, mb_dtype dtype) {
-    double* out = zeros_f64(n);
-    for (int64_t i = 0; i < n; i++) {
-        if (dtype == MB_DTYPE_F32) out[i] = ((const float*)src)[i];
-        else if (dtype == MB_DTYPE_BF16) out[i] = mb_f32_from_bf16(((const uint16_t*)src)[i]);
-        else out[i] = ((const double*)src)[i];
-    }
-    return out;
-}
-
 enum { T_X, T_DT, T_A, T_B, T_C, T_D, T_Z, T_BIAS, T_H0, T_COUNT };
 
 /* The nine tensors of an SSD call (inputs or gradients) in one table. */
@@ -791,8 +751,8 @@ static void check_dtype_path(mb_dtype dtype, double rtol, double atol) {
     double* vals[T_COUNT] = {c.x, c.dt, c.A, c.B, c.C, c.D, c.z, c.dt_bias, c.h0};
     void* packed[T_COUNT];
     for (int k = 0; k < T_COUNT; k++) {
-        round_all(vals[k], tt.n[k], tt.dtype[k]); /* the fp64 call sees the same inputs */
-        packed[k] = pack(vals[k], tt.n[k], tt.dtype[k]);
+        tb_round_array(vals[k], tt.n[k], tt.dtype[k]); /* the fp64 call sees the same inputs */
+        packed[k] = tb_pack(vals[k], tt.n[k], tt.dtype[k]);
     }
     mb_ssd_params pt = p;
     pt.dtype = dtype;
@@ -811,8 +771,8 @@ static void check_dtype_path(mb_dtype dtype, double rtol, double atol) {
         double* fs64 = zeros_f64(n_st(&p));
         CHECK_OK(mb_ssd_fwd_cpu(&pt, &in_t, y_t, fs_t));
         CHECK_OK(mb_ssd_fwd_cpu(&p, &in64, y64, fs64));
-        double* y_got = unpack(y_t, n_x(&p), dtype);
-        double* fs_got = unpack(fs_t, n_st(&p), MB_DTYPE_F32);
+        double* y_got = tb_unpack(y_t, n_x(&p), dtype);
+        double* fs_got = tb_unpack(fs_t, n_st(&p), MB_DTYPE_F32);
         snprintf(what, sizeof what, "%s %s: y vs f64", mb_dtype_name(dtype), form_name(forms[f]));
         expect_close_f64(what, y_got, y64, n_x(&p), rtol, atol);
         snprintf(what, sizeof what, "%s %s: final_state vs f64", mb_dtype_name(dtype),
@@ -824,10 +784,10 @@ static void check_dtype_path(mb_dtype dtype, double rtol, double atol) {
     // backward
     double* dy = rand_normal_f64(n_x(&p), 1.0);
     double* dfs = rand_normal_f64(n_st(&p), 1.0);
-    round_all(dy, n_x(&p), dtype);
-    round_all(dfs, n_st(&p), MB_DTYPE_F32);
-    void* dy_t = pack(dy, n_x(&p), dtype);
-    void* dfs_t = pack(dfs, n_st(&p), MB_DTYPE_F32);
+    tb_round_array(dy, n_x(&p), dtype);
+    tb_round_array(dfs, n_st(&p), MB_DTYPE_F32);
+    void* dy_t = tb_pack(dy, n_x(&p), dtype);
+    void* dfs_t = tb_pack(dfs, n_st(&p), MB_DTYPE_F32);
     void* g_t[T_COUNT];
     double* g64[T_COUNT];
     for (int k = 0; k < T_COUNT; k++) {
@@ -839,7 +799,7 @@ static void check_dtype_path(mb_dtype dtype, double rtol, double atol) {
     CHECK_OK(mb_ssd_bwd_cpu(&pt, &in_t, dy_t, dfs_t, &gt));
     CHECK_OK(mb_ssd_bwd_cpu(&p, &in64, dy, dfs, &g));
     for (int k = 0; k < T_COUNT; k++) {
-        double* got = unpack(g_t[k], tt.n[k], tt.dtype[k]);
+        double* got = tb_unpack(g_t[k], tt.n[k], tt.dtype[k]);
         snprintf(what, sizeof what, "%s backward: d%s vs f64", mb_dtype_name(dtype), tt.name[k]);
         expect_close_f64(what, got, g64[k], tt.n[k], rtol, atol);
         free(got), free(g_t[k]), free(g64[k]);
@@ -857,20 +817,7 @@ static void test_dtype_paths(void) {
 // ----------------------------------------------------------------------------
 // only the outputs are written; nothing on failure; gradients overwrite
 
-#define GUARD 16
-static const double SENTINEL = -7.25e33;
-
-static double* guarded(int64_t n) {
-    double* p = zeros_f64(n + GUARD);
-    for (int64_t i = 0; i < n + GUARD; i++) p[i] = SENTINEL;
-    return p;
-}
-
-static int untouched(const double* p, int64_t from, int64_t to) {
-    for (int64_t i = from; i < to; i++)
-        if (p[i] != SENTINEL) return 0;
-    return 1;
-}
+#define GUARD (TB_GUARD_BYTES / 8) /* doubles of the guard after each output */
 
 /* memcmp of every input of c against a saved copy */
 static int inputs_unchanged(const ssd_case* c, const ssd_case* saved) {
@@ -893,9 +840,9 @@ static void test_canary_fwd(void) {
     int64_t nx = n_x(&p), ns = n_st(&p);
     const mb_ssd_form forms[] = {MB_SSD_RECURRENT, MB_SSD_CHUNKED, MB_SSD_QUADRATIC};
     for (int f = 0; f < 3; f++) {
-        double *y = guarded(nx), *fs = guarded(ns), *y2 = guarded(nx);
+        double *y = tb_guarded_alloc((size_t)(nx) * 8), *fs = tb_guarded_alloc((size_t)(ns) * 8), *y2 = tb_guarded_alloc((size_t)(nx) * 8);
         CHECK_OK(run_fwd(&c, forms[f], 3, y, fs));
-        CHECK(untouched(y, nx, nx + GUARD) && untouched(fs, ns, ns + GUARD),
+        CHECK(tb_poisoned(y, (size_t)(nx) * 8, (size_t)(nx + GUARD) * 8) && tb_poisoned(fs, (size_t)(ns) * 8, (size_t)(ns + GUARD) * 8),
               "%s: wrote past y or final_state", form_name(forms[f]));
         CHECK(all_finite(y, nx) && all_finite(fs, ns), "%s: y or final_state not all written",
               form_name(forms[f]));
@@ -904,12 +851,12 @@ static void test_canary_fwd(void) {
         CHECK(mb_last_error()[0] == '\0', "a successful call left an error message");
         // final_state may be NULL; y is the same
         CHECK_OK(run_fwd(&c, forms[f], 3, y2, NULL));
-        CHECK(!memcmp(y, y2, (size_t)nx * 8) && untouched(y2, nx, nx + GUARD),
+        CHECK(!memcmp(y, y2, (size_t)nx * 8) && tb_poisoned(y2, (size_t)(nx) * 8, (size_t)(nx + GUARD) * 8),
               "%s: y differs when final_state is NULL", form_name(forms[f]));
-        free(y), free(fs), free(y2);
+        tb_guarded_free(y), tb_guarded_free(fs), tb_guarded_free(y2);
     }
     // refused calls write nothing
-    double *y = guarded(nx), *fs = guarded(ns);
+    double *y = tb_guarded_alloc((size_t)(nx) * 8), *fs = tb_guarded_alloc((size_t)(ns) * 8);
     CHECK(run_fwd(&c, MB_SSD_CHUNKED, 0, y, fs) == MB_ERR_BAD_DIM, "chunk_size 0 not refused");
     CHECK(run_fwd(&c, (mb_ssd_form)7, 4, y, fs) == MB_ERR_BAD_OPTION, "form 7 not refused");
     mb_ssd_params bad = p;
@@ -919,28 +866,25 @@ static void test_canary_fwd(void) {
     CHECK(mb_last_error()[0] != '\0', "a refused call left no message");
     in.x = NULL;
     CHECK(mb_ssd_fwd_cpu(&p, &in, y, fs) == MB_ERR_NULL_POINTER, "NULL x not refused");
-    CHECK(untouched(y, 0, nx + GUARD) && untouched(fs, 0, ns + GUARD),
+    CHECK(tb_poisoned(y, (size_t)(0) * 8, (size_t)(nx + GUARD) * 8) && tb_poisoned(fs, (size_t)(0) * 8, (size_t)(ns + GUARD) * 8),
           "a refused forward wrote its outputs");
-    free(y), free(fs);
+    tb_guarded_free(y), tb_guarded_free(fs);
     // fp32 outputs: 4-byte elements, nothing written past the end
     mb_ssd_params p32 = p;
     p32.dtype = MB_DTYPE_F32;
     tensor_table tt = table_of(&p, MB_DTYPE_F32);
     double* vals[T_COUNT] = {c.x, c.dt, c.A, c.B, c.C, c.D, c.z, c.dt_bias, c.h0};
     void* pk[T_COUNT];
-    for (int k = 0; k < T_COUNT; k++) pk[k] = pack(vals[k], tt.n[k], tt.dtype[k]);
+    for (int k = 0; k < T_COUNT; k++) pk[k] = tb_pack(vals[k], tt.n[k], tt.dtype[k]);
     mb_ssd_inputs in32 = {pk[0], pk[1], pk[2], pk[3], pk[4], pk[5], pk[6], pk[7], pk[8]};
-    float* y32 = malloc((size_t)(nx + GUARD) * sizeof(float));
-    float* fs32 = malloc((size_t)(ns + GUARD) * sizeof(float));
-    for (int64_t i = 0; i < nx + GUARD; i++) y32[i] = 1234.5f;
-    for (int64_t i = 0; i < ns + GUARD; i++) fs32[i] = 1234.5f;
+    float* y32 = tb_guarded_alloc((size_t)nx * sizeof(float));
+    float* fs32 = tb_guarded_alloc((size_t)ns * sizeof(float));
     CHECK_OK(mb_ssd_fwd_cpu(&p32, &in32, y32, fs32));
-    int ok = 1;
-    for (int64_t i = nx; i < nx + GUARD; i++) ok &= y32[i] == 1234.5f;
-    for (int64_t i = ns; i < ns + GUARD; i++) ok &= fs32[i] == 1234.5f;
-    CHECK(ok, "f32: wrote past y or final_state");
+    CHECK(tb_guards_intact(y32, (size_t)nx * sizeof(float)) &&
+              tb_guards_intact(fs32, (size_t)ns * sizeof(float)),
+          "f32: wrote past y or final_state");
     for (int k = 0; k < T_COUNT; k++) free(pk[k]);
-    free(y32), free(fs32);
+    tb_guarded_free(y32), tb_guarded_free(fs32);
     free_case(&c);
     free_case(&saved);
 }
@@ -956,8 +900,8 @@ static void test_canary_bwd(void) {
     double* dfs_copy = copy_f64(dfs, n_st(&p));
     double *g1[T_COUNT], *g2[T_COUNT];
     for (int k = 0; k < T_COUNT; k++) {
-        g1[k] = guarded(tt.n[k]);
-        g2[k] = guarded(tt.n[k]);
+        g1[k] = tb_guarded_alloc((size_t)(tt.n[k]) * 8);
+        g2[k] = tb_guarded_alloc((size_t)(tt.n[k]) * 8);
         for (int64_t i = 0; i < tt.n[k]; i++) g2[k][i] = 99.0 + (double)i; /* stale values */
     }
     mb_ssd_grads a = {g1[0], g1[1], g1[2], g1[3], g1[4], g1[5], g1[6], g1[7], g1[8]};
@@ -969,21 +913,21 @@ static void test_canary_bwd(void) {
     CHECK(mb_ssd_bwd_cpu(&p, &in, dy, dfs, &unpaired) == MB_ERR_NULL_POINTER,
           "D given without dD not refused");
     for (int k = 0; k < T_COUNT; k++)
-        CHECK(untouched(g1[k], 0, tt.n[k] + GUARD), "refused backward wrote d%s", tt.name[k]);
+        CHECK(tb_poisoned(g1[k], (size_t)(0) * 8, (size_t)(tt.n[k] + GUARD) * 8), "refused backward wrote d%s", tt.name[k]);
     // written, not accumulated; nothing past the ends; inputs untouched
     CHECK_OK(mb_ssd_bwd_cpu(&p, &in, dy, dfs, &a));
     CHECK_OK(mb_ssd_bwd_cpu(&p, &in, dy, dfs, &b));
     for (int k = 0; k < T_COUNT; k++) {
         CHECK(!memcmp(g1[k], g2[k], (size_t)tt.n[k] * 8),
               "d%s depends on the buffer's previous content", tt.name[k]);
-        CHECK(untouched(g1[k], tt.n[k], tt.n[k] + GUARD) &&
-                  untouched(g2[k], tt.n[k], tt.n[k] + GUARD),
+        CHECK(tb_poisoned(g1[k], (size_t)(tt.n[k]) * 8, (size_t)(tt.n[k] + GUARD) * 8) &&
+                  tb_poisoned(g2[k], (size_t)(tt.n[k]) * 8, (size_t)(tt.n[k] + GUARD) * 8),
               "wrote past d%s", tt.name[k]);
     }
     CHECK(inputs_unchanged(&c, &saved) && !memcmp(dy, dy_copy, (size_t)n_x(&p) * 8) &&
               !memcmp(dfs, dfs_copy, (size_t)n_st(&p) * 8),
           "the backward modified an input");
-    for (int k = 0; k < T_COUNT; k++) free(g1[k]), free(g2[k]);
+    for (int k = 0; k < T_COUNT; k++) tb_guarded_free(g1[k]), tb_guarded_free(g2[k]);
     free(dy), free(dfs), free(dy_copy), free(dfs_copy);
     free_case(&c);
     free_case(&saved);

@@ -3,15 +3,17 @@
  *
  *   CHECK(cond, fmt, ...)      count a failure (with file:line) when cond is false
  *   expect_close(...)          elementwise |a - b| <= atol + rtol * |b|, reporting the worst
- *   rng_*                      a seeded xorshift generator, fresh data per test, never zeros
+ *   problems.h                 the shared builders: the RNG, dtype pack/unpack, guarded
+ *                              outputs, finite differences, problems of each op
  *   test_main_result()         what main returns: 1 when any check failed
  *
- * Header-only (static functions) so each test is one self-contained executable.
+ * Header-only (static functions); problems.c is compiled into every test.
  */
 #ifndef MB_TESTING_H
 #define MB_TESTING_H
 
 #include "mambabench.h"
+#include "problems.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -48,67 +50,6 @@ static inline int test_main_result(const char* name) {
     }
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
-}
-
-// ----------------------------------------------------------------------------
-// random numbers (xorshift64*, seeded per test so failures reproduce)
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static inline void rng_seed(uint64_t seed) { rng_state = seed ? seed : 0x9E3779B97F4A7C15ull; }
-
-static inline uint64_t rng_u64(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-/* uniform in [lo, hi) */
-static inline double rng_uniform(double lo, double hi) {
-    return lo + (hi - lo) * (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* standard normal (Box-Muller) */
-static inline double rng_normal(void) {
-    double u1 = rng_uniform(1e-12, 1.0), u2 = rng_uniform(0.0, 1.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-/* n doubles, uniform in [lo, hi); caller frees */
-static inline double* rand_uniform_f64(int64_t n, double lo, double hi) {
-    double* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (int64_t i = 0; i < n; i++) p[i] = rng_uniform(lo, hi);
-    return p;
-}
-
-/* n doubles, normal * stddev; caller frees */
-static inline double* rand_normal_f64(int64_t n, double stddev) {
-    double* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (int64_t i = 0; i < n; i++) p[i] = stddev * rng_normal();
-    return p;
-}
-
-static inline double* zeros_f64(int64_t n) {
-    double* p = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    return p;
-}
-
-static inline double* copy_f64(const double* src, int64_t n) {
-    double* p = zeros_f64(n);
-    memcpy(p, src, (size_t)n * sizeof(double));
-    return p;
-}
-
-/* fp64 -> fp32 copy (for calling the API with MB_DTYPE_F32); caller frees */
-static inline float* to_f32(const double* src, int64_t n) {
-    float* p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
-    for (int64_t i = 0; i < n; i++) p[i] = (float)src[i];
-    return p;
 }
 
 // ----------------------------------------------------------------------------

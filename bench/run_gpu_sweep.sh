@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# run_gpu_sweep.sh -- the GPU sweep: every CUDA implementation of every op
+# (the bench binaries with --mb_gpu_only), the peers in the same run
+# (bench/peers.py: torch SDPA, a PyTorch scan loop, mamba_ssm where
+# importable), the SM clock sampled during the run, then plots and summary.
+#
+# Usage: bench/run_gpu_sweep.sh BUILD_DIR OUT_DIR
+# Environment: MB_BENCH_QUICK=1 (3 repetitions, L up to 16384: for iterating),
+# MB_BENCH_* of bench/bench_common.h, PYTHON (default python3).
+# Defaults: 10 repetitions per point, median reported with its spread.
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:?build dir}"
+out="${2:?out dir}"
+python="${PYTHON:-python3}"
+mkdir -p "$out"
+export MB_BENCH_GPU_ONLY=1
+export MB_BENCH_REPETITIONS="${MB_BENCH_REPETITIONS:-10}"
+export MB_BENCH_MIN_TIME="${MB_BENCH_MIN_TIME:-0.02}"
+if [[ "${MB_BENCH_QUICK:-0}" == 1 ]]; then
+  export MB_BENCH_REPETITIONS=3 MB_BENCH_LMAX="${MB_BENCH_LMAX:-16384}"
+fi
+
+# the SM and memory clocks, sampled every 500 ms while the sweep runs
+clocks="$out/clocks.csv"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,clocks.max.sm,temperature.gpu,power.draw \
+    --format=csv,noheader,nounits -lms 500 >"$clocks" 2>/dev/null &
+  sampler=$!
+fi
+
+start=$(date +%s)
+failed=()
+jsons=()
+for op in selective_scan ssd attention; do
+  bin="$build/bench_$op"
+  [[ -x "$bin" ]] || { failed+=("bench_$op (missing)"); continue; }
+  json="$out/$op.json"
+  echo "== bench_$op (CUDA implementations) -> $json" >&2
+  # the console shows the progress lines; the complete output goes to the log
+  "$bin" --benchmark_out="$json" --benchmark_out_format=json 2>&1 | tee "$out/$op.log" |
+    grep --line-buffered -E '^\[mb-bench|^bench:' >&2
+  [[ ${PIPESTATUS[0]} == 0 ]] || failed+=("bench_$op (see $out/$op.log)")
+  [[ -s "$json" ]] && jsons+=("$json")
+done
+
+echo "== bench/peers.py -> $out/peers.json" >&2
+if "$python" "$root/bench/peers.py" --out "$out/peers.json" ${MB_BENCH_QUICK:+--quick} \
+    2>&1 | tee "$out/peers.log" | grep -E '^\[peers' >&2; then
+  [[ -s "$out/peers.json" ]] && jsons+=("$out/peers.json")
+else
+  [[ -s "$out/peers.json" ]] && jsons+=("$out/peers.json")
+  echo "run_gpu_sweep: peers.py did not finish cleanly (see $out/peers.log)" >&2
+fi
+
+[[ -n "${sampler:-}" ]] && kill "$sampler" 2>/dev/null
+"$python" "$root/bench/add_clock_context.py" "$clocks" "${jsons[@]}" || failed+=("clock context")
+
+if ((${#jsons[@]} > 0)); then
+  "$python" "$root/plots/plot_scaling.py" --out "$out" "${jsons[@]}" >"$out/plots.log" 2>&1 ||
+    failed+=("plot_scaling.py (see $out/plots.log)")
+  "$python" "$root/plots/gpu_summary.py" "$out" >/dev/null || failed+=("gpu_summary.py")
+  tail -n 40 "$out/plots.log" >&2
+fi
+echo "run_gpu_sweep: wall time $(($(date +%s) - start)) s; results in $out" >&2
+if ((${#failed[@]} > 0)); then echo "run_gpu_sweep: FAILED: ${failed[*]}" >&2; exit 1; fi
