@@ -7,8 +7,8 @@
  * 0xFF bytes (NaN) before each run. The backward runs twice and must give
  * identical bytes. The step, token by token from a zero state, must equal the
  * full forward, on the GPU and on the CPU. One case has tensors of more than
- * 2^31 elements (checked on sampled channels). Skips (exit 0) without CUDA in
- * the build or without a GPU.
+ * 2^31 elements (checked on sampled channels). Skips (exit TB_SKIP, 77) without
+ * CUDA in the build or without a GPU.
  */
 #include "testing.h"
 #include "tolerances.h"
@@ -16,7 +16,7 @@
 #ifndef MB_HAVE_CUDA
 int main(void) {
     printf("test_cuda_selective_scan: SKIP: mambabench was built without CUDA\n");
-    return 0;
+    return TB_SKIP;
 }
 #else
 
@@ -402,7 +402,7 @@ static void run_big(int64_t N) {
 int main(int argc, char** argv) {
     if (mb_cuda_device_count() == 0) {
         printf("test_cuda_selective_scan: SKIP: no CUDA device on this machine\n");
-        return 0;
+        return TB_SKIP;
     }
     int small = argc > 1 && strcmp(argv[1], "--small") == 0; /* for compute-sanitizer */
     rng_seed(20261126);
