@@ -26,8 +26,8 @@ help:
 	@echo "make test-fast   build and run the tests once (build/), no sanitizers"
 	@echo "make test-asan   build and run the tests under ASan + UBSan (build-asan/)"
 	@echo "make fuzz        libFuzzer + ASan + UBSan on the public API for FUZZ_SECONDS (60) (build-fuzz/)"
-	@echo "make bench       build and run the benchmark sweep (JSON + plots; OUT=DIR, default build/results/<machine>)"
-	@echo "make bench-promote  copy a finished run (OUT=DIR) into the committed results/<machine>/"
+	@echo "make bench       build and run the benchmark sweep (JSON + plots; BENCH_OUT=DIR, default build/results/<machine>)"
+	@echo "make bench-promote  copy a finished run (BENCH_OUT=DIR) into the committed results/<machine>/"
 	@echo "make plots       redraw the plots and summaries from the JSON in results/"
 	@echo "make setup       install what the build needs (apt-get as root, pip), or say how"
 	@echo "make clean       remove build/, build-asan/ and build-fuzz/"
@@ -58,13 +58,13 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
-# OUT=DIR: where the run's JSON, plots and summary go (default build/results/<machine>)
+# BENCH_OUT=DIR: where the run's JSON, plots and summary go (default build/results/<machine>)
 bench: build
-	@scripts/bench.sh build $(OUT)
+	@scripts/bench.sh build $(BENCH_OUT)
 
 # copy a run into the committed results/<machine>/ (an explicit step: `make bench` never does)
 bench-promote:
-	@src=$${OUT:-build/results/$$(scripts/machine_slug.sh)}; dst=results/$$(basename $$src); \
+	@src=$${BENCH_OUT:-build/results/$$(scripts/machine_slug.sh)}; dst=results/$$(basename $$src); \
 	  test -s $$src/summary.md || { echo "bench-promote: no finished run in $$src"; exit 1; }; \
 	  mkdir -p $$dst && cp $$src/*.json $$src/*.png $$src/*.md $$dst/ && \
 	  cp $$src/*.log $$src/*.csv $$dst/ 2>/dev/null; echo "bench-promote: $$src -> $$dst"
