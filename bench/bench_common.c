@@ -288,11 +288,32 @@ gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin
     return bc_register_args(name, fn, user, "L", Ls, n, MB_BACKEND_CPU, big_o, probe);
 }
 
+/* The registry direction a row's dir names: fwd, fwd_noz, fwd_state -> fwd;
+ * bwd, fwdbwd -> bwd (the implementation named is the backward's); step; decode. */
+static mb_direction registry_direction(const char* dir) {
+    if (strncmp(dir, "step", 4) == 0) return MB_DIR_STEP;
+    if (strncmp(dir, "decode", 6) == 0) return MB_DIR_DECODE;
+    if (strstr(dir, "bwd")) return MB_DIR_BWD;
+    return MB_DIR_FWD;
+}
+
+/* 1 when impl is the default of (op, dir, backend). */
+static int is_default(mb_op op, const char* dir, mb_backend backend, const char* impl) {
+    mb_direction d = registry_direction(dir);
+    for (int i = 0; i < mb_impl_count(op, d, backend); i++) {
+        mb_impl_info info;
+        if (mb_impl_get(op, d, backend, i, &info) == MB_OK && strcmp(info.name, impl) == 0)
+            return info.is_default;
+    }
+    return 0;
+}
+
 void bc_set_fields(gb_state* st, mb_op op, const char* dir, mb_backend backend,
                    const char* impl, mb_dtype dtype, const char* extra) {
-    char label[256];
-    snprintf(label, sizeof label, "op=%s dir=%s backend=%s impl=%s dtype=%s%s%s",
-             mb_op_name(op), dir, mb_backend_name(backend), impl, mb_dtype_name(dtype),
+    char label[320];
+    snprintf(label, sizeof label, "op=%s dir=%s backend=%s impl=%s default=%d dtype=%s%s%s",
+             mb_op_name(op), dir, mb_backend_name(backend), impl,
+             is_default(op, dir, backend, impl), mb_dtype_name(dtype),
              extra && *extra ? " " : "", extra ? extra : "");
     gb_set_label(st, label);
 }

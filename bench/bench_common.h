@@ -156,8 +156,9 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
                            const int64_t* args, int nargs, mb_backend backend, gb_big_o big_o,
                            bc_probe_fn probe);
 
-/* "op=... dir=... backend=... impl=... dtype=..." + extra: the typed fields of a
- * row, set as its label (plots/plot_scaling.py groups by them, not by names). */
+/* "op=... dir=... backend=... impl=... default=0|1 dtype=..." + extra: the typed
+ * fields of a row, set as its label (plots/plot_scaling.py groups by them, not
+ * by names). default=1 when impl is its (op, direction, backend)'s default. */
 void bc_set_fields(gb_state* st, mb_op op, const char* dir, mb_backend backend,
                    const char* impl, mb_dtype dtype, const char* extra);
 

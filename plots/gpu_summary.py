@@ -23,6 +23,7 @@ import statistics
 import sys
 
 UNIT = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}  # -> ms
+DEFAULTS = set()
 
 
 def fields(label):
@@ -33,7 +34,8 @@ def fields(label):
 
 def medians(paths):
     """{(op, dir, backend, impl): {arg: ms}} from the median aggregates, and
-    {(...): {arg: cv}}; arg is L for L sweeps, else 'N:16' / 'B:8'."""
+    {(...): {arg: cv}}; arg is L for L sweeps, else 'N:16' / 'B:8'. DEFAULTS
+    collects the keys whose rows say default=1."""
     out, cvs = {}, {}
     for path in paths:
         try:
@@ -54,6 +56,8 @@ def medians(paths):
             if arg is None:
                 continue
             key = (f["op"], f["dir"], f.get("backend", ""), f.get("impl", ""))
+            if f.get("default") == "1":
+                DEFAULTS.add(key)
             if agg == "median":
                 out.setdefault(key, {})[arg] = float(b["real_time"]) * UNIT[b.get("time_unit", "ms")]
             else:
@@ -100,6 +104,23 @@ def table(title, ours, cvs, anchor, target):
     return lines + [""]
 
 
+def versions_table(title, keys, ours, anchor):
+    """One row per version: anchor time / our time at each argument."""
+    if not keys:
+        return []
+    args = sorted({a for k in keys for a in ours[k]}, key=lambda a: (isinstance(a, str), str(a).zfill(12)))
+    lines = [f"### {title}", "", "| version | " + " | ".join(str(a) for a in args) + " |",
+             "|---|" + "---|" * len(args)]
+    for k in sorted(keys, key=lambda k: (len(k[3]), k[3])):
+        cells = []
+        for a in args:
+            t, ref = ours[k].get(a), (anchor or {}).get(a)
+            cells.append("" if t is None else (f"{ref / t:.2f}x" if ref else fmt(t)))
+        mark = " (default)" if k in DEFAULTS else ""
+        lines.append(f"| {k[3]}{mark} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def scan_targets(kind):
     """The selective-scan issue's targets as minimum speed-ups over mamba_ssm."""
     if kind == "fwd":
@@ -130,31 +151,37 @@ def main(argv):
                  ("fwd_noz", "mamba1_scan_cuda_noz", "forward, no z", "fwd"),
                  ("fwdbwd", "fb_mamba1_scan_cuda", "forward + backward, with z", "fwdbwd"),
                  ("fwd_state", "state_mamba1_scan_cuda", "state size N at L 4096, no z", "state")]
-    for key in sorted(k for k in ours if k[0] == "selective_scan" and k[2] == "cuda"):
+    scan_keys = sorted(k for k in ours if k[0] == "selective_scan" and k[2] == "cuda")
+    for key in (k for k in scan_keys if k in DEFAULTS):
         for d, anchor_op, title, kind in scan_rows:
             if key[1] == d:
-                md += table(f"selective scan {title}: {key[3]}", ours[key], cvs.get(key, {}),
-                            anchors.get(anchor_op), scan_targets(kind))
-        if key[1] == "step":
-            t8 = ours[key].get("B:8")
-            md += [f"### selective scan one-token step: {key[3]}", "",
-                   "| batch | ms per step (cv) |", "|---|---|"]
-            md += [f"| {a} | {fmt(t)} ({cvs.get(key, {}).get(a, 0) * 100:.1f}%) |"
-                   for a, t in sorted(ours[key].items(), key=lambda x: int(x[0][2:]))]
-            verdict = "not measured" if t8 is None else (
-                "met" if t8 * 1e3 < 5.0 else f"MISSED ({t8 * 1e3:.2f} us)")
-            anchor8 = anchors.get("decode_mamba1_state_update", {})
-            ref = statistics.median(anchor8.values()) if anchor8 else None
-            md += ["", f"Target: under 5 us per token at batch 8: {verdict}. Triton "
-                   f"selective_state_update from Python (anchor, batch 8, median over contexts): "
-                   f"{fmt(ref)}.", ""]
+                md += table(f"selective scan {title}: {key[3]} (the default)", ours[key],
+                            cvs.get(key, {}), anchors.get(anchor_op), scan_targets(kind))
+    for d, anchor_op, title, _ in scan_rows:
+        md += versions_table(f"selective scan {title}: every version, speed-up over the "
+                             "anchor", [k for k in scan_keys if k[1] == d], ours,
+                             anchors.get(anchor_op))
+    for key in (k for k in scan_keys if k[1] == "step"):
+        t8 = ours[key].get("B:8")
+        mark = " (the default)" if key in DEFAULTS else ""
+        md += [f"### selective scan one-token step: {key[3]}{mark}", "",
+               "| batch | ms per step (cv) |", "|---|---|"]
+        md += [f"| {a} | {fmt(t)} ({cvs.get(key, {}).get(a, 0) * 100:.1f}%) |"
+               for a, t in sorted(ours[key].items(), key=lambda x: int(x[0][2:]))]
+        verdict = "not measured" if t8 is None else (
+            "met" if t8 * 1e3 < 5.0 else f"MISSED ({t8 * 1e3:.2f} us)")
+        anchor8 = anchors.get("decode_mamba1_state_update", {})
+        ref = statistics.median(anchor8.values()) if anchor8 else None
+        md += ["", f"Target: under 5 us per token at batch 8: {verdict}. Triton "
+               f"selective_state_update from Python (anchor, batch 8, median over contexts): "
+               f"{fmt(ref)}.", ""]
     peers = [k for k in ours if k[2] == "torch"]
     if peers:
         md += ["## Against the peers measured in this run", "",
                "| this project | peer | L | ours | peer | peer / ours |", "|---|---|---|---|---|---|"]
-        for mine in sorted(k for k in ours if k[2] == "cuda"):
+        for mine in sorted(k for k in ours if k[2] == "cuda" and (k in DEFAULTS or not DEFAULTS)):
             for peer in sorted(p for p in peers if p[0] == mine[0] and p[1] == mine[1]):
-                for L in sorted(set(ours[mine]) & set(ours[peer]), key=str):
+                for L in sorted(set(ours[mine]) & set(ours[peer]), key=lambda a: (str(type(a)), a)):
                     a, b = ours[mine][L], ours[peer][L]
                     md.append(f"| {'_'.join(mine)} | {peer[3]} | {L} | {fmt(a)} | {fmt(b)} | "
                               f"{b / a:.2f}x |")

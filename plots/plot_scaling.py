@@ -78,12 +78,17 @@ def family_of(name, label, meta):
     if f.get("op") and f.get("dir"):
         key = "_".join(f.get(k, "?") for k in ("op", "dir", "backend", "impl"))
         meta.setdefault(key, {"op": f["op"], "dir": f["dir"], "backend": f.get("backend", ""),
-                              "impl": f.get("impl", ""), "peer": f.get("peer") == "1"})
+                              "impl": f.get("impl", ""), "peer": f.get("peer") == "1",
+                              # rows without the field (older files) count as defaults
+                              "default": f.get("default", "1") == "1",
+                              "shape": " ".join(f"{k}={v}" for k, v in f.items()
+                                                if k in ("B", "D", "N", "G", "H", "P", "d",
+                                                         "chunk", "dtype"))})
         return key
     key = name.split("/")[0]
     m = re.fullmatch(r"(.*)_(fwd|bwd)", key)
     meta.setdefault(key, {"op": m.group(1) if m else key, "dir": m.group(2) if m else "",
-                          "backend": "cpu", "impl": "reference", "peer": False})
+                          "backend": "cpu", "impl": "reference", "peer": False, "default": True})
     return key
 
 
@@ -210,20 +215,28 @@ def op_of(family):
     return META.get(family, {}).get("op", family)
 
 
+def headline(family):
+    """Drawn in the main plots and compared for crossovers: defaults and peers."""
+    m = META.get(family, {})
+    return m.get("peer", False) or m.get("default", True)
+
+
 def chosen_pair(a, b):
-    """Crossovers are computed between a linear mixer and attention, same direction."""
-    if direction(a) != direction(b):
+    """Crossovers are computed between a linear mixer and attention, same direction,
+    default implementations and peers only."""
+    if direction(a) != direction(b) or not (headline(a) and headline(b)):
         return False
     return (op_of(a) == "attention") != (op_of(b) == "attention")
 
 
-def crossovers(series, tie=0.05):
+def crossovers(series, tie=0.05, points=None):
     """Crossings between every two families of the same direction.
 
     series: {family: (sorted Ls, ys)}. Points where the two curves are within
     `tie` (relative) of each other are treated as ties, not as crossings, so
     noise between two nearly equal curves does not make spurious crossings.
-    Returns a list of text lines."""
+    Returns a list of text lines; appends (a, b, L, y) of each crossing to
+    `points` when given (y: the curves' value there)."""
     lines = []
     band = math.log1p(tie)
     fams = sorted(series)
@@ -250,7 +263,10 @@ def crossovers(series, tie=0.05):
                 # the full sequence first leaves d[k0]'s sign
                 k = next(j for j in range(k0, k1) if d[j + 1] * d[k0] <= 0)
                 x0, x1 = math.log(pts[k]), math.log(pts[k + 1])
-                found.append((math.exp(x0 + (x1 - x0) * d[k] / (d[k] - d[k + 1])), d[k1]))
+                Lx = math.exp(x0 + (x1 - x0) * d[k] / (d[k] - d[k + 1]))
+                found.append((Lx, d[k1]))
+                if points is not None:
+                    points.append((a, b, Lx, math.exp(interp_log(La, ya, Lx))))
             for Lx, after in found:
                 below, above = (b, a) if after < 0 else (a, b)
                 lines.append(f"{a} vs {b}: cross at L ~ {Lx:.0f} "
@@ -280,16 +296,18 @@ def fmt_slope(v):
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def plot(data, fits, out_dir, what, ctx):
+def plot(data, fits, out_dir, what, ctx, fname=None, keep=headline, marks=()):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key, ylabel, fname = {
+    key, ylabel, default_name = {
         "time": ("time", "time per call (s)", "time_vs_L.png"),
         "peak": ("peak", "peak memory per call (MiB)", "memory_vs_L.png"),
     }[what]
+    fname = fname or default_name
+    data = {f: v for f, v in data.items() if keep(f)}
     scale = 1.0 / 2**20 if what == "peak" else 1.0
     fig, ax = plt.subplots(figsize=(9.0, 6.0), dpi=120)
     own = sorted(f for f in data if not META.get(f, {}).get("peer"))
@@ -323,11 +341,25 @@ def plot(data, fits, out_dir, what, ctx):
         for k, ls in ((1, ":"), (2, "-.")):
             ax.plot(gx, [y0 * (x / x0) ** k for x in gx], ls, color="0.6", lw=0.8,
                     label=f"slope {k} guide")
+    for a, b, Lx, y in marks:  # the crossovers of the families drawn
+        if a in data and b in data:
+            ax.plot([Lx], [y * scale], "kx", ms=9, mew=2, zorder=5)
+            ax.annotate(f"L~{Lx:.0f}", (Lx, y * scale), textcoords="offset points",
+                        xytext=(4, -11), fontsize=7)
     ax.set_xlabel("sequence length L")
     ax.set_ylabel(ylabel)
     machine = ctx.get("gpu_name") or ctx.get("mb_cpu_model") or "?"
     title = {"time": "time per call vs L", "peak": "peak memory (tensors + scratch) vs L"}[what]
+    if fname != default_name:
+        title = "every registered version: " + title
+    shapes = {}
+    for f in data:
+        m = META.get(f, {})
+        if m.get("shape") and not m.get("peer"):
+            shapes.setdefault(m["op"], m["shape"])
+    shape_line = "; ".join(f"{op}: {sh}" for op, sh in sorted(shapes.items()))
     ax.set_title(f"{title} -- {machine}, commit {ctx.get('mb_commit', '?')}\n"
+                 + (f"{shape_line}\n" if shape_line else "") +
                  "median of the repetitions (bars: stddev); slopes fitted over the upper half "
                  "of each L range", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
@@ -394,14 +426,19 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
 
     fits, rows = summarize(data)
-    time_x = crossovers(series_of(data, "time"), args.tie)
-    mem_x = crossovers(series_of(data, "peak"), args.tie)
+    time_pts, mem_pts = [], []
+    time_x = crossovers(series_of(data, "time"), args.tie, time_pts)
+    mem_x = crossovers(series_of(data, "peak"), args.tie, mem_pts)
     ctx = {}
     for _, doc in docs:  # the first file's context, filled in by the others
         if isinstance(doc.get("context"), dict):
             for k, v in doc["context"].items():
                 ctx.setdefault(k, v)
-    pngs = [plot(data, fits, out_dir, "time", ctx), plot(data, fits, out_dir, "peak", ctx)]
+    pngs = [plot(data, fits, out_dir, "time", ctx, marks=time_pts),
+            plot(data, fits, out_dir, "peak", ctx, marks=mem_pts)]
+    if any(not headline(f) for f in data):  # every version of every op, own kernels only
+        pngs.append(plot(data, fits, out_dir, "time", ctx, "versions_vs_L.png",
+                         keep=lambda f: not META.get(f, {}).get("peer", False)))
 
     note = ("slopes: least squares of log(time) and log(peak bytes) on log(L) over the upper "
             "half of each L range (L >= sqrt(Lmin*Lmax)); small L is overhead-dominated")
@@ -437,6 +474,9 @@ def main(argv):
     md += ["", "## Time crossovers", ""] + [f"- {x}" for x in time_x or ["none to compare"]]
     md += ["", "## Peak memory crossovers", ""] + [f"- {x}" for x in mem_x or ["none to compare"]]
     md += ["", "![time vs L](time_vs_L.png)", "", "![peak memory vs L](memory_vs_L.png)", ""]
+    if len(pngs) > 2:
+        md += ["Every registered version (the plots above show the defaults and the peers):", "",
+               "![every version, time vs L](versions_vs_L.png)", ""]
     md_path = os.path.join(out_dir, "summary.md")
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("\n".join(md))
