@@ -155,7 +155,7 @@ static void bm_attention(gb_state* st, void* user) {
              (long long)f->H, (long long)L, (long long)f->d);
     bc_set_fields(st, MB_OP_ATTENTION, f->dir, f->backend, f->impl, f->dtype, extra);
     bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
-    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes);
+    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes, cur.check.scratch_peak);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */

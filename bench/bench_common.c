@@ -521,7 +521,8 @@ void bc_report(gb_state* st, int64_t L, int64_t tokens, double flops, int64_t io
                    GB_COUNTER_BASE_1024);
 }
 
-void bc_report_gpu(gb_state* st, int64_t io_bytes) {
+void bc_report_gpu(gb_state* st, int64_t io_bytes, int64_t workspace_bytes) {
+    gb_set_counter(st, "extra_device_bytes", (double)workspace_bytes, GB_COUNTER_BASE_1024);
     double ceiling = bc_gpu_copy_ceiling();
     if (ceiling > 0.0)
         gb_set_counter(st, "pct_of_copy_ceiling", 100.0 * (double)io_bytes / ceiling,

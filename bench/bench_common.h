@@ -197,9 +197,11 @@ void bc_skip_status(gb_state* st, const char* what, mb_status status);
 void bc_report(gb_state* st, int64_t L, int64_t tokens, double flops, int64_t io_bytes,
                int64_t scratch_peak_bytes);
 
-/* GPU rows: pct_of_copy_ceiling, the compulsory traffic io_bytes per call as a
- * percentage of the measured device-to-device copy rate. */
-void bc_report_gpu(gb_state* st, int64_t io_bytes);
+/* GPU rows: extra_device_bytes, the peak workspace of the call (peak_bytes of
+ * bc_report is io_bytes + it, as bench/peers.py counts torch's), and
+ * pct_of_copy_ceiling, the compulsory traffic io_bytes per call as a percentage
+ * of the measured device-to-device copy rate. */
+void bc_report_gpu(gb_state* st, int64_t io_bytes, int64_t workspace_bytes);
 
 /* One progress line to stderr the first time (family, L) is seen in a row:
  * elapsed time, the case, the seconds of its untimed validating call and its

@@ -185,7 +185,7 @@ static void bm_scan(gb_state* st, void* user) {
     int64_t L = p->seqlen;
     bc_report(st, f->arg == 'L' ? L : arg, p->batch * L, scan_flops(f, p->batch, L, p->dstate),
               cur.pool.bytes, cur.check.scratch_peak);
-    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes);
+    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes, cur.check.scratch_peak);
 }
 
 /* bc_probe_fn: does the family run at its first argument? (one untimed call) */

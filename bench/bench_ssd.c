@@ -152,7 +152,7 @@ static void bm_ssd(gb_state* st, void* user) {
              (long long)f->G, (long long)f->Q);
     bc_set_fields(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra);
     bc_report(st, L, f->B * L, ssd_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
-    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes);
+    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes, cur.check.scratch_peak);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */

@@ -49,7 +49,7 @@ class Timer:
         l2 = getattr(props, "L2_cache_size", 50 * 2**20)
         self.flush = torch.empty(2 * l2, dtype=torch.uint8, device="cuda")
 
-    def time_ms(self, fn, warmup=3):
+    def time_ms(self, fn, warmup=5):
         """(list of ms per call, peak extra bytes of one call)"""
         torch = self.torch
         for _ in range(warmup):
@@ -72,11 +72,15 @@ class Timer:
         return times, peak
 
 
-def rows(name, label, L, times, peak, flops=None, tokens=None, io_bytes=None):
-    """Google Benchmark rows: one per repetition, then median/mean/stddev/cv."""
+def rows(name, label, L, times, extra, flops=None, tokens=None, io_bytes=0):
+    """Google Benchmark rows: one per repetition, then median/mean/stddev/cv.
+    peak_bytes = the inputs (io_bytes) + the call's peak allocation (its outputs
+    and workspace), as the C benchmarks count theirs (inputs + preallocated
+    outputs + workspace); extra_device_bytes = the call's allocation alone."""
     run = f"{name}/L:{L}/manual_time"
     out = []
-    counters = {"peak_bytes": float(peak)}
+    counters = {"peak_bytes": float(io_bytes + extra), "extra_device_bytes": float(extra),
+                "io_bytes": float(io_bytes)}
     for i, t in enumerate(times):
         r = {"name": run, "run_name": run, "run_type": "iteration", "repetitions": len(times),
              "repetition_index": i, "iterations": 1, "real_time": t, "cpu_time": t,
@@ -144,16 +148,21 @@ def attention_peers(torch, timer, quick):
                     dout = torch.randn(B, H, L, d, device="cuda", dtype=torch.bfloat16)
 
                     def fwd():
-                        with sdpa_kernel(backend):
-                            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
                     def fwdbwd():
                         o = fwd()
                         o.backward(dout)
 
-                    times, peak = timer.time_ms(fwd if direction == "fwd" else fwdbwd)
+                    # the backend is chosen once, outside the timed calls
+                    with sdpa_kernel(backend):
+                        times, extra = timer.time_ms(fwd if direction == "fwd" else fwdbwd)
                     flops = 2.0 * B * H * L * L * d * (1.0 if direction == "fwd" else 3.5)
-                    out += rows(name, label, L, times, peak, flops=flops, tokens=B * L)
+                    # the inputs q, k, v (+ dout) in bf16; torch allocates o (and dq,
+                    # dk, dv) inside the call, so they are in the extra bytes
+                    io = 2 * B * H * L * d * (3 if direction == "fwd" else 4)
+                    out += rows(name, label, L, times, extra, flops=flops, tokens=B * L,
+                                io_bytes=io)
                     log(f"{name:40s} L={L:<7d} {statistics.median(times):9.3f} ms")
                 except torch.cuda.OutOfMemoryError as e:
                     dead[direction] = True
@@ -185,6 +194,12 @@ def scan_inputs(torch, L, D=4096, N=16):
     return u, delta, A, Bm, Cm, Dv, z, bias
 
 
+def scan_io_bytes(L, D=4096, N=16):
+    """The inputs u, delta, z (1, D, L) and B, C (1, 1, N, L) in bf16 (torch
+    allocates y inside the call: it is in the extra bytes)."""
+    return 2 * (3 * D * L + 2 * N * L)
+
+
 def scan_loop(torch, u, delta, A, Bm, Cm, Dv, z, bias):
     """The recurrence as a PyTorch loop over L (what mamba_ssm's selective_scan_ref does)."""
     dt = torch.nn.functional.softplus(delta.float() + bias[None, :, None])  # (1, D, L)
@@ -213,17 +228,19 @@ def scan_peers(torch, timer, quick):
         u, delta, A, Bm, Cm, Dv, z, bias = args
         label = (f"op=selective_scan dir=fwd backend=torch impl=mamba_ssm dtype=bf16 B=1 D=4096 "
                  f"L={L} N=16 G=1 z=1 peer=1")
-        times, peak = timer.time_ms(lambda: selective_scan_fn(
+        times, extra = timer.time_ms(lambda: selective_scan_fn(
             u, delta, A, Bm, Cm, Dv, z=z, delta_bias=bias, delta_softplus=True))
-        out += rows("selective_scan_fwd_torch_mamba_ssm", label, L, times, peak, tokens=L)
+        out += rows("selective_scan_fwd_torch_mamba_ssm", label, L, times, extra, tokens=L,
+                    io_bytes=scan_io_bytes(L))
         log(f"selective_scan_fwd_torch_mamba_ssm L={L:<7d} {statistics.median(times):9.3f} ms")
     loop_timer = Timer(torch, 3)
     for L in (512, 1024, 2048):
         args = scan_inputs(torch, L)
         label = (f"op=selective_scan dir=fwd backend=torch impl=torch_loop dtype=bf16 B=1 D=4096 "
                  f"L={L} N=16 G=1 z=1 peer=1")
-        times, peak = loop_timer.time_ms(lambda: scan_loop(torch, *args), warmup=1)
-        out += rows("selective_scan_fwd_torch_torch_loop", label, L, times, peak, tokens=L)
+        times, extra = loop_timer.time_ms(lambda: scan_loop(torch, *args), warmup=1)
+        out += rows("selective_scan_fwd_torch_torch_loop", label, L, times, extra, tokens=L,
+                    io_bytes=scan_io_bytes(L))
         log(f"selective_scan_fwd_torch_torch_loop L={L:<7d} {statistics.median(times):9.3f} ms")
         args = None
         torch.cuda.empty_cache()
