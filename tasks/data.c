@@ -188,9 +188,14 @@ static void gen_string_copy(const task_config* c, task_rng* r, int32_t* x, int32
 
 void task_batch(const task_config* c, uint64_t seed, uint64_t index, int B,
                 int32_t* tokens, int32_t* targets) {
+    task_batch_from(c, seed, index, 0, B, tokens, targets);
+}
+
+void task_batch_from(const task_config* c, uint64_t seed, uint64_t index, int64_t first, int B,
+                     int32_t* tokens, int32_t* targets) {
     int L = c->len;
     for (int b = 0; b < B; b++) {
-        task_rng r = rng_seeded(seed, index, (uint64_t)b);
+        task_rng r = rng_seeded(seed, index, (uint64_t)(first + b));
         int32_t* x = tokens + (int64_t)b * L;
         int32_t* y = targets + (int64_t)b * L;
         for (int t = 0; t < L; t++) y[t] = TASK_IGNORE;

@@ -49,6 +49,9 @@ int task_check(const task_config* cfg, char* msg, int msg_size);
 void task_batch(const task_config* cfg, uint64_t seed, uint64_t index, int B,
                 int32_t* tokens,   /* (B, L) */
                 int32_t* targets); /* (B, L), TASK_IGNORE where not marked */
+/* Sequences first .. first+B-1 of the same batch (for evaluating a large set in chunks). */
+void task_batch_from(const task_config* cfg, uint64_t seed, uint64_t index, int64_t first, int B,
+                     int32_t* tokens, int32_t* targets);
 
 // ----------------------------------------------------------------------------
 // the random generator (splitmix64), shared by the model's initialisation
