@@ -110,20 +110,20 @@ static int parse_double(const char* flag, const char* s, double lo, int lo_open,
 }
 
 static int parse_lens(const char* s, options* o) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
     o->n_eval_lens = 0;
-    for (char* tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    for (const char* p = s;;) { /* split on ',' keeping empty fields (strtok would skip them) */
+        const char* comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[32];
+        snprintf(tok, sizeof tok, "%.*s", (int)(n < 31 ? n : 31), p);
         long v = 0;
         if (o->n_eval_lens == 64) { fprintf(stderr, "mambabench-train: at most 64 --eval-lens\n"); return -1; }
-        if (parse_long("--eval-lens", tok, 1, &v) || v > (1l << 24)) {
-            if (v > (1l << 24)) fprintf(stderr, "mambabench-train: --eval-lens %ld is over 2^24\n", v);
-            return -1;
-        }
+        if (n > 31 || parse_long("--eval-lens", tok, 1, &v)) return -1;
+        if (v > (1l << 24)) { fprintf(stderr, "mambabench-train: --eval-lens %ld is over 2^24\n", v); return -1; }
         o->eval_lens[o->n_eval_lens++] = (int)v;
+        if (!comma) return 0;
+        p = comma + 1;
     }
-    if (!o->n_eval_lens) { fprintf(stderr, "mambabench-train: --eval-lens is empty\n"); return -1; }
-    return 0;
 }
 
 static void set_defaults(options* o) {
