@@ -7,21 +7,23 @@ build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 train="$build/tasks/mambabench-train"
 mkdir -p "$here/logs"
+mkdir -p "$here/ckpt" # (not committed) to extend a run: --resume ckpt/NAME.ckpt --steps MORE
 run() { # run NAME ARGS...
   local name=$1; shift
   echo "== $name: $*"
-  "$train" "$@" --label "$name" --out "$here/$name.jsonl" --log-every 250 > "$here/logs/$name.log" 2>&1
+  "$train" "$@" --label "$name" --out "$here/$name.jsonl" --log-every 250 --save "$here/ckpt/$name.ckpt" \
+    > "$here/logs/$name.log" 2>&1
   grep -E "^step .*(/[0-9]+ )" "$here/logs/$name.log" | tail -1
 }
 rm -f "$here"/*.jsonl
 
-# copying (the control): fixed spacing, 8 tokens in length 64
+# copying (the control): fixed spacing, 4 tokens in length 64
 for m in mamba lti; do
-  run copy-$m --task copy --mixer $m --len 64 --n 8 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 64
+  run copy-$m --task copy --mixer $m --len 64 --n 4 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 64
 done
-# selective copying: 8 tokens at random positions in length 64
+# selective copying: 4 tokens at random positions in length 64
 for m in mamba lti mamba2; do
-  run selcopy-$m --task selective-copy --mixer $m --len 64 --n 8 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 64
+  run selcopy-$m --task selective-copy --mixer $m --len 64 --n 4 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 64
 done
 # induction heads, trained at 64, tested to 16x (attention) and 256x (Mamba, recurrent)
 for m in mha-abs mha-rope; do
@@ -29,5 +31,6 @@ for m in mha-abs mha-rope; do
       --eval-lens 32,128,256,512,1024 --eval-n 128
 done
 # Mamba: the committed checkpoint (same settings as the attention runs but lr 2e-3), evaluated
-run induction-mamba --resume "$here/../../tasks/testdata/induction_mamba_d32_L64.ckpt" --batch 32 --lr 2e-3 \
+cp "$here/../../tasks/testdata/induction_mamba_d32_L64.ckpt" "$here/ckpt/induction-mamba.ckpt"
+run induction-mamba --resume "$here/ckpt/induction-mamba.ckpt" --batch 32 --lr 2e-3 \
     --eval-lens 32,128,256,512,1024,4096,16384 --eval-n 128
