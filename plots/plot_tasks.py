@@ -116,7 +116,7 @@ def plot(rows, path):
             pts = sorted((n, r["accuracy"]) for (run, n), r in by.items() if run == name)
             r0 = next(r for r in rows if r["run"] == name)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                    label=f"{r0['model']} (trained at {r0['train_len']}, {r0.get('steps', '?')} steps)")
+                    label=f"{name}: {r0['model']} (trained at {r0['train_len']}, {max(r.get('steps', 0) for r in rows if r['run'] == name)} steps)")
         train_lens = {r["train_len"] for r in rows if r["task"] == task}
         for n in train_lens:
             ax.axvline(n, color="gray", linestyle=":", linewidth=1)

@@ -370,6 +370,13 @@ static void matmul_backward(float* dinp, int lddi, float* dw, const float* dout,
 // ----------------------------------------------------------------------------
 // embedding (+ sinusoidal positions): out (BT, C) = wte[tokens] (+ pe(t))
 
+/* The sinusoids have rms 1/sqrt(2); the token embeddings start at std 0.02
+ * (mamba_ssm's init). Added at full size, position drowns the token (2% of
+ * the normalised vector) and MHA-Abs stayed at chance on induction heads in
+ * 2000 steps where MHA-RoPE solved it; scaled to the embeddings' rms, the
+ * two start equal. */
+#define ABS_POS_SCALE (0.02f * 1.41421356f)
+
 static void embed_forward(float* out, const int32_t* tokens, const float* wte, int B, int T, int C,
                           int abs_pos) {
     for (int b = 0; b < B; b++)
@@ -377,10 +384,11 @@ static void embed_forward(float* out, const int32_t* tokens, const float* wte, i
             float* o = out + ((size_t)b * T + t) * C;
             memcpy(o, wte + (size_t)tokens[b * T + t] * C, sizeof(float) * C);
             if (!abs_pos) continue;
-            /* pe(t, 2i) = sin(t / 10000^(2i/C)), pe(t, 2i+1) = cos(...) */
+            /* pe(t, 2i) = sin(t / 10000^(2i/C)), pe(t, 2i+1) = cos(...), scaled to
+             * the token embeddings' initial rms (see ABS_POS_SCALE) */
             for (int i = 0; i < C; i++) {
                 double freq = pow(10000.0, -(double)(i - i % 2) / C);
-                o[i] += (float)(i % 2 ? cos(t * freq) : sin(t * freq));
+                o[i] += ABS_POS_SCALE * (float)(i % 2 ? cos(t * freq) : sin(t * freq));
             }
         }
 }

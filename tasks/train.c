@@ -447,16 +447,20 @@ static int eval_recurrent(const options* o, run* r, const task_config* tc, eval_
 
 static void write_json(const options* o, const run* r, const task_config* tc, const char* mode,
                        const eval_result* e, double maxdiff, int64_t agree, int compared) {
+    /* a resumed run knows its batch and lr only from the flags (null if not given) */
+    char batch[32] = "null", lr[32] = "null";
+    if (!o->resume || given(o, "--batch")) snprintf(batch, sizeof batch, "%d", o->batch);
+    if (!o->resume || given(o, "--lr")) snprintf(lr, sizeof lr, "%g", o->lr);
     char line[2048];
     int n = snprintf(line, sizeof line,
         "{\"model\": \"%s\", \"task\": \"%s\", \"train_len\": %d, \"len\": %d, \"mode\": \"%s\", "
         "\"accuracy\": %.6f, \"loss\": %.6f, \"n_marked\": %lld, \"n_seqs\": %lld, "
-        "\"steps\": %lld, \"batch\": %d, \"lr\": %g, \"wd\": %g, \"seed\": %llu, "
+        "\"steps\": %lld, \"batch\": %s, \"lr\": %s, \"wd\": %g, \"seed\": %llu, "
         "\"dim\": %d, \"layers\": %d, \"d_state\": %d, \"heads\": %d, \"vocab\": %d, \"n\": %d, "
         "\"params\": %zu, \"train_wall_s\": %.2f, \"train_tokens_per_s\": %.0f, \"eval_wall_s\": %.2f",
         mixer_name(r->h.model.mixer), task_name(tc->kind), r->h.len, tc->len, mode,
         e->marked ? (double)e->hit / e->marked : 0.0, e->marked ? e->loss_sum / e->marked : 0.0,
-        (long long)e->marked, (long long)e->nseq, (long long)r->h.step, o->batch, o->lr, o->wd,
+        (long long)e->marked, (long long)e->nseq, (long long)r->h.step, batch, lr, o->wd,
         (unsigned long long)r->h.seed, r->h.model.dim, r->h.model.layers,
         mixer_is_ssm(r->h.model.mixer) ? r->h.model.d_state : 0,
         r->h.model.mixer == MIXER_MAMBA || r->h.model.mixer == MIXER_LTI ? 0 : r->h.model.nheads,
