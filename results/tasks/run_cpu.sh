@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_cpu.sh BUILD_DIR [all|extend] -- the CPU results of results/tasks/ (2 shared
+# run_cpu.sh BUILD_DIR [all|extend|extend2] -- the CPU results of results/tasks/ (2 shared
 # cores, one training at a time, ~20 minutes). Appends JSON lines to
 # results/tasks/*.jsonl; logs in results/tasks/logs/. Then:
 #   python3 plots/plot_tasks.py results/tasks
@@ -40,6 +40,13 @@ if [ "$stage" = extend ]; then
   extend copy-lti 4000 --batch 16 --lr 3e-3 --eval-lens 64
   extend selcopy-lti 4000 --batch 16 --lr 3e-3 --eval-lens 64
   extend selcopy-mamba 4000 --batch 16 --lr 3e-3 --eval-lens 64
+  exit 0
+fi
+if [ "$stage" = extend2 ]; then
+  # MHA-Abs was still rising at 2000 steps; RoPE to the same budget for the length comparison
+  for m in mha-abs mha-rope; do
+    extend induction-$m 5000 --batch 32 --lr 1e-3 --eval-lens 32,128,256,512,1024 --eval-n 128
+  done
   exit 0
 fi
 rm -f "$here"/*.jsonl
