@@ -47,13 +47,19 @@ def load(directory):
 
 
 def best_mode(rows):
-    """One row per (run, len): the parallel mode where present."""
+    """One row per (run, len): the latest steps, the parallel mode where present."""
     out = {}
     for r in rows:
         key = (r["run"], r["len"])
-        if key not in out or r["mode"] == "parallel":
+        old = out.get(key)
+        if (old is None or r.get("steps", 0) > old.get("steps", 0) or
+                (r.get("steps", 0) == old.get("steps", 0) and r["mode"] == "parallel")):
             out[key] = r
     return out
+
+
+def dash(v, fmt="{}"):
+    return "—" if v in (None, 0, "") else fmt.format(v)
 
 
 def fmt_acc(a):
@@ -64,21 +70,30 @@ def tables(rows):
     by = best_mode(rows)
     runs = sorted({r["run"] for r in rows}, key=lambda n: [r for r in rows if r["run"] == n][0]["task"] + n)
     lines = ["## Accuracy at the training length", "",
-             "| task | model | train len | n | params | steps | batch | lr | train wall (s) | train tok/s | accuracy % | commit |",
+             "| task | run (model) | train len | n | params | steps | batch | lr | train wall (s) | train tok/s | accuracy % | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in runs:
         r0 = next(r for r in rows if r["run"] == name)
         r = by.get((name, r0["train_len"]), r0)
-        lines.append(f"| {r['task']} | {r['model']} | {r['train_len']} | {r.get('n', '')} | {r.get('params', '')} | "
-                     f"{r.get('steps', '')} | {r.get('batch', '')} | {r.get('lr', '')} | {r.get('train_wall_s', 0):.0f} | "
-                     f"{r.get('train_tokens_per_s', 0):.0f} | {fmt_acc(r['accuracy'] if r['len'] == r['train_len'] else None)} | "
-                     f"{r.get('commit', '')} |")
+        lines.append(f"| {r['task']} | {name} ({r['model']}) | {r['train_len']} | {dash(r.get('n'))} | {dash(r.get('params'))} | "
+                     f"{dash(r.get('steps'))} | {dash(r.get('batch'))} | {dash(r.get('lr'))} | "
+                     f"{dash(r.get('train_wall_s'), '{:.0f}')} | {dash(r.get('train_tokens_per_s'), '{:.0f}')} | "
+                     f"{fmt_acc(r['accuracy'] if r['len'] == r['train_len'] else None)} | {r.get('commit', '')} |")
+    hist = []
+    for name in runs:
+        pts = sorted({(r.get("steps", 0), r["accuracy"]) for r in rows
+                      if r["run"] == name and r["len"] == r["train_len"] and r["mode"] == "parallel"})
+        if len(pts) > 1:
+            hist.append(f"| {name} | " + ", ".join(f"{s}: {fmt_acc(a)}" for s, a in pts) + " |")
+    if hist:
+        lines += ["", "## Accuracy % at the training length against training steps (runs extended by --resume)", "",
+                  "| run | steps: accuracy % |", "|---|---|"] + hist
     for task in sorted({r["task"] for r in rows}):
         lens = sorted({r["len"] for r in rows if r["task"] == task})
         if len(lens) < 2:
             continue
         lines += ["", f"## {task}: accuracy % by test length (* = training length)", "",
-                  "| model | " + " | ".join(str(n) for n in lens) + " |", "|---" * (len(lens) + 1) + "|"]
+                  "| run (model) | " + " | ".join(str(n) for n in lens) + " |", "|---" * (len(lens) + 1) + "|"]
         for name in runs:
             rs = [r for r in rows if r["run"] == name and r["task"] == task]
             if not rs:
@@ -87,13 +102,13 @@ def tables(rows):
             for n in lens:
                 r = by.get((name, n))
                 cells.append(fmt_acc(r["accuracy"] if r else None) + ("*" if n == rs[0]["train_len"] else ""))
-            lines.append(f"| {rs[0]['model']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} ({rs[0]['model']}) | " + " | ".join(cells) + " |")
     agree = [r for r in rows if "parallel_max_abs_logit_diff" in r]
     if agree:
         lines += ["", "## Recurrent mode against the parallel mode (SSMs)", "",
-                  "| run | len | max abs logit diff | argmax agreement |", "|---|---|---|---|"]
+                  "| run | steps | len | max abs logit diff | argmax agreement |", "|---|---|---|---|---|"]
         for r in agree:
-            lines.append(f"| {r['run']} | {r['len']} | {r['parallel_max_abs_logit_diff']:.2g} | "
+            lines.append(f"| {r['run']} | {r.get('steps', '')} | {r['len']} | {r['parallel_max_abs_logit_diff']:.2g} | "
                          f"{r['parallel_argmax_agree']:.4f} |")
     return "\n".join(lines) + "\n"
 

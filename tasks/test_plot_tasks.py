@@ -26,10 +26,10 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([sys.executable, script, tmp], capture_output=True, text=True, timeout=120)
     check(r.returncode == 0, f"runs on the sample (exit {r.returncode}: {r.stderr.strip()[-200:]})")
     md = open(os.path.join(tmp, "summary.md")).read() if os.path.exists(os.path.join(tmp, "summary.md")) else ""
-    check("| mamba | 100.0* | — | 50.0 |" in md, "induction row of mamba: 100* at 64, none at 256, 50 at 4096")
-    check("| mha-abs | 98.0* | 25.0 | — |" in md, "induction row of mha-abs")
-    check("| ind-mamba | 64 | 1e-05 | 1.0000 |" in md, "the recurrent-vs-parallel agreement row")
-    check("| induction | mamba | 64 |" in md, "the training-length table")
+    check("| ind-mamba (mamba) | 100.0* | — | 50.0 |" in md, "induction row of mamba: 100* at 64, none at 256, 50 at 4096")
+    check("| ind-mha (mha-abs) | 98.0* | 25.0 | — |" in md, "induction row of mha-abs")
+    check("| ind-mamba | 100 | 64 | 1e-05 | 1.0000 |" in md, "the recurrent-vs-parallel agreement row")
+    check("| induction | ind-mamba (mamba) | 64 |" in md, "the training-length table")
     try:
         import matplotlib  # noqa: F401
         check(os.path.exists(os.path.join(tmp, "tasks_accuracy_vs_length.png")), "the plot is written")
