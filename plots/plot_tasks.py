@@ -132,6 +132,9 @@ def plot(rows, path):
             r0 = next(r for r in rows if r["run"] == name)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
                     label=f"{name}: {r0['model']} (trained at {r0['train_len']}, {max(r.get('steps', 0) for r in rows if r['run'] == name)} steps)")
+        vocab = {r.get("vocab") for r in rows if r["task"] == task}
+        if task == "induction" and len(vocab) == 1 and None not in vocab:
+            ax.axhline(1 / (vocab.pop() - 1), color="gray", linestyle="--", linewidth=1, label="chance")
         train_lens = {r["train_len"] for r in rows if r["task"] == task}
         for n in train_lens:
             ax.axvline(n, color="gray", linestyle=":", linewidth=1)
