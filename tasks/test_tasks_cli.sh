@@ -65,6 +65,21 @@ for f in accuracy loss steps train_wall_s seed commit train_tokens_per_s len mod
   grep -q "\"$f\": " "$tmp/straight.jsonl" || { echo "FAIL: result line has no $f"; fail=1; }
 done
 
+# every task with every mixer: a few steps and an evaluation at another length run clean
+for task in copy selective-copy induction mqar string-copy; do
+  for mixer in mamba lti mamba2 mha-abs mha-rope; do
+    if "$train" --task $task --mixer $mixer --len 32 --n 4 --dim 16 --layers 1 --batch 2 --steps 3 \
+         --eval-n 4 --eval-lens 48 --d-state 8 --out "$tmp/smoke.jsonl" > "$tmp/log" 2>&1; then
+      :
+    else
+      echo "FAIL: $task with $mixer:"; tail -3 "$tmp/log"; fail=1
+    fi
+  done
+done
+n=$(grep -c . "$tmp/smoke.jsonl")
+[ "$n" -eq 80 ] && echo "ok   25 task x mixer smoke runs, $n result lines" ||
+  { echo "FAIL: $n smoke result lines, wanted 80 (25 runs x 2 lengths, the 3 SSMs in 2 modes)"; fail=1; }
+
 # checkpoints: contradicted, truncated, foreign
 expect_error "--mixer contradicts the checkpoint" --resume "$tmp/a.ckpt" --mixer lti
 expect_error "--steps 5 is below the checkpoint's 20 steps" --resume "$tmp/a.ckpt" --steps 5
