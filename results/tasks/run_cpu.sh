@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar] -- the CPU results of results/tasks/ (2 shared
+# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend] -- the CPU results of results/tasks/ (2 shared
 # cores, one training at a time, ~20 minutes). Appends JSON lines to
 # results/tasks/*.jsonl; logs in results/tasks/logs/. Then:
 #   python3 plots/plot_tasks.py results/tasks
@@ -49,6 +49,11 @@ if [ "$stage" = mqar ]; then
   done
   run mqar-mha-rope --task mqar --mixer mha-rope --len 64 --n 8 --vocab 64 --dim 32 --heads 2 --batch 16 --lr 1e-3 \
       --steps 1500 --seed 0 --eval-lens 128
+  exit 0
+fi
+if [ "$stage" = mqar-extend ]; then # none had solved it at 1500 steps
+  for m in mamba mamba2; do extend mqar-$m 4000 --batch 16 --lr 3e-3 --eval-lens 128; done
+  extend mqar-mha-rope 4000 --batch 16 --lr 1e-3 --eval-lens 128
   exit 0
 fi
 if [ "$stage" = extend2 ]; then
