@@ -19,6 +19,7 @@ has_gbench() {
   return 1
 }
 has_gbench || missing_debs+=(libbenchmark-dev)
+compgen -G "/usr/lib/*/libopenblas.so" >/dev/null || compgen -G "/usr/lib*/libopenblas.so" >/dev/null || missing_debs+=(libopenblas-dev) # tasks/
 
 if [ ${#missing_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

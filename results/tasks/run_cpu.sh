@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend] -- the CPU results of results/tasks/ (2 shared
+# cores, one training at a time, ~20 minutes). Appends JSON lines to
+# results/tasks/*.jsonl; logs in results/tasks/logs/. Then:
+#   python3 plots/plot_tasks.py results/tasks
+# "extend" (run after "all"): continues the runs still improving at the end of
+# their budget from their checkpoints, adding result lines at the new step count.
+set -euo pipefail
+build=${1:-build}
+stage=${2:-all}
+here=$(cd "$(dirname "$0")" && pwd)
+train="$build/tasks/mambabench-train"
+mkdir -p "$here/logs"
+mkdir -p "$here/ckpt" # (not committed) to extend a run: --resume ckpt/NAME.ckpt --steps MORE
+run() { # run NAME ARGS...
+  local name=$1; shift
+  echo "== $name: $*"
+  "$train" "$@" --label "$name" --out "$here/$name.jsonl" --log-every 250 --save "$here/ckpt/$name.ckpt" \
+    > "$here/logs/$name.log" 2>&1
+  grep -E "^step .*(/[0-9]+ )" "$here/logs/$name.log" | tail -1
+}
+extend() { # extend NAME TOTAL_STEPS ARGS...: resume ckpt/NAME.ckpt up to TOTAL_STEPS
+  local name=$1 steps=$2; shift 2
+  echo "== $name: to $steps steps"
+  "$train" --resume "$here/ckpt/$name.ckpt" --steps "$steps" "$@" --label "$name" --out "$here/$name.jsonl" \
+    --log-every 250 --save "$here/ckpt/$name.ckpt" >> "$here/logs/$name.log" 2>&1
+  grep -E "^step " "$here/logs/$name.log" | tail -1
+}
+attention_induction() { # the attention runs of induction heads, trained at 64
+  for m in "$@"; do
+    run induction-$m --task induction --mixer $m --len 64 --dim 32 --heads 2 --batch 32 --lr 1e-3 --steps 2000 \
+        --seed 0 --eval-lens 32,128,256,512,1024 --eval-n 128
+  done
+}
+if [ "$stage" = extend ]; then
+  # MHA-Abs again once its sinusoids were scaled to the embeddings (commit after d1b4293;
+  # the first run, with full-size sinusoids, is kept as induction-mha-abs-fullpe)
+  attention_induction mha-abs
+  # still improving at 1500 steps: the LTI control on copying, both SSMs on selective copying
+  extend copy-lti 4000 --batch 16 --lr 3e-3 --eval-lens 64
+  extend selcopy-lti 4000 --batch 16 --lr 3e-3 --eval-lens 64
+  extend selcopy-mamba 4000 --batch 16 --lr 3e-3 --eval-lens 64
+  exit 0
+fi
+if [ "$stage" = mqar ]; then
+  # multi-query associative recall: 8 pairs in length 64, vocabulary 64 (keys 1..31, values 32..63)
+  for m in mamba mamba2; do
+    run mqar-$m --task mqar --mixer $m --len 64 --n 8 --vocab 64 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 128
+  done
+  run mqar-mha-rope --task mqar --mixer mha-rope --len 64 --n 8 --vocab 64 --dim 32 --heads 2 --batch 16 --lr 1e-3 \
+      --steps 1500 --seed 0 --eval-lens 128
+  exit 0
+fi
+if [ "$stage" = mqar-extend ]; then # none had solved it at 1500 steps
+  for m in mamba mamba2; do extend mqar-$m 4000 --batch 16 --lr 3e-3 --eval-lens 128; done
+  extend mqar-mha-rope 4000 --batch 16 --lr 1e-3 --eval-lens 128
+  exit 0
+fi
+if [ "$stage" = extend2 ]; then
+  # MHA-Abs was still rising at 2000 steps; RoPE to the same budget for the length comparison
+  for m in mha-abs mha-rope; do
+    extend induction-$m 5000 --batch 32 --lr 1e-3 --eval-lens 32,128,256,512,1024 --eval-n 128
+  done
+  exit 0
+fi
+rm -f "$here"/*.jsonl
+
+# copying (the control): fixed spacing, 4 tokens in length 64
+for m in mamba lti; do
+  run copy-$m --task copy --mixer $m --len 64 --n 4 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 64
+done
+# selective copying: 4 tokens at random positions in length 64
+for m in mamba lti mamba2; do
+  run selcopy-$m --task selective-copy --mixer $m --len 64 --n 4 --dim 32 --batch 16 --lr 3e-3 --steps 1500 --seed 0 --eval-lens 64
+done
+# induction heads, trained at 64, tested to 16x (attention) and 256x (Mamba, recurrent)
+attention_induction mha-abs mha-rope
+# Mamba: the committed checkpoint (same settings as the attention runs but lr 2e-3), evaluated
+cp "$here/../../tasks/testdata/induction_mamba_d32_L64.ckpt" "$here/ckpt/induction-mamba.ckpt"
+run induction-mamba --resume "$here/ckpt/induction-mamba.ckpt" --batch 32 --lr 2e-3 \
+    --eval-lens 32,128,256,512,1024,4096,16384 --eval-n 128

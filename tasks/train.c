@@ -1,0 +1,582 @@
+/*
+ * train.c -- mambabench-train: train a tiny language model on a synthetic
+ * task and evaluate it at several lengths, one command.
+ *
+ *   build/tasks/mambabench-train --task selective-copy --mixer mamba \
+ *       --layers 2 --dim 64 --len 256 --steps 2000 --batch 8 --lr 1e-3 --seed 0 \
+ *       --eval-lens 64,128,256,512 --out results/tasks/run.jsonl --save run.ckpt
+ *   build/tasks/mambabench-train --resume run.ckpt --steps 4000   # continue
+ *   build/tasks/mambabench-train --resume run.ckpt --eval-lens 1024,4096  # evaluate only
+ *
+ * Console: step, loss, accuracy on the marked positions, tokens/s, elapsed, ETA.
+ * Output: one JSON line per (model, task, length, mode) with accuracy, loss,
+ * steps, wall time, seed and commit. SSM mixers are evaluated in parallel
+ * mode and in recurrent mode (one token at a time, constant memory), and the
+ * two are checked to agree where both run. --help lists every flag.
+ */
+#define _POSIX_C_SOURCE 200809L /* popen, clock_gettime */
+#include "checkpoint.h"
+#include "data.h"
+#include "model.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef MB_SOURCE_DIR
+#define MB_SOURCE_DIR "."
+#endif
+
+#define EVAL_SEED 0x5EED0000E7A1ull /* the held-out sets: fixed, not the training seed */
+
+// ----------------------------------------------------------------------------
+// options
+
+typedef struct {
+    const char *task, *mixer, *out, *save, *resume, *label, *schedule;
+    int layers, dim, len, batch, vocab, n, d_state, expand, heads, dt_rank, untied;
+    long steps; /* total optimiser steps; -1 = the checkpoint's, or 1000 */
+    long warmup, log_every, save_every;
+    double lr, wd, clip, min_lr_frac;
+    long seed;
+    int eval_lens[64], n_eval_lens, eval_n, threads, no_recurrent;
+    long max_parallel_tokens, attn_max_len, recurrent_max_len;
+    char given[64][24]; /* flags given on the command line (checked against --resume) */
+    int n_given;
+} options;
+
+static void usage(void) {
+    printf(
+        "usage: mambabench-train [flags]\n"
+        "  --task NAME        copy | selective-copy | induction | mqar | string-copy (selective-copy)\n"
+        "  --mixer NAME       mamba | lti | mamba2 | mha-abs | mha-rope (mamba)\n"
+        "  --layers N --dim N model depth and width (2, 64)\n"
+        "  --len N            training sequence length (256)\n"
+        "  --vocab N --n N    task vocabulary (16; mqar 64), tokens to copy / pairs / longest string\n"
+        "  --d-state N --expand N --heads N --dt-rank N --untied   mixer sizes (defaults per mixer)\n"
+        "  --steps N --batch N --lr X --seed N   (1000, 8, 1e-3, 0)\n"
+        "  --wd X --clip X    AdamW weight decay (0), gradient clipping norm (1.0; 0 = off)\n"
+        "  --schedule S       constant | cosine (constant), --warmup N (100), --min-lr-frac X (0.1)\n"
+        "  --eval-lens L,...  also evaluate at these lengths (the training length always)\n"
+        "  --eval-n N         held-out sequences per length (256)\n"
+        "  --out FILE         append one JSON line per (model, task, length, mode)\n"
+        "  --save FILE --save-every N   checkpoint at the end (and every N steps)\n"
+        "  --resume FILE      continue from a checkpoint (its config; flags may not contradict it)\n"
+        "  --label S          a name for this run in the JSON\n"
+        "  --threads N        threads for the mixer calls, one sequence each (2)\n"
+        "  --log-every N      console progress period in steps (50)\n"
+        "  --no-recurrent     SSMs: skip the recurrent-mode evaluation\n"
+        "  --max-parallel-tokens N  eval chunk size in tokens for the parallel mode (65536)\n"
+        "  --attn-max-len N   longest attention evaluation (4096: its CPU reference is O(L^2))\n"
+        "  --recurrent-max-len N   longest recurrent evaluation (1048576)\n");
+}
+
+static int die(const char* fmt, const char* a, const char* b) {
+    fprintf(stderr, "mambabench-train: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+/* strict parse of a whole string as an integer >= lo */
+static int parse_long(const char* flag, const char* s, long lo, long* out) {
+    char* end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo) {
+        char lim[48];
+        snprintf(lim, sizeof lim, "an integer >= %ld", lo);
+        fprintf(stderr, "mambabench-train: %s needs %s, got '%s'\n", flag, lim, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char* flag, const char* s, double lo, int lo_open, double* out) {
+    char* end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || (lo_open && v == lo)) {
+        fprintf(stderr, "mambabench-train: %s needs a number %s %g, got '%s'\n", flag, lo_open ? ">" : ">=", lo, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_lens(const char* s, options* o) {
+    o->n_eval_lens = 0;
+    for (const char* p = s;;) { /* split on ',' keeping empty fields (strtok would skip them) */
+        const char* comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char tok[32];
+        snprintf(tok, sizeof tok, "%.*s", (int)(n < 31 ? n : 31), p);
+        long v = 0;
+        if (o->n_eval_lens == 64) { fprintf(stderr, "mambabench-train: at most 64 --eval-lens\n"); return -1; }
+        if (n > 31 || parse_long("--eval-lens", tok, 1, &v)) return -1;
+        if (v > (1l << 24)) { fprintf(stderr, "mambabench-train: --eval-lens %ld is over 2^24\n", v); return -1; }
+        o->eval_lens[o->n_eval_lens++] = (int)v;
+        if (!comma) return 0;
+        p = comma + 1;
+    }
+}
+
+static void set_defaults(options* o) {
+    memset(o, 0, sizeof *o);
+    o->task = "selective-copy"; o->mixer = "mamba"; o->schedule = "constant"; o->label = "";
+    o->layers = 2; o->dim = 64; o->len = 256; o->batch = 8; o->steps = -1;
+    o->lr = 1e-3; o->clip = 1.0; o->warmup = 100; o->min_lr_frac = 0.1; o->log_every = 50;
+    o->eval_n = 256; o->threads = 2; o->max_parallel_tokens = 65536; o->attn_max_len = 4096;
+    o->recurrent_max_len = 1l << 20;
+}
+
+static int given(const options* o, const char* flag) {
+    for (int i = 0; i < o->n_given; i++) if (!strcmp(o->given[i], flag)) return 1;
+    return 0;
+}
+
+/* One flag with its value; 0, or 2 on a bad value. */
+static int parse_flag(options* o, const char* f, const char* v) {
+    long x;
+    double d;
+    struct { const char* name; int* dst; long lo; } ints[] = {
+        {"--layers", &o->layers, 1}, {"--dim", &o->dim, 1}, {"--len", &o->len, 1},
+        {"--batch", &o->batch, 1}, {"--vocab", &o->vocab, 2}, {"--n", &o->n, 1},
+        {"--d-state", &o->d_state, 1}, {"--expand", &o->expand, 1}, {"--heads", &o->heads, 1},
+        {"--dt-rank", &o->dt_rank, 1}, {"--eval-n", &o->eval_n, 1}, {"--threads", &o->threads, 1}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (!strcmp(f, ints[i].name)) {
+            if (parse_long(f, v, ints[i].lo, &x)) return 2;
+            if (x > (1l << 24)) return die("%s %s is too large", f, v);
+            *ints[i].dst = (int)x;
+            return 0;
+        }
+    struct { const char* name; long* dst; long lo; } longs[] = {
+        {"--steps", &o->steps, 0}, {"--warmup", &o->warmup, 0}, {"--log-every", &o->log_every, 1},
+        {"--save-every", &o->save_every, 1}, {"--seed", &o->seed, 0},
+        {"--max-parallel-tokens", &o->max_parallel_tokens, 1}, {"--attn-max-len", &o->attn_max_len, 1},
+        {"--recurrent-max-len", &o->recurrent_max_len, 1}};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++)
+        if (!strcmp(f, longs[i].name)) return parse_long(f, v, longs[i].lo, longs[i].dst) ? 2 : 0;
+    struct { const char* name; double* dst; double lo; int open; } dbls[] = {
+        {"--lr", &o->lr, 0, 1}, {"--wd", &o->wd, 0, 0}, {"--clip", &o->clip, 0, 0},
+        {"--min-lr-frac", &o->min_lr_frac, 0, 0}};
+    for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
+        if (!strcmp(f, dbls[i].name)) {
+            if (parse_double(f, v, dbls[i].lo, dbls[i].open, &d)) return 2;
+            *dbls[i].dst = d;
+            return 0;
+        }
+    const char** strs[][1] = {{&o->task}, {&o->mixer}, {&o->out}, {&o->save}, {&o->resume}, {&o->label}, {&o->schedule}};
+    const char* snames[] = {"--task", "--mixer", "--out", "--save", "--resume", "--label", "--schedule"};
+    for (size_t i = 0; i < 7; i++)
+        if (!strcmp(f, snames[i])) { *strs[i][0] = v; return 0; }
+    if (!strcmp(f, "--eval-lens")) return parse_lens(v, o) ? 2 : 0;
+    return die("unknown flag %s%s (see --help)", f, "");
+}
+
+static int parse_args(int argc, char** argv, options* o) {
+    set_defaults(o);
+    for (int i = 1; i < argc; i++) {
+        const char* f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(); return 1; }
+        if (o->n_given < 64) snprintf(o->given[o->n_given++], 24, "%s", f);
+        if (!strcmp(f, "--untied")) { o->untied = 1; continue; }
+        if (!strcmp(f, "--no-recurrent")) { o->no_recurrent = 1; continue; }
+        if (strncmp(f, "--", 2)) return die("unexpected argument '%s'%s (flags start with --)", f, "");
+        if (i + 1 >= argc) return die("%s needs a value%s", f, "");
+        int rc = parse_flag(o, f, argv[++i]);
+        if (rc) return rc;
+    }
+    if (task_from_name(o->task) < 0)
+        return die("unknown task '%s'%s (copy, selective-copy, induction, mqar, string-copy)", o->task, "");
+    if (mixer_from_name(o->mixer) < 0)
+        return die("unknown mixer '%s'%s (mamba, lti, mamba2, mha-abs, mha-rope)", o->mixer, "");
+    if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "cosine"))
+        return die("unknown --schedule '%s'%s (constant, cosine)", o->schedule, "");
+    if (o->min_lr_frac > 1) return die("--min-lr-frac must be in [0, 1]%s%s", "", "");
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// configs from the options (or from the checkpoint with --resume)
+
+static task_config task_from_options(const options* o, int len) {
+    task_config t = task_default((task_kind)task_from_name(o->task), len);
+    if (o->vocab) t.vocab = o->vocab;
+    if (o->n) t.n = o->n;
+    return t;
+}
+
+static model_config model_from_options(const options* o, int vocab) {
+    model_config c = model_default_config(mixer_from_name(o->mixer), vocab, o->dim, o->layers);
+    if (o->d_state) c.d_state = o->d_state;
+    if (o->expand) c.expand = o->expand;
+    if (o->heads) c.nheads = o->heads;
+    if (o->dt_rank) c.dt_rank = o->dt_rank;
+    if (o->untied) c.tied = 0;
+    return c;
+}
+
+/* With --resume, a flag that contradicts the checkpoint is an error. */
+static int check_resume_flags(const options* o, const ckpt_header* h) {
+    options d = *o;
+    const char* f[] = {"--task", "--mixer", "--layers", "--dim", "--len", "--vocab", "--n", "--d-state",
+                       "--expand", "--heads", "--dt-rank", "--untied", "--seed"};
+    task_config t = task_from_options(o, o->len);
+    model_config c = model_from_options(&d, t.vocab);
+    int differs[] = {(int32_t)t.kind != h->task, c.mixer != h->model.mixer, c.layers != h->model.layers,
+                     c.dim != h->model.dim, o->len != h->len, t.vocab != h->vocab, t.n != h->n,
+                     c.d_state != h->model.d_state, c.expand != h->model.expand,
+                     c.nheads != h->model.nheads, c.dt_rank != h->model.dt_rank,
+                     c.tied != h->model.tied, (uint64_t)o->seed != h->seed};
+    for (int i = 0; i < 13; i++)
+        if (given(o, f[i]) && differs[i])
+            return die("%s contradicts the checkpoint %s (drop the flag, or start a new run)", f[i], o->resume);
+    return 0;
+}
+
+/* The source commit (12 hex digits, "-dirty" with uncommitted changes to tracked files). */
+static void source_commit(char* out, size_t n) {
+    snprintf(out, n, "unknown");
+    FILE* p = popen("git -C '" MB_SOURCE_DIR "' rev-parse --short=12 HEAD 2>/dev/null", "r");
+    if (!p) return;
+    char buf[64] = "";
+    if (fgets(buf, sizeof buf, p)) buf[strcspn(buf, "\n")] = 0;
+    pclose(p);
+    if (!buf[0]) return;
+    p = popen("git -C '" MB_SOURCE_DIR "' status --porcelain --untracked-files=no 2>/dev/null", "r");
+    int dirty = p && fgetc(p) != EOF;
+    if (p) pclose(p);
+    snprintf(out, n, "%s%s", buf, dirty ? "-dirty" : "");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void fmt_time(char* out, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) { snprintf(out, n, "?"); return; }
+    snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static double lr_at(const options* o, long step, long total) {
+    if (step < o->warmup) return o->lr * (step + 1) / (double)o->warmup;
+    if (!strcmp(o->schedule, "constant") || total <= o->warmup) return o->lr;
+    double p = (double)(step - o->warmup) / (double)(total - o->warmup);
+    double lo = o->lr * o->min_lr_frac;
+    return lo + 0.5 * (o->lr - lo) * (1 + cos(3.141592653589793 * p));
+}
+
+// ----------------------------------------------------------------------------
+// training
+
+typedef struct {
+    model* m;
+    ckpt_header h; /* model + task config, steps done, seed, wall time */
+    task_config task;
+    char commit[80];
+    double tokens_per_s;
+} run;
+
+static int save_checkpoint(const options* o, run* r) {
+    if (!o->save) return 0;
+    char msg[512];
+    if (ckpt_save(o->save, &r->h, r->m, msg, sizeof msg)) { fprintf(stderr, "mambabench-train: %s\n", msg); return -1; }
+    printf("saved %s (step %lld)\n", o->save, (long long)r->h.step);
+    return 0;
+}
+
+static int train(const options* o, run* r, long total) {
+    int B = o->batch, T = r->task.len;
+    int32_t* x = malloc(sizeof(int32_t) * B * T);
+    int32_t* y = malloc(sizeof(int32_t) * B * T);
+    if (!x || !y) { free(x); free(y); fprintf(stderr, "mambabench-train: out of memory\n"); return -1; }
+    double t0 = now_s(), tlog = t0, wall0 = r->h.wall_s, loss_acc = 0;
+    int64_t hit_acc = 0, mark_acc = 0;
+    long start = (long)r->h.step, nlog = 0;
+    for (long step = start; step < total; step++) {
+        task_batch(&r->task, (uint64_t)o->seed, (uint64_t)step, B, x, y);
+        int64_t hit, marked;
+        float loss = model_forward(r->m, x, y, B, T, &hit, &marked);
+        if (!isfinite(loss) || model_backward(r->m)) {
+            fprintf(stderr, "mambabench-train: step %ld: %s\n", step,
+                    isfinite(loss) ? model_error(r->m) : (model_error(r->m)[0] ? model_error(r->m) : "loss is not finite"));
+            free(x); free(y);
+            return -1;
+        }
+        model_clip_grads(r->m, (float)o->clip);
+        model_adamw(r->m, (float)lr_at(o, step, total), 0.9f, 0.95f, 1e-8f, (float)o->wd, step + 1);
+        r->h.step = step + 1;
+        loss_acc += loss; hit_acc += hit; mark_acc += marked; nlog++;
+        double now = now_s();
+        r->h.wall_s = wall0 + (now - t0);
+        r->tokens_per_s = (double)(step + 1 - start) * B * T / (now - t0);
+        if ((step + 1) % o->log_every == 0 || step + 1 == total) {
+            char el[32], eta[32];
+            fmt_time(el, sizeof el, now - t0);
+            fmt_time(eta, sizeof eta, (now - t0) / (step + 1 - start) * (total - step - 1));
+            printf("step %6ld/%ld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  elapsed %s  eta %s\n",
+                   step + 1, total, loss_acc / nlog, mark_acc ? (double)hit_acc / mark_acc : 0.0,
+                   lr_at(o, step, total), (double)nlog * B * T / (now - tlog), el, eta);
+            fflush(stdout);
+            loss_acc = 0; hit_acc = mark_acc = 0; nlog = 0; tlog = now;
+        }
+        if (o->save_every && (step + 1) % o->save_every == 0 && save_checkpoint(o, r)) { free(x); free(y); return -1; }
+    }
+    free(x); free(y);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// evaluation on the fixed held-out set of one length
+
+typedef struct {
+    double loss_sum, wall_s;
+    int64_t hit, marked, nseq;
+    float* marked_logits; /* (marked, V) of the parallel mode, for the agreement check */
+    int64_t cap;
+} eval_result;
+
+static int eval_nseq(const options* o, int T) {
+    long n = (long)(4194304 / T); /* at most ~4M tokens per length and mode */
+    if (n > o->eval_n) n = o->eval_n;
+    if (n < 32) n = o->eval_n < 32 ? o->eval_n : 32;
+    return (int)n;
+}
+
+/* The parallel forward over the set, in chunks of max_parallel_tokens. */
+static int eval_parallel(const options* o, run* r, const task_config* tc, eval_result* e) {
+    int T = tc->len, V = r->h.model.vocab;
+    int bc = (int)(o->max_parallel_tokens / T);
+    if (bc < 1) bc = 1;
+    if (bc > e->nseq) bc = (int)e->nseq;
+    int32_t* x = malloc(sizeof(int32_t) * bc * T);
+    int32_t* y = malloc(sizeof(int32_t) * bc * T);
+    if (!x || !y) { free(x); free(y); return -1; }
+    int64_t kept = 0;
+    double t0 = now_s();
+    for (int64_t s = 0; s < e->nseq; s += bc) {
+        int b = (int)(e->nseq - s < bc ? e->nseq - s : bc);
+        task_batch_from(tc, EVAL_SEED, (uint64_t)T, s, b, x, y);
+        int64_t hit, marked;
+        float loss = model_forward(r->m, x, y, b, T, &hit, &marked);
+        if (!isfinite(loss)) { fprintf(stderr, "mambabench-train: eval: %s\n", model_error(r->m)); free(x); free(y); return -1; }
+        e->loss_sum += (double)loss * marked;
+        e->hit += hit;
+        e->marked += marked;
+        const float* lg = model_logits(r->m);
+        for (int64_t i = 0; i < (int64_t)b * T; i++)
+            if (y[i] >= 0 && kept < e->cap) memcpy(e->marked_logits + kept++ * V, lg + i * V, sizeof(float) * V);
+    }
+    e->wall_s = now_s() - t0;
+    free(x); free(y);
+    return 0;
+}
+
+/* The recurrent mode over the set: one token at a time for a chunk of
+ * sequences, state of constant size. Compares with the parallel logits
+ * (ref, when given) at the marked positions: *maxdiff, *agree. */
+static int eval_recurrent(const options* o, run* r, const task_config* tc, eval_result* e,
+                          const eval_result* ref, double* maxdiff, int64_t* agree) {
+    (void)o;
+    int T = tc->len, V = r->h.model.vocab, bc = 64;
+    if (bc > e->nseq) bc = (int)e->nseq;
+    int32_t* x = malloc(sizeof(int32_t) * bc * T);
+    int32_t* y = malloc(sizeof(int32_t) * bc * T);
+    int32_t* xt = malloc(sizeof(int32_t) * bc);
+    float* lg = malloc(sizeof(float) * bc * V);
+    model_state* st = model_state_create(r->m, bc);
+    int rc = (!x || !y || !xt || !lg || !st) ? -1 : 0;
+    int64_t* rank = malloc(sizeof(int64_t) * bc); /* next marked row of sequence i, in the parallel's order */
+    if (!rank) rc = -1;
+    int64_t base = 0;
+    *maxdiff = 0;
+    *agree = 0;
+    double t0 = now_s();
+    for (int64_t s = 0; !rc && s < e->nseq; s += bc) {
+        int b = (int)(e->nseq - s < bc ? e->nseq - s : bc);
+        task_batch_from(tc, EVAL_SEED, (uint64_t)T, s, b, x, y);
+        for (int i = 0; i < b; i++) {
+            rank[i] = base;
+            for (int t = 0; t < T; t++) base += y[(int64_t)i * T + t] >= 0;
+        }
+        for (int i = b; i < bc; i++) memcpy(x + (int64_t)i * T, x, sizeof(int32_t) * T); /* pad the chunk */
+        model_state_reset(st);
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < bc; i++) xt[i] = x[(int64_t)i * T + t];
+            model_step(r->m, st, xt, lg);
+            for (int i = 0; i < b; i++) {
+                int32_t want = y[(int64_t)i * T + t];
+                if (want < 0) continue;
+                const float* l = lg + (int64_t)i * V;
+                int arg = 0;
+                double mx = l[0], se = 0;
+                for (int v = 1; v < V; v++) if (l[v] > l[arg]) arg = v;
+                mx = l[arg];
+                for (int v = 0; v < V; v++) se += exp(l[v] - mx);
+                e->loss_sum += log(se) - (l[want] - mx);
+                e->hit += arg == want;
+                e->marked++;
+                int64_t k = rank[i]++;
+                if (ref && k < ref->cap && k < ref->marked) {
+                    const float* p = ref->marked_logits + k * V;
+                    int parg = 0;
+                    for (int v = 0; v < V; v++) {
+                        double dd = fabs(p[v] - l[v]);
+                        if (dd > *maxdiff) *maxdiff = dd;
+                        if (p[v] > p[parg]) parg = v;
+                    }
+                    *agree += parg == arg;
+                }
+            }
+        }
+    }
+    e->wall_s = now_s() - t0;
+    model_state_free(st);
+    free(x); free(y); free(xt); free(lg); free(rank);
+    return rc;
+}
+
+static void write_json(const options* o, const run* r, const task_config* tc, const char* mode,
+                       const eval_result* e, double maxdiff, int64_t agree, int compared) {
+    /* a resumed run knows its batch and lr only from the flags (null if not given) */
+    char batch[32] = "null", lr[32] = "null";
+    if (!o->resume || given(o, "--batch")) snprintf(batch, sizeof batch, "%d", o->batch);
+    if (!o->resume || given(o, "--lr")) snprintf(lr, sizeof lr, "%g", o->lr);
+    char line[2048];
+    int n = snprintf(line, sizeof line,
+        "{\"model\": \"%s\", \"task\": \"%s\", \"train_len\": %d, \"len\": %d, \"mode\": \"%s\", "
+        "\"accuracy\": %.6f, \"loss\": %.6f, \"n_marked\": %lld, \"n_seqs\": %lld, "
+        "\"steps\": %lld, \"batch\": %s, \"lr\": %s, \"wd\": %g, \"seed\": %llu, "
+        "\"dim\": %d, \"layers\": %d, \"d_state\": %d, \"heads\": %d, \"vocab\": %d, \"n\": %d, "
+        "\"params\": %zu, \"train_wall_s\": %.2f, \"train_tokens_per_s\": %.0f, \"eval_wall_s\": %.2f",
+        mixer_name(r->h.model.mixer), task_name(tc->kind), r->h.len, tc->len, mode,
+        e->marked ? (double)e->hit / e->marked : 0.0, e->marked ? e->loss_sum / e->marked : 0.0,
+        (long long)e->marked, (long long)e->nseq, (long long)r->h.step, batch, lr, o->wd,
+        (unsigned long long)r->h.seed, r->h.model.dim, r->h.model.layers,
+        mixer_is_ssm(r->h.model.mixer) ? r->h.model.d_state : 0,
+        r->h.model.mixer == MIXER_MAMBA || r->h.model.mixer == MIXER_LTI ? 0 : r->h.model.nheads,
+        tc->vocab, tc->n, model_num_params(r->m), r->h.wall_s, r->tokens_per_s, e->wall_s);
+    if (compared)
+        n += snprintf(line + n, sizeof line - (size_t)n, ", \"parallel_max_abs_logit_diff\": %.3g, \"parallel_argmax_agree\": %.6f",
+                      maxdiff, (double)agree / compared);
+    snprintf(line + n, sizeof line - (size_t)n, ", \"label\": \"%s\", \"commit\": \"%s\"}\n", o->label, r->commit);
+    printf("%s", line);
+    if (!o->out) return;
+    FILE* f = fopen(o->out, "a");
+    if (!f || fputs(line, f) < 0) fprintf(stderr, "mambabench-train: cannot append to %s\n", o->out);
+    if (f) fclose(f);
+}
+
+/* Evaluate at one length in every mode that applies; 0, or -1 on a failure
+ * (including recurrent and parallel modes that disagree). */
+static int evaluate_len(const options* o, run* r, int T) {
+    task_config tc = r->task;
+    tc.len = T;
+    int mixer = r->h.model.mixer, V = r->h.model.vocab;
+    eval_result par = {0}, rec = {0};
+    par.nseq = rec.nseq = eval_nseq(o, T);
+    int do_par = mixer_is_ssm(mixer) ? T <= o->max_parallel_tokens : T <= o->attn_max_len;
+    int do_rec = mixer_is_ssm(mixer) && !o->no_recurrent && T <= o->recurrent_max_len;
+    if (!do_par && !do_rec) {
+        printf("len %d: skipped (over --attn-max-len / --max-parallel-tokens)\n", T);
+        return 0;
+    }
+    if (do_par) {
+        par.cap = do_rec ? par.nseq * T : 0;
+        if (par.cap > 1 << 20) par.cap = 1 << 20; /* compare at most 1M marked positions */
+        par.marked_logits = par.cap ? malloc(sizeof(float) * par.cap * V) : NULL;
+        if (par.cap && !par.marked_logits) par.cap = 0;
+        if (eval_parallel(o, r, &tc, &par)) { free(par.marked_logits); return -1; }
+        write_json(o, r, &tc, "parallel", &par, 0, 0, 0);
+    }
+    int rc = 0;
+    if (do_rec) {
+        double maxdiff;
+        int64_t agree;
+        rc = eval_recurrent(o, r, &tc, &rec, do_par ? &par : NULL, &maxdiff, &agree);
+        int compared = do_par ? (int)(par.marked < par.cap ? par.marked : par.cap) : 0;
+        if (!rc) write_json(o, r, &tc, "recurrent", &rec, maxdiff, agree, compared);
+        /* fp32 recurrence vs the fp64 references: logits of size ~10 agree to ~1e-3 */
+        if (!rc && compared && maxdiff > 2e-2) {
+            fprintf(stderr, "mambabench-train: len %d: recurrent and parallel modes disagree: max |dlogit| %.3g\n", T, maxdiff);
+            rc = -1;
+        } else if (!rc && compared) {
+            printf("len %d: recurrent agrees with parallel: max |dlogit| %.2e, argmax agree %lld/%d\n",
+                   T, maxdiff, (long long)agree, compared);
+        }
+    }
+    free(par.marked_logits);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+
+static int setup_run(const options* o, run* r) {
+    char msg[512];
+    memset(r, 0, sizeof *r);
+    source_commit(r->commit, sizeof r->commit);
+    if (o->resume) {
+        if (ckpt_load(o->resume, &r->h, &r->m, msg, sizeof msg)) { fprintf(stderr, "mambabench-train: %s\n", msg); return 2; }
+        if (check_resume_flags(o, &r->h)) return 2;
+        task_config t = {(task_kind)r->h.task, r->h.vocab, r->h.len, r->h.n};
+        r->task = t;
+        printf("resumed %s at step %lld (%s on %s, length %d)\n", o->resume, (long long)r->h.step,
+               mixer_name(r->h.model.mixer), task_name(t.kind), t.len);
+    } else {
+        r->task = task_from_options(o, o->len);
+        if (task_check(&r->task, msg, sizeof msg)) { fprintf(stderr, "mambabench-train: %s\n", msg); return 2; }
+        model_config c = model_from_options(o, r->task.vocab);
+        r->m = model_create(&c, (uint64_t)o->seed, msg, sizeof msg);
+        if (!r->m) { fprintf(stderr, "mambabench-train: %s\n", msg); return 2; }
+        ckpt_header h = {c, r->task.kind, r->task.vocab, r->task.len, r->task.n, 0, (uint64_t)o->seed, 0, 0, 0, 0};
+        r->h = h;
+    }
+    for (int i = 0; i < o->n_eval_lens; i++) {
+        task_config t = r->task;
+        t.len = o->eval_lens[i];
+        if (task_check(&t, msg, sizeof msg)) { fprintf(stderr, "mambabench-train: --eval-lens: %s\n", msg); return 2; }
+    }
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    model_set_threads(o.threads);
+    openblas_set_num_threads(1); /* small matrices: a second BLAS thread only spins */
+    run r;
+    rc = setup_run(&o, &r);
+    if (rc) { model_free(r.m); return rc; }
+    long total = o.steps >= 0 ? o.steps : (o.resume ? (long)r.h.step : 1000);
+    if (total < r.h.step) {
+        fprintf(stderr, "mambabench-train: --steps %ld is below the checkpoint's %lld steps\n", total, (long long)r.h.step);
+        model_free(r.m);
+        return 2;
+    }
+    printf("%s on %s: length %d, vocab %d, n %d; %zu parameters; batch %d, lr %g, seed %ld; commit %s\n",
+           mixer_name(r.h.model.mixer), task_name(r.task.kind), r.task.len, r.task.vocab, r.task.n,
+           model_num_params(r.m), o.batch, o.lr, o.seed, r.commit);
+    if (total > r.h.step) {
+        if (train(&o, &r, total) || save_checkpoint(&o, &r)) { model_free(r.m); return 1; }
+    }
+    int lens[65], nl = 0;
+    lens[nl++] = r.task.len;
+    for (int i = 0; i < o.n_eval_lens; i++) {
+        int dup = 0;
+        for (int j = 0; j < nl; j++) dup |= lens[j] == o.eval_lens[i];
+        if (!dup) lens[nl++] = o.eval_lens[i];
+    }
+    for (int i = 0; i < nl && !rc; i++) rc = evaluate_len(&o, &r, lens[i]) ? 1 : 0;
+    model_free(r.m);
+    return rc;
+}
