@@ -948,15 +948,15 @@ typedef struct {
     float *dout, *dq, *dk, *dv; /* (B, H, T, hd) */
 } attn_bufs;
 
-/* THE one place that calls the attention API (its signature changes at the
- * merge to params + {q,k,v} / {dq,dk,dv} structs, and nheads_kv). Sequence b
- * of the (B, H, T, hd) buffers; lse (H, T) of that sequence. */
+/* The one place that calls the attention API. Sequence b of the (B, H, T, hd)
+ * buffers; lse (H, T) of that sequence. */
 static mb_status attention_api(const model* m, int T, const attn_bufs* s, int b, float* lse, int backward) {
-    mb_attention_params prm = {1, m->d.H, T, m->d.hd, 0.0, MB_DTYPE_F32};
+    mb_attention_params prm = {1, m->d.H, T, m->d.hd, 0.0, MB_DTYPE_F32, 0};
     size_t o = (size_t)b * m->d.H * T * m->d.hd;
-    if (!backward) return mb_attention_fwd_cpu(&prm, s->q + o, s->k + o, s->v + o, s->o + o, lse);
-    return mb_attention_bwd_cpu(&prm, s->q + o, s->k + o, s->v + o, s->o + o, lse, s->dout + o,
-                                s->dq + o, s->dk + o, s->dv + o);
+    mb_attention_inputs in = {s->q + o, s->k + o, s->v + o};
+    if (!backward) return mb_attention_fwd_cpu(&prm, &in, s->o + o, lse);
+    mb_attention_grads g = {s->dq + o, s->dk + o, s->dv + o};
+    return mb_attention_bwd_cpu(&prm, &in, s->o + o, lse, s->dout + o, &g);
 }
 
 /* (BT, ld) columns [0, C) <-> (B, H, T, hd) */
@@ -1239,26 +1239,26 @@ static void conv_step(float* xc, float* state, const float* x, const float* w, c
     }
 }
 
-/* One selective-scan step of one sequence, the recurrence of mambabench.h:
+/* One selective-scan step of one sequence through mb_selective_scan_step_cpu
+ * (the library's one-token entry point, mamba_ssm's selective_state_update):
  *   delta = softplus(dtr + dt_bias); h = exp(delta A) h + delta B u;
- *   y = C . h + D u; y *= silu(z).
- * TODO(lead): call mb_selective_scan_step_cpu (seqlen 1; u, delta, z (B, D),
- * B, C (B, G, N), state (B, D, N)) here once it is on this branch. */
-static void scan_step(float* y, float* h, const float* u, const float* dtr, const float* z,
-                      const float* Bt, const float* Ct, int G_is_D, const float* A_log,
-                      const float* Dskip, const float* dt_bias, int Di, int N) {
-    for (int c = 0; c < Di; c++) {
-        float delta = softplusf(dtr[c] + dt_bias[c]);
-        const float* Bc = G_is_D ? Bt + (size_t)c * N : Bt;
-        const float* Cc = G_is_D ? Ct + (size_t)c * N : Ct;
-        float acc = 0;
-        for (int n = 0; n < N; n++) {
-            float* hn = h + (size_t)c * N + n;
-            *hn = expf(-delta * expf(A_log[(size_t)c * N + n])) * *hn + delta * Bc[n] * u[c];
-            acc += Cc[n] * *hn;
-        }
-        y[c] = (acc + Dskip[c] * u[c]) * silu(z[c]);
-    }
+ *   y = C . h + D u; y *= silu(z),   A = -exp(A_log).
+ * B, C are (G, N) with G = 1 (Mamba) or G = Di (the LTI block's per-channel
+ * B, C); h (Di, N) is updated in place. Returns the library's status. */
+static mb_status scan_step(float* y, float* h, const float* u, const float* dtr, const float* z,
+                           const float* Bt, const float* Ct, int G_is_D, const float* A_log,
+                           const float* Dskip, const float* dt_bias, int Di, int N) {
+    float* A = malloc(sizeof(float) * (size_t)Di * N); /* (Di, N) */
+    if (!A) return MB_ERR_ALLOC;
+    for (size_t i = 0; i < (size_t)Di * N; i++) A[i] = -expf(A_log[i]);
+    mb_selective_scan_params p = {.batch = 1, .dim = Di, .seqlen = 1, .dstate = N,
+                                  .ngroups = G_is_D ? Di : 1, .dtype = MB_DTYPE_F32,
+                                  .delta_softplus = 1};
+    mb_selective_scan_inputs in = {.u = u, .delta = dtr, .A = A, .B = Bt, .C = Ct, .D = Dskip,
+                                   .z = z, .delta_bias = dt_bias};
+    mb_status st = mb_selective_scan_step_cpu(&p, &in, h, y);
+    free(A);
+    return st;
 }
 
 /* One SSD step of one sequence: per head, dt = softplus(dt + bias),
@@ -1282,7 +1282,8 @@ static void ssd_step(float* y, float* h, const float* x, const float* dt, const 
     }
 }
 
-static void ssm_block_step(model* m, model_state* s, int l) {
+/* One token through SSM layer l; MB_OK or the step entry point's status. */
+static mb_status ssm_block_step(model* m, model_state* s, int l) {
     dims d = m->d;
     int B = s->B, W = d.R + 2 * d.N;
     const param_tensors* p = &m->p;
@@ -1311,12 +1312,16 @@ static void ssm_block_step(model* m, model_state* s, int l) {
             int lti = d.mixer == MIXER_LTI;
             const float* dbl = s->dbl + (size_t)b * W;
             size_t dn = (size_t)l * d.Di * d.N;
-            scan_step(y, h, xs, s->dtr + (size_t)b * d.Di, xz + d.Di, lti ? p->B_lti + dn : dbl + d.R,
-                      lti ? p->C_lti + dn : dbl + d.R + d.N, lti, p->A_log + dn, p->Dskip + (size_t)l * d.Di,
-                      p->dt_bias + (size_t)l * d.Di, d.Di, d.N);
+            mb_status st = scan_step(y, h, xs, s->dtr + (size_t)b * d.Di, xz + d.Di,
+                                     lti ? p->B_lti + dn : dbl + d.R,
+                                     lti ? p->C_lti + dn : dbl + d.R + d.N, lti, p->A_log + dn,
+                                     p->Dskip + (size_t)l * d.Di, p->dt_bias + (size_t)l * d.Di,
+                                     d.Di, d.N);
+            if (st != MB_OK) return st;
         }
     }
     matmul_forward(s->out, d.C, s->y, d.Di, p->out_proj + (size_t)l * d.C * d.Di, B, d.Di, d.C);
+    return MB_OK;
 }
 
 int model_step(model* m, model_state* s, const int32_t* tokens, float* logits) {
@@ -1326,7 +1331,7 @@ int model_step(model* m, model_state* s, const int32_t* tokens, float* logits) {
     embed_forward(s->x, tokens, m->p.wte, B, 1, d.C, 0);
     for (int l = 0; l < d.nL; l++) {
         rmsnorm_forward(s->ln, s->rstd, s->x, m->p.norm1 + (size_t)l * d.C, B, d.C);
-        ssm_block_step(m, s, l);
+        if (ssm_block_step(m, s, l) != MB_OK) return -1;
         residual_forward(s->x, s->x, s->out, (size_t)B * d.C);
     }
     rmsnorm_forward(s->ln, s->rstd, s->x, m->p.normf, B, d.C);
