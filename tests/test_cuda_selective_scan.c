@@ -29,21 +29,6 @@ static void cuda_ok(cudaError_t err, const char* what) {
     }
 }
 
-/* round x to dtype, write it to dst[i], return the rounded value */
-static double encode(void* dst, int64_t i, mb_dtype dt, double x) {
-    if (dt == MB_DTYPE_BF16) {
-        uint16_t b = mb_bf16_from_f32((float)x);
-        ((uint16_t*)dst)[i] = b;
-        return mb_f32_from_bf16(b);
-    }
-    ((float*)dst)[i] = (float)x;
-    return (float)x;
-}
-static double decode(const void* src, int64_t i, mb_dtype dt) {
-    if (dt == MB_DTYPE_BF16) return mb_f32_from_bf16(((const uint16_t*)src)[i]);
-    return ((const float*)src)[i];
-}
-
 typedef struct {
     int64_t n;
     mb_dtype dt;
@@ -53,12 +38,13 @@ typedef struct {
 
 static size_t tbytes(const tens* t) { return (size_t)(t->n > 0 ? t->n : 1) * mb_dtype_size(t->dt); }
 
+/* host values rounded to dt (tests/problems.h's one pack/unpack), and their device copy */
 static tens t_input(int64_t n, mb_dtype dt, double lo, double hi) {
     tens t = {n, dt, rand_uniform_f64(n, lo, hi), NULL};
-    void* st = malloc(tbytes(&t));
-    for (int64_t i = 0; i < n; i++) t.host[i] = encode(st, i, dt, t.host[i]);
+    tb_round_array(t.host, n, dt);
+    void* st = tb_pack(t.host, n, dt);
     cuda_ok(cudaMalloc(&t.dev, tbytes(&t)), "cudaMalloc");
-    cuda_ok(cudaMemcpy(t.dev, st, tbytes(&t), cudaMemcpyHostToDevice), "H2D");
+    cuda_ok(cudaMemcpy(t.dev, st, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice), "H2D");
     free(st);
     return t;
 }
@@ -83,10 +69,11 @@ static void* t_download(const tens* t) {
 /* |got - want| <= atol + rtol |want| everywhere (NaN fails); prints the worst */
 static void compare(const char* what, const tens* t, const double* want, double rtol, double atol) {
     void* h = t_download(t);
+    double* gotv = tb_unpack(h, t->n, t->dt); /* (n) */
     int64_t bad = 0, worst = 0;
     double worst_ratio = 0.0, max_err = 0.0;
     for (int64_t i = 0; i < t->n; i++) {
-        double got = decode(h, i, t->dt), err = fabs(got - want[i]);
+        double got = gotv[i], err = fabs(got - want[i]);
         double lim = atol + rtol * fabs(want[i]);
         if (!(err <= lim)) bad++;
         double r = isnan(err) ? INFINITY : err / lim;
@@ -94,8 +81,9 @@ static void compare(const char* what, const tens* t, const double* want, double 
         if (err > max_err || isnan(err)) max_err = err;
     }
     CHECK(bad == 0, "%s: %lld of %lld outside tolerance; worst [%lld] got %g want %g", what,
-          (long long)bad, (long long)t->n, (long long)worst, decode(h, worst, t->dt), want[worst]);
+          (long long)bad, (long long)t->n, (long long)worst, gotv[worst], want[worst]);
     printf("    %-14s max|err| %.3g  worst err/tol %.3f\n", what, max_err, worst_ratio);
+    free(gotv);
     free(h);
 }
 
@@ -259,7 +247,7 @@ static void run_case(const scase* c, mb_dtype dt) {
                 const double* src[5] = {ut, dt_, zt, bt, ct};
                 tens* dst[5] = {&du_, &ddl, &dz_, &db_, &dc_};
                 for (int q = 0; q < 5; q++) {
-                    for (int64_t i = 0; i < dst[q]->n; i++) encode(stage, i, dt, src[q][i]);
+                    tb_pack_into(stage, src[q], dst[q]->n, dt);
                     cuda_ok(cudaMemcpy(dst[q]->dev, stage, tbytes(dst[q]), cudaMemcpyHostToDevice), "H2D");
                 }
                 mb_selective_scan_inputs id = {du_.dev, ddl.dev, A.dev, db_.dev, dc_.dev, Dv.dev,
