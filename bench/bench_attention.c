@@ -153,9 +153,8 @@ static void bm_attention(gb_state* st, void* user) {
     char extra[128];
     snprintf(extra, sizeof extra, "B=%lld H=%lld L=%lld d=%lld causal=1", (long long)f->B,
              (long long)f->H, (long long)L, (long long)f->d);
-    bc_set_fields(st, MB_OP_ATTENTION, f->dir, f->backend, f->impl, f->dtype, extra);
-    bc_report(st, L, f->B * L, attn_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
-    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes, cur.check.scratch_peak);
+    bc_report_row(st, MB_OP_ATTENTION, f->dir, f->backend, f->impl, f->dtype, extra, L, f->B * L,
+                  attn_flops(f, L), &cur.pool, &cur.check);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
@@ -169,21 +168,16 @@ static int probe(void* user, int64_t L) {
 
 /* Register one family per implementation of (dir, backend), from a template. */
 static void register_impls(mb_direction dir, const char* dirname, attn_family tmpl) {
-    for (int i = 0; i < mb_impl_count(MB_OP_ATTENTION, dir, tmpl.backend); i++) {
-        mb_impl_info info;
-        if (nfamilies == MAX_FAMILIES ||
-            mb_impl_get(MB_OP_ATTENTION, dir, tmpl.backend, i, &info) != MB_OK)
-            return;
+    const char* impl;
+    for (int i = 0; nfamilies < MAX_FAMILIES &&
+                    (impl = bc_impl_name(MB_OP_ATTENTION, dir, tmpl.backend, i)); i++) {
         attn_family* f = &families[nfamilies++];
         *f = tmpl;
-        f->dir = dirname;
-        f->impl = info.name;
+        f->dir = dirname, f->impl = impl;
         snprintf(f->name, sizeof f->name, "attention_%s_%s_%s", dirname,
-                 mb_backend_name(tmpl.backend), info.name);
-        int64_t args[64];
-        int n = bc_sweep(f->lmin, f->lmax, args, 64);
-        bc_register_args(f->name, bm_attention, f, "L", args, n, f->backend, GB_O_N_SQUARED,
-                         probe);
+                 mb_backend_name(tmpl.backend), impl);
+        bc_register_sweep_on(f->name, bm_attention, f, f->lmin, f->lmax, f->backend,
+                             GB_O_N_SQUARED, probe);
     }
 }
 

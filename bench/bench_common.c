@@ -281,11 +281,22 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
     return b;
 }
 
-gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin, int64_t lmax,
-                            gb_big_o big_o, bc_probe_fn probe) {
+gb_bench* bc_register_sweep_on(const char* name, gb_fn fn, void* user, int64_t lmin,
+                               int64_t lmax, mb_backend backend, gb_big_o big_o,
+                               bc_probe_fn probe) {
     int64_t Ls[64];
     int n = bc_sweep(lmin, lmax, Ls, 64);
-    return bc_register_args(name, fn, user, "L", Ls, n, MB_BACKEND_CPU, big_o, probe);
+    return bc_register_args(name, fn, user, "L", Ls, n, backend, big_o, probe);
+}
+
+gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin, int64_t lmax,
+                            gb_big_o big_o, bc_probe_fn probe) {
+    return bc_register_sweep_on(name, fn, user, lmin, lmax, MB_BACKEND_CPU, big_o, probe);
+}
+
+const char* bc_impl_name(mb_op op, mb_direction dir, mb_backend backend, int i) {
+    mb_impl_info info;
+    return mb_impl_get(op, dir, backend, i, &info) == MB_OK ? info.name : NULL;
 }
 
 /* The registry direction a row's dir names: fwd, fwd_noz, fwd_state -> fwd;
@@ -519,6 +530,14 @@ void bc_report(gb_state* st, int64_t L, int64_t tokens, double flops, int64_t io
     gb_set_counter(st, "scratch_peak_bytes", (double)scratch_peak_bytes, GB_COUNTER_BASE_1024);
     gb_set_counter(st, "peak_bytes", (double)(io_bytes + scratch_peak_bytes),
                    GB_COUNTER_BASE_1024);
+}
+
+void bc_report_row(gb_state* st, mb_op op, const char* dir, mb_backend backend, const char* impl,
+                   mb_dtype dtype, const char* extra, int64_t L, int64_t tokens, double flops,
+                   const bc_pool* pool, const bc_check* check) {
+    bc_set_fields(st, op, dir, backend, impl, dtype, extra);
+    bc_report(st, L, tokens, flops, pool->bytes, check->scratch_peak);
+    if (backend == MB_BACKEND_CUDA) bc_report_gpu(st, pool->bytes, check->scratch_peak);
 }
 
 void bc_report_gpu(gb_state* st, int64_t io_bytes, int64_t workspace_bytes) {

@@ -79,6 +79,10 @@ typedef int (*bc_probe_fn)(void* user, int64_t L);
  * error and gb_main returns nonzero. */
 gb_bench* bc_register_sweep(const char* name, gb_fn fn, void* user, int64_t lmin, int64_t lmax,
                             gb_big_o big_o, bc_probe_fn probe);
+/* The same, timed as `backend` needs (CUDA: manual time from events). */
+gb_bench* bc_register_sweep_on(const char* name, gb_fn fn, void* user, int64_t lmin,
+                               int64_t lmax, mb_backend backend, gb_big_o big_o,
+                               bc_probe_fn probe);
 
 /* ------------------------------------------------------------------------ */
 /* random tensors */
@@ -164,6 +168,15 @@ void bc_set_fields(gb_state* st, mb_op op, const char* dir, mb_backend backend,
 
 /* ------------------------------------------------------------------------ */
 /* the GPU side (bench/bench_gpu.c; stubs without CUDA) */
+
+/* The name of implementation i of (op, dir, backend), NULL past the last one. */
+const char* bc_impl_name(mb_op op, mb_direction dir, mb_backend backend, int i);
+
+/* The counters of one finished row: its typed fields (bc_set_fields), bc_report,
+ * and bc_report_gpu for a CUDA row. */
+void bc_report_row(gb_state* st, mb_op op, const char* dir, mb_backend backend, const char* impl,
+                   mb_dtype dtype, const char* extra, int64_t L, int64_t tokens, double flops,
+                   const bc_pool* pool, const bc_check* check);
 
 /* Nonzero when a CUDA device is usable (CUDA families are registered only then). */
 int bc_have_gpu(void);

@@ -181,11 +181,10 @@ static void bm_scan(gb_state* st, void* user) {
     snprintf(extra, sizeof extra, "B=%lld D=%lld L=%lld N=%lld G=%lld z=%d softplus=1 "
              "D_skip=1 delta_bias=1", (long long)p->batch, (long long)p->dim,
              (long long)p->seqlen, (long long)p->dstate, (long long)p->ngroups, f->has_z);
-    bc_set_fields(st, MB_OP_SELECTIVE_SCAN, f->dir, f->backend, f->impl, f->dtype, extra);
     int64_t L = p->seqlen;
-    bc_report(st, f->arg == 'L' ? L : arg, p->batch * L, scan_flops(f, p->batch, L, p->dstate),
-              cur.pool.bytes, cur.check.scratch_peak);
-    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes, cur.check.scratch_peak);
+    bc_report_row(st, MB_OP_SELECTIVE_SCAN, f->dir, f->backend, f->impl, f->dtype, extra,
+                  f->arg == 'L' ? L : arg, p->batch * L, scan_flops(f, p->batch, L, p->dstate),
+                  &cur.pool, &cur.check);
 }
 
 /* bc_probe_fn: does the family run at its first argument? (one untimed call) */
@@ -226,8 +225,7 @@ static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
 
 /* The name of implementation i of (dir, backend). */
 static const char* impl_name(mb_direction dir, mb_backend backend, int i) {
-    mb_impl_info info;
-    return mb_impl_get(MB_OP_SELECTIVE_SCAN, dir, backend, i, &info) == MB_OK ? info.name : NULL;
+    return bc_impl_name(MB_OP_SELECTIVE_SCAN, dir, backend, i);
 }
 
 static void register_cpu(void) {

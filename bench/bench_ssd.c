@@ -150,9 +150,8 @@ static void bm_ssd(gb_state* st, void* user) {
     snprintf(extra, sizeof extra, "B=%lld L=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld",
              (long long)f->B, (long long)L, (long long)f->H, (long long)f->P, (long long)f->N,
              (long long)f->G, (long long)f->Q);
-    bc_set_fields(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra);
-    bc_report(st, L, f->B * L, ssd_flops(f, L), cur.pool.bytes, cur.check.scratch_peak);
-    if (f->backend == MB_BACKEND_CUDA) bc_report_gpu(st, cur.pool.bytes, cur.check.scratch_peak);
+    bc_report_row(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra, L, f->B * L,
+                  ssd_flops(f, L), &cur.pool, &cur.check);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
@@ -166,20 +165,15 @@ static int probe(void* user, int64_t L) {
 
 /* Register one family per implementation of (dir, backend), from a template. */
 static void register_impls(mb_direction dir, const char* dirname, ssd_family tmpl) {
-    for (int i = 0; i < mb_impl_count(MB_OP_SSD, dir, tmpl.backend); i++) {
-        mb_impl_info info;
-        if (nfamilies == MAX_FAMILIES ||
-            mb_impl_get(MB_OP_SSD, dir, tmpl.backend, i, &info) != MB_OK)
-            return;
+    const char* impl;
+    for (int i = 0; nfamilies < MAX_FAMILIES &&
+                    (impl = bc_impl_name(MB_OP_SSD, dir, tmpl.backend, i)); i++) {
         ssd_family* f = &families[nfamilies++];
         *f = tmpl;
-        f->dir = dirname;
-        f->impl = info.name;
-        snprintf(f->name, sizeof f->name, "ssd_%s_%s_%s", dirname,
-                 mb_backend_name(tmpl.backend), info.name);
-        int64_t args[64];
-        int n = bc_sweep(f->lmin, f->lmax, args, 64);
-        bc_register_args(f->name, bm_ssd, f, "L", args, n, f->backend, GB_O_N, probe);
+        f->dir = dirname, f->impl = impl;
+        snprintf(f->name, sizeof f->name, "ssd_%s_%s_%s", dirname, mb_backend_name(tmpl.backend),
+                 impl);
+        bc_register_sweep_on(f->name, bm_ssd, f, f->lmin, f->lmax, f->backend, GB_O_N, probe);
     }
 }
 
