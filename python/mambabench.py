@@ -1,10 +1,19 @@
-"""mambabench.py -- a small ctypes binding of libmambabench's CPU references.
+"""mambabench.py -- a small ctypes binding of libmambabench.
 
 Every function takes numpy arrays (C-contiguous, shapes checked here) and
 returns new numpy arrays; the layouts are those of include/mambabench.h
 (state-spaces/mamba and PyTorch). Activations are float64 (MB_DTYPE_F64) or
 float32 (MB_DTYPE_F32); A, D, biases, states and lse have the same dtype as
 the activations (the library's "param dtype" is fp32 for fp32 activations).
+
+The selective-scan functions (selective_scan_fwd, _bwd, _step) also take torch
+tensors: CUDA tensors go to the _cuda entry points on the current CUDA stream
+(torch.cuda.current_stream().cuda_stream) of the tensors' device, CPU tensors
+to the references; activations float32, bfloat16 (or float64 on the CPU),
+A, D, delta_bias and the state float32 (float64 with float64 activations), as
+mamba_ssm keeps them. Outputs are allocated as torch tensors on the inputs'
+device. Types, dtypes, devices, shapes and contiguity are checked with a clear
+TypeError / ValueError before anything is called.
 
 The library is found, in this order: the `lib` argument of load(), the
 environment variable MB_LIB, then <repo>/build/libmambabench.so.
@@ -169,6 +178,17 @@ def load(lib=None):
         f = getattr(L, name)
         f.restype = ct.c_int
         f.argtypes = argtypes
+    cuda_sigs = {
+        "mb_selective_scan_fwd_cuda": [P(ScanParams), P(ScanInputs), _p, _p, _p],
+        "mb_selective_scan_bwd_cuda": [P(ScanParams), P(ScanInputs), _p, P(ScanGrads), _p],
+        "mb_selective_scan_step_cuda": [P(ScanParams), P(ScanInputs), _p, _p, _p],
+    }
+    for name, argtypes in cuda_sigs.items():
+        f = getattr(L, name)
+        f.restype = ct.c_int
+        f.argtypes = argtypes
+    L.mb_cuda_device_count.restype = ct.c_int
+    L.mb_cuda_device_count.argtypes = []
     L.mb_impl_count.restype = ct.c_int
     L.mb_impl_count.argtypes = [ct.c_int, ct.c_int, ct.c_int]
     L.mb_impl_selected.restype = ct.c_char_p
@@ -246,7 +266,10 @@ def selective_scan_fwd(u, delta, A, B, C, D=None, z=None, delta_bias=None,
 
     u, delta, z: (B, D, L); A: (D, N); B, C: (B, G, N, L), G divides D; D, delta_bias: (D).
     D, z, delta_bias are optional. Returns (y (B, D, L), final_state (B, D, N)).
+    numpy arrays or torch tensors (CPU or CUDA; see the module docstring).
     """
+    if _is_torch(u):
+        return _torch_scan_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     params, inputs, _ = _scan_setup(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     y = np.empty_like(u)
     fs = np.empty((params.batch, params.dim, params.dstate), dtype=u.dtype)
@@ -259,8 +282,10 @@ def selective_scan_bwd(u, delta, A, B, C, dy, D=None, z=None, delta_bias=None,
     """Mamba-1 selective scan backward; shapes as selective_scan_fwd, dy: (B, D, L).
 
     Returns a dict with du, ddelta, dA, dB, dC and, for each optional input given,
-    dD, dz, ddelta_bias (same shapes as the inputs).
+    dD, dz, ddelta_bias (same shapes as the inputs). numpy or torch, as selective_scan_fwd.
     """
+    if _is_torch(u):
+        return _torch_scan_bwd(u, delta, A, B, C, dy, D, z, delta_bias, delta_softplus)
     params, inputs, a = _scan_setup(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     dy = _arr("dy", dy, u.shape, u.dtype)
     out = {"d" + k: _empty_like_opt(v) for k, v in a.items()}
@@ -408,7 +433,10 @@ def attention_decode(q, k, v, seqlens, scale=None):
 def selective_scan_step(state, u, delta, A, B, C, D=None, z=None, delta_bias=None,
                         delta_softplus=False):
     """One token of the selective scan. state: (B, D, N), updated in place (h_{t-1} -> h_t);
-    u, delta, z: (B, D); B, C: (B, G, N); A: (D, N); D, delta_bias: (D). Returns y (B, D)."""
+    u, delta, z: (B, D); B, C: (B, G, N); A: (D, N); D, delta_bias: (D). Returns y (B, D).
+    numpy or torch, as selective_scan_fwd."""
+    if _is_torch(u):
+        return _torch_scan_step(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     if np.ndim(u) != 2 or np.ndim(B) != 3:
         raise ValueError("u (B, D) and B (B, G, N) expected")
     params, inputs, _ = _scan_setup(u[..., None], delta[..., None], A, B[..., None],
@@ -460,3 +488,119 @@ def select_implementation(op, direction, backend="cpu", name=None):
     key = (OPS[op], DIRECTIONS[direction], BACKENDS[backend])
     _call("mb_impl_select", *key, None if name is None else str(name).encode())
     return L.mb_impl_selected(*key).decode()
+
+
+# ---------------------------------------------------------------------------
+# torch tensors (the selective scan: CPU tensors to the references, CUDA
+# tensors to the kernels on the current stream)
+
+def _is_torch(x):
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _torch_dtypes(t):
+    """(mb dtype, param torch dtype) of activation tensor t, or TypeError."""
+    import torch
+    table = {torch.float32: MB_DTYPE_F32, torch.bfloat16: MB_DTYPE_BF16,
+             torch.float64: MB_DTYPE_F64}
+    if t.dtype not in table:
+        raise TypeError(f"dtype {t.dtype} not supported (float32, bfloat16, float64)")
+    if t.dtype == torch.float64 and t.is_cuda:
+        raise TypeError("float64 tensors are CPU-only (the CUDA kernels take float32 or bfloat16)")
+    return table[t.dtype], (torch.float64 if t.dtype == torch.float64 else torch.float32)
+
+
+def _t_arr(name, t, shape, dtype, device, optional=False):
+    """Checks a torch tensor (type, dtype, device, shape, contiguity); None when optional."""
+    import torch
+    if t is None:
+        if optional:
+            return None
+        raise ValueError(f"{name} is required")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch tensor like the others, got {type(t).__name__}")
+    if t.dtype != dtype:
+        raise TypeError(f"{name}: dtype {t.dtype}, expected {dtype}")
+    if t.device != device:
+        raise ValueError(f"{name} is on {t.device}, the other tensors on {device}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name}: shape {tuple(t.shape)}, expected {tuple(shape)}")
+    if not t.is_contiguous():
+        raise ValueError(f"{name} must be contiguous (call .contiguous())")
+    return t
+
+
+def _t_ptr(t):
+    return None if t is None else t.data_ptr()
+
+
+def _torch_run(name, device, *args):
+    """mb_<name>_cuda on the current stream of `device`, or mb_<name>_cpu."""
+    import torch
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device).cuda_stream
+            _call(f"mb_{name}_cuda", *args, ct.c_void_p(stream))
+    elif device.type == "cpu":
+        _call(f"mb_{name}_cpu", *args)
+    else:
+        raise ValueError(f"tensors on {device}: only CPU and CUDA tensors are supported")
+
+
+def _torch_scan_setup(u, delta, A, B, C, D, z, delta_bias, delta_softplus, L=None):
+    """params, inputs, the checked tensors, the param dtype; L = 1 for a step."""
+    import torch
+    if not isinstance(u, torch.Tensor) or u.dim() != 3 or not isinstance(A, torch.Tensor) \
+            or A.dim() != 2 or not isinstance(B, torch.Tensor) or B.dim() != 4:
+        raise ValueError("u (B, D, L), A (D, N), B (B, G, N, L) torch tensors expected")
+    mb_dt, par = _torch_dtypes(u)
+    dev, act = u.device, u.dtype
+    b, d, l = u.shape
+    n, g = A.shape[1], B.shape[1]
+    args = dict(u=_t_arr("u", u, (b, d, l), act, dev), delta=_t_arr("delta", delta, (b, d, l), act, dev),
+                A=_t_arr("A", A, (d, n), par, dev), B=_t_arr("B", B, (b, g, n, l), act, dev),
+                C=_t_arr("C", C, (b, g, n, l), act, dev), D=_t_arr("D", D, (d,), par, dev, True),
+                z=_t_arr("z", z, (b, d, l), act, dev, True),
+                delta_bias=_t_arr("delta_bias", delta_bias, (d,), par, dev, True))
+    params = ScanParams(b, d, l, n, g, mb_dt, int(bool(delta_softplus)))
+    inputs = ScanInputs(**{k: _t_ptr(v) for k, v in args.items()})
+    return params, inputs, args, par
+
+
+def _torch_scan_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    import torch
+    params, inputs, a, par = _torch_scan_setup(u, delta, A, B, C, D, z, delta_bias,
+                                               delta_softplus)
+    y = torch.empty_like(u)
+    fs = torch.empty((params.batch, params.dim, params.dstate), dtype=par, device=u.device)
+    _torch_run("selective_scan_fwd", u.device, ct.byref(params), ct.byref(inputs), y.data_ptr(),
+               fs.data_ptr())
+    return y, fs
+
+
+def _torch_scan_bwd(u, delta, A, B, C, dy, D, z, delta_bias, delta_softplus):
+    import torch
+    params, inputs, a, _ = _torch_scan_setup(u, delta, A, B, C, D, z, delta_bias,
+                                             delta_softplus)
+    dy = _t_arr("dy", dy, tuple(u.shape), u.dtype, u.device)
+    out = {"d" + k: None if v is None else torch.empty_like(v) for k, v in a.items()}
+    grads = ScanGrads(**{k: _t_ptr(v) for k, v in out.items()})
+    _torch_run("selective_scan_bwd", u.device, ct.byref(params), ct.byref(inputs), dy.data_ptr(),
+               ct.byref(grads))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _torch_scan_step(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    import torch
+    if not isinstance(u, torch.Tensor) or u.dim() != 2 or not isinstance(B, torch.Tensor) \
+            or B.dim() != 3:
+        raise ValueError("u (B, D) and B (B, G, N) torch tensors expected")
+    params, inputs, _, par = _torch_scan_setup(
+        u[..., None], delta[..., None] if isinstance(delta, torch.Tensor) else delta, A,
+        B[..., None], C[..., None] if isinstance(C, torch.Tensor) else C, D,
+        None if z is None else z[..., None], delta_bias, delta_softplus)
+    _t_arr("state", state, (params.batch, params.dim, params.dstate), par, u.device)
+    y = torch.empty_like(u)
+    _torch_run("selective_scan_step", u.device, ct.byref(params), ct.byref(inputs),
+               state.data_ptr(), y.data_ptr())
+    return y
