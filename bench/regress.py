@@ -162,7 +162,10 @@ def merge(paths):
     """One Google Benchmark document from several of one run: the first file's
     context, every file's rows."""
     docs = [(p, load(p)) for p in paths]
-    merged = {"context": dict(docs[0][1].get("context", {})), "benchmarks": []}
+    # the context of a bench binary's file (bench/peers.py writes a shorter one)
+    ctx = next((d["context"] for _, d in docs if "mb_bench" in d.get("context", {})),
+               docs[0][1].get("context", {}))
+    merged = {"context": dict(ctx), "benchmarks": []}
     for _, doc in docs:
         merged["benchmarks"].extend(doc.get("benchmarks", []))
     merged["context"]["mb_baseline_sources"] = " ".join(os.path.basename(p) for p, _ in docs)
@@ -276,6 +279,12 @@ def table(rows):
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def fraction(text):
+    """A threshold as a fraction: "0.10", "10%" or "10" (a percent when >= 1)."""
+    v = float(str(text).rstrip("%"))
+    return v / 100 if str(text).endswith("%") or v >= 1 else v
 
 
 def cmd_check(a):
@@ -526,7 +535,7 @@ def main(argv=None):
     s.add_argument("runs", nargs="+")
     s = sub.add_parser("check")
     s.add_argument("--baseline", required=True)
-    s.add_argument("--threshold", type=float, default=0.10)
+    s.add_argument("--threshold", type=fraction, default=0.10)
     s.add_argument("--alpha", type=float, default=0.05)
     s.add_argument("--filter", default=None)
     s.add_argument("--lmax", type=int, default=None)
