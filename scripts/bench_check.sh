@@ -19,7 +19,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build=${1:-build}
 python=${PYTHON:-python3}
 machine=${BENCH_MACHINE:-$("$root/scripts/machine_slug.sh")}
-if [[ "$machine" != cpu ]] && ! grep -q '^MB_HAVE_CUDA_BUILD:INTERNAL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+if [[ -z "${BENCH_MACHINE:-}" && "$machine" != cpu ]] && ! grep -q '^MB_HAVE_CUDA_BUILD:INTERNAL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
   echo "bench-check: a GPU is present but $build has no CUDA: checking the CPU benchmarks" >&2
   machine=cpu
 fi
