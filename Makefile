@@ -15,7 +15,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PYTHON ?= python3
 
-.PHONY: all help setup build build-asan test test-fast test-asan fuzz bench bench-promote plots clean
+.PHONY: all help setup build build-asan test test-fast test-asan fuzz bench bench-promote plots clean \
+	bench-baseline bench-check bench-check-cpu bench-check-cpu-update bench-check-slopes
 
 all: build
 
@@ -28,6 +29,11 @@ help:
 	@echo "make fuzz        libFuzzer + ASan + UBSan on the public API for FUZZ_SECONDS (60) (build-fuzz/)"
 	@echo "make bench       build and run the benchmark sweep (JSON + plots; BENCH_OUT=DIR, default build/results/<machine>)"
 	@echo "make bench-promote  copy a finished run (BENCH_OUT=DIR) into the committed results/<machine>/"
+	@echo "make bench-baseline  merge a finished run (BENCH_OUT=DIR) into results/baselines/<machine>.json"
+	@echo "make bench-check  rerun this machine's benchmarks (BENCH_FILTER, BENCH_REPS>=9) and fail when >BENCH_THRESHOLD (10%) slower, p<0.05"
+	@echo "make bench-check-cpu  callgrind instruction counts of the CPU references vs results/baselines/cpu_instructions.json (3%), and their slopes in L"
+	@echo "make bench-check-cpu-update  measure the instruction counts, print them and write them as the new baseline"
+	@echo "make bench-check-slopes  log-log slopes of the committed timing results (results/*/): linear mixers ~1, attention ~2"
 	@echo "make plots       redraw the plots and summaries from the JSON in results/"
 	@echo "make setup       install what the build needs (apt-get as root, pip), or say how"
 	@echo "make clean       remove build/, build-asan/ and build-fuzz/"
@@ -68,6 +74,28 @@ bench-promote:
 	  test -s $$src/summary.md || { echo "bench-promote: no finished run in $$src"; exit 1; }; \
 	  mkdir -p $$dst && cp $$src/*.json $$src/*.png $$src/*.md $$dst/ && \
 	  cp $$src/*.log $$src/*.csv $$dst/ 2>/dev/null; echo "bench-promote: $$src -> $$dst"
+
+# a finished `make bench` run (BENCH_OUT=DIR, default build/results/<machine>) merged
+# into the committed baseline of its machine: never edited by hand
+bench-baseline:
+	@src=$${BENCH_OUT:-build/results/$$(scripts/machine_slug.sh)}; src=$${src%/}; \
+	  $(PYTHON) bench/regress.py baseline --out results/baselines/$$(basename $$src).json $$src
+
+# BENCH_FILTER=REGEX BENCH_THRESHOLD=0.10 BENCH_REPS=10 BENCH_STRICT=1: see scripts/bench_check.sh
+bench-check: build
+	@scripts/bench_check.sh build
+
+# deterministic, no GPU (CI): valgrind's instruction counts, then the timing slopes
+bench-check-cpu: build
+	@command -v valgrind >/dev/null || { echo "bench-check-cpu: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+	$(PYTHON) bench/regress.py cpu --build build --baseline results/baselines/cpu_instructions.json
+	$(PYTHON) bench/regress.py slopes results
+
+bench-check-cpu-update: build
+	$(PYTHON) bench/regress.py cpu --build build --baseline results/baselines/cpu_instructions.json --update
+
+bench-check-slopes:
+	$(PYTHON) bench/regress.py slopes results
 
 plots:
 	@$(PYTHON) -c "import matplotlib" 2>/dev/null || { \
