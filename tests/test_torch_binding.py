@@ -42,10 +42,10 @@ def close(got, want, rtol, atol):
     return bool(((err <= lim) & ~err.isnan()).all().item()), ratio
 
 
-def scan_reference(u, delta, A, B, C, D, z, bias):
+def scan_reference(u, delta, A, B, C, D, z, delta_bias):
     """The selective scan as a PyTorch loop over L (fp64 in, fp64 out), G = 1."""
     import torch
-    dt = torch.nn.functional.softplus(delta + bias[None, :, None])           # (B, D, L)
+    dt = torch.nn.functional.softplus(delta + delta_bias[None, :, None])     # (B, D, L)
     h = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=u.dtype, device=u.device)
     ys = []
     for t in range(u.shape[2]):
