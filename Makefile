@@ -102,8 +102,10 @@ plots:
 	  echo "make plots: matplotlib is not installed; run \`make setup\` or \`pip install matplotlib\`" >&2; \
 	  exit 1; }
 	@for dir in results/*/; do \
+	  case $$dir in results/baselines/) continue;; esac; \
 	  if ls $$dir*.json >/dev/null 2>&1; then \
 	    $(PYTHON) plots/plot_scaling.py --out $$dir $$dir*.json || exit 1; \
+	    if grep -qs '"gpu_name"' $$dir*.json; then $(PYTHON) plots/gpu_summary.py $$dir >/dev/null || exit 1; fi; \
 	  fi; \
 	done
 
