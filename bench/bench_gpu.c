@@ -16,6 +16,7 @@
 #include <string.h>
 
 #ifdef MB_HAVE_CUDA
+#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 static void* flush_buf;      /* (2 x L2 bytes) */
@@ -97,6 +98,13 @@ void bc_gpu_context(void) {
     cudaRuntimeGetVersion(&v);
     snprintf(buf, sizeof buf, "%d.%d", v / 1000, (v % 1000) / 10);
     gb_add_context("cuda_runtime", buf);
+    int major = 0, minor = 0, patch = 0;
+    if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+        cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+        cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS) {
+        snprintf(buf, sizeof buf, "%d.%d.%d", major, minor, patch);
+        gb_add_context("cublas_version", buf);
+    }
     flush_bytes = 2 * (size_t)prop.l2CacheSize;
     if (cudaMalloc(&flush_buf, flush_bytes) != cudaSuccess) {
         (void)cudaGetLastError();
