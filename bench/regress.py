@@ -305,6 +305,10 @@ def cmd_check(a):
         report.update(status=status, rows=rows, note=why,
                       run_context={k: v for k, v in run_doc["context"].items()
                                    if k.startswith(("gpu_", "mb_commit", "mb_settings"))})
+        # the commits compared: the run's, and the baseline's
+        report["context"] = {
+            "mb_commit": run_doc["context"].get("mb_commit", "unknown"),
+            "mb_baseline_commit": load(a.baseline).get("context", {}).get("mb_commit", "unknown")}
         print(table(rows))
         counts = {}
         for r in rows:
@@ -470,6 +474,19 @@ def count_slopes(counts):
     return {k: fit_slope(v) for k, v in by.items()}
 
 
+def source_commit():
+    """The short commit of the sources measured, with -dirty when tracked files differ."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
 def cmd_cpu(a):
     try:
         counts = measure_counts(a.build)
@@ -507,7 +524,8 @@ def cmd_cpu(a):
         print(f"{'ok  ' if ok else 'FAIL'} slope of {op}/{d} instructions in L: {s:.3f} "
               f"(band [{lo}, {hi}], L {min(CPU_LS[op])}..{max(CPU_LS[op])})")
     if a.update:
-        doc = {"tool": "valgrind --tool=callgrind, instructions (Ir) inside the entry point",
+        doc = {"context": {"mb_commit": source_commit()},
+               "tool": "valgrind --tool=callgrind, instructions (Ir) inside the entry point",
                "valgrind": subprocess.run(["valgrind", "--version"], capture_output=True,
                                           text=True).stdout.strip(),
                "driver": "bench/count_ops.c; train_step: tasks/mambabench-train " + " ".join(TRAIN_ARGS)
