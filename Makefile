@@ -3,7 +3,8 @@
 #   make test    set up, build (build/), run every test; then the same under
 #                AddressSanitizer + UBSan (build-asan/)
 #   make bench   set up, build, run the benchmark sweep: the GPU sweep where a
-#                GPU is present, the CPU sweep otherwise; JSON + plots in results/
+#                GPU is present, the CPU sweep otherwise; JSON + plots in
+#                build/results/<machine>/ (make bench-promote copies them to results/)
 #   make plots   regenerate the plots and summaries from the committed JSON
 #   make help    every target, one line each
 #

@@ -46,7 +46,9 @@ for op in selective_scan ssd attention; do
 done
 
 echo "== bench/peers.py -> $out/peers.json" >&2
-if "$python" "$root/bench/peers.py" --out "$out/peers.json" ${MB_BENCH_QUICK:+--quick} \
+quick_flag=()
+[[ "${MB_BENCH_QUICK:-0}" == 1 ]] && quick_flag=(--quick)
+if "$python" "$root/bench/peers.py" --out "$out/peers.json" "${quick_flag[@]}" \
     2>&1 | tee "$out/peers.log" | grep -E '^\[peers' >&2; then
   [[ -s "$out/peers.json" ]] && jsons+=("$out/peers.json")
 else

@@ -22,9 +22,6 @@
                            #call, cudaGetErrorString(err_));                             \
     } while (0)
 
-/* After a kernel launch: MB_ERR_CUDA with the launch error, if any. */
-#define MB_CUDA_CHECK_LAUNCH(what) MB_CUDA_CHECK((what, cudaGetLastError()))
-
 /* The cudaStream_t of an mb_exec. */
 static inline cudaStream_t mb_stream(const mb_exec* ex) { return (cudaStream_t)ex->stream; }
 
