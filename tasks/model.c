@@ -1224,8 +1224,6 @@ void model_state_free(model_state* s) {
 
 void model_state_reset(model_state* s) { memset(s->conv, 0, sizeof(float) * s->nstate); }
 
-static float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-
 /* One conv step: xc = bias + sum_{k<K-1} w[:, k] * conv[k] + w[:, K-1] * x; shift x in. */
 static void conv_step(float* xc, float* state, const float* x, const float* w, const float* bias, int Cc, int K) {
     for (int c = 0; c < Cc; c++) {
@@ -1261,25 +1259,24 @@ static mb_status scan_step(float* y, float* h, const float* u, const float* dtr,
     return st;
 }
 
-/* One SSD step of one sequence: per head, dt = softplus(dt + bias),
- * h = exp(dt A) h + dt x B^T (P, N), y = h C + D x, y *= silu(z). */
-static void ssd_step(float* y, float* h, const float* x, const float* dt, const float* Bt,
-                     const float* Ct, const float* z, const float* A_log, const float* Dskip,
-                     const float* dt_bias, int H, int P, int N) {
-    for (int hh = 0; hh < H; hh++) {
-        float dth = softplusf(dt[hh] + dt_bias[hh]);
-        float dA = expf(-dth * expf(A_log[hh]));
-        for (int p = 0; p < P; p++) {
-            int c = hh * P + p;
-            float* hp = h + (size_t)c * N;
-            float acc = 0;
-            for (int n = 0; n < N; n++) {
-                hp[n] = dA * hp[n] + dth * x[c] * Bt[n];
-                acc += hp[n] * Ct[n];
-            }
-            y[c] = (acc + Dskip[hh] * x[c]) * silu(z[c]);
-        }
-    }
+/* One SSD step of one sequence through mb_ssd_step_cpu (the library's one-token
+ * entry point): per head, dt = softplus(dt + bias), h = exp(dt A) h + dt x B^T
+ * (P, N), y = h C + D x, y *= silu(z), A = -exp(A_log). h (H, P, N) is
+ * updated in place. Returns the library's status. */
+static mb_status ssd_step(float* y, float* h, const float* x, const float* dt, const float* Bt,
+                          const float* Ct, const float* z, const float* A_log, const float* Dskip,
+                          const float* dt_bias, int H, int P, int N) {
+    float* A = malloc(sizeof(float) * (size_t)H); /* (H) */
+    if (!A) return MB_ERR_ALLOC;
+    for (int hh = 0; hh < H; hh++) A[hh] = -expf(A_log[hh]);
+    mb_ssd_params p = {.batch = 1, .seqlen = 1, .nheads = H, .headdim = P, .dstate = N,
+                       .ngroups = 1, .chunk_size = 1, .dtype = MB_DTYPE_F32, .dt_softplus = 1,
+                       .form = MB_SSD_RECURRENT};
+    mb_ssd_inputs in = {.x = x, .dt = dt, .A = A, .B = Bt, .C = Ct, .D = Dskip, .z = z,
+                        .dt_bias = dt_bias, .initial_state = NULL};
+    mb_status st = mb_ssd_step_cpu(&p, &in, h, y);
+    free(A);
+    return st;
 }
 
 /* One token through SSM layer l; MB_OK or the step entry point's status. */
@@ -1305,9 +1302,11 @@ static mb_status ssm_block_step(model* m, model_state* s, int l) {
         const float *xs = s->xs + (size_t)b * d.Cc, *xz = s->xz + (size_t)b * d.Win;
         float* y = s->y + (size_t)b * d.Di;
         if (d.mixer == MIXER_MAMBA2) {
-            ssd_step(y, h, xs, xz + d.Cc + d.Di, xs + d.Di, xs + d.Di + d.N, xz + d.Cc,
-                     p->A_log + (size_t)l * d.H, p->Dskip + (size_t)l * d.H, p->dt_bias + (size_t)l * d.H,
-                     d.H, d.P, d.N);
+            mb_status st = ssd_step(y, h, xs, xz + d.Cc + d.Di, xs + d.Di, xs + d.Di + d.N,
+                                    xz + d.Cc, p->A_log + (size_t)l * d.H,
+                                    p->Dskip + (size_t)l * d.H, p->dt_bias + (size_t)l * d.H,
+                                    d.H, d.P, d.N);
+            if (st != MB_OK) return st;
         } else {
             int lti = d.mixer == MIXER_LTI;
             const float* dbl = s->dbl + (size_t)b * W;
