@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend] -- the CPU results of results/tasks/ (2 shared
-# cores, one training at a time, ~20 minutes). Appends JSON lines to
+# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend|gaps|gaps-extend] -- the CPU results of results/tasks/ (2 shared
+# cores, one training at a time, ~20 minutes; gaps + gaps-extend ~20 more). Appends JSON lines to
 # results/tasks/*.jsonl; logs in results/tasks/logs/. Then:
 #   python3 plots/plot_tasks.py results/tasks
 # "extend" (run after "all"): continues the runs still improving at the end of
@@ -61,6 +61,34 @@ if [ "$stage" = extend2 ]; then
   for m in mha-abs mha-rope; do
     extend induction-$m 5000 --batch 32 --lr 1e-3 --eval-lens 32,128,256,512,1024 --eval-n 128
   done
+  exit 0
+fi
+if [ "$stage" = gaps ]; then
+  # the runs issue 10 still missed, 1,500 steps each (gaps-extend takes them to 4,000)
+  # long-string copying ("Repeat After Me"): a string of 1..(L-1)/2 tokens, the separator,
+  # the string again; trained at 64 (strings <= 31), tested on longer strings (<= 255)
+  run strcopy-mamba --task string-copy --mixer mamba --len 64 --dim 32 --batch 16 --lr 3e-3 --steps 1500 \
+      --seed 0 --eval-lens 32,128,256,512
+  for m in mha-rope mha-abs; do
+    run strcopy-$m --task string-copy --mixer $m --len 64 --dim 32 --heads 2 --batch 16 --lr 1e-3 --steps 1500 \
+        --seed 0 --eval-lens 32,128,256,512
+  done
+  # attention on copying and selective copying (the SSM rows above)
+  run copy-mha-rope --task copy --mixer mha-rope --len 64 --n 4 --dim 32 --heads 2 --batch 16 --lr 1e-3 \
+      --steps 1500 --seed 0 --eval-lens 64
+  run selcopy-mha-rope --task selective-copy --mixer mha-rope --len 64 --n 4 --dim 32 --heads 2 --batch 16 \
+      --lr 1e-3 --steps 1500 --seed 0 --eval-lens 64
+  # Mamba-2 with state 256 on MQAR (the N 64 run is mqar-mamba2)
+  run mqar-mamba2-n256 --task mqar --mixer mamba2 --d-state 256 --len 64 --n 8 --vocab 64 --dim 32 --batch 16 \
+      --lr 3e-3 --steps 1500 --seed 0 --eval-lens 128
+  exit 0
+fi
+if [ "$stage" = gaps-extend ]; then # the gaps runs to 4,000 steps, the budget of the extended rows
+  extend strcopy-mamba 4000 --batch 16 --lr 3e-3 --eval-lens 32,128,256,512
+  for m in mha-rope mha-abs; do extend strcopy-$m 4000 --batch 16 --lr 1e-3 --eval-lens 32,128,256,512; done
+  extend copy-mha-rope 4000 --batch 16 --lr 1e-3 --eval-lens 64
+  extend selcopy-mha-rope 4000 --batch 16 --lr 1e-3 --eval-lens 64
+  extend mqar-mamba2-n256 4000 --batch 16 --lr 3e-3 --eval-lens 128
   exit 0
 fi
 rm -f "$here"/*.jsonl
