@@ -859,25 +859,12 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
                      const void* dy, const mb_selective_scan_grads* gr, const mb_exec* ex) {
     cudaStream_t st = mb_stream(ex);
     BwdArgs<T> a;
-    a.u = (const T*)in->u;
-    a.delta = (const T*)in->delta;
-    a.A = (const float*)in->A;
-    a.Bm = (const T*)in->B;
-    a.Cm = (const T*)in->C;
-    a.Dv = (const float*)in->D;
-    a.z = (const T*)in->z;
-    a.bias = (const float*)in->delta_bias;
+    fill_common_args<T>(a, prm, in);
     a.dy = (const T*)dy;
     a.du = (T*)gr->du;
     a.ddelta = (T*)gr->ddelta;
     a.dz = (T*)gr->dz;
     a.Bsz = prm->batch;
-    a.D = prm->dim;
-    a.L = prm->seqlen;
-    a.N = prm->dstate;
-    a.G = prm->ngroups;
-    a.dpg = prm->dim / prm->ngroups;
-    a.softplus = prm->delta_softplus;
     a.nch = (a.L + kTW - 1) / kTW;
     /* enough warps to fill the chip: about 64 per SM of 132 */
     const bool tw = kSplitStates && a.N <= 8 * kST; /* states split across the warps of a block */

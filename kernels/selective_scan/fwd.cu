@@ -151,22 +151,9 @@ template <typename T>
 FwdArgs<T> make_args(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                      void* y, void* final_state) {
     FwdArgs<T> a;
-    a.u = (const T*)in->u;
-    a.delta = (const T*)in->delta;
-    a.A = (const float*)in->A;
-    a.Bm = (const T*)in->B;
-    a.Cm = (const T*)in->C;
-    a.Dv = (const float*)in->D;
-    a.z = (const T*)in->z;
-    a.bias = (const float*)in->delta_bias;
+    fill_common_args<T>(a, prm, in);
     a.y = (T*)y;
     a.fstate = (float*)final_state;
-    a.D = prm->dim;
-    a.L = prm->seqlen;
-    a.N = prm->dstate;
-    a.G = prm->ngroups;
-    a.dpg = prm->dim / prm->ngroups;
-    a.softplus = prm->delta_softplus;
     return a;
 }
 

@@ -181,6 +181,27 @@ static inline bool aligned16(const void* p) {
     return ((uintptr_t)p & 15u) == 0;
 }
 
+/* The fields every scan kernel's argument struct shares (FwdArgs, BwdArgs): the
+ * typed input pointers and the shape, from the call's params and inputs. */
+template <typename T, typename Args>
+static inline void fill_common_args(Args& a, const mb_selective_scan_params* prm,
+                                    const mb_selective_scan_inputs* in) {
+    a.u = (const T*)in->u;
+    a.delta = (const T*)in->delta;
+    a.A = (const float*)in->A;
+    a.Bm = (const T*)in->B;
+    a.Cm = (const T*)in->C;
+    a.Dv = (const float*)in->D;
+    a.z = (const T*)in->z;
+    a.bias = (const float*)in->delta_bias;
+    a.D = prm->dim;
+    a.L = prm->seqlen;
+    a.N = prm->dstate;
+    a.G = prm->ngroups;
+    a.dpg = prm->dim / prm->ngroups;
+    a.softplus = prm->delta_softplus;
+}
+
 } // namespace mbscan
 
 #endif /* MB_SCAN_COMMON_CUH */
