@@ -92,6 +92,17 @@ typedef struct {
     int use_D, use_z, use_bias, softplus;
 } scase;
 
+/* Select CUDA version k of the scan's `dir` for this thread: its name, or NULL
+ * when it does not take state size N (or cannot be listed: a failed check). */
+static const char* select_version(mb_direction dir, int k, int64_t N) {
+    mb_impl_info info;
+    mb_status st = mb_impl_get(MB_OP_SELECTIVE_SCAN, dir, MB_BACKEND_CUDA, k, &info);
+    CHECK(st == MB_OK, "mb_impl_get(%s, %d): %s", mb_direction_name(dir), k, mb_last_error());
+    if (st != MB_OK || N > info.max_dstate) return NULL;
+    CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, dir, MB_BACKEND_CUDA, info.name));
+    return info.name;
+}
+
 static double rtol_of(mb_dtype dt) { return dt == MB_DTYPE_BF16 ? TOL_GPU_BF16_RTOL : TOL_GPU_F32_RTOL; }
 static double atol_of(mb_dtype dt) { return dt == MB_DTYPE_BF16 ? TOL_GPU_BF16_ATOL : TOL_GPU_F32_ATOL; }
 
@@ -132,11 +143,9 @@ static void run_case(const scase* c, mb_dtype dt) {
     tens y = t_output(BDL, dt), fs = t_output(BDN, pd);
     int nf = mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, MB_BACKEND_CUDA);
     for (int k = 0; k < nf; k++) {
-        mb_impl_info info;
-        CHECK_OK(mb_impl_get(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, MB_BACKEND_CUDA, k, &info));
-        if (c->N > info.max_dstate) continue;
-        CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, MB_BACKEND_CUDA, info.name));
-        printf("   fwd %s\n", info.name);
+        const char* name = select_version(MB_DIR_FWD, k, c->N);
+        if (!name) continue;
+        printf("   fwd %s\n", name);
         t_poison(&y), t_poison(&fs);
         CHECK_OK(mb_selective_scan_fwd_cuda(&p, &in, y.dev, fs.dev, NULL));
         compare("y", &y, y_ref, rt, at);
@@ -169,11 +178,9 @@ static void run_case(const scase* c, mb_dtype dt) {
     CHECK_OK(mb_selective_scan_bwd_cpu(&p64, &in64, dy.host, &g64));
     int nb = mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, MB_BACKEND_CUDA);
     for (int k = 0; k < nb; k++) {
-        mb_impl_info info;
-        CHECK_OK(mb_impl_get(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, MB_BACKEND_CUDA, k, &info));
-        if (c->N > info.max_dstate) continue;
-        CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, MB_BACKEND_CUDA, info.name));
-        printf("   bwd %s\n", info.name);
+        const char* name = select_version(MB_DIR_BWD, k, c->N);
+        if (!name) continue;
+        printf("   bwd %s\n", name);
         void* first[8] = {0};
         for (int rep = 0; rep < 2; rep++) {
             for (int i = 0; i < 8; i++) if (gs[i].on) t_poison(&gt[i]);
@@ -185,7 +192,7 @@ static void run_case(const scase* c, mb_dtype dt) {
                 } else {
                     void* second = t_download(&gt[i]);
                     CHECK(memcmp(first[i], second, tbytes(&gt[i])) == 0,
-                          "bwd %s %s: two runs differ (not deterministic)", info.name, gs[i].name);
+                          "bwd %s %s: two runs differ (not deterministic)", name, gs[i].name);
                     free(second);
                     compare(gs[i].name, &gt[i], gref[i], rt * gs[i].rx, at * gs[i].ax);
                     free(first[i]);
@@ -230,10 +237,8 @@ static void run_case(const scase* c, mb_dtype dt) {
         double sat = dt == MB_DTYPE_BF16 ? TOL_SCAN_STEP_BF16_ATOL : TOL_SCAN_STEP_F32_ATOL;
         int ns = mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA);
         for (int k = 0; k < ns; k++) {
-            mb_impl_info info;
-            CHECK_OK(mb_impl_get(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA, k, &info));
-            if (c->N > info.max_dstate) continue;
-            CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, MB_BACKEND_CUDA, info.name));
+            const char* name = select_version(MB_DIR_STEP, k, c->N);
+            if (!name) continue;
             cuda_ok(cudaMemset(state.dev, 0, tbytes(&state)), "zero state");
             t_poison(&ystep);
             ok = 1;
@@ -259,8 +264,8 @@ static void run_case(const scase* c, mb_dtype dt) {
                 cuda_ok(cudaMemcpy2D((char*)ystep.dev + t * es, (size_t)c->L * es, dyt.dev, es, es,
                                      (size_t)BD, cudaMemcpyDeviceToDevice), "scatter");
             }
-            CHECK(ok, "step %s calls failed: %s", info.name, mb_last_error());
-            printf("   step %s token by token vs the fp64 full forward\n", info.name);
+            CHECK(ok, "step %s calls failed: %s", name, mb_last_error());
+            printf("   step %s token by token vs the fp64 full forward\n", name);
             compare("step y", &ystep, y_ref, srt, sat);
             compare("step state", &state, fs_ref, srt, sat);
         }
