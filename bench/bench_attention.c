@@ -4,8 +4,17 @@
  * CPU and CUDA, so a new kernel version is benchmarked without editing this
  * file. CUDA families use the canonical shape of anchors.md (B 1, H 16,
  * d 128, bf16, L 512..131072; fwdbwd = the default forward, then the
- * backward of <impl>, both timed); a point that does not fit (naive
- * attention's L x L) is recorded as an error row and the sweep goes on.
+ * backward of <impl>, both timed; naive's fwdbwd runs the naive forward);
+ * a point that does not fit (naive attention's L x L) is recorded as an error
+ * row and the sweep goes on.
+ *
+ * Decode (CUDA, family attention_decode_cuda_<impl>_b<B>): one query per
+ * sequence over a KV cache of L tokens (every sequence's length L), B 1, 8
+ * and 64, H = H_kv 16, d 128, bf16, L 512..131072 (B 64: ..65536). One call per timed
+ * iteration, after the L2 flush, so the cache is read from HBM. Its rows also
+ * carry decode_state_bytes, the memory one sequence keeps to decode the next
+ * token (the K and V cache of one layer at L); the step rows of the scan and
+ * SSD carry the same counter (their constant state), for the plot beside it.
  *
  * Build: the bench_attention target of CMakeLists.txt (needs Google
  * Benchmark). Run: ./bench_attention [--mb_lmax=N] [--benchmark_* flags];
@@ -31,10 +40,14 @@
 // ----------------------------------------------------------------------------
 // families: one per registered implementation
 
+typedef enum { FWD, BWD, DECODE } attn_kind;
+
 typedef struct {
     char name[96];
-    const char* dir;     /* fwd, bwd (CPU: o and lse from an untimed forward), fwdbwd (CUDA) */
+    const char* dir;     /* fwd, bwd (CPU: o and lse from an untimed forward), fwdbwd (CUDA),
+                            decode */
     int bwd;             /* 0: forward only, 1: with the backward */
+    attn_kind kind;      /* FWD, BWD (bwd or fwdbwd: see bwd) or DECODE */
     mb_backend backend;
     const char* impl;
     int64_t B, H, d;     /* batch, heads, head dim */
@@ -42,11 +55,12 @@ typedef struct {
     int64_t lmin, lmax;  /* default sweep */
 } attn_family;
 
-#define MAX_FAMILIES 32
+#define MAX_FAMILIES 48
 static attn_family families[MAX_FAMILIES];
 static int nfamilies;
 
 static double attn_flops(const attn_family* f, int64_t L) {
+    if (f->kind == DECODE) return 4.0 * (double)f->B * (double)f->H * (double)L * (double)f->d;
     double fwd = 2.0 * (double)f->B * (double)f->H * (double)L * (double)L * (double)f->d;
     if (!f->bwd) return fwd;
     return f->backend == MB_BACKEND_CUDA ? 3.5 * fwd : 2.5 * fwd;
@@ -64,15 +78,22 @@ typedef struct {
     void* o;         /* (B, H, L, d) forward output; backward input */
     void* lse;       /* (B, H, L)    param dtype */
     void *dout, *dq, *dk, *dv; /* (B, H, L, d) backward only */
-    bc_check check;            /* the validating call */
+    mb_attention_decode_params dp; /* decode only: q, o (B, H, d); k, v (B, H, L, d) caches */
+    int64_t seqlens[64];           /* decode: (B) host cache lengths, all L */
+    bc_check check;                /* the validating call */
 } attn_case;
 
 static attn_case cur = {.L = -1};
 
-/* Select the family's implementation; a backward runs after the default forward. */
+/* Select the family's implementation. A backward runs after the default
+ * forward, except naive's: the naive forward, the quadratic baseline whole. */
 static mb_status select_impl(const attn_family* f) {
+    if (f->kind == DECODE)
+        return mb_impl_select(MB_OP_ATTENTION, MB_DIR_DECODE, f->backend, f->impl);
     if (!f->bwd) return mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, f->backend, f->impl);
-    mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, f->backend, NULL);
+    const char* fwd = strcmp(f->impl, "naive") == 0 ? "naive" : NULL;
+    if (mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, f->backend, fwd) != MB_OK)
+        mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, f->backend, NULL);
     return mb_impl_select(MB_OP_ATTENTION, MB_DIR_BWD, f->backend, f->impl);
 }
 
@@ -85,6 +106,10 @@ static mb_status attn_fwd(const attn_case* c) {
 static mb_status attn_call(void* ctx) {
     const attn_case* c = ctx;
     const attn_family* f = c->fam;
+    if (f->kind == DECODE) {
+        const mb_attention_decode_inputs din = {c->q, c->k, c->v, c->seqlens};
+        return mb_attention_decode_cuda(&c->dp, &din, c->o, c->lse, NULL);
+    }
     const mb_attention_inputs in = {c->q, c->k, c->v};
     const mb_attention_grads g = {c->dq, c->dk, c->dv};
     if (f->backend == MB_BACKEND_CPU) {
@@ -94,6 +119,28 @@ static mb_status attn_call(void* ctx) {
     mb_status st = attn_fwd(c);
     if (st != MB_OK || !f->bwd) return st;
     return mb_attention_bwd_cuda(&c->p, &in, c->o, c->lse, c->dout, &g, NULL);
+}
+
+/* The decode case of family c->fam at context L: q (B, H, d), caches
+ * k, v (B, H, L, d) full (every sequence's length L), o (B, H, d), lse (B, H). */
+static void build_decode(attn_case* c, int64_t L, int announce) {
+    const attn_family* f = c->fam;
+    const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
+    bc_pool* pool = &c->pool;
+    c->dp = (mb_attention_decode_params){f->B, f->H, f->H, f->d, L, 0.0, dt};
+    for (int64_t b = 0; b < f->B && b < 64; b++) c->seqlens[b] = L;
+    c->q = bc_pool_uniform(pool, dt, f->B * f->H * f->d, -1.0, 1.0);
+    c->k = bc_pool_uniform(pool, dt, f->B * f->H * L * f->d, -1.0, 1.0);
+    c->v = bc_pool_uniform(pool, dt, f->B * f->H * L * f->d, -1.0, 1.0);
+    c->o = bc_pool_uniform(pool, dt, f->B * f->H * f->d, -1.0, 1.0);
+    c->lse = bc_pool_uniform(pool, pdt, f->B * f->H, -1.0, 1.0);
+    mb_status sel = select_impl(f);
+    if (sel != MB_OK) {
+        c->check.status = sel;
+        snprintf(c->check.err, sizeof c->check.err, "%s: %s", f->name, mb_last_error());
+        return;
+    }
+    bc_check_case(&c->check, f->name, L, pool, attn_call, c, announce);
 }
 
 /* Build case c for (f, L) and run the validating call; `announce`: print progress. */
@@ -107,6 +154,10 @@ static void attn_case_build(attn_case* c, const attn_family* f, int64_t L, int a
     const int64_t BHLd = f->B * f->H * L * f->d, BHL = f->B * f->H * L;
     bc_pool* pool = &c->pool;
     c->p = (mb_attention_params){f->B, f->H, L, f->d, 0.0, dt, 0};
+    if (f->kind == DECODE) {
+        build_decode(c, L, announce);
+        return;
+    }
     c->q = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->k = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
     c->v = bc_pool_uniform(pool, dt, BHLd, -1.0, 1.0);
@@ -153,8 +204,15 @@ static void bm_attention(gb_state* st, void* user) {
     char extra[128];
     snprintf(extra, sizeof extra, "B=%lld H=%lld L=%lld d=%lld causal=1", (long long)f->B,
              (long long)f->H, (long long)L, (long long)f->d);
-    bc_report_row(st, MB_OP_ATTENTION, f->dir, f->backend, f->impl, f->dtype, extra, L, f->B * L,
-                  attn_flops(f, L), &cur.pool, &cur.check);
+    if (f->kind == DECODE)
+        snprintf(extra, sizeof extra, "B=%lld H=%lld H_kv=%lld L=%lld d=%lld", (long long)f->B,
+                 (long long)f->H, (long long)f->H, (long long)L, (long long)f->d);
+    // tokens: one new token per sequence for decode, B*L otherwise
+    bc_report_row(st, MB_OP_ATTENTION, f->dir, f->backend, f->impl, f->dtype, extra, L,
+                  f->kind == DECODE ? f->B : f->B * L, attn_flops(f, L), &cur.pool, &cur.check);
+    if (f->kind == DECODE) // the K and V cache of one sequence at context L
+        gb_set_counter(st, "decode_state_bytes",
+                   (double)(2 * f->H * L * f->d * (int64_t)mb_dtype_size(f->dtype)), 0);
 }
 
 /* bc_probe_fn: does the family run at L? (one untimed call) */
@@ -181,6 +239,23 @@ static void register_impls(mb_direction dir, const char* dirname, attn_family tm
     }
 }
 
+/* Register one decode family per CUDA implementation and batch size. */
+static void register_decode(attn_family tmpl) {
+    static const int64_t batches[] = {1, 8, 64};
+    const char* impl;
+    for (int i = 0; (impl = bc_impl_name(MB_OP_ATTENTION, MB_DIR_DECODE, tmpl.backend, i)); i++)
+        for (int j = 0; j < 3 && nfamilies < MAX_FAMILIES; j++) {
+            attn_family* f = &families[nfamilies++];
+            *f = tmpl;
+            f->kind = DECODE, f->dir = "decode", f->impl = impl, f->B = batches[j];
+            if (f->B >= 64) f->lmax = 65536; // 34 GB of cache there; 128K would need 69 GB
+            snprintf(f->name, sizeof f->name, "attention_decode_%s_%s_b%lld",
+                     mb_backend_name(tmpl.backend), impl, (long long)f->B);
+            bc_register_sweep_on(f->name, bm_attention, f, f->lmin, f->lmax, f->backend, GB_O_N,
+                                 probe);
+        }
+}
+
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_attention")) return 1;
     const attn_family cpu = {.backend = MB_BACKEND_CPU, .B = 1, .H = 1, .d = 32,
@@ -190,14 +265,15 @@ int main(int argc, char** argv) {
     if (!bc_gpu_only()) {
         register_impls(MB_DIR_FWD, "fwd", cpu);
         attn_family cpu_bwd = cpu;
-        cpu_bwd.bwd = 1, cpu_bwd.lmax = 4096;
+        cpu_bwd.bwd = 1, cpu_bwd.kind = BWD, cpu_bwd.lmax = 4096;
         register_impls(MB_DIR_BWD, "bwd", cpu_bwd);
     }
     if (bc_have_gpu()) {
         register_impls(MB_DIR_FWD, "fwd", gpu);
         attn_family gpu_fb = gpu;
-        gpu_fb.bwd = 1;
+        gpu_fb.bwd = 1, gpu_fb.kind = BWD;
         register_impls(MB_DIR_BWD, "fwdbwd", gpu_fb);
+        register_decode(gpu);
     }
     bc_pool_free(&cur.pool); // the probes' case: rebuilt, and announced, by the first run
     cur.fam = NULL;

@@ -15,6 +15,8 @@
  *                        L = 512 .. 131072
  *   CUDA fwdbwd          the default forward then the backward of <impl>
  *   CUDA fwd_state       N = 16 .. 256 at L 4096, no z (the argument is N)
+ *   CUDA fwd_n128        the default forward at N 128, no z: the SSD
+ *                        benchmark's state size, swept over L beside it
  *   CUDA step            one token, batch 1, 8, 64 (the argument is B), timed
  *                        over 100 steps in one event pair: ms per step
  * Dimension legend: B batch, D channels, L length, N state size, G groups.
@@ -185,6 +187,10 @@ static void bm_scan(gb_state* st, void* user) {
     bc_report_row(st, MB_OP_SELECTIVE_SCAN, f->dir, f->backend, f->impl, f->dtype, extra,
                   f->arg == 'L' ? L : arg, p->batch * L, scan_flops(f, p->batch, L, p->dstate),
                   &cur.pool, &cur.check);
+    if (f->kind == STEP) // the constant state one sequence keeps to decode (bench_attention.c)
+        gb_set_counter(st, "decode_state_bytes",
+                       (double)(p->dim * p->dstate *
+                                (int64_t)mb_dtype_size(mb_param_dtype(p->dtype))), 0);
 }
 
 /* bc_probe_fn: does the family run at its first argument? (one untimed call) */
@@ -223,6 +229,14 @@ static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
     bc_register_args(f->name, bm_scan, f, arg_name, args, n, f->backend, big_o, probe);
 }
 
+/* Nonzero when `impl` is the default CUDA implementation of dir. */
+static int is_default(mb_direction dir, const char* impl) {
+    mb_impl_info info;
+    for (int i = 0; mb_impl_get(MB_OP_SELECTIVE_SCAN, dir, MB_BACKEND_CUDA, i, &info) == MB_OK; i++)
+        if (info.is_default) return strcmp(info.name, impl) == 0;
+    return 0;
+}
+
 /* The name of implementation i of (dir, backend). */
 static const char* impl_name(mb_direction dir, mb_backend backend, int i) {
     return bc_impl_name(MB_OP_SELECTIVE_SCAN, dir, backend, i);
@@ -248,6 +262,10 @@ static void register_cuda(void) {
         scan_family* state = add_family("fwd_state", FWD, gpu, impl);
         if (state) state->has_z = 0, state->arg = 'N';
         register_family(state, 0, 0);
+        if (!is_default(MB_DIR_FWD, impl)) continue;
+        scan_family* n128 = add_family("fwd_n128", FWD, gpu, impl); // the SSD's N, beside it
+        if (n128) n128->has_z = 0, n128->N = 128;
+        register_family(n128, lmin, lmax);
     }
     for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, gpu); i++)
         register_family(add_family("fwdbwd", FWDBWD, gpu, impl_name(MB_DIR_BWD, gpu, i)), lmin,

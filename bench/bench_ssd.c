@@ -10,9 +10,15 @@
  * Shapes (B = batch, L = length, H = heads, P = head dim, N = state size,
  * G = groups, Q = chunk size), softplus on dt, with dt_bias and D, no z, no
  * initial state:
- *   CPU  (families ssd_<fwd|bwd>_cpu_<impl>)   B 1, H 4, P 32, N 32, G 1, Q 64, fp32
- *   CUDA (ssd_<fwd|fwdbwd>_cuda_<impl>)        the canonical Mamba-2 shape of
- *        anchors.md: B 1, H 64, P 64, N 128, G 1, Q 256, bf16, L 512..131072
+ *   CPU  fwd, bwd      B 1, H 4, P 32, N 32, G 1, Q 64, fp32
+ *   CUDA fwd           the canonical Mamba-2 shape of anchors.md: B 1, H 64,
+ *                      P 64, N 128, G 1, Q 256, bf16, L 512..131072
+ *   CUDA fwdbwd        the default forward then the backward of <impl>
+ *   CUDA fwd_state     N = 16 .. 256 at L 4096 (the argument is N): SSD's
+ *                      time should stay flat where the scan's grows with N
+ *   CUDA step          one token, batch 1, 8, 64 (the argument is B), timed
+ *                      over 100 steps in one event pair: ms per step
+ * Family names: ssd_<dir>_<backend>_<impl>; the row's label has typed fields.
  *
  * FLOP estimate of the chunked forward, per call (L/Q chunks, each term a
  * multiply-add counted as 2; the causal intra-chunk products counted half):
@@ -24,7 +30,8 @@
  *   2*H*Q*P*N    per chunk: the state's contribution to y, C h
  * so  flops = B * L * (G*Q*N + H*(Q*P + Q + 4*P*N + 2*P*N/Q)) + 8*B*L*H*P
  * (the last term: softplus(dt), D*x and the elementwise decays).
- * Backward: 2.5x the forward (the FlashAttention convention).
+ * Backward: 2.5x the forward (the FlashAttention convention). Step, per token:
+ * B*H*(4*P*N + 8*P) (decay and update of the (P, N) state, C h, the elementwise terms).
  */
 #include "bench_common.h"
 
@@ -32,106 +39,145 @@
 #include <string.h>
 
 // ----------------------------------------------------------------------------
-// families: one per registered implementation
+// families
+
+typedef enum { FWD, BWD, FWDBWD, STEP } ssd_kind;
 
 typedef struct {
     char name[96];
-    const char* dir;           /* fwd, bwd (CPU), fwdbwd (CUDA: the default forward, then bwd) */
-    int bwd;                   /* 0: forward only, 1: with the backward */
+    const char* dir;          /* the row's dir field: fwd, bwd, fwdbwd, fwd_state, step */
+    ssd_kind kind;
     mb_backend backend;
-    const char* impl;
-    int64_t B, H, P, N, G, Q;  /* batch, heads, head dim, state, groups, chunk */
+    const char* impl;         /* the implementation timed (of fwd, bwd or step) */
+    int64_t B, H, P, N, G, Q; /* batch, heads, head dim, state, groups, chunk */
     mb_dtype dtype;
-    int64_t lmin, lmax;        /* default sweep */
+    char arg;                 /* the argument: 'L', 'N' or 'B' */
+    int64_t L;                /* fixed L when the argument is not L */
 } ssd_family;
 
-#define MAX_FAMILIES 32
+#define MAX_FAMILIES 64
 static ssd_family families[MAX_FAMILIES];
 static int nfamilies;
 
-static double ssd_flops(const ssd_family* f, int64_t L) {
-    const double H = (double)f->H, P = (double)f->P, N = (double)f->N, G = (double)f->G,
-                 Q = (double)f->Q, BL = (double)f->B * (double)L;
+static double ssd_flops(const ssd_family* f, const mb_ssd_params* p) {
+    const double H = (double)p->nheads, P = (double)p->headdim, N = (double)p->dstate,
+                 G = (double)p->ngroups, Q = (double)(p->seqlen < p->chunk_size ? p->seqlen
+                                                                               : p->chunk_size),
+                 BL = (double)p->batch * (double)p->seqlen;
+    if (f->kind == STEP) return BL * H * (4.0 * P * N + 8.0 * P);
     double fwd = BL * (G * Q * N + H * (Q * P + Q + 4.0 * P * N + 2.0 * P * N / Q)) +
                  8.0 * BL * H * P;
-    if (!f->bwd) return fwd;
-    return f->backend == MB_BACKEND_CUDA ? 3.5 * fwd : 2.5 * fwd;
+    return f->kind == FWD ? fwd : f->kind == BWD ? 2.5 * fwd : 3.5 * fwd;
 }
 
 // ----------------------------------------------------------------------------
-// one case: the tensors of (family, L), built once and validated by one call
+// one case: the tensors of (family, argument), built once and validated by one call
 
 typedef struct {
     const ssd_family* fam;
-    int64_t L;
+    int64_t arg;
     bc_pool pool;
     mb_ssd_params p;
     mb_ssd_inputs in;
-    void* y;  /* (B, L, H, P) forward output */
-    void* dy; /* (B, L, H, P) backward input */
+    void* y;     /* (B, L, H, P) forward output; (B, H, P) for a step */
+    void* state; /* (B, H, P, N) step state */
+    void* dy;    /* (B, L, H, P) backward input */
     mb_ssd_grads g;
     bc_check check; /* the validating call */
 } ssd_case;
 
-static ssd_case cur = {.L = -1};
+static ssd_case cur;
 
-/* Select the family's implementation; CUDA fwd+bwd runs the default forward. */
+/* Select the family's implementation; fwd+bwd runs the default forward. */
 static mb_status select_impl(const ssd_family* f) {
-    if (!f->bwd) return mb_impl_select(MB_OP_SSD, MB_DIR_FWD, f->backend, f->impl);
-    mb_impl_select(MB_OP_SSD, MB_DIR_FWD, f->backend, NULL);
-    return mb_impl_select(MB_OP_SSD, MB_DIR_BWD, f->backend, f->impl);
+    mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
+    if (f->kind == FWDBWD) mb_impl_select(MB_OP_SSD, MB_DIR_FWD, f->backend, NULL);
+    return mb_impl_select(MB_OP_SSD, dir, f->backend, f->impl);
 }
 
 static mb_status ssd_call(void* ctx) {
     const ssd_case* c = ctx;
     const ssd_family* f = c->fam;
-    if (f->backend == MB_BACKEND_CPU) {
-        if (f->bwd) return mb_ssd_bwd_cpu(&c->p, &c->in, c->dy, NULL, &c->g);
-        return mb_ssd_fwd_cpu(&c->p, &c->in, c->y, NULL);
-    }
-    mb_status st = mb_ssd_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL);
-    if (st != MB_OK || !f->bwd) return st;
-    return mb_ssd_bwd_cuda(&c->p, &c->in, c->dy, NULL, &c->g, NULL);
+    const int cuda = f->backend == MB_BACKEND_CUDA;
+    mb_status st = MB_OK;
+    if (f->kind == STEP)
+        return cuda ? mb_ssd_step_cuda(&c->p, &c->in, c->state, c->y, NULL)
+                    : mb_ssd_step_cpu(&c->p, &c->in, c->state, c->y);
+    if (f->kind == FWD || f->kind == FWDBWD)
+        st = cuda ? mb_ssd_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL)
+                  : mb_ssd_fwd_cpu(&c->p, &c->in, c->y, NULL);
+    if (st != MB_OK || f->kind == FWD) return st;
+    return cuda ? mb_ssd_bwd_cuda(&c->p, &c->in, c->dy, NULL, &c->g, NULL)
+                : mb_ssd_bwd_cpu(&c->p, &c->in, c->dy, NULL, &c->g);
 }
 
-/* Build case c for (f, L) and run the validating call; `announce`: print progress. */
-static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t L, int announce) {
-    bc_pool_free(&c->pool);
-    memset(c, 0, sizeof *c);
-    c->fam = f;
-    c->L = L;
-    bc_pool_init_on(&c->pool, 0x55d0000 + (uint64_t)L, f->backend);
-    const mb_dtype dt = f->dtype, pdt = mb_param_dtype(f->dtype);
-    const int64_t BLHP = f->B * L * f->H * f->P, BLH = f->B * L * f->H,
-                  BLGN = f->B * L * f->G * f->N;
+/* The shape of family f at argument value `arg`. */
+static mb_ssd_params params_at(const ssd_family* f, int64_t arg) {
+    mb_ssd_params p = {f->B, f->L, f->H, f->P, f->N, f->G, f->Q, f->dtype, 1, MB_SSD_CHUNKED};
+    if (f->arg == 'L') p.seqlen = arg;
+    if (f->arg == 'N') p.dstate = arg;
+    if (f->arg == 'B') p.batch = arg;
+    if (f->kind == STEP) p.seqlen = 1;
+    return p;
+}
+
+/* Fill c->in and c->y for p from c->pool: softplus on dt, dt_bias and D, no z,
+ * no initial state. */
+static void build_inputs(ssd_case* c, const mb_ssd_params* p) {
+    const mb_dtype dt = p->dtype, pdt = mb_param_dtype(p->dtype);
+    const int64_t BLHP = p->batch * p->seqlen * p->nheads * p->headdim,
+                  BLH = p->batch * p->seqlen * p->nheads,
+                  BLGN = p->batch * p->seqlen * p->ngroups * p->dstate;
     bc_pool* pool = &c->pool;
-    c->p = (mb_ssd_params){f->B, L, f->H, f->P, f->N, f->G, f->Q, dt, 1, MB_SSD_CHUNKED};
     // x ~ U(-1, 1); softplus(dt + dt_bias) ~ 0.01..0.1; A < 0 per head
     c->in.x = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
     c->in.dt = bc_pool_uniform(pool, dt, BLH, -0.5, 0.5);
-    c->in.A = bc_pool_uniform(pool, pdt, f->H, -4.0, -0.5);
+    c->in.A = bc_pool_uniform(pool, pdt, p->nheads, -4.0, -0.5);
     c->in.B = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
     c->in.C = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
-    c->in.D = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
-    c->in.dt_bias = bc_pool_uniform(pool, pdt, f->H, -4.5, -2.5);
+    c->in.D = bc_pool_uniform(pool, pdt, p->nheads, -1.0, 1.0);
+    c->in.dt_bias = bc_pool_uniform(pool, pdt, p->nheads, -4.5, -2.5);
     c->y = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
-    if (f->bwd) {
-        c->dy = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
-        c->g.dx = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
-        c->g.ddt = bc_pool_uniform(pool, dt, BLH, -1.0, 1.0);
-        c->g.dA = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
-        c->g.dB = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
-        c->g.dC = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
-        c->g.dD = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
-        c->g.ddt_bias = bc_pool_uniform(pool, pdt, f->H, -1.0, 1.0);
-    }
+}
+
+/* dy and the gradients of the inputs build_inputs gives. */
+static void build_grads(ssd_case* c, const mb_ssd_params* p) {
+    const mb_dtype dt = p->dtype, pdt = mb_param_dtype(p->dtype);
+    const int64_t BLHP = p->batch * p->seqlen * p->nheads * p->headdim,
+                  BLH = p->batch * p->seqlen * p->nheads,
+                  BLGN = p->batch * p->seqlen * p->ngroups * p->dstate;
+    bc_pool* pool = &c->pool;
+    c->dy = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
+    c->g.dx = bc_pool_uniform(pool, dt, BLHP, -1.0, 1.0);
+    c->g.ddt = bc_pool_uniform(pool, dt, BLH, -1.0, 1.0);
+    c->g.dA = bc_pool_uniform(pool, pdt, p->nheads, -1.0, 1.0);
+    c->g.dB = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
+    c->g.dC = bc_pool_uniform(pool, dt, BLGN, -1.0, 1.0);
+    c->g.dD = bc_pool_uniform(pool, pdt, p->nheads, -1.0, 1.0);
+    c->g.ddt_bias = bc_pool_uniform(pool, pdt, p->nheads, -1.0, 1.0);
+}
+
+/* Build case c for (f, arg) and run the validating call; `announce`: print progress. */
+static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t arg, int announce) {
+    bc_pool_free(&c->pool);
+    memset(c, 0, sizeof *c);
+    c->fam = f;
+    c->arg = arg;
+    bc_pool_init_on(&c->pool, 0x55d0000 + (uint64_t)arg, f->backend);
+    c->p = params_at(f, arg);
+    build_inputs(c, &c->p);
+    if (f->kind == STEP)
+        c->state = bc_pool_uniform(&c->pool, mb_param_dtype(f->dtype),
+                                   c->p.batch * c->p.nheads * c->p.headdim * c->p.dstate,
+                                   -1.0, 1.0);
+    if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
     mb_status sel = select_impl(f);
     if (sel != MB_OK) {
         c->check.status = sel;
         snprintf(c->check.err, sizeof c->check.err, "%s: %s", f->name, mb_last_error());
         return;
     }
-    bc_check_case(&c->check, f->name, L, pool, ssd_call, c, announce);
+    bc_check_case(&c->check, f->name, arg, &c->pool, ssd_call, c, announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -139,63 +185,103 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t L, int anno
 
 static void bm_ssd(gb_state* st, void* user) {
     const ssd_family* f = user;
-    const int64_t L = gb_range(st, 0);
-    if (cur.fam != f || cur.L != L) ssd_case_build(&cur, f, L, 1);
+    const int64_t arg = gb_range(st, 0);
+    if (cur.fam != f || cur.arg != arg) ssd_case_build(&cur, f, arg, 1);
     if (select_impl(f) != MB_OK) {
         bc_skip_status(st, f->name, MB_ERR_BAD_OPTION);
         return;
     }
-    if (!bc_time_case(st, f->name, &cur.check, ssd_call, &cur)) return;
+    int calls = f->kind == STEP ? 100 : 1;
+    if (!bc_time_case_n(st, f->name, &cur.check, ssd_call, &cur, calls)) return;
+    const mb_ssd_params* p = &cur.p;
     char extra[160];
     snprintf(extra, sizeof extra, "B=%lld L=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld",
-             (long long)f->B, (long long)L, (long long)f->H, (long long)f->P, (long long)f->N,
-             (long long)f->G, (long long)f->Q);
-    bc_report_row(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra, L, f->B * L,
-                  ssd_flops(f, L), &cur.pool, &cur.check);
+             (long long)p->batch, (long long)p->seqlen, (long long)p->nheads,
+             (long long)p->headdim, (long long)p->dstate, (long long)p->ngroups,
+             (long long)p->chunk_size);
+    bc_report_row(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra,
+                  f->arg == 'L' ? p->seqlen : arg, p->batch * p->seqlen, ssd_flops(f, p),
+                  &cur.pool, &cur.check);
+    if (f->kind == STEP) // the constant state one sequence keeps to decode (bench_attention.c)
+        gb_set_counter(st, "decode_state_bytes",
+                       (double)(p->nheads * p->headdim * p->dstate *
+                                (int64_t)mb_dtype_size(mb_param_dtype(p->dtype))), 0);
 }
 
-/* bc_probe_fn: does the family run at L? (one untimed call) */
-static int probe(void* user, int64_t L) {
-    ssd_case_build(&cur, user, L, 0);
+/* bc_probe_fn: does the family run at its first argument? (one untimed call) */
+static int probe(void* user, int64_t arg) {
+    ssd_case_build(&cur, user, arg, 0);
     return cur.check.status == MB_OK;
 }
 
 // ----------------------------------------------------------------------------
 // registration: every implementation in the registry
 
-/* Register one family per implementation of (dir, backend), from a template. */
-static void register_impls(mb_direction dir, const char* dirname, ssd_family tmpl) {
-    const char* impl;
-    for (int i = 0; nfamilies < MAX_FAMILIES &&
-                    (impl = bc_impl_name(MB_OP_SSD, dir, tmpl.backend, i)); i++) {
-        ssd_family* f = &families[nfamilies++];
-        *f = tmpl;
-        f->dir = dirname, f->impl = impl;
-        snprintf(f->name, sizeof f->name, "ssd_%s_%s_%s", dirname, mb_backend_name(tmpl.backend),
-                 impl);
-        bc_register_sweep_on(f->name, bm_ssd, f, f->lmin, f->lmax, f->backend, GB_O_N, probe);
+/* A family of `backend`'s shape (CPU: small fp32; CUDA: the canonical bf16). */
+static ssd_family* add_family(const char* dir, ssd_kind kind, mb_backend backend,
+                              const char* impl) {
+    if (nfamilies == MAX_FAMILIES) return NULL;
+    ssd_family* f = &families[nfamilies++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "ssd_%s_%s_%s", dir, mb_backend_name(backend), impl);
+    f->dir = dir, f->kind = kind, f->backend = backend, f->impl = impl;
+    f->arg = 'L', f->L = 4096, f->B = 1, f->G = 1;
+    const int cuda = backend == MB_BACKEND_CUDA;
+    f->H = cuda ? 64 : 4, f->P = cuda ? 64 : 32, f->N = cuda ? 128 : 32, f->Q = cuda ? 256 : 64;
+    f->dtype = cuda ? MB_DTYPE_BF16 : MB_DTYPE_F32;
+    return f;
+}
+
+static void register_family(ssd_family* f, int64_t lmin, int64_t lmax) {
+    if (!f) return;
+    int64_t args[64];
+    int n = 0;
+    if (f->arg == 'L') n = bc_sweep(lmin, lmax, args, 64);
+    if (f->arg == 'N')
+        for (int64_t N = 16; N <= MB_MAX_DSTATE; N *= 2) args[n++] = N;
+    if (f->arg == 'B') args[n++] = 1, args[n++] = 8, args[n++] = 64;
+    const char* arg_name = f->arg == 'L' ? "L" : f->arg == 'N' ? "N" : "B";
+    gb_big_o big_o = f->arg == 'L' ? GB_O_N : GB_O_NONE;
+    bc_register_args(f->name, bm_ssd, f, arg_name, args, n, f->backend, big_o, probe);
+}
+
+/* The name of implementation i of (dir, backend). */
+static const char* impl_name(mb_direction dir, mb_backend backend, int i) {
+    return bc_impl_name(MB_OP_SSD, dir, backend, i);
+}
+
+static void register_cpu(void) {
+    const mb_backend cpu = MB_BACKEND_CPU;
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_FWD, cpu); i++)
+        register_family(add_family("fwd", FWD, cpu, impl_name(MB_DIR_FWD, cpu, i)), 64, 131072);
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_BWD, cpu); i++)
+        register_family(add_family("bwd", BWD, cpu, impl_name(MB_DIR_BWD, cpu, i)), 64, 65536);
+}
+
+static void register_cuda(void) {
+    const mb_backend gpu = MB_BACKEND_CUDA;
+    const int64_t lmin = 512, lmax = 131072;
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_FWD, gpu); i++) {
+        const char* impl = impl_name(MB_DIR_FWD, gpu, i);
+        register_family(add_family("fwd", FWD, gpu, impl), lmin, lmax);
+        ssd_family* state = add_family("fwd_state", FWD, gpu, impl);
+        if (state) state->arg = 'N';
+        register_family(state, 0, 0);
+    }
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_BWD, gpu); i++)
+        register_family(add_family("fwdbwd", FWDBWD, gpu, impl_name(MB_DIR_BWD, gpu, i)), lmin,
+                        lmax);
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_STEP, gpu); i++) {
+        ssd_family* step = add_family("step", STEP, gpu, impl_name(MB_DIR_STEP, gpu, i));
+        if (step) step->arg = 'B';
+        register_family(step, 0, 0);
     }
 }
 
 int main(int argc, char** argv) {
     if (bc_init(&argc, argv, "bench_ssd")) return 1;
-    const ssd_family cpu = {.backend = MB_BACKEND_CPU, .B = 1, .H = 4, .P = 32, .N = 32,
-                            .G = 1, .Q = 64, .dtype = MB_DTYPE_F32, .lmin = 64, .lmax = 131072};
-    const ssd_family gpu = {.backend = MB_BACKEND_CUDA, .B = 1, .H = 64, .P = 64, .N = 128,
-                            .G = 1, .Q = 256, .dtype = MB_DTYPE_BF16, .lmin = 512,
-                            .lmax = 131072};
-    if (!bc_gpu_only()) {
-        register_impls(MB_DIR_FWD, "fwd", cpu);
-        ssd_family cpu_bwd = cpu;
-        cpu_bwd.bwd = 1, cpu_bwd.lmax = 65536;
-        register_impls(MB_DIR_BWD, "bwd", cpu_bwd);
-    }
-    if (bc_have_gpu()) {
-        register_impls(MB_DIR_FWD, "fwd", gpu);
-        ssd_family gpu_fb = gpu;
-        gpu_fb.bwd = 1;
-        register_impls(MB_DIR_BWD, "fwdbwd", gpu_fb);
-    }
+    if (!bc_gpu_only()) register_cpu();
+    if (bc_have_gpu()) register_cuda();
     bc_pool_free(&cur.pool); // the probes' case: rebuilt, and announced, by the first run
     cur.fam = NULL;
     if (nfamilies == 0) { /* e.g. the GPU sweep of an op with no CUDA implementation yet */

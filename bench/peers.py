@@ -9,6 +9,10 @@ Peers (each only when importable on this machine):
               (materialised L x L) backends: forward, forward + backward
               (B 1, H 16, d 128, bf16, causal; L = 512 .. 131072; the math
               backend until it runs out of memory, recorded as an error row)
+  decode      torch SDPA of one query over a full KV cache of L tokens,
+              B 1, 8, 64, H 16, d 128, bf16 (B 64 to L 65536)
+  ssd         mamba_ssm's Triton SSD (mamba_chunk_scan_combined) when installed
+              (B 1, H 64, P 64, N 128, G 1, chunk 256, bf16); else the anchors
   scan        mamba_ssm's selective_scan_fn (CUDA) when installed; a PyTorch
               loop over L of the same recurrence (L <= 2048: it is slow)
               (B 1, D 4096, N 16, bf16, softplus, D, delta_bias, z)
@@ -177,6 +181,65 @@ def attention_peers(torch, timer, quick):
     return out
 
 
+def decode_peers(torch, timer, quick):
+    """SDPA of one new query per sequence over a full KV cache of L tokens (what a
+    PyTorch decoder does without a paged-attention library), B 1, 8, 64."""
+    import torch.nn.functional as F
+
+    H, d = 16, 128
+    out = []
+    for B in (1, 8, 64):
+        for L in sweep([2**k for k in range(9, 18)], quick):
+            if B >= 64 and L > 65536:  # as bench_attention.c: 34 GB of cache at most
+                continue
+            name = f"attention_decode_torch_sdpa_b{B}"
+            label = (f"op=attention dir=decode backend=torch impl=sdpa dtype=bf16 B={B} H={H} "
+                     f"H_kv={H} L={L} d={d} peer=1")
+            try:
+                bf = dict(device="cuda", dtype=torch.bfloat16)
+                q = torch.randn(B, H, 1, d, **bf)
+                k, v = (torch.randn(B, H, L, d, **bf) for _ in range(2))
+                times, extra = timer.time_ms(lambda: F.scaled_dot_product_attention(q, k, v))
+                io = 2 * (2 * B * H * L * d + B * H * d)  # the caches and q, in bf16
+                out += rows(name, label, L, times, extra, flops=4.0 * B * H * L * d, tokens=B,
+                            io_bytes=io)
+                log(f"{name:40s} L={L:<7d} {statistics.median(times):9.4f} ms")
+            except torch.cuda.OutOfMemoryError as e:
+                out += error_row(name, label, L, f"out of memory: {str(e)[:120]}")
+            finally:
+                q = k = v = None
+                torch.cuda.empty_cache()
+    return out
+
+
+def ssd_peers(torch, timer, quick):
+    """mamba_ssm's Triton SSD (mamba_chunk_scan_combined) when installed, at the
+    canonical Mamba-2 shape; otherwise its numbers are the anchors."""
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except Exception:
+        log("mamba_ssm (Triton SSD) is not importable here: its numbers are the anchors")
+        return []
+    B, H, P, N, Q = 1, 64, 64, 128, 256
+    out = []
+    for L in sweep([2**k for k in range(9, 18)], quick):
+        bf = dict(device="cuda", dtype=torch.bfloat16)
+        x = torch.rand(B, L, H, P, **bf) * 2 - 1
+        dt = torch.rand(B, L, H, **bf) - 0.5
+        A = -(torch.rand(H, device="cuda") * 3.5 + 0.5)
+        Bm, Cm = (torch.rand(B, L, 1, N, **bf) * 2 - 1 for _ in range(2))
+        Dv = torch.rand(H, device="cuda") * 2 - 1
+        bias = torch.rand(H, device="cuda") * 2 - 4.5
+        label = (f"op=ssd dir=fwd backend=torch impl=triton_ssd dtype=bf16 B={B} L={L} H={H} "
+                 f"P={P} N={N} G=1 chunk={Q} peer=1")
+        times, extra = timer.time_ms(lambda: mamba_chunk_scan_combined(
+            x, dt, A, Bm, Cm, Q, D=Dv, dt_bias=bias, dt_softplus=True))
+        out += rows("ssd_fwd_torch_triton_ssd", label, L, times, extra, tokens=B * L,
+                    io_bytes=2 * (B * L * H * P + B * L * H + 2 * B * L * N))
+        log(f"ssd_fwd_torch_triton_ssd L={L:<7d} {statistics.median(times):9.3f} ms")
+    return out
+
+
 # ----------------------------------------------------------------------------
 # selective scan: mamba_ssm's CUDA kernel (if installed) and a PyTorch loop
 
@@ -288,7 +351,7 @@ def main():
         return 0
     timer = Timer(torch, 3 if args.quick else args.reps)
     benchmarks = []
-    for part in (attention_peers, scan_peers):
+    for part in (attention_peers, decode_peers, scan_peers, ssd_peers):
         try:
             benchmarks += part(torch, timer, args.quick)
         except Exception as e:  # keep what was measured; say what failed

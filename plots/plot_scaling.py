@@ -77,6 +77,8 @@ def family_of(name, label, meta):
     f = label_fields(label)
     if f.get("op") and f.get("dir"):
         key = "_".join(f.get(k, "?") for k in ("op", "dir", "backend", "impl"))
+        if f["dir"] == "decode":  # one family per batch size
+            key += f"_b{f.get('B', '?')}"
         meta.setdefault(key, {"op": f["op"], "dir": f["dir"], "backend": f.get("backend", ""),
                               "impl": f.get("impl", ""), "peer": f.get("peer") == "1",
                               # rows without the field (older files) count as defaults
@@ -216,17 +218,26 @@ def op_of(family):
 
 
 def headline(family):
-    """Drawn in the main plots and compared for crossovers: defaults and peers."""
+    """Drawn in the main plots and compared for crossovers: defaults and peers
+    (decoding has its own plots: decode_vs_context.png)."""
     m = META.get(family, {})
-    return m.get("peer", False) or m.get("default", True)
+    return (m.get("peer", False) or m.get("default", True)) and m.get("dir") != "decode"
+
+
+def direction_class(family):
+    """fwd for every forward variant (fwd, fwd_noz, fwd_n128), else the direction."""
+    d = direction(family)
+    return "fwd" if d.startswith("fwd") and d != "fwdbwd" else d
 
 
 def chosen_pair(a, b):
-    """Crossovers are computed between a linear mixer and attention, same direction,
-    default implementations and peers only."""
-    if direction(a) != direction(b) or not (headline(a) and headline(b)):
+    """Crossovers are computed between a linear mixer and attention, and between
+    the SSD and the selective scan, same direction class, default
+    implementations and peers only."""
+    if direction_class(a) != direction_class(b) or not (headline(a) and headline(b)):
         return False
-    return (op_of(a) == "attention") != (op_of(b) == "attention")
+    ops = {op_of(a), op_of(b)}
+    return ("attention" in ops and len(ops) == 2) or ops == {"ssd", "selective_scan"}
 
 
 def crossovers(series, tie=0.05, points=None):
@@ -372,6 +383,93 @@ def plot(data, fits, out_dir, what, ctx, fname=None, keep=headline, marks=()):
     return path
 
 
+def decode_rows(docs):
+    """The median rows of decoding: {('decode'|'step', op, impl, peer, B): {L or None:
+    (seconds, decode_state_bytes)}} -- attention decode over a KV cache of L, and
+    the scan's and SSD's one-token steps (no L: their state does not grow)."""
+    out = {}
+    for _, doc in docs:
+        for b in doc["benchmarks"]:
+            f = label_fields(b.get("label"))
+            if f.get("dir") not in ("decode", "step") or b.get("aggregate_name") != "median":
+                continue
+            if b.get("error_occurred") or not (f.get("default") == "1" or f.get("peer") == "1"):
+                continue
+            t = float(b["real_time"]) * UNIT_SECONDS[b.get("time_unit", "ns")]
+            key = (f["dir"], f["op"], f.get("impl", "?"), f.get("peer") == "1", int(f.get("B", 0)))
+            L = int(f["L"]) if f["dir"] == "decode" else None
+            out.setdefault(key, {})[L] = (t, b.get("decode_state_bytes"))
+    return out
+
+
+def decode_plot(docs, out_dir, ctx):
+    """decode_vs_context.png: time per generated token vs context (attention over
+    its KV cache; the scan's and SSD's steps, flat), and the memory one sequence
+    keeps to decode (KV cache of one layer vs the constant states). Returns
+    (path or None, summary lines)."""
+    rows = decode_rows(docs)
+    if not any(k[0] == "decode" for k in rows):
+        return None, []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13.0, 5.5), dpi=120)
+    ctxs = sorted({L for k, v in rows.items() if k[0] == "decode" for L in v})
+    lines, colors = [], plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, key in enumerate(sorted(rows, key=lambda k: (k[3], k[0], k[1], k[4]))):
+        kind, op, impl, peer, B = key
+        v = rows[key]
+        name = f"{op} {kind} {impl} B={B}" + (" [peer]" if peer else "")
+        color = ("0.4" if B == 8 else "0.7") if peer else colors[i % len(colors)]
+        style = "-" if B == 8 else ":"
+        if kind == "decode":
+            Ls = sorted(v)
+            ax_t.plot(Ls, [v[L][0] for L in Ls], style, marker="o", ms=3, color=color, label=name)
+            if B == 8 and not peer and v[Ls[-1]][1]:
+                ax_m.plot(Ls, [v[L][1] / 2**20 for L in Ls], "-", marker="o", ms=3, color=color,
+                          label="attention KV cache (H 16, d 128, bf16)")
+        else:
+            t, state = v[None]
+            ax_t.plot([ctxs[0], ctxs[-1]], [t, t], style, color=color, label=name + " (step)")
+            lines.append((op, B, t, state))
+    for op, B, t, state in lines:
+        if B == 8 and state:
+            ax_m.plot([ctxs[0], ctxs[-1]], [state / 2**20] * 2, "--", label=f"{op} state (fp32)")
+    summary = []
+    attn8 = {k: v for k, v in rows.items() if k[0] == "decode" and k[4] == 8 and not k[3]}
+    for op, B, t, state in lines:
+        if B != 8:
+            continue
+        for key, v in attn8.items():
+            faster = [L for L in sorted(v) if v[L][0] > t]
+            summary.append(f"{op} step (B 8, {t * 1e6:.2f} us) vs attention decode {key[2]} (B 8): "
+                           + (f"the step is faster from context {faster[0]}" if faster else
+                              "attention decode is faster at every context measured"))
+            if state and v[max(v)][1]:
+                summary.append(f"{op} state {state / 2**20:.2f} MiB per sequence = the KV cache "
+                               f"of {state / (v[max(v)][1] / max(v)):.0f} tokens")
+    for ax, ylabel in ((ax_t, "time per generated token (s)"),
+                       (ax_m, "memory one sequence keeps to decode (MiB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("context length L")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6.5)
+    machine = ctx.get("gpu_name") or "?"
+    fig.suptitle(f"decoding one token -- {machine}, commit {ctx.get('mb_commit', '?')}\n"
+                 "attention: one query over a full KV cache (H 16, d 128, bf16); scan "
+                 "(D 4096, N 16) and SSD (H 64, P 64, N 128): one-token steps; median, L2 flushed",
+                 fontsize=9)
+    fig.tight_layout()
+    path = os.path.join(out_dir, "decode_vs_context.png")
+    fig.savefig(path)
+    plt.close(fig)
+    return path, summary
+
+
 def summarize(data):
     fits, rows = {}, []
     for family in sorted(data):
@@ -436,9 +534,12 @@ def main(argv):
                 ctx.setdefault(k, v)
     pngs = [plot(data, fits, out_dir, "time", ctx, marks=time_pts),
             plot(data, fits, out_dir, "peak", ctx, marks=mem_pts)]
-    if any(not headline(f) for f in data):  # every version of every op, own kernels only
+    versions = any(not headline(f) and direction(f) != "decode" for f in data)
+    if versions:  # every version of every op, own kernels only
         pngs.append(plot(data, fits, out_dir, "time", ctx, "versions_vs_L.png",
-                         keep=lambda f: not META.get(f, {}).get("peer", False)))
+                         keep=lambda f: not META.get(f, {}).get("peer", False)
+                         and direction(f) != "decode"))
+    decode_png, decode_lines = decode_plot(docs, out_dir, ctx)
 
     note = ("slopes: least squares of log(time) and log(peak bytes) on log(L) over the upper "
             "half of each L range (L >= sqrt(Lmin*Lmax)); small L is overhead-dominated")
@@ -474,9 +575,13 @@ def main(argv):
     md += ["", "## Time crossovers", ""] + [f"- {x}" for x in time_x or ["none to compare"]]
     md += ["", "## Peak memory crossovers", ""] + [f"- {x}" for x in mem_x or ["none to compare"]]
     md += ["", "![time vs L](time_vs_L.png)", "", "![peak memory vs L](memory_vs_L.png)", ""]
-    if len(pngs) > 2:
+    if versions:
         md += ["Every registered version (the plots above show the defaults and the peers):", "",
                "![every version, time vs L](versions_vs_L.png)", ""]
+    if decode_png:
+        pngs.append(decode_png)
+        md += ["## Decoding one token", ""] + [f"- {x}" for x in decode_lines] + \
+              ["", "![decode vs context](decode_vs_context.png)", ""]
     md_path = os.path.join(out_dir, "summary.md")
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("\n".join(md))

@@ -97,11 +97,13 @@ def main():
         rows = []
         for k in range(8):
             L = 64 << k
-            # typed rows (label fields): an SSD and an attention family, and a second
-            # linear mixer that crosses the SSD but is not a chosen pair with it
+            # typed rows (label fields): an SSD and an attention family, a second
+            # SSD family that crosses the first but is not a chosen pair with it
+            # (same op), and a selective scan that is (the SSD against the scan)
             for fam, op, wiggle in (("a", "ssd", 1.0 + 0.03 * (k % 2)),
                                     ("b", "attention", 1.0 + 0.03 * ((k + 1) % 2)),
-                                    ("c", "selective_scan", 4.0 / (k + 1))):
+                                    ("c", "ssd", 4.0 / (k + 1)),
+                                    ("d", "selective_scan", 4.0 / (k + 1))):
                 rows.append({"name": f"{fam}/L:{L}", "run_name": f"{fam}/L:{L}",
                              "run_type": "iteration", "iterations": 1, "real_time": L * wiggle,
                              "cpu_time": L * wiggle, "time_unit": "ns", "peak_bytes": 8.0 * L,
@@ -112,10 +114,12 @@ def main():
         pair = "attention_fwd_cpu_b vs ssd_fwd_cpu_a"
         check(r.returncode == 0 and pair in r.stdout and f"{pair}: cross at" not in r.stdout,
               "noise between nearly equal curves is not reported as a crossing")
-        check("selective_scan_fwd_cpu_c vs ssd_fwd_cpu_a" not in r.stdout and
-              "ssd_fwd_cpu_a vs selective_scan_fwd_cpu_c" not in r.stdout,
-              "two linear mixers are not a chosen crossover pair")
-        check("attention_fwd_cpu_b vs selective_scan_fwd_cpu_c: cross at" in r.stdout,
+        check("ssd_fwd_cpu_a vs ssd_fwd_cpu_c" not in r.stdout and
+              "ssd_fwd_cpu_c vs ssd_fwd_cpu_a" not in r.stdout,
+              "two implementations of one op are not a chosen crossover pair")
+        check("selective_scan_fwd_cpu_d vs ssd_fwd_cpu_a: cross at" in r.stdout,
+              "the SSD against the selective scan is a chosen pair, and they cross")
+        check("attention_fwd_cpu_b vs selective_scan_fwd_cpu_d: cross at" in r.stdout,
               "a linear mixer crossing attention is reported (typed label fields)")
 
         bad = os.path.join(tmp, "bad.json")
