@@ -132,6 +132,8 @@ typedef struct {
     char err[512];        /* why, when status != MB_OK */
     int64_t scratch_peak; /* peak scratch of that call, bytes (host for CPU, device for CUDA) */
     mb_backend backend;   /* of the case's pool: how it is timed */
+    int does_not_fit;     /* the op itself returned MB_ERR_ALLOC (say, naive attention's
+                             L x L): recorded as an error row, not counted as a failure */
 } bc_check;
 
 /* The untimed validating call of case ctx of family `name` at length L: a

@@ -122,6 +122,9 @@ void gb_skip_with_error(gb_state* st, const char* msg) {
     ++g_errors;
     S(st).SkipWithError(msg ? msg : "(no message)");
 }
+void gb_skip_expected(gb_state* st, const char* msg) {
+    S(st).SkipWithError(msg ? msg : "(no message)");
+}
 int gb_error_occurred(const gb_state* st) { return S(st).error_occurred() ? 1 : 0; }
 
 // ----------------------------------------------------------------------------

@@ -95,6 +95,10 @@ void gb_set_items_processed(gb_state* st, int64_t items);
 void gb_set_bytes_processed(gb_state* st, int64_t bytes);
 /* A free-form label printed with the run. */
 void gb_set_label(gb_state* st, const char* label);
+/* As gb_skip_with_error, for an outcome the benchmark expects (say, an op
+ * that does not fit in memory at a large size): the row records the error,
+ * but gb_main does not count it as a failure. */
+void gb_skip_expected(gb_state* st, const char* msg);
 /* Mark this run failed with `msg` (copied); the library reports it and runs no
  * timed iterations of it. Call it before the loop (then skip the loop) or
  * break out of the loop right after. Makes gb_main return nonzero. */
