@@ -6,8 +6,8 @@ returns new numpy arrays; the layouts are those of include/mambabench.h
 float32 (MB_DTYPE_F32); A, D, biases, states and lse have the same dtype as
 the activations (the library's "param dtype" is fp32 for fp32 activations).
 
-The selective-scan functions (selective_scan_fwd, _bwd, _step) also take torch
-tensors: CUDA tensors go to the _cuda entry points on the current CUDA stream
+The selective-scan functions (selective_scan_fwd, _bwd, _step) and the
+attention functions (attention_fwd, _bwd, _decode) also take torch tensors: CUDA tensors go to the _cuda entry points on the current CUDA stream
 (torch.cuda.current_stream().cuda_stream) of the tensors' device, CPU tensors
 to the references; activations float32, bfloat16 (or float64 on the CPU),
 A, D, delta_bias and the state float32 (float64 with float64 activations), as
@@ -378,6 +378,8 @@ def attention_fwd(q, k, v, scale=None):
 
     Returns (o (B, H, L, d), lse (B, H, L)), lse_i = log sum_{j<=i} exp(scale q_i.k_j).
     """
+    if _is_torch(q):
+        return _torch_attention_fwd(q, k, v, scale)
     params, inputs = _attn_setup(q, k, v, scale)
     o = np.empty_like(q)
     lse = np.empty(q.shape[:3], dtype=q.dtype)
@@ -390,6 +392,8 @@ def attention_bwd(q, k, v, o, lse, dout, scale=None):
 
     Returns (dq (B, H, L, d), dk, dv (B, H_kv, L, d), summed over each head group).
     """
+    if _is_torch(q):
+        return _torch_attention_bwd(q, k, v, o, lse, dout, scale)
     params, inputs = _attn_setup(q, k, v, scale)
     _arr("o", o, q.shape, q.dtype)
     _arr("lse", lse, q.shape[:3], q.dtype)
@@ -407,6 +411,8 @@ def attention_decode(q, k, v, seqlens, scale=None):
 
     Returns (o (B, H, d), lse (B, H)).
     """
+    if _is_torch(q):
+        return _torch_attention_decode(q, k, v, seqlens, scale)
     ty = _dtype_of(q)
     if np.ndim(q) != 3 or np.ndim(k) != 4:
         raise ValueError("q (B, H, d) and k, v (B, H_kv, L_max, d) expected")
@@ -491,8 +497,8 @@ def select_implementation(op, direction, backend="cpu", name=None):
 
 
 # ---------------------------------------------------------------------------
-# torch tensors (the selective scan: CPU tensors to the references, CUDA
-# tensors to the kernels on the current stream)
+# torch tensors (the selective scan and attention: CPU tensors to the references,
+# CUDA tensors to the kernels on the current stream)
 
 def _is_torch(x):
     return type(x).__module__.split(".")[0] == "torch"
@@ -604,3 +610,64 @@ def _torch_scan_step(state, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     _torch_run("selective_scan_step", u.device, ct.byref(params), ct.byref(inputs),
                state.data_ptr(), y.data_ptr())
     return y
+
+
+def _torch_attn_setup(q, k, v, scale):
+    """params, inputs, the param dtype for torch q (B, H, L, d), k, v (B, H_kv, L, d)."""
+    import torch
+    if not all(isinstance(t, torch.Tensor) and t.dim() == 4 for t in (q, k, v)):
+        raise ValueError("q (B, H, L, d) and k, v (B, H_kv, L, d) torch tensors expected")
+    mb_dt, par = _torch_dtypes(q)
+    b, h, l, d = q.shape
+    hkv = k.shape[1]
+    _t_arr("q", q, (b, h, l, d), q.dtype, q.device)
+    _t_arr("k", k, (b, hkv, l, d), q.dtype, q.device)
+    _t_arr("v", v, (b, hkv, l, d), q.dtype, q.device)
+    params = AttentionParams(b, h, l, d, float(scale or 0.0), mb_dt, hkv)
+    return params, AttentionInputs(q.data_ptr(), k.data_ptr(), v.data_ptr()), par
+
+
+def _torch_attention_fwd(q, k, v, scale):
+    import torch
+    params, inputs, par = _torch_attn_setup(q, k, v, scale)
+    o = torch.empty_like(q)
+    lse = torch.empty(q.shape[:3], dtype=par, device=q.device)
+    _torch_run("attention_fwd", q.device, ct.byref(params), ct.byref(inputs), o.data_ptr(),
+               lse.data_ptr())
+    return o, lse
+
+
+def _torch_attention_bwd(q, k, v, o, lse, dout, scale):
+    import torch
+    params, inputs, par = _torch_attn_setup(q, k, v, scale)
+    _t_arr("o", o, q.shape, q.dtype, q.device)
+    _t_arr("lse", lse, q.shape[:3], par, q.device)
+    _t_arr("dout", dout, q.shape, q.dtype, q.device)
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    grads = AttentionGrads(dq.data_ptr(), dk.data_ptr(), dv.data_ptr())
+    _torch_run("attention_bwd", q.device, ct.byref(params), ct.byref(inputs), o.data_ptr(),
+               lse.data_ptr(), dout.data_ptr(), ct.byref(grads))
+    return dq, dk, dv
+
+
+def _torch_attention_decode(q, k, v, seqlens, scale):
+    import torch
+    if not all(isinstance(t, torch.Tensor) for t in (q, k, v)) or q.dim() != 3 or k.dim() != 4:
+        raise ValueError("q (B, H, d) and k, v (B, H_kv, L_max, d) torch tensors expected")
+    mb_dt, par = _torch_dtypes(q)
+    b, h, d = q.shape
+    hkv, lmax = k.shape[1], k.shape[2]
+    _t_arr("k", k, (b, hkv, lmax, d), q.dtype, q.device)
+    _t_arr("v", v, (b, hkv, lmax, d), q.dtype, q.device)
+    _t_arr("q", q, (b, h, d), q.dtype, q.device)
+    lens = np.ascontiguousarray([int(x) for x in seqlens], dtype=np.int64)  # host, as the API
+    if lens.shape != (b,):
+        raise ValueError(f"seqlens: shape {lens.shape}, expected ({b},)")
+    params = AttentionDecodeParams(b, h, hkv, d, lmax, float(scale or 0.0), mb_dt)
+    inputs = AttentionDecodeInputs(q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                   lens.ctypes.data_as(ct.POINTER(_i64)))
+    o = torch.empty_like(q)
+    lse = torch.empty((b, h), dtype=par, device=q.device)
+    _torch_run("attention_decode", q.device, ct.byref(params), ct.byref(inputs), o.data_ptr(),
+               lse.data_ptr())
+    return o, lse

@@ -9,6 +9,12 @@
   implementation of the same math (a loop over L in float64, its gradients by
   autograd), in float32 and bfloat16, with the GPU tolerances of
   tests/tolerances.h; the step token by token equals the forward.
+- Attention from torch tensors: on the CPU, equal to the numpy path; on the
+  GPU, every registered CUDA version of the forward, backward and decode,
+  judged as FlashAttention's own tests judge theirs: the max abs error against
+  an fp64 PyTorch computation at most 2x that of the same computation done
+  in bf16 by PyTorch (plus 1e-5 for exact ties), for o, lse, dq, dk, dv and
+  decode's o -- so the bf16 tolerance is earned, not chosen.
 - Bad arguments raise TypeError / ValueError before anything runs.
 Skips (exit 77) without torch; the CUDA part is skipped, and says so, without
 a GPU or a CUDA build.
@@ -156,6 +162,107 @@ def test_cuda(torch, mb):
         check(True, "float64 CUDA tensors refused with TypeError")
 
 
+def attention_reference(q, k, v, scale, upcast=True):
+    """Causal attention in PyTorch: fp64 (upcast) or in the inputs' dtype (bf16 matmuls,
+    softmax in bf16) -- the two references of FlashAttention's tests. (o, lse)."""
+    import torch
+    if upcast:
+        q, k, v = q.double(), k.double(), v.double()
+    grp = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(grp, dim=1), v.repeat_interleave(grp, dim=1)
+    s = (q * scale) @ k.transpose(-1, -2)
+    L = q.shape[2]
+    mask = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
+    s = s.masked_fill(mask, float("-inf"))
+    lse = torch.logsumexp(s.float() if not upcast else s, dim=-1)
+    return torch.softmax(s, dim=-1) @ v, lse
+
+
+def flash_criterion(got, ref64, ref_bf16):
+    """FlashAttention's test rule: max|got - ref64| <= 2 max|bf16 torch - ref64| + 1e-5."""
+    err = (got.double() - ref64.double()).abs().max().item()
+    base = (ref_bf16.double() - ref64.double()).abs().max().item()
+    return err <= 2 * base + 1e-5 and got.isfinite().all().item(), err, base
+
+
+def test_cpu_attention(torch, mb):
+    g = torch.Generator().manual_seed(3)
+    q, k, v, do = (torch.rand(2, 4, 19, 8, generator=g, dtype=torch.float64) - 0.5
+                   for _ in range(4))
+    kv = (k[:, :2].contiguous(), v[:, :2].contiguous())  # GQA: 2 K/V heads for 4 heads
+    o, lse = mb.attention_fwd(q, *kv)
+    on, lsen = mb.attention_fwd(q.numpy(), kv[0].numpy(), kv[1].numpy())
+    check(torch.equal(o, torch.from_numpy(on)) and torch.equal(lse, torch.from_numpy(lsen)),
+          "cpu attention fwd (GQA) from torch tensors equals the numpy path")
+    grads = mb.attention_bwd(q, *kv, o, lse, do)
+    gn = mb.attention_bwd(q.numpy(), kv[0].numpy(), kv[1].numpy(), on, lsen, do.numpy())
+    check(all(torch.equal(a, torch.from_numpy(b)) for a, b in zip(grads, gn)),
+          "cpu attention bwd from torch tensors equals the numpy path")
+
+
+def attention_versions(mb, direction, d):
+    """The CUDA versions of (attention, direction) accepting bf16 (MB_DTYPE_BF16 = 1) and
+    head dim d (headdims bit i: d = 8 (i + 1))."""
+    bit = 1 << (d // 8 - 1)
+    return [i["name"] for i in mb.implementations("attention", direction, "cuda")
+            if (i["dtypes"] >> 1) & 1 and (i["headdims"] == 0 or i["headdims"] & bit)]
+
+
+def test_cuda_attention(torch, mb):
+    """Every CUDA version (bf16) against fp64, with the bf16 PyTorch error as the yardstick."""
+    dev = "cuda"
+    for (b, h, hkv, L, d, scale) in ((2, 4, 4, 333, 64, None), (1, 4, 2, 257, 128, 0.2),
+                                     (2, 2, 2, 1024, 128, None)):
+        g = torch.Generator(device=dev).manual_seed(L)
+        q = torch.randn(b, h, L, d, generator=g, device=dev).bfloat16()
+        k, v = (torch.randn(b, hkv, L, d, generator=g, device=dev).bfloat16() for _ in range(2))
+        do = torch.randn(b, h, L, d, generator=g, device=dev).bfloat16()
+        sc = scale or d ** -0.5
+        leaves64 = [t.double().requires_grad_(True) for t in (q, k, v)]
+        o64, lse64 = attention_reference(*leaves64, sc)
+        o64.backward(do.double())
+        leaves16 = [t.clone().requires_grad_(True) for t in (q, k, v)]
+        o16, lse16 = attention_reference(*leaves16, sc, upcast=False)
+        o16.backward(do)
+        shape = f"B {b} H {h} H_kv {hkv} L {L} d {d}"
+        for name in attention_versions(mb, "fwd", d):
+            mb.select_implementation("attention", "fwd", "cuda", name)
+            o, lse = mb.attention_fwd(q, k, v, scale)
+            torch.cuda.synchronize()
+            ok, err, base = flash_criterion(o, o64, o16)
+            check(ok, f"cuda attention fwd {name} {shape}: o max err {err:.2e} <= 2 x bf16 "
+                  f"torch's {base:.2e}")
+            ok, err, base = flash_criterion(lse, lse64, lse16)
+            check(ok, f"cuda attention fwd {name} {shape}: lse max err {err:.2e} <= 2 x {base:.2e}")
+        mb.select_implementation("attention", "fwd", "cuda", None)
+        o, lse = mb.attention_fwd(q, k, v, scale)
+        for name in attention_versions(mb, "bwd", d):
+            mb.select_implementation("attention", "bwd", "cuda", name)
+            grads = mb.attention_bwd(q, k, v, o, lse, do, scale)
+            torch.cuda.synchronize()
+            for gname, got, l64, l16 in zip(("dq", "dk", "dv"), grads, leaves64, leaves16):
+                ok, err, base = flash_criterion(got, l64.grad, l16.grad)
+                check(ok, f"cuda attention bwd {name} {shape}: {gname} max err {err:.2e} <= "
+                      f"2 x bf16 torch's {base:.2e}")
+        mb.select_implementation("attention", "bwd", "cuda", None)
+        # decode: the last query of each sequence over a cache of its first n tokens
+        lens = [L - 5 * i for i in range(b)]
+        qd = torch.stack([q[i, :, n - 1] for i, n in enumerate(lens)])          # (B, H, d)
+        for name in attention_versions(mb, "decode", d):
+            mb.select_implementation("attention", "decode", "cuda", name)
+            od, _ = mb.attention_decode(qd, k, v, lens, scale)
+            torch.cuda.synchronize()
+            want64 = torch.stack([o64[i, :, n - 1] for i, n in enumerate(lens)])
+            # the bf16 yardstick: the same rows of a bf16 computation over each prefix
+            want16 = torch.stack([attention_reference(q[i:i + 1, :, :n], k[i:i + 1, :, :n],
+                                                      v[i:i + 1, :, :n], sc, False)[0][0, :, -1]
+                                  for i, n in enumerate(lens)])
+            ok, err, base = flash_criterion(od, want64, want16)
+            check(ok, f"cuda attention decode {name} {shape} lens {lens}: o max err {err:.2e} "
+                  f"<= 2 x bf16 torch's {base:.2e}")
+        mb.select_implementation("attention", "decode", "cuda", None)
+
+
 def main():
     repo = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
     sys.path.insert(0, os.path.join(repo, "python"))
@@ -167,12 +274,14 @@ def main():
     import mambabench as mb
     mb.load()
     test_cpu(torch, mb)
+    test_cpu_attention(torch, mb)
     test_bad_arguments(torch, mb)
     if not torch.cuda.is_available() or mb.load().mb_cuda_device_count() == 0:
         print("test_torch_binding: the CUDA part is skipped: no GPU, or the library was built "
               "without CUDA")
     else:
         test_cuda(torch, mb)
+        test_cuda_attention(torch, mb)
     print(f"test_torch_binding: {checks} checks, {len(failures)} failed")
     return 1 if failures or checks == 0 else 0
 
