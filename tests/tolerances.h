@@ -79,10 +79,13 @@
  * plus 2e-2 relative, is of the size of that bf16 computation's error, i.e. no
  * looser. Gradients: the same (dS and P rounded to bf16 before the GEMMs, the
  * results stored in bf16). lse is fp32 computed from fp32 scores: 2e-3.
- * fp32: fp32 storage and accumulation over up to 8K terms (L * eps32 ~ 5e-4
- * worst case, ~1e-6 typical); mamba_ssm's fp32 GPU bound 6e-4 for both parts. */
-#define TOL_ATTN_F32_RTOL 6e-4
-#define TOL_ATTN_F32_ATOL 6e-4
+ * fp32: fp32 storage and accumulation over up to 8K terms: ~1e-6 typical
+ * (measured on the H100: at most 2e-6 of the tensor's scale, naive and decode),
+ * L * eps32 ~ 5e-4 worst case; 1e-4 keeps a 50x margin over what was measured
+ * and is still 5x tighter than mamba_ssm's fp32 GPU bound (6e-4). TF32 GEMMs
+ * (10-bit mantissa) would not pass: they are not an fp32 computation. */
+#define TOL_ATTN_F32_RTOL 1e-4
+#define TOL_ATTN_F32_ATOL 1e-4
 #define TOL_ATTN_BF16_RTOL 2e-2
 #define TOL_ATTN_BF16_ATOL 1e-2
 #define TOL_ATTN_LSE_BF16_RTOL 2e-3

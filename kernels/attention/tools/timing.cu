@@ -6,8 +6,8 @@
  *                           workspace does not fit (MB_ERR_ALLOC); TFLOP/s with
  *                           the FlashAttention convention (fwd 2*B*H*L^2*d, bwd 2.5x)
  *   decode                  batch 8, H 16, H_kv 16, d 128, bf16, contexts 4K..128K;
- *                           GB/s of K/V read (2*B*H_kv*ctx*d*2 bytes); every
- *                           registered version and a sweep of the split plan
+ *                           GB/s of K/V read (2*B*H_kv*ctx*d*2 bytes) and the
+ *                           ratio to torch SDPA (bench/anchors); batch 1 at 16K, 128K
  * Build (repository root; links the kernel sources directly):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
  *     kernels/attention/tools/timing.cu kernels/attention/{naive,decode}.cu \
@@ -106,27 +106,33 @@ static void naive_sweep(const mb_exec* ex) {
     }
 }
 
+/* one decode configuration: median ms and GB/s of K/V read */
+static void decode_row(const char* what, long B, long ctx, void* q, void* k, void* v, void* o,
+                       void* lse, long Lmax, const mb_exec* ex, double anchor_ms) {
+    const long H = 16, d = 128;
+    std::vector<int64_t> lens(B, ctx);
+    mb_attention_decode_params p = {B, H, H, d, Lmax, 0.0, MB_DTYPE_BF16};
+    mb_attention_decode_inputs in = {q, k, v, lens.data()};
+    const double bytes = 2.0 * B * H * ctx * d * 2;
+    double ms = time_ms([&] { return mb_attention_decode_cuda_v1(&p, &in, o, lse, ex); }, 31);
+    char name[64];
+    snprintf(name, sizeof name, "%s B=%ld ctx=%ld", what, B, ctx);
+    printf("%-34s %10.4f %9.0f", name, ms, bytes / ms / 1e6);
+    if (anchor_ms > 0) printf(" %9.3f %6.2f", anchor_ms, anchor_ms / ms);
+    printf("\n");
+}
+
 static void decode_sweep(const mb_exec* ex) {
     const long B = 8, H = 16, d = 128, Lmax = 131072;
     const size_t nkv = (size_t)B * H * Lmax * d;
     void *q = bf(B * H * d, 5), *k = bf(nkv, 6), *v = bf(nkv, 7), *o, *lse;
     CK(cudaMalloc(&o, B * H * d * 2)); CK(cudaMalloc(&lse, B * H * 4));
-    struct { const char* name; int bps; long minc; } plans[] = {
-        {"v1", 4, 256}, {"bps2", 2, 256}, {"bps8", 8, 256}, {"bps16", 16, 256}, {"bps8 min1K", 8, 1024}, {"bps32", 32, 128}};
-    printf("%-34s %10s %9s\n", "decode (B8 H16 d128 bf16)", "ms", "GB/s");
-    for (long ctx = 4096; ctx <= Lmax; ctx *= 2) {
-        int64_t lens[8];
-        for (int b = 0; b < 8; b++) lens[b] = ctx;
-        mb_attention_decode_params p = {B, H, H, d, Lmax, 0.0, MB_DTYPE_BF16};
-        mb_attention_decode_inputs in = {q, k, v, lens};
-        const double bytes = 2.0 * B * H * ctx * d * 2;
-        for (auto& pl : plans) {
-            double ms = time_ms([&] { return mb_attention_decode_cuda_tuned(&p, &in, o, lse, ex, pl.bps, pl.minc); }, 31);
-            char name[64];
-            snprintf(name, sizeof name, "decode %s ctx=%ld", pl.name, ctx);
-            printf("%-34s %10.4f %9.0f\n", name, ms, bytes / ms / 1e6);
-        }
-    }
+    printf("%-34s %10s %9s %9s %6s\n", "decode v1 (H16 d128 bf16)", "ms", "GB/s", "SDPA ms", "ratio");
+    const long ctxs[] = {512, 2048, 4096, 8192, 16384, 32768, 65536, 131072};
+    const double anchor[] = {0.022, 0.060, 0, 0.191, 0, 0.709, 0, 2.78};
+    for (int i = 0; i < 8; i++) decode_row("decode v1", B, ctxs[i], q, k, v, o, lse, Lmax, ex, anchor[i]);
+    /* one sequence: the splits alone must fill the GPU */
+    for (long ctx = 16384; ctx <= Lmax; ctx *= 8) decode_row("decode v1", 1, ctx, q, k, v, o, lse, Lmax, ex, 0);
     void* ptrs[] = {q, k, v, o, lse};
     for (void* x : ptrs) cudaFree(x);
 }
