@@ -21,6 +21,8 @@
  *   decode v1   flash-decoding: the cache split over (split, H_kv, B) blocks, each
  *               reading K/V once for the heads of its group with 16-byte loads
  *               and an online softmax; a combine kernel merges the splits by lse
+ *   decode v2   v1 + the combine kernel as a programmatic dependent launch (its
+ *               launch overlaps the split kernel's tail), >= 128 keys per split
  */
 #ifndef MB_ATTENTION_H
 #define MB_ATTENTION_H
@@ -51,12 +53,24 @@ mb_status mb_attention_decode_cuda_v1(const mb_attention_decode_params* p,
                                       void* lse, /* (B, H) fp32 or NULL */
                                       const mb_exec* ex);
 
-/* decode with an explicit split plan (tools/timing.cu tunes it): about
- * blocks_per_sm blocks per SM, at least min_chunk keys per split */
+mb_status mb_attention_decode_cuda_v2(const mb_attention_decode_params* p,
+                                      const mb_attention_decode_inputs* in,
+                                      void* o,   /* (B, H, d) */
+                                      void* lse, /* (B, H) fp32 or NULL */
+                                      const mb_exec* ex);
+
+/* How decode splits the cache and launches its combine (v1, v2 are two such
+ * choices; tools/timing.cu tries others through mb_attention_decode_cuda_tuned). */
+typedef struct {
+    int blocks_per_sm; /* aim for about this many split blocks per SM */
+    int64_t min_chunk; /* at least this many keys per split */
+    int pdl;           /* 1: the combine kernel as a programmatic dependent launch */
+} mb_decode_tuning;
+
 mb_status mb_attention_decode_cuda_tuned(const mb_attention_decode_params* p,
                                          const mb_attention_decode_inputs* in, void* o,
-                                         void* lse, const mb_exec* ex, int blocks_per_sm,
-                                         int64_t min_chunk);
+                                         void* lse, const mb_exec* ex,
+                                         const mb_decode_tuning* tune);
 
 #ifdef __cplusplus
 }

@@ -170,6 +170,10 @@ decode_split_kernel(const DecodeArgs<T> a) {
         }
     }
 
+    // let a programmatic dependent combine start (a no-op without one)
+#if __CUDA_ARCH__ >= 900
+    cudaTriggerProgrammaticLaunchCompletion();
+#endif
     // merge the key slots of the block
 #pragma unroll
     for (int g = 0; g < NG; g++) {
@@ -212,6 +216,9 @@ __global__ void decode_combine_kernel(const float* __restrict__ o_part,   /* (B'
                                       T* __restrict__ o,                  /* (B', H, d) */
                                       float* __restrict__ lse,            /* (B', H) or null */
                                       int splits, int d) {
+#if __CUDA_ARCH__ >= 900
+    cudaGridDependencySynchronize(); /* kernel 1's partials (returns at once without PDL) */
+#endif
     const int64_t bh = blockIdx.x;
     const int c = threadIdx.x;
     const float* ls = lse_part + bh * splits;
@@ -230,6 +237,23 @@ __global__ void decode_combine_kernel(const float* __restrict__ o_part,   /* (B'
 // ----------------------------------------------------------------------------
 // launch
 
+/* Kernel 2 after kernel 1; with pdl, a programmatic dependent launch: its blocks
+ * start as kernel 1's blocks leave their main loops and wait in
+ * cudaGridDependencySynchronize() for kernel 1's results, so the launch gap
+ * between the two kernels is hidden. */
+template <typename T>
+cudaError_t launch_combine(const DecodeArgs<T>& a, unsigned blocks, int d, cudaStream_t stream,
+                           int pdl) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(blocks), cfg.blockDim = dim3(d), cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr, cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, decode_combine_kernel<T>, (const float*)a.o_part,
+                              (const float*)a.lse_part, a.o, a.lse, a.splits, d);
+}
+
 int sm_count() {
     int device = 0, sms = 132;
     if (cudaGetDevice(&device) == cudaSuccess)
@@ -243,11 +267,11 @@ struct Plan {
     int64_t chunk;
 };
 
-Plan plan_splits(int64_t blocks_per_split, int64_t max_len, int64_t step, int blocks_per_sm,
-                 int64_t min_chunk) {
-    const int64_t target = (int64_t)sm_count() * blocks_per_sm;
+Plan plan_splits(int64_t blocks_per_split, int64_t max_len, int64_t step,
+                 const mb_decode_tuning& tune) {
+    const int64_t target = (int64_t)sm_count() * tune.blocks_per_sm;
     int64_t splits = (target + blocks_per_split - 1) / blocks_per_split;
-    const int64_t most = (max_len + min_chunk - 1) / min_chunk;
+    const int64_t most = (max_len + tune.min_chunk - 1) / tune.min_chunk;
     splits = splits < most ? splits : most;
     splits = splits < 1 ? 1 : splits > 1024 ? 1024 : splits;
     int64_t chunk = (max_len + splits - 1) / splits;
@@ -257,8 +281,7 @@ Plan plan_splits(int64_t blocks_per_split, int64_t max_len, int64_t step, int bl
 
 template <typename T, int D, int NG>
 mb_status launch_decode(const mb_attention_decode_params* p, const mb_attention_decode_inputs* in,
-                        void* o, void* lse, const mb_exec* ex, int blocks_per_sm,
-                        int64_t min_chunk) {
+                        void* o, void* lse, const mb_exec* ex, const mb_decode_tuning& tune) {
     constexpr int SLOTS = kThreads / (D / (16 / (int)sizeof(T)));
     const cudaStream_t stream = mb_stream(ex);
     const int64_t B = p->batch, H = p->nheads, Hkv = p->nheads_kv ? p->nheads_kv : p->nheads;
@@ -266,8 +289,7 @@ mb_status launch_decode(const mb_attention_decode_params* p, const mb_attention_
     const int64_t launch_b = B < kLensPerLaunch ? B : kLensPerLaunch;
     int64_t max_len = 1;
     for (int64_t b = 0; b < B; b++) max_len = in->seqlens[b] > max_len ? in->seqlens[b] : max_len;
-    const Plan plan = plan_splits(launch_b * Hkv * gchunks, max_len, (int64_t)SLOTS * kUnroll,
-                                  blocks_per_sm, min_chunk);
+    const Plan plan = plan_splits(launch_b * Hkv * gchunks, max_len, (int64_t)SLOTS * kUnroll, tune);
     const float scale = (float)(p->scale == 0.0 ? 1.0 / sqrt((double)D) : p->scale);
 
     float* part = nullptr; /* o_part then lse_part, for launch_b sequences */
@@ -294,11 +316,8 @@ mb_status launch_decode(const mb_attention_decode_params* p, const mb_attention_
         const dim3 grid((unsigned)(nb * Hkv * gchunks), (unsigned)plan.splits);
         decode_split_kernel<T, D, NG><<<grid, kThreads, 0, stream>>>(a);
         cudaError_t err = cudaGetLastError();
-        if (err == cudaSuccess && plan.splits > 1) {
-            decode_combine_kernel<T><<<(unsigned)(nb * H), D, 0, stream>>>(
-                a.o_part, a.lse_part, a.o, a.lse, plan.splits, D);
-            err = cudaGetLastError();
-        }
+        if (err == cudaSuccess && plan.splits > 1)
+            err = launch_combine<T>(a, (unsigned)(nb * H), D, stream, tune.pdl);
         if (err != cudaSuccess)
             st = mb_fail(MB_ERR_CUDA, "attention decode: launch failed: %s", cudaGetErrorString(err));
     }
@@ -309,21 +328,21 @@ mb_status launch_decode(const mb_attention_decode_params* p, const mb_attention_
 /* NG: the smallest of 1, 2, 4, 8 covering the group (larger groups: chunks of 8). */
 template <typename T, int D>
 mb_status decode_heads(const mb_attention_decode_params* p, const mb_attention_decode_inputs* in,
-                       void* o, void* lse, const mb_exec* ex, int blocks_per_sm, int64_t min_chunk) {
+                       void* o, void* lse, const mb_exec* ex, const mb_decode_tuning& tune) {
     const int64_t G = p->nheads / (p->nheads_kv ? p->nheads_kv : p->nheads);
-    if (G == 1) return launch_decode<T, D, 1>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
-    if (G == 2) return launch_decode<T, D, 2>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
-    if (G <= 4) return launch_decode<T, D, 4>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
-    return launch_decode<T, D, 8>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
+    if (G == 1) return launch_decode<T, D, 1>(p, in, o, lse, ex, tune);
+    if (G == 2) return launch_decode<T, D, 2>(p, in, o, lse, ex, tune);
+    if (G <= 4) return launch_decode<T, D, 4>(p, in, o, lse, ex, tune);
+    return launch_decode<T, D, 8>(p, in, o, lse, ex, tune);
 }
 
 template <typename T>
 mb_status decode_dims(const mb_attention_decode_params* p, const mb_attention_decode_inputs* in,
-                      void* o, void* lse, const mb_exec* ex, int blocks_per_sm, int64_t min_chunk) {
+                      void* o, void* lse, const mb_exec* ex, const mb_decode_tuning& tune) {
     switch (p->headdim) {
-    case 32: return decode_heads<T, 32>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
-    case 64: return decode_heads<T, 64>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
-    case 128: return decode_heads<T, 128>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
+    case 32: return decode_heads<T, 32>(p, in, o, lse, ex, tune);
+    case 64: return decode_heads<T, 64>(p, in, o, lse, ex, tune);
+    case 128: return decode_heads<T, 128>(p, in, o, lse, ex, tune);
     default:
         return mb_fail(MB_ERR_BAD_OPTION, "attention decode: head dim %lld not supported "
                        "(32, 64, 128)", (long long)p->headdim);
@@ -342,12 +361,12 @@ mb_status check_aligned(const mb_attention_decode_inputs* in) {
 }
 
 mb_status decode(const mb_attention_decode_params* p, const mb_attention_decode_inputs* in,
-                 void* o, void* lse, const mb_exec* ex, int blocks_per_sm, int64_t min_chunk) {
+                 void* o, void* lse, const mb_exec* ex, const mb_decode_tuning& tune) {
     mb_status st = check_aligned(in);
     if (st != MB_OK) return st;
     if (p->dtype == MB_DTYPE_BF16)
-        return decode_dims<__nv_bfloat16>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
-    return decode_dims<float>(p, in, o, lse, ex, blocks_per_sm, min_chunk);
+        return decode_dims<__nv_bfloat16>(p, in, o, lse, ex, tune);
+    return decode_dims<float>(p, in, o, lse, ex, tune);
 }
 
 } // namespace
@@ -358,13 +377,21 @@ mb_status decode(const mb_attention_decode_params* p, const mb_attention_decode_
 extern "C" mb_status mb_attention_decode_cuda_tuned(const mb_attention_decode_params* p,
                                                     const mb_attention_decode_inputs* in,
                                                     void* o, void* lse, const mb_exec* ex,
-                                                    int blocks_per_sm, int64_t min_chunk) {
-    return decode(p, in, o, lse, ex, blocks_per_sm, min_chunk);
+                                                    const mb_decode_tuning* tune) {
+    return decode(p, in, o, lse, ex, *tune);
 }
 
-/* v1: about 4 blocks per SM, at least 256 keys per split. */
+/* v1: about 4 blocks per SM, at least 256 keys per split, plain launches. */
 extern "C" mb_status mb_attention_decode_cuda_v1(const mb_attention_decode_params* p,
                                                  const mb_attention_decode_inputs* in, void* o,
                                                  void* lse, const mb_exec* ex) {
-    return decode(p, in, o, lse, ex, 4, 256);
+    return decode(p, in, o, lse, ex, {4, 256, 0});
+}
+
+/* v2: v1 + the combine as a programmatic dependent launch, at least 128 keys
+ * per split (short caches get more blocks). */
+extern "C" mb_status mb_attention_decode_cuda_v2(const mb_attention_decode_params* p,
+                                                 const mb_attention_decode_inputs* in, void* o,
+                                                 void* lse, const mb_exec* ex) {
+    return decode(p, in, o, lse, ex, {4, 128, 1});
 }

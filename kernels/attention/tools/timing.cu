@@ -107,14 +107,14 @@ static void naive_sweep(const mb_exec* ex) {
 }
 
 /* one decode configuration: median ms and GB/s of K/V read */
-static void decode_row(const char* what, long B, long ctx, void* q, void* k, void* v, void* o,
-                       void* lse, long Lmax, const mb_exec* ex, double anchor_ms) {
+static void decode_row(const char* what, mb_decode_tuning tune, long B, long ctx, void* q, void* k,
+                       void* v, void* o, void* lse, long Lmax, const mb_exec* ex, double anchor_ms) {
     const long H = 16, d = 128;
     std::vector<int64_t> lens(B, ctx);
     mb_attention_decode_params p = {B, H, H, d, Lmax, 0.0, MB_DTYPE_BF16};
     mb_attention_decode_inputs in = {q, k, v, lens.data()};
     const double bytes = 2.0 * B * H * ctx * d * 2;
-    double ms = time_ms([&] { return mb_attention_decode_cuda_v1(&p, &in, o, lse, ex); }, 31);
+    double ms = time_ms([&] { return mb_attention_decode_cuda_tuned(&p, &in, o, lse, ex, &tune); }, 31);
     char name[64];
     snprintf(name, sizeof name, "%s B=%ld ctx=%ld", what, B, ctx);
     printf("%-34s %10.4f %9.0f", name, ms, bytes / ms / 1e6);
@@ -127,12 +127,21 @@ static void decode_sweep(const mb_exec* ex) {
     const size_t nkv = (size_t)B * H * Lmax * d;
     void *q = bf(B * H * d, 5), *k = bf(nkv, 6), *v = bf(nkv, 7), *o, *lse;
     CK(cudaMalloc(&o, B * H * d * 2)); CK(cudaMalloc(&lse, B * H * 4));
-    printf("%-34s %10s %9s %9s %6s\n", "decode v1 (H16 d128 bf16)", "ms", "GB/s", "SDPA ms", "ratio");
+    printf("%-34s %10s %9s %9s %6s\n", "decode (H16 d128 bf16)", "ms", "GB/s", "SDPA ms", "ratio");
     const long ctxs[] = {512, 2048, 4096, 8192, 16384, 32768, 65536, 131072};
     const double anchor[] = {0.022, 0.060, 0, 0.191, 0, 0.709, 0, 2.78};
-    for (int i = 0; i < 8; i++) decode_row("decode v1", B, ctxs[i], q, k, v, o, lse, Lmax, ex, anchor[i]);
+    /* v1, v2 (registered) and other split plans: {blocks per SM, min keys per split, PDL} */
+    struct { const char* name; mb_decode_tuning t; } plans[] = {
+        {"v1", {4, 256, 0}}, {"v2", {4, 128, 1}}, {"4/64/pdl", {4, 64, 1}}, {"8/64/pdl", {8, 64, 1}},
+        {"2/128/pdl", {2, 128, 1}}, {"4/256/pdl", {4, 256, 1}}};
+    for (int i = 0; i < 8; i++)
+        for (auto& pl : plans) {
+            if (i >= 3 && pl.name[0] != 'v') continue; /* plan variants: short caches only */
+            decode_row(pl.name, pl.t, B, ctxs[i], q, k, v, o, lse, Lmax, ex, anchor[i]);
+        }
     /* one sequence: the splits alone must fill the GPU */
-    for (long ctx = 16384; ctx <= Lmax; ctx *= 8) decode_row("decode v1", 1, ctx, q, k, v, o, lse, Lmax, ex, 0);
+    for (long ctx = 16384; ctx <= Lmax; ctx *= 8)
+        for (int k2 = 0; k2 < 2; k2++) decode_row(plans[k2].name, plans[k2].t, 1, ctx, q, k, v, o, lse, Lmax, ex, 0);
     void* ptrs[] = {q, k, v, o, lse};
     for (void* x : ptrs) cudaFree(x);
 }
