@@ -127,6 +127,9 @@ mb_status alloc_scores(const char* fn, const Shape& s, int count, float** ws,
                        cudaStream_t stream) {
     const int64_t bytes = scores_bytes(s);
     for (int k = 0; k < count; k++) ws[k] = nullptr;
+    if (s.B * s.H * s.L > 0x7fffffff) /* one row-kernel block per row: grid.x */
+        return mb_fail(MB_ERR_BAD_OPTION, "%s (naive): B*H*L = %lld rows exceed 2^31 - 1", fn,
+                       (long long)(s.B * s.H * s.L));
     for (int k = 0; k < count; k++) {
         mb_status st = bytes < 0 ? MB_ERR_ALLOC
                                  : mb_device_alloc((void**)&ws[k], (size_t)bytes, stream);
