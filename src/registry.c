@@ -13,6 +13,7 @@
 
 #ifdef MB_HAVE_CUDA
 /* one header per op folder under kernels/ declaring its versions */
+#include "attention/attention.h"
 #include "selective_scan/selective_scan.h"
 #endif
 
@@ -53,6 +54,10 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
+    {ATTN, MB_DIR_FWD, CUDA, "naive", 1, 1, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
+    {ATTN, MB_DIR_BWD, CUDA, "naive", 1, 1, MB_DT_F32_BF16, 0, 0, "cuBLAS S and dP = dO V^T (2 x (B*H, L, L) fp32), row kernel P and dS in place, cuBLAS dV, dQ, dK", {.attention_bwd = mb_attention_bwd_cuda_naive}},
+    {ATTN, MB_DIR_DECODE, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "flash-decoding: cache split over blocks, K/V read once per group with 16-byte loads, lse combine", {.attention_decode = mb_attention_decode_cuda_v1}},
+    {ATTN, MB_DIR_DECODE, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "v1 + the combine as a programmatic dependent launch, >= 128 keys per split", {.attention_decode = mb_attention_decode_cuda_v2}},
 #endif
 };
 
