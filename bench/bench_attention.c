@@ -234,6 +234,7 @@ static void register_impls(mb_direction dir, const char* dirname, attn_family tm
         f->dir = dirname, f->impl = impl;
         snprintf(f->name, sizeof f->name, "attention_%s_%s_%s", dirname,
                  mb_backend_name(tmpl.backend), impl);
+        f->lmax = bc_impl_lmax(MB_OP_ATTENTION, dir, tmpl.backend, impl, f->lmax);
         bc_register_sweep_on(f->name, bm_attention, f, f->lmin, f->lmax, f->backend,
                              GB_O_N_SQUARED, probe);
     }
@@ -249,6 +250,7 @@ static void register_decode(attn_family tmpl) {
             *f = tmpl;
             f->kind = DECODE, f->dir = "decode", f->impl = impl, f->B = batches[j];
             if (f->B >= 64) f->lmax = 65536; // 34 GB of cache there; 128K would need 69 GB
+            f->lmax = bc_impl_lmax(MB_OP_ATTENTION, MB_DIR_DECODE, tmpl.backend, impl, f->lmax);
             snprintf(f->name, sizeof f->name, "attention_decode_%s_%s_b%lld",
                      mb_backend_name(tmpl.backend), impl, (long long)f->B);
             bc_register_sweep_on(f->name, bm_attention, f, f->lmin, f->lmax, f->backend, GB_O_N,

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-bc_options bc_opt = {0, 0, 5, 0.05, 0.02, 0, 0, 0};
+bc_options bc_opt = {0, 0, 5, 0.05, 0.02, 0, 0, 0, 0};
 
 static double t_start; /* bc_now() at bc_init */
 
@@ -70,6 +70,9 @@ static int set_option(const char* name, const char* value, const char* from) {
         bc_opt.quiet = strcmp(value, "0") != 0;
     } else if (strcmp(name, "gpu_only") == 0) {
         bc_opt.gpu_only = strcmp(value, "0") != 0;
+    } else if (strcmp(name, "versions_lmax") == 0) {
+        bad = parse_i64(value, &i);
+        if (!bad) bc_opt.versions_lmax = i;
     } else {
         fprintf(stderr, "bench: unknown option %s (from %s)\n", name, from);
         return 1;
@@ -83,7 +86,8 @@ static int read_env(void) {
         {"MB_BENCH_LMIN", "lmin"},       {"MB_BENCH_LMAX", "lmax"},
         {"MB_BENCH_REPETITIONS", "reps"}, {"MB_BENCH_MIN_TIME", "min_time"},
         {"MB_BENCH_WARMUP", "warmup"},   {"MB_BENCH_BIGO", "bigo"},
-        {"MB_BENCH_QUIET", "quiet"},     {"MB_BENCH_GPU_ONLY", "gpu_only"}};
+        {"MB_BENCH_QUIET", "quiet"},     {"MB_BENCH_GPU_ONLY", "gpu_only"},
+        {"MB_BENCH_VERSIONS_LMAX", "versions_lmax"}};
     int bad = 0;
     for (size_t k = 0; k < sizeof vars / sizeof vars[0]; k++) {
         const char* v = getenv(vars[k][0]);
@@ -222,9 +226,11 @@ static void add_context(const char* bench) {
     snprintf(buf, sizeof buf, "%d", mb_cuda_device_count());
     gb_add_context("mb_cuda_devices", buf);
     snprintf(buf, sizeof buf,
-             "repetitions=%d min_time=%gs warmup=%gs lmin=%lld lmax=%lld bigo=%s",
+             "repetitions=%d min_time=%gs warmup=%gs lmin=%lld lmax=%lld versions_lmax=%lld "
+             "bigo=%s",
              bc_opt.repetitions, bc_opt.min_time, bc_opt.warmup_time, (long long)bc_opt.lmin,
-             (long long)bc_opt.lmax, bc_opt.bigo_auto ? "auto" : "per-op");
+             (long long)bc_opt.lmax, (long long)bc_opt.versions_lmax,
+             bc_opt.bigo_auto ? "auto" : "per-op");
     gb_add_context("mb_settings", buf);
 }
 
@@ -242,6 +248,15 @@ int bc_init(int* argc, char** argv, const char* bench) {
 
 // ----------------------------------------------------------------------------
 // L sweeps
+
+int64_t bc_impl_lmax(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
+                     int64_t lmax) {
+    if (bc_opt.versions_lmax <= 0 || bc_opt.versions_lmax >= lmax || !impl) return lmax;
+    mb_impl_info info;
+    for (int i = 0; mb_impl_get(op, dir, backend, i, &info) == MB_OK; i++)
+        if (strcmp(info.name, impl) == 0) return info.is_default ? lmax : bc_opt.versions_lmax;
+    return lmax;
+}
 
 int bc_sweep(int64_t lmin, int64_t lmax, int64_t* Ls, int cap) {
     if (bc_opt.lmin > lmin) lmin = bc_opt.lmin;

@@ -20,6 +20,10 @@
  *   --mb_bigo=auto    MB_BENCH_BIGO        fit the best complexity, not the op's own
  *   --mb_quiet        MB_BENCH_QUIET=1     no progress lines
  *   --mb_gpu_only     MB_BENCH_GPU_ONLY=1  only the CUDA families (the GPU sweep)
+ *   --mb_versions_lmax=N  MB_BENCH_VERSIONS_LMAX  cap the L of the implementations
+ *                     that are not their op's default (0: no cap; the GPU sweep
+ *                     uses 16384: every version is compared there, the
+ *                     defaults and the peers go on to the end)
  * Context added to the output: commit (MB_COMMIT or `git rev-parse --short
  * HEAD`, "-dirty" when tracked files changed), hostname, CPU model, compiler,
  * build type, UTC date, library version and the settings above.
@@ -45,6 +49,7 @@ typedef struct {
     int bigo_auto;      /* fit GB_O_AUTO instead of the family's complexity */
     int quiet;          /* no progress lines */
     int gpu_only;       /* register the CUDA families only */
+    int64_t versions_lmax; /* cap on L of non-default implementations; 0: none */
 } bc_options;
 
 extern bc_options bc_opt;
@@ -56,6 +61,12 @@ int bc_init(int* argc, char** argv, const char* bench);
 
 /* Nonzero with --mb_gpu_only: benches register their CUDA families only. */
 int bc_gpu_only(void);
+
+/* The largest L to sweep implementation `impl` of (op, dir, backend) to:
+ * lmax, or bc_opt.versions_lmax when that is smaller and impl is not the
+ * default. */
+int64_t bc_impl_lmax(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
+                     int64_t lmax);
 
 /* ------------------------------------------------------------------------ */
 /* L sweeps */

@@ -218,6 +218,8 @@ static scan_family* add_family(const char* dir, scan_kind kind, mb_backend backe
 
 static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
     if (!f) return;
+    mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
+    lmax = bc_impl_lmax(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, lmax);
     int64_t args[64];
     int n = 0;
     if (f->arg == 'L') n = bc_sweep(lmin, lmax, args, 64);

@@ -18,6 +18,8 @@ mkdir -p "$out"
 export MB_BENCH_GPU_ONLY=1
 export MB_BENCH_REPETITIONS="${MB_BENCH_REPETITIONS:-10}"
 export MB_BENCH_MIN_TIME="${MB_BENCH_MIN_TIME:-0.02}"
+# every version is compared up to 16K; the defaults and the peers go to the end
+export MB_BENCH_VERSIONS_LMAX="${MB_BENCH_VERSIONS_LMAX:-16384}"
 if [[ "${MB_BENCH_QUICK:-0}" == 1 ]]; then
   export MB_BENCH_REPETITIONS=3 MB_BENCH_LMAX="${MB_BENCH_LMAX:-16384}"
 fi
