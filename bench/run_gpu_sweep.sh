@@ -6,7 +6,10 @@
 #
 # Usage: bench/run_gpu_sweep.sh BUILD_DIR OUT_DIR
 # Environment: MB_BENCH_QUICK=1 (3 repetitions, L up to 16384: for iterating),
-# MB_BENCH_* of bench/bench_common.h, PYTHON (default python3).
+# MB_BENCH_OPS (default "selective_scan ssd attention"; a subset runs those
+# benches only), MB_BENCH_PEERS=0 (skip bench/peers.py), MB_BENCH_* of
+# bench/bench_common.h, PYTHON (default python3). A sweep split over several
+# calls into one OUT_DIR is plotted whole: every JSON in OUT_DIR is drawn.
 # Defaults: 10 repetitions per point, median reported with its spread.
 set -uo pipefail
 
@@ -35,7 +38,7 @@ fi
 start=$(date +%s)
 failed=()
 jsons=()
-for op in selective_scan ssd attention; do
+for op in ${MB_BENCH_OPS:-selective_scan ssd attention}; do
   bin="$build/bench_$op"
   [[ -x "$bin" ]] || { failed+=("bench_$op (missing)"); continue; }
   json="$out/$op.json"
@@ -47,19 +50,22 @@ for op in selective_scan ssd attention; do
   [[ -s "$json" ]] && jsons+=("$json")
 done
 
-echo "== bench/peers.py -> $out/peers.json" >&2
-quick_flag=()
-[[ "${MB_BENCH_QUICK:-0}" == 1 ]] && quick_flag=(--quick)
-if "$python" "$root/bench/peers.py" --out "$out/peers.json" "${quick_flag[@]}" \
-    2>&1 | tee "$out/peers.log" | grep -E '^\[peers' >&2; then
-  [[ -s "$out/peers.json" ]] && jsons+=("$out/peers.json")
-else
-  [[ -s "$out/peers.json" ]] && jsons+=("$out/peers.json")
-  echo "run_gpu_sweep: peers.py did not finish cleanly (see $out/peers.log)" >&2
+if [[ "${MB_BENCH_PEERS:-1}" != 0 ]]; then
+  echo "== bench/peers.py -> $out/peers.json" >&2
+  quick_flag=()
+  [[ "${MB_BENCH_QUICK:-0}" == 1 ]] && quick_flag=(--quick)
+  if ! "$python" "$root/bench/peers.py" --out "$out/peers.json" "${quick_flag[@]}" \
+      2>&1 | tee "$out/peers.log" | grep -E '^\[peers' >&2; then
+    echo "run_gpu_sweep: peers.py did not finish cleanly (see $out/peers.log)" >&2
+  fi
 fi
 
 [[ -n "${sampler:-}" ]] && kill "$sampler" 2>/dev/null
-"$python" "$root/bench/add_clock_context.py" "$clocks" "${jsons[@]}" || failed+=("clock context")
+[[ -s "$out/peers.json" && "${MB_BENCH_PEERS:-1}" != 0 ]] && jsons+=("$out/peers.json")
+(("${#jsons[@]}" > 0)) && { "$python" "$root/bench/add_clock_context.py" "$clocks" "${jsons[@]}" ||
+  failed+=("clock context"); }
+jsons=()  # the plots draw every JSON of the folder (an earlier part of a split sweep too)
+for j in "$out"/*.json; do [[ -s "$j" ]] && jsons+=("$j"); done
 
 if ((${#jsons[@]} > 0)); then
   "$python" "$root/plots/plot_scaling.py" --out "$out" "${jsons[@]}" >"$out/plots.log" 2>&1 ||
