@@ -14,6 +14,7 @@
 #ifdef MB_HAVE_CUDA
 /* one header per op folder under kernels/ declaring its versions */
 #include "selective_scan/selective_scan.h"
+#include "attention/flash.h"
 #endif
 
 #define SCAN MB_OP_SELECTIVE_SCAN
@@ -21,6 +22,8 @@
 #define ATTN MB_OP_ATTENTION
 #define CPU MB_BACKEND_CPU
 #define CUDA MB_BACKEND_CUDA
+/* head dims 64 and 128 (bit i = head dim 8*(i+1)) */
+#define FLASH_HD ((1u << 7) | (1u << 15))
 
 const mb_impl mb_registry[] = {
     // CPU references: exact fp64 math (reference/)
@@ -53,6 +56,12 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v1", 1, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash: 4 warps x 16 rows, key tiles 64, Q in registers, cp.async K/V double buffer, exp2 online softmax, causal tile skipping", {.attention_fwd = mb_attention_fwd_cuda_flash_v1}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v2", 2, 1, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with 8 warps (128 query rows per block)", {.attention_fwd = mb_attention_fwd_cuda_flash_v2}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v3", 3, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with key tiles of 128", {.attention_fwd = mb_attention_fwd_cuda_flash_v3}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v1", 1, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash, deterministic: Dvec kernel, dK/dV per key block over query tiles, dQ per query block over key tiles, no atomics", {.attention_bwd = mb_attention_bwd_cuda_flash_v1}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v2", 2, 1, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with 8 warps per block (128 keys / 128 query rows)", {.attention_bwd = mb_attention_bwd_cuda_flash_v2}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v3", 3, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v2 with query tiles of 32 in the dK/dV kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v3}},
 #endif
 };
 

@@ -1,0 +1,139 @@
+/*
+ * flash_timing.cu -- quick timing of the flash attention CUDA versions (not a
+ * test, not the benchmark harness): B 1, H 16, d 128, bf16, causal, L = 1K ..
+ * 16K. CUDA events around each call, 3 warm-ups, L2 flushed (256 MB memset)
+ * before every timed call outside the events, median of 15.
+ *   fwd       every registered "flash" forward
+ *   fwd+bwd   the default forward + every "flash" backward
+ * TFLOP/s with the FlashAttention convention: causal fwd 2*B*H*L^2*d, bwd 2.5x.
+ * Build (repository root, after the library):
+ *   nvcc -std=c++17 -O2 -arch=sm_90 -I include kernels/attention/tools/flash_timing.cu \
+ *     -Lbuild -lmambabench -o build/flash_timing
+ * Run: LD_LIBRARY_PATH=build ./build/flash_timing [maxL]
+ * tools/torch_sdpa_timing.py times torch SDPA (flash backend) the same way.
+ */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <string>
+#include <vector>
+
+#include "mambabench.h"
+
+#define CK(x)                                                                    \
+    do {                                                                         \
+        cudaError_t e_ = (x);                                                    \
+        if (e_ != cudaSuccess) {                                                 \
+            printf("CUDA %s: %s\n", #x, cudaGetErrorString(e_));                 \
+            exit(1);                                                             \
+        }                                                                        \
+    } while (0)
+#define MB(x)                                                                    \
+    do {                                                                         \
+        mb_status s_ = (x);                                                      \
+        if (s_ != MB_OK) {                                                       \
+            printf("%s: %s (%s)\n", #x, mb_status_string(s_), mb_last_error());  \
+            exit(1);                                                             \
+        }                                                                        \
+    } while (0)
+
+__global__ void fill_normalish(__nv_bfloat16* p, size_t n, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
+        p[i] = __float2bfloat16(((h & 0xFFFFFF) / 16777216.f - 0.5f) * 3.4f);
+    }
+}
+
+static void* rand_bf16(size_t n, unsigned seed) {
+    void* p;
+    CK(cudaMalloc(&p, n * 2));
+    fill_normalish<<<1024, 256>>>((__nv_bfloat16*)p, n, seed);
+    return p;
+}
+
+static char* flush_buf;
+static const size_t kFlush = 256u << 20;
+
+template <typename F> static double median_ms(F&& f, int reps = 15) {
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    for (int i = 0; i < 3; i++) f();
+    CK(cudaDeviceSynchronize());
+    std::vector<float> v;
+    for (int i = 0; i < reps; i++) {
+        CK(cudaMemsetAsync(flush_buf, i & 0xFF, kFlush));
+        CK(cudaEventRecord(a));
+        f();
+        CK(cudaEventRecord(b));
+        CK(cudaEventSynchronize(b));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, a, b));
+        v.push_back(ms);
+    }
+    std::sort(v.begin(), v.end());
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return v[v.size() / 2];
+}
+
+static std::vector<std::string> flash_versions(mb_direction dir) {
+    std::vector<std::string> names;
+    for (int i = 0; i < mb_impl_count(MB_OP_ATTENTION, dir, MB_BACKEND_CUDA); i++) {
+        mb_impl_info info;
+        MB(mb_impl_get(MB_OP_ATTENTION, dir, MB_BACKEND_CUDA, i, &info));
+        if (!strncmp(info.name, "flash", 5)) names.push_back(info.name);
+    }
+    return names;
+}
+
+int main(int argc, char** argv) {
+    const long maxL = argc > 1 ? atol(argv[1]) : 16384;
+    const int64_t B = 1, H = 16, d = 128;
+    CK(cudaMalloc(&flush_buf, kFlush));
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    printf("%s, B %lld H %lld d %lld bf16 causal; median of 15, L2 flushed\n", prop.name,
+           (long long)B, (long long)H, (long long)d);
+    for (int64_t L = 1024; L <= maxL; L *= 2) {
+        const size_t n = (size_t)(B * H * L * d);
+        void *q = rand_bf16(n, 1), *k = rand_bf16(n, 2), *v = rand_bf16(n, 3), *dout = rand_bf16(n, 4);
+        void *o, *lse, *dq, *dk, *dv;
+        CK(cudaMalloc(&o, n * 2));
+        CK(cudaMalloc(&lse, B * H * L * 4));
+        CK(cudaMalloc(&dq, n * 2));
+        CK(cudaMalloc(&dk, n * 2));
+        CK(cudaMalloc(&dv, n * 2));
+        mb_attention_params p = {B, H, L, d, 0.0, MB_DTYPE_BF16, 0};
+        mb_attention_inputs in = {q, k, v};
+        mb_attention_grads g = {dq, dk, dv};
+        const double flops = 2.0 * B * H * (double)L * L * d;
+        for (const std::string& ver : flash_versions(MB_DIR_FWD)) {
+            MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, ver.c_str()));
+            const double ms = median_ms([&] { mb_attention_fwd_cuda(&p, &in, o, lse, NULL); });
+            printf("L %6lld  fwd      %-9s %9.4f ms  %6.1f TFLOP/s\n", (long long)L, ver.c_str(), ms,
+                   flops / ms * 1e-9);
+        }
+        MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, NULL));
+        for (const std::string& ver : flash_versions(MB_DIR_BWD)) {
+            MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_BWD, MB_BACKEND_CUDA, ver.c_str()));
+            const double bwd = median_ms([&] { mb_attention_bwd_cuda(&p, &in, o, lse, dout, &g, NULL); });
+            const double both = median_ms([&] {
+                mb_attention_fwd_cuda(&p, &in, o, lse, NULL);
+                mb_attention_bwd_cuda(&p, &in, o, lse, dout, &g, NULL);
+            });
+            printf("L %6lld  bwd      %-9s %9.4f ms  %6.1f TFLOP/s   fwd+bwd %9.4f ms  %6.1f TFLOP/s\n",
+                   (long long)L, ver.c_str(), bwd, 2.5 * flops / bwd * 1e-9, both,
+                   3.5 * flops / both * 1e-9);
+        }
+        CK(cudaGetLastError());
+        for (void* ptr : {q, k, v, dout, o, lse, dq, dk, dv}) CK(cudaFree(ptr));
+    }
+    return 0;
+}
