@@ -36,6 +36,21 @@ mb_status mb_attention_fwd_cuda_flash_v2(const mb_attention_params* p,
 mb_status mb_attention_fwd_cuda_flash_v3(const mb_attention_params* p,
                                          const mb_attention_inputs* in, void* o, void* lse,
                                          const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v4(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, void* o, void* lse,
+                                         const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v5(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, void* o, void* lse,
+                                         const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v6(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, void* o, void* lse,
+                                         const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v7(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, void* o, void* lse,
+                                         const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v8(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, void* o, void* lse,
+                                         const mb_exec* ex);
 
 mb_status mb_attention_bwd_cuda_flash_v1(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
@@ -46,6 +61,38 @@ mb_status mb_attention_bwd_cuda_flash_v2(const mb_attention_params* p,
                                          const void* lse, const void* dout,
                                          const mb_attention_grads* g, const mb_exec* ex);
 mb_status mb_attention_bwd_cuda_flash_v3(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v4(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v5(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v6(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v7(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v8(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v9(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v10(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_atomic(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
                                          const void* lse, const void* dout,
                                          const mb_attention_grads* g, const mb_exec* ex);

@@ -36,9 +36,13 @@ namespace {
 
 typedef __nv_bfloat16 bf16;
 
-template <int D, int NW, int BN> struct FwdTile {
-    static constexpr int BM = 16 * NW; /* query rows per block */
-    static constexpr int NT = 32 * NW; /* threads */
+/* KS_UNROLL: how far the k loop of S = Q K^T is unrolled; D_ALL = fully (D/16) */
+constexpr int D_ALL = 16;
+
+template <int D, int NW, int BN, int MT> struct FwdTile {
+    static constexpr int WM = 16 * MT;  /* query rows per warp */
+    static constexpr int BM = WM * NW;  /* query rows per block */
+    static constexpr int NT = 32 * NW;  /* threads */
     /* Q (BM, D), K and V 2 stages of (BN, D) each, bf16 */
     static constexpr int kSmemBytes = (BM * D + 4 * BN * D) * 2;
 };
@@ -79,7 +83,40 @@ static __device__ __forceinline__ void softmax_update(float s[BN / 8][4], float 
     }
 }
 
-template <int D, int NW, int BN>
+/* S (MT m16 tiles x BN) = Q K^T for one warp: Q fragments from registers
+ * (MT = 1, loaded once) or from shared memory per k step (MT > 1: the
+ * registers go to the second m tile, which halves the K fragment loads per MMA). */
+template <int D, int BN, int MT, int KS_UNROLL>
+static __device__ __forceinline__ void scores(float sacc[MT][BN / 8][4], const uint32_t qf[D / 16][4],
+                                              const bf16* Qs, int wr, const bf16* Kt, int lane) {
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) sacc[mt][j][0] = sacc[mt][j][1] = sacc[mt][j][2] = sacc[mt][j][3] = 0.f;
+#pragma unroll KS_UNROLL
+    for (int ks = 0; ks < D / 16; ks++) {
+        uint32_t qa[MT][4];
+        if (MT == 1) {
+#pragma unroll
+            for (int r = 0; r < 4; r++) qa[0][r] = qf[ks][r];
+        } else {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) ldsm_a<D>(qa[mt], Qs, wr + 16 * mt, ks, lane);
+        }
+#pragma unroll
+        for (int np = 0; np < BN / 16; np++) {
+            uint32_t bk[4];
+            ldsm_b_nk<D>(bk, Kt, np * 16, ks, lane);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma16816(sacc[mt][2 * np], qa[mt], bk[0], bk[1]);
+                mma16816(sacc[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
+            }
+        }
+    }
+}
+
+template <int D, int NW, int BN, int MT, int KS_UNROLL>
 __global__ void __launch_bounds__(NW * 32)
     flash_fwd_kernel(const bf16* __restrict__ q, /* (B, H, L, D) */
                      const bf16* __restrict__ k, /* (B, Hkv, L, D) */
@@ -87,8 +124,9 @@ __global__ void __launch_bounds__(NW * 32)
                      bf16* __restrict__ o,       /* (B, H, L, D) */
                      float* __restrict__ lse,    /* (B, H, L) or NULL */
                      const AttnShape s) {
-    using T = FwdTile<D, NW, BN>;
-    constexpr int BM = T::BM, NT = T::NT;
+    using T = FwdTile<D, NW, BN, MT>;
+    constexpr int BM = T::BM, NT = T::NT, WM = T::WM;
+    constexpr int QF = MT == 1 ? D / 16 : 1; /* Q fragments kept in registers */
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* Qs = reinterpret_cast<bf16*>(smem_raw); /* (BM, D) */
     bf16* Ks = Qs + BM * D;                        /* [2] (BN, D) */
@@ -108,18 +146,22 @@ __global__ void __launch_bounds__(NW * 32)
     const int64_t kend = m0 + BM < L ? m0 + BM : L; /* keys 0 .. kend-1 are needed */
     const int ntiles = (int)((kend + BN - 1) / BN);
     const int nfull = (int)((m0 + 1) / BN); /* tiles below the diagonal of every row */
-    const int64_t wrow0 = m0 + warp * 16;   /* this warp's first query row */
+    const int64_t wrow0 = m0 + warp * WM;   /* this warp's first query row */
 
     load_tile<BM, D, NT>(Qs, qh, m0, L);
     load_tile<BN, D, NT>(Ks, kh, 0, L);
     load_tile<BN, D, NT>(Vs, vh, 0, L);
     cp_async_commit();
 
-    float oacc[D / 8][4];
+    float oacc[MT][D / 8][4];
 #pragma unroll
-    for (int j = 0; j < D / 8; j++) oacc[j][0] = oacc[j][1] = oacc[j][2] = oacc[j][3] = 0.f;
-    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-    uint32_t qf[D / 16][4];
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) oacc[mt][j][0] = oacc[mt][j][1] = oacc[mt][j][2] = oacc[mt][j][3] = 0.f;
+    float mrow[MT][2], lrow[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) mrow[mt][0] = mrow[mt][1] = -INFINITY, lrow[mt][0] = lrow[mt][1] = 0.f;
+    uint32_t qf[QF][4];
 
     for (int it = 0; it < ntiles; it++) {
         const int cur = it & 1;
@@ -130,52 +172,53 @@ __global__ void __launch_bounds__(NW * 32)
         cp_async_commit();
         cp_async_wait<1>(); // tile it (and Q) landed
         __syncthreads();
-        if (it == 0) {
+        if (MT == 1 && it == 0) {
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ks++) ldsm_a<D>(qf[ks], Qs, warp * 16, ks, lane);
+            for (int ks = 0; ks < QF; ks++) ldsm_a<D>(qf[ks], Qs, warp * WM, ks, lane);
         }
         const int64_t n0 = (int64_t)it * BN;
-        if (n0 <= wrow0 + 15) { // else every key of the tile follows every row of this warp
+        if (n0 <= wrow0 + WM - 1) { // else every key of the tile follows every row of this warp
             const bf16* Kt = Ks + cur * BN * D;
             const bf16* Vt = Vs + cur * BN * D;
-            // S = Q K^T   (16 x BN per warp)
-            float sacc[BN / 8][4];
+            float sacc[MT][BN / 8][4];
+            scores<D, BN, MT, KS_UNROLL>(sacc, qf, Qs, warp * WM, Kt, lane);
 #pragma unroll
-            for (int j = 0; j < BN / 8; j++) sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
+            for (int mt = 0; mt < MT; mt++) {
+                // the diagonal tile(s): -inf above the diagonal and past L
+                if (it >= nfull) {
+                    // tile-relative (small) indices: row - n0 and the keys left before L
+                    const int row0 = (int)(wrow0 - n0) + 16 * mt + g;
+                    const int keys_left = (int)(L - n0 < BN ? L - n0 : BN);
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ks++) {
+                    for (int j = 0; j < BN / 8; j++) {
 #pragma unroll
-                for (int np = 0; np < BN / 16; np++) {
-                    uint32_t bk[4];
-                    ldsm_b_nk<D>(bk, Kt, np * 16, ks, lane);
-                    mma16816(sacc[2 * np], qf[ks], bk[0], bk[1]);
-                    mma16816(sacc[2 * np + 1], qf[ks], bk[2], bk[3]);
-                }
-            }
-            // the diagonal tile(s): -inf above the diagonal and past L
-            if (it >= nfull) {
-#pragma unroll
-                for (int j = 0; j < BN / 8; j++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int64_t col = n0 + j * 8 + 2 * t + (e & 1);
-                        const int64_t row = wrow0 + g + (e >> 1) * 8;
-                        if (col > row || col >= L) sacc[j][e] = -INFINITY;
+                        for (int e = 0; e < 4; e++) {
+                            const int col = j * 8 + 2 * t + (e & 1);
+                            if (col > row0 + (e >> 1) * 8 || col >= keys_left) sacc[mt][j][e] = -INFINITY;
+                        }
                     }
                 }
+                softmax_update<D, BN>(sacc[mt], oacc[mt], mrow[mt], lrow[mt], s.scale_log2);
             }
-            softmax_update<D, BN>(sacc, oacc, mrow, lrow, s.scale_log2);
-            // O += P V, P straight from the score registers
+            // O += P V, P straight from the score registers, packed to bf16 first
+            // (half the registers of the fp32 scores)
+            uint32_t pa[MT][BN / 16][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int kk = 0; kk < BN / 16; kk++)
+                    acc_to_a(pa[mt][kk], sacc[mt][2 * kk], sacc[mt][2 * kk + 1]);
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
-                uint32_t pa[4];
-                acc_to_a(pa, sacc[2 * kk], sacc[2 * kk + 1]);
 #pragma unroll
                 for (int np = 0; np < D / 16; np++) {
                     uint32_t bv[4];
                     ldsm_b_kn<D>(bv, Vt, kk * 16, np, lane);
-                    mma16816(oacc[2 * np], pa, bv[0], bv[1]);
-                    mma16816(oacc[2 * np + 1], pa, bv[2], bv[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        mma16816(oacc[mt][2 * np], pa[mt][kk], bv[0], bv[1]);
+                        mma16816(oacc[mt][2 * np + 1], pa[mt][kk], bv[2], bv[3]);
+                    }
                 }
             }
         }
@@ -184,33 +227,36 @@ __global__ void __launch_bounds__(NW * 32)
 
     // O = acc / l, lse = m * scale + ln l  (the 4 threads of a row hold partial sums)
 #pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        float l = lrow[hf];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float inv = 1.f / l;
-        const int64_t row = wrow0 + g + hf * 8;
-        if (row < L) {
-            bf16* orow = o + (bh * L + row) * D; /* (D) */
+    for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-            for (int j = 0; j < D / 8; j++)
-                *reinterpret_cast<uint32_t*>(orow + j * 8 + 2 * t) =
-                    pack_bf16(oacc[j][2 * hf] * inv, oacc[j][2 * hf + 1] * inv);
-            if (lse && t == 0) lse[bh * L + row] = mrow[hf] * s.scale + logf(l);
+        for (int hf = 0; hf < 2; hf++) {
+            float l = lrow[mt][hf];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const float inv = 1.f / l;
+            const int64_t row = wrow0 + 16 * mt + g + hf * 8;
+            if (row < L) {
+                bf16* orow = o + (bh * L + row) * D; /* (D) */
+#pragma unroll
+                for (int j = 0; j < D / 8; j++)
+                    *reinterpret_cast<uint32_t*>(orow + j * 8 + 2 * t) =
+                        pack_bf16(oacc[mt][j][2 * hf] * inv, oacc[mt][j][2 * hf + 1] * inv);
+                if (lse && t == 0) lse[bh * L + row] = mrow[mt][hf] * s.scale + logf(l);
+            }
         }
     }
 }
 
-template <int D, int NW, int BN>
+template <int D, int NW, int BN, int MT, int KS_UNROLL>
 static mb_status launch_fwd(const mb_attention_params* p, const mb_attention_inputs* in, void* o,
                             void* lse, const mb_exec* ex) {
-    using T = FwdTile<D, NW, BN>;
+    using T = FwdTile<D, NW, BN, MT>;
     const AttnShape s = attn_shape(p);
     const int64_t mblocks = (s.L + T::BM - 1) / T::BM;
     if (mblocks > 65535 || p->batch * s.H > 0x7fffffff)
         return mb_fail(MB_ERR_BAD_DIM, "flash attention fwd: L = %lld or B*H too large for the grid",
                        (long long)s.L);
-    auto kernel = flash_fwd_kernel<D, NW, BN>;
+    auto kernel = flash_fwd_kernel<D, NW, BN, MT, KS_UNROLL>;
     mb_status st = allow_smem(kernel, T::kSmemBytes);
     if (st != MB_OK) return st;
     dim3 grid((unsigned)(p->batch * s.H), (unsigned)mblocks);
@@ -221,11 +267,11 @@ static mb_status launch_fwd(const mb_attention_params* p, const mb_attention_inp
 }
 
 /* Head dim 64 or 128 (the registry's mask); anything else is refused. */
-template <int NW, int BN>
+template <int NW, int BN, int MT, int KS_UNROLL = D_ALL>
 static mb_status fwd_dispatch(const mb_attention_params* p, const mb_attention_inputs* in,
                               void* o, void* lse, const mb_exec* ex) {
-    if (p->headdim == 64) return launch_fwd<64, NW, BN>(p, in, o, lse, ex);
-    if (p->headdim == 128) return launch_fwd<128, NW, BN>(p, in, o, lse, ex);
+    if (p->headdim == 64) return launch_fwd<64, NW, BN, MT, KS_UNROLL>(p, in, o, lse, ex);
+    if (p->headdim == 128) return launch_fwd<128, NW, BN, MT, KS_UNROLL>(p, in, o, lse, ex);
     return mb_fail(MB_ERR_NOT_IMPLEMENTED, "flash attention fwd: head dim %lld (64, 128 only)",
                    (long long)p->headdim);
 }
@@ -235,17 +281,51 @@ static mb_status fwd_dispatch(const mb_attention_params* p, const mb_attention_i
 extern "C" mb_status mb_attention_fwd_cuda_flash_v1(const mb_attention_params* p,
                                                     const mb_attention_inputs* in, void* o,
                                                     void* lse, const mb_exec* ex) {
-    return fwd_dispatch<4, 64>(p, in, o, lse, ex);
+    return fwd_dispatch<4, 64, 1>(p, in, o, lse, ex);
 }
 
 extern "C" mb_status mb_attention_fwd_cuda_flash_v2(const mb_attention_params* p,
                                                     const mb_attention_inputs* in, void* o,
                                                     void* lse, const mb_exec* ex) {
-    return fwd_dispatch<8, 64>(p, in, o, lse, ex);
+    return fwd_dispatch<8, 64, 1>(p, in, o, lse, ex);
 }
 
 extern "C" mb_status mb_attention_fwd_cuda_flash_v3(const mb_attention_params* p,
                                                     const mb_attention_inputs* in, void* o,
                                                     void* lse, const mb_exec* ex) {
-    return fwd_dispatch<4, 128>(p, in, o, lse, ex);
+    return fwd_dispatch<4, 128, 1>(p, in, o, lse, ex);
+}
+
+extern "C" mb_status mb_attention_fwd_cuda_flash_v4(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, void* o,
+                                                    void* lse, const mb_exec* ex) {
+    return fwd_dispatch<4, 64, 2>(p, in, o, lse, ex);
+}
+
+extern "C" mb_status mb_attention_fwd_cuda_flash_v5(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, void* o,
+                                                    void* lse, const mb_exec* ex) {
+    return fwd_dispatch<4, 32, 2>(p, in, o, lse, ex);
+}
+
+extern "C" mb_status mb_attention_fwd_cuda_flash_v6(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, void* o,
+                                                    void* lse, const mb_exec* ex) {
+    return fwd_dispatch<8, 64, 2>(p, in, o, lse, ex);
+}
+
+extern "C" mb_status mb_attention_fwd_cuda_flash_v7(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, void* o,
+                                                    void* lse, const mb_exec* ex) {
+    return fwd_dispatch<4, 64, 2, 1>(p, in, o, lse, ex);
+}
+
+/* v8: flash-v4's kernel where it fills the GPU (>= 512 blocks of 128 rows, ~4 per SM),
+ * else flash-v1's (blocks of 64 rows: twice the blocks for short sequences). */
+extern "C" mb_status mb_attention_fwd_cuda_flash_v8(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, void* o,
+                                                    void* lse, const mb_exec* ex) {
+    const int64_t blocks128 = p->batch * p->nheads * ((p->seqlen + 127) / 128);
+    if (blocks128 >= 512) return fwd_dispatch<4, 64, 2>(p, in, o, lse, ex);
+    return fwd_dispatch<4, 64, 1>(p, in, o, lse, ex);
 }

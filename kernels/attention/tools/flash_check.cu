@@ -15,6 +15,7 @@
  *   nvcc -std=c++17 -O2 -arch=sm_90 -I include -I tests \
  *     kernels/attention/tools/flash_check.cu -Lbuild -lmambabench -o build/flash_check
  * Run: LD_LIBRARY_PATH=build ./build/flash_check [--quick]   (--quick: L <= 500)
+ * FLASH_CHECK_ONLY=flash-v1,flash-v4 checks only the versions listed.
  */
 #include <cuda_runtime.h>
 
@@ -186,7 +187,7 @@ static void judge(const char* ver, const char* what, const Shape& s, const vec& 
     const double bound = TOL_FLASH_X * ee + TOL_FLASH_ATOL;
     const bool ok = written && e <= bound;
     if (!ok) failures++;
-    printf("%-5s %-9s %-4s B%lld H%lld/%lld L%-5lld d%-3lld scale %.3g: err %.3e  bf16-emu %.3e  ratio %.2f%s%s\n",
+    printf("%-5s %-12s %-4s B%lld H%lld/%lld L%-5lld d%-3lld scale %.3g: err %.3e  bf16-emu %.3e  ratio %.2f%s%s\n",
            ok ? "ok" : "FAIL", ver, what, (long long)s.B, (long long)s.H, (long long)s.Hkv,
            (long long)s.L, (long long)s.d, s.scale, e, ee, ee > 0 ? e / ee : 0.0,
            written ? "" : "  UNWRITTEN/GUARD", ok ? "" : "  <---");
@@ -198,7 +199,13 @@ static std::vector<std::string> flash_versions(mb_direction dir) {
     for (int i = 0; i < n; i++) {
         mb_impl_info info;
         MB(mb_impl_get(MB_OP_ATTENTION, dir, MB_BACKEND_CUDA, i, &info));
-        if (strncmp(info.name, "flash", 5) == 0) names.push_back(info.name);
+        if (strncmp(info.name, "flash", 5) != 0) continue;
+        // FLASH_CHECK_ONLY="flash-v8,flash-v9": only those (for the slow sanitizers)
+        const char* only = getenv("FLASH_CHECK_ONLY");
+        if (only && !strstr((std::string(",") + only + ",").c_str(),
+                            (std::string(",") + info.name + ",").c_str()))
+            continue;
+        names.push_back(info.name);
     }
     return names;
 }
@@ -267,9 +274,11 @@ static void check_shape(const Shape& s) {
         judge(ver.c_str(), "dk", s, got[1], dk, edk, written);
         judge(ver.c_str(), "dv", s, got[2], dv, edv, written);
         const bool same = raw[0][0] == raw[1][0] && raw[0][1] == raw[1][1] && raw[0][2] == raw[1][2];
-        if (!same) {
+        if (strstr(ver.c_str(), "atomic")) { // registered as not deterministic: report only
+            if (!same) printf("note  %-12s bwd runs differ (atomics, as documented)\n", ver.c_str());
+        } else if (!same) {
             failures++;
-            printf("FAIL  %-9s bwd not deterministic (two runs differ)\n", ver.c_str());
+            printf("FAIL  %-12s bwd not deterministic (two runs differ)\n", ver.c_str());
         }
     }
     MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_BWD, MB_BACKEND_CUDA, NULL));

@@ -3,13 +3,15 @@
  * test, not the benchmark harness): B 1, H 16, d 128, bf16, causal, L = 1K ..
  * 16K. CUDA events around each call, 3 warm-ups, L2 flushed (256 MB memset)
  * before every timed call outside the events, median of 15.
- *   fwd       every registered "flash" forward
- *   fwd+bwd   the default forward + every "flash" backward
+ *   fwd       every flash forward version
+ *   bwd       every flash backward version, with the time of each of its three
+ *             kernels (preprocess, dK dV, dQ), and fwd+bwd (flash-v4 forward)
  * TFLOP/s with the FlashAttention convention: causal fwd 2*B*H*L^2*d, bwd 2.5x.
- * Build (repository root, after the library):
- *   nvcc -std=c++17 -O2 -arch=sm_90 -I include kernels/attention/tools/flash_timing.cu \
- *     -Lbuild -lmambabench -o build/flash_timing
- * Run: LD_LIBRARY_PATH=build ./build/flash_timing [maxL]
+ * Build (repository root; links the kernel sources, calls the versions directly):
+ *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
+ *     kernels/attention/tools/flash_timing.cu kernels/attention/flash_{fwd,bwd}.cu \
+ *     kernels/common.cu src/common.c -DMB_FLASH_PROFILE -o build/flash_timing
+ * Run: ./build/flash_timing [maxL]
  * tools/torch_sdpa_timing.py times torch SDPA (flash backend) the same way.
  */
 #include <cuda_bf16.h>
@@ -22,7 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "mambabench.h"
+#include "attention/flash.h"
+#include "impl.h"
 
 #define CK(x)                                                                    \
     do {                                                                         \
@@ -83,20 +86,52 @@ template <typename F> static double median_ms(F&& f, int reps = 15) {
     return v[v.size() / 2];
 }
 
-static std::vector<std::string> flash_versions(mb_direction dir) {
-    std::vector<std::string> names;
-    for (int i = 0; i < mb_impl_count(MB_OP_ATTENTION, dir, MB_BACKEND_CUDA); i++) {
-        mb_impl_info info;
-        MB(mb_impl_get(MB_OP_ATTENTION, dir, MB_BACKEND_CUDA, i, &info));
-        if (!strncmp(info.name, "flash", 5)) names.push_back(info.name);
-    }
-    return names;
+extern "C" {
+int mb_flash_profile = 0;
+cudaEvent_t mb_flash_prof_ev[4];
+}
+
+struct FwdVersion {
+    const char* name;
+    mb_attention_fwd_fn fn;
+};
+struct BwdVersion {
+    const char* name;
+    mb_attention_bwd_fn fn;
+};
+static const FwdVersion kFwd[] = {
+    {"flash-v1", mb_attention_fwd_cuda_flash_v1}, {"flash-v2", mb_attention_fwd_cuda_flash_v2},
+    {"flash-v3", mb_attention_fwd_cuda_flash_v3}, {"flash-v4", mb_attention_fwd_cuda_flash_v4},
+    {"flash-v5", mb_attention_fwd_cuda_flash_v5}, {"flash-v6", mb_attention_fwd_cuda_flash_v6},
+    {"flash-v7", mb_attention_fwd_cuda_flash_v7}, {"flash-v8", mb_attention_fwd_cuda_flash_v8},
+};
+static const BwdVersion kBwd[] = {
+    {"flash-v1", mb_attention_bwd_cuda_flash_v1}, {"flash-v2", mb_attention_bwd_cuda_flash_v2},
+    {"flash-v3", mb_attention_bwd_cuda_flash_v3}, {"flash-v4", mb_attention_bwd_cuda_flash_v4},
+    {"flash-v5", mb_attention_bwd_cuda_flash_v5}, {"flash-v6", mb_attention_bwd_cuda_flash_v6},
+    {"flash-v7", mb_attention_bwd_cuda_flash_v7}, {"flash-v8", mb_attention_bwd_cuda_flash_v8},
+    {"flash-v9", mb_attention_bwd_cuda_flash_v9}, {"flash-v10", mb_attention_bwd_cuda_flash_v10},
+    {"flash-atomic", mb_attention_bwd_cuda_flash_atomic},
+};
+
+/* the three kernels of one backward call, ms each (one profiled run) */
+static void bwd_split(const BwdVersion& ver, const mb_attention_params* p,
+                      const mb_attention_inputs* in, void* o, void* lse, void* dout,
+                      const mb_attention_grads* g, const mb_exec* ex, float split[3]) {
+    mb_flash_profile = 1;
+    CK(cudaMemsetAsync(flush_buf, 0, kFlush));
+    MB(ver.fn(p, in, o, lse, dout, g, ex));
+    CK(cudaDeviceSynchronize());
+    mb_flash_profile = 0;
+    for (int i = 0; i < 3; i++)
+        CK(cudaEventElapsedTime(&split[i], mb_flash_prof_ev[i], mb_flash_prof_ev[i + 1]));
 }
 
 int main(int argc, char** argv) {
     const long maxL = argc > 1 ? atol(argv[1]) : 16384;
     const int64_t B = 1, H = 16, d = 128;
     CK(cudaMalloc(&flush_buf, kFlush));
+    for (int i = 0; i < 4; i++) CK(cudaEventCreate(&mb_flash_prof_ev[i]));
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("%s, B %lld H %lld d %lld bf16 causal; median of 15, L2 flushed\n", prop.name,
@@ -114,23 +149,25 @@ int main(int argc, char** argv) {
         mb_attention_inputs in = {q, k, v};
         mb_attention_grads g = {dq, dk, dv};
         const double flops = 2.0 * B * H * (double)L * L * d;
-        for (const std::string& ver : flash_versions(MB_DIR_FWD)) {
-            MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, ver.c_str()));
-            const double ms = median_ms([&] { mb_attention_fwd_cuda(&p, &in, o, lse, NULL); });
-            printf("L %6lld  fwd      %-9s %9.4f ms  %6.1f TFLOP/s\n", (long long)L, ver.c_str(), ms,
+        const mb_exec ex = {NULL};
+        for (const FwdVersion& ver : kFwd) {
+            const double ms = median_ms([&] { ver.fn(&p, &in, o, lse, &ex); });
+            printf("L %6lld  fwd      %-12s %9.4f ms  %6.1f TFLOP/s\n", (long long)L, ver.name, ms,
                    flops / ms * 1e-9);
         }
-        MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, NULL));
-        for (const std::string& ver : flash_versions(MB_DIR_BWD)) {
-            MB(mb_impl_select(MB_OP_ATTENTION, MB_DIR_BWD, MB_BACKEND_CUDA, ver.c_str()));
-            const double bwd = median_ms([&] { mb_attention_bwd_cuda(&p, &in, o, lse, dout, &g, NULL); });
+        MB(mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex)); // the backward's o, lse
+        for (const BwdVersion& ver : kBwd) {
+            const double bwd = median_ms([&] { ver.fn(&p, &in, o, lse, dout, &g, &ex); });
             const double both = median_ms([&] {
-                mb_attention_fwd_cuda(&p, &in, o, lse, NULL);
-                mb_attention_bwd_cuda(&p, &in, o, lse, dout, &g, NULL);
+                mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex);
+                ver.fn(&p, &in, o, lse, dout, &g, &ex);
             });
-            printf("L %6lld  bwd      %-9s %9.4f ms  %6.1f TFLOP/s   fwd+bwd %9.4f ms  %6.1f TFLOP/s\n",
-                   (long long)L, ver.c_str(), bwd, 2.5 * flops / bwd * 1e-9, both,
-                   3.5 * flops / both * 1e-9);
+            float split[3];
+            bwd_split(ver, &p, &in, o, lse, dout, &g, &ex, split);
+            printf("L %6lld  bwd      %-12s %9.4f ms  %6.1f TFLOP/s  (pre %.3f dKdV %.3f dQ %.3f)"
+                   "  fwd+bwd %9.4f ms  %6.1f TFLOP/s\n",
+                   (long long)L, ver.name, bwd, 2.5 * flops / bwd * 1e-9, split[0], split[1],
+                   split[2], both, 3.5 * flops / both * 1e-9);
         }
         CK(cudaGetLastError());
         for (void* ptr : {q, k, v, dout, o, lse, dq, dk, dv}) CK(cudaFree(ptr));
