@@ -13,6 +13,7 @@
 
 #ifdef MB_HAVE_CUDA
 /* one header per op folder under kernels/ declaring its versions */
+#include "attention/attention.h"
 #include "selective_scan/selective_scan.h"
 #include "attention/flash.h"
 #endif
@@ -23,7 +24,7 @@
 #define CPU MB_BACKEND_CPU
 #define CUDA MB_BACKEND_CUDA
 /* head dims 64 and 128 (bit i = head dim 8*(i+1)) */
-#define FLASH_HD ((1u << 7) | (1u << 15))
+#define FLASH_HD (MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128))
 
 const mb_impl mb_registry[] = {
     // CPU references: exact fp64 math (reference/)
@@ -56,6 +57,10 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
+    {ATTN, MB_DIR_FWD, CUDA, "naive", 1, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
+    {ATTN, MB_DIR_BWD, CUDA, "naive", 1, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S and dP = dO V^T (2 x (B*H, L, L) fp32), row kernel P and dS in place, cuBLAS dV, dQ, dK", {.attention_bwd = mb_attention_bwd_cuda_naive}},
+    {ATTN, MB_DIR_DECODE, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "flash-decoding: cache split over blocks, K/V read once per group with 16-byte loads, lse combine", {.attention_decode = mb_attention_decode_cuda_v1}},
+    {ATTN, MB_DIR_DECODE, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "v1 + the combine as a programmatic dependent launch, >= 128 keys per split", {.attention_decode = mb_attention_decode_cuda_v2}},
     {ATTN, MB_DIR_FWD, CUDA, "flash-v1", 1, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash: 4 warps x 16 rows, key tiles 64, Q in registers, cp.async K/V double buffer, exp2 online softmax, causal tile skipping", {.attention_fwd = mb_attention_fwd_cuda_flash_v1}},
     {ATTN, MB_DIR_FWD, CUDA, "flash-v2", 2, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with 8 warps (128 query rows per block)", {.attention_fwd = mb_attention_fwd_cuda_flash_v2}},
     {ATTN, MB_DIR_FWD, CUDA, "flash-v3", 3, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with key tiles of 128", {.attention_fwd = mb_attention_fwd_cuda_flash_v3}},
