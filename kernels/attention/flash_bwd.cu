@@ -20,7 +20,10 @@
  *        S = Q K^T, dP = dO V^T, dS = P o (dP - Dvec), dQ += dS K.
  *      It recomputes S and dP (7 tile products instead of 5) so that dQ needs
  *      no atomics and no per-key-block partials.
- * dK and dQ take the factor `scale` once at the end. Masking as in the
+ * dK and dQ take the factor `scale` once at the end. flash-atomic (registered,
+ * never the default, NOT deterministic) skips kernel 3: the dK, dV kernel puts
+ * dS^T in shared memory and adds dQ_tile += dS K into a zeroed fp32 (B, H, L, d)
+ * accumulator with atomics; a last kernel scales it into dq. Masking as in the
  * forward: -inf scores become P = 0 above the diagonal and past L.
  *
  * Shapes: q, o, dout, dq (B, H, L, d); k, v, dk, dv (B, H_kv, L, d);
@@ -78,12 +81,6 @@ __global__ void __launch_bounds__(256)
 static __device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
                  "r"(valid ? 4 : 0));
-}
-
-template <int N>
-static __device__ __forceinline__ void zero_acc(float a[N][4]) {
-#pragma unroll
-    for (int j = 0; j < N; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = 0.f;
 }
 
 /* c (16 x 8*NJ per warp) += A (rows r0 of a swizzled (., D) tile) x B^T, B
@@ -442,13 +439,7 @@ __global__ void __launch_bounds__(NW * 32)
 
     for (int it = 0; it < ntiles; it++) {
         const int cur = it & 1;
-        if (it + 1 < ntiles) {
-            load_tile<BN, D, NT>(Ks + (cur ^ 1) * BN * D, kh, (int64_t)(it + 1) * BN, L);
-            load_tile<BN, D, NT>(Vs + (cur ^ 1) * BN * D, vh, (int64_t)(it + 1) * BN, L);
-        }
-        cp_async_commit();
-        cp_async_wait<1>();
-        __syncthreads();
+        kv_stage_advance<BN, D, NT>(Ks, Vs, kh, vh, it, ntiles, L);
         const int64_t n0 = (int64_t)it * BN;
         if (n0 <= wrow0 + 15) {
             const bf16* Kt = Ks + cur * BN * D;

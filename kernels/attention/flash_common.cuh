@@ -142,6 +142,31 @@ static __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float c0[4]
     a[3] = pack_bf16(c1[2], c1[3]);
 }
 
+template <int N>
+static __device__ __forceinline__ void zero_acc(float a[N][4]) {
+#pragma unroll
+    for (int j = 0; j < N; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = 0.f;
+}
+
+/* The K/V pipeline of the forward and of the dQ kernel at key tile `it` of
+ * `ntiles`: start loading tile it+1 into the other stage, then wait until
+ * tile it (and what the prologue loaded) has landed for the whole block. */
+template <int BN, int D, int NT>
+static __device__ __forceinline__ void kv_stage_advance(__nv_bfloat16* Ks, /* [2] (BN, D) */
+                                                        __nv_bfloat16* Vs, /* [2] (BN, D) */
+                                                        const __nv_bfloat16* kh, /* (L, D) */
+                                                        const __nv_bfloat16* vh, /* (L, D) */
+                                                        int it, int ntiles, int64_t L) {
+    const int cur = it & 1;
+    if (it + 1 < ntiles) {
+        load_tile<BN, D, NT>(Ks + (cur ^ 1) * BN * D, kh, (int64_t)(it + 1) * BN, L);
+        load_tile<BN, D, NT>(Vs + (cur ^ 1) * BN * D, vh, (int64_t)(it + 1) * BN, L);
+    }
+    cp_async_commit();
+    cp_async_wait<1>(); // tile it landed
+    __syncthreads();
+}
+
 /* Shared memory above 48 KB must be asked for once per kernel. */
 template <typename K>
 static inline mb_status allow_smem(K kernel, int bytes) {

@@ -22,8 +22,10 @@
  * Shapes: q, o (B, H, L, d); k, v (B, H_kv, L, d), head h reads K/V head
  * h / (H / H_kv); lse (B, H, L) fp32, natural log, may be NULL.
  *
- * Versions (flash.h): v1 NW 4, BN 64; v2 NW 8, BN 64; v3 NW 4, BN 128 (d 64 only
- * gains); the default is the fastest measured on the H100 (NOTES_flash.md).
+ * Versions (flash.h): template <D, NW warps, BN keys per tile, MT m16 tiles per
+ * warp, KS_UNROLL>: v1 <4, 64, 1>, v2 <8, 64, 1>, v3 <4, 128, 1>, v4 <4, 64, 2>,
+ * v5 <4, 32, 2>, v6 <8, 64, 2>, v7 v4 with KS_UNROLL 1; v8 (default) v4 or v1 by
+ * the number of blocks (NOTES_flash.md has the H100 timings).
  */
 #include "flash.h"
 #include "flash_common.cuh"
@@ -90,9 +92,7 @@ template <int D, int BN, int MT, int KS_UNROLL>
 static __device__ __forceinline__ void scores(float sacc[MT][BN / 8][4], const uint32_t qf[D / 16][4],
                                               const bf16* Qs, int wr, const bf16* Kt, int lane) {
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) sacc[mt][j][0] = sacc[mt][j][1] = sacc[mt][j][2] = sacc[mt][j][3] = 0.f;
+    for (int mt = 0; mt < MT; mt++) zero_acc<BN / 8>(sacc[mt]);
 #pragma unroll KS_UNROLL
     for (int ks = 0; ks < D / 16; ks++) {
         uint32_t qa[MT][4];
@@ -155,9 +155,7 @@ __global__ void __launch_bounds__(NW * 32)
 
     float oacc[MT][D / 8][4];
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) oacc[mt][j][0] = oacc[mt][j][1] = oacc[mt][j][2] = oacc[mt][j][3] = 0.f;
+    for (int mt = 0; mt < MT; mt++) zero_acc<D / 8>(oacc[mt]);
     float mrow[MT][2], lrow[MT][2];
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) mrow[mt][0] = mrow[mt][1] = -INFINITY, lrow[mt][0] = lrow[mt][1] = 0.f;
@@ -165,13 +163,7 @@ __global__ void __launch_bounds__(NW * 32)
 
     for (int it = 0; it < ntiles; it++) {
         const int cur = it & 1;
-        if (it + 1 < ntiles) {
-            load_tile<BN, D, NT>(Ks + (cur ^ 1) * BN * D, kh, (int64_t)(it + 1) * BN, L);
-            load_tile<BN, D, NT>(Vs + (cur ^ 1) * BN * D, vh, (int64_t)(it + 1) * BN, L);
-        }
-        cp_async_commit();
-        cp_async_wait<1>(); // tile it (and Q) landed
-        __syncthreads();
+        kv_stage_advance<BN, D, NT>(Ks, Vs, kh, vh, it, ntiles, L); // tile it (and Q) landed
         if (MT == 1 && it == 0) {
 #pragma unroll
             for (int ks = 0; ks < QF; ks++) ldsm_a<D>(qf[ks], Qs, warp * WM, ks, lane);

@@ -28,25 +28,10 @@
 #include <string>
 #include <vector>
 
+#include "flash_tools.h"
 #include "mambabench.h"
 #include "tolerances.h"
 
-#define CK(x)                                                                     \
-    do {                                                                          \
-        cudaError_t e_ = (x);                                                     \
-        if (e_ != cudaSuccess) {                                                  \
-            printf("CUDA %s: %s\n", #x, cudaGetErrorString(e_));                  \
-            exit(1);                                                              \
-        }                                                                         \
-    } while (0)
-#define MB(x)                                                                     \
-    do {                                                                          \
-        mb_status s_ = (x);                                                       \
-        if (s_ != MB_OK) {                                                        \
-            printf("%s: %s (%s)\n", #x, mb_status_string(s_), mb_last_error());   \
-            exit(1);                                                              \
-        }                                                                         \
-    } while (0)
 
 typedef std::vector<double> vec;
 

@@ -25,24 +25,9 @@
 #include <vector>
 
 #include "attention/flash.h"
+#include "flash_tools.h"
 #include "impl.h"
 
-#define CK(x)                                                                    \
-    do {                                                                         \
-        cudaError_t e_ = (x);                                                    \
-        if (e_ != cudaSuccess) {                                                 \
-            printf("CUDA %s: %s\n", #x, cudaGetErrorString(e_));                 \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-#define MB(x)                                                                    \
-    do {                                                                         \
-        mb_status s_ = (x);                                                      \
-        if (s_ != MB_OK) {                                                       \
-            printf("%s: %s (%s)\n", #x, mb_status_string(s_), mb_last_error());  \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
 
 __global__ void fill_normalish(__nv_bfloat16* p, size_t n, unsigned seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
