@@ -15,6 +15,7 @@
 /* one header per op folder under kernels/ declaring its versions */
 #include "attention/attention.h"
 #include "selective_scan/selective_scan.h"
+#include "attention/flash.h"
 #endif
 
 #define SCAN MB_OP_SELECTIVE_SCAN
@@ -22,6 +23,8 @@
 #define ATTN MB_OP_ATTENTION
 #define CPU MB_BACKEND_CPU
 #define CUDA MB_BACKEND_CUDA
+/* head dims 64 and 128 (bit i = head dim 8*(i+1)) */
+#define FLASH_HD (MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128))
 
 const mb_impl mb_registry[] = {
     // CPU references: exact fp64 math (reference/)
@@ -54,10 +57,29 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
-    {ATTN, MB_DIR_FWD, CUDA, "naive", 1, 1, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
-    {ATTN, MB_DIR_BWD, CUDA, "naive", 1, 1, MB_DT_F32_BF16, 0, 0, "cuBLAS S and dP = dO V^T (2 x (B*H, L, L) fp32), row kernel P and dS in place, cuBLAS dV, dQ, dK", {.attention_bwd = mb_attention_bwd_cuda_naive}},
+    {ATTN, MB_DIR_FWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
+    {ATTN, MB_DIR_BWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S and dP = dO V^T (2 x (B*H, L, L) fp32), row kernel P and dS in place, cuBLAS dV, dQ, dK", {.attention_bwd = mb_attention_bwd_cuda_naive}},
     {ATTN, MB_DIR_DECODE, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "flash-decoding: cache split over blocks, K/V read once per group with 16-byte loads, lse combine", {.attention_decode = mb_attention_decode_cuda_v1}},
     {ATTN, MB_DIR_DECODE, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "v1 + the combine as a programmatic dependent launch, >= 128 keys per split", {.attention_decode = mb_attention_decode_cuda_v2}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v1", 1, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash: 4 warps x 16 rows, key tiles 64, Q in registers, cp.async K/V double buffer, exp2 online softmax, causal tile skipping", {.attention_fwd = mb_attention_fwd_cuda_flash_v1}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v2", 2, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with 8 warps (128 query rows per block)", {.attention_fwd = mb_attention_fwd_cuda_flash_v2}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v3", 3, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with key tiles of 128", {.attention_fwd = mb_attention_fwd_cuda_flash_v3}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v4", 4, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with 32 query rows per warp (BM 128): each K/V fragment feeds 2 MMAs, Q read from shared memory", {.attention_fwd = mb_attention_fwd_cuda_flash_v4}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v5", 5, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v4 with key tiles of 32 (fewer registers)", {.attention_fwd = mb_attention_fwd_cuda_flash_v5}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v6", 6, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v4 with 8 warps (BM 256)", {.attention_fwd = mb_attention_fwd_cuda_flash_v6}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v7", 7, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v4 with the k loop of Q K^T not unrolled (fewer register spills)", {.attention_fwd = mb_attention_fwd_cuda_flash_v7}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-v8", 8, 1, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v4's kernel from 512 blocks of 128 rows up, flash-v1's below (short sequences)", {.attention_fwd = mb_attention_fwd_cuda_flash_v8}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v1", 1, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash, deterministic: Dvec kernel, dK/dV per key block over query tiles, dQ per query block over key tiles, no atomics", {.attention_bwd = mb_attention_bwd_cuda_flash_v1}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v2", 2, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with 8 warps per block (128 keys / 128 query rows)", {.attention_bwd = mb_attention_bwd_cuda_flash_v2}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v3", 3, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v2 with query tiles of 32 in the dK/dV kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v3}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v4", 4, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with query tiles of 32 in the dK/dV kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v4}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v5", 5, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with key tiles of 128 in the dQ kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v5}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v6", 6, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v4 and flash-v5 together", {.attention_bwd = mb_attention_bwd_cuda_flash_v6}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v7", 7, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v1 with P^T packed to bf16 before dP^T is formed in the dK/dV kernel (fewer registers), k loops of the S, dP products unrolled 2x", {.attention_bwd = mb_attention_bwd_cuda_flash_v7}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v8", 8, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v7 with 8 warps (128 keys) in the dK/dV kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v8}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v9", 9, 1, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v7 with the k loops fully unrolled", {.attention_bwd = mb_attention_bwd_cuda_flash_v9}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v10", 10, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v8 with the k loops fully unrolled", {.attention_bwd = mb_attention_bwd_cuda_flash_v10}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-atomic", 0, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "NOT deterministic: dQ added with fp32 atomics from the dK/dV kernel (5 tile products, no dQ kernel)", {.attention_bwd = mb_attention_bwd_cuda_flash_atomic}},
 #endif
 };
 

@@ -11,6 +11,7 @@
  *           L > 4K checked on sampled rows (the reference of one row i is the CPU
  *           decode of q_i over a cache of keys 0..i); lse = NULL accepted
  *   bwd     dq, dk, dv from the reference's o and lse, run twice: identical bytes
+ *           (except versions named "*atomic*", registered as not deterministic)
  *   decode  against the CPU reference (ragged cache lengths, L_max > length, GQA,
  *           more than 128 sequences) and against the forward: the last row of the
  *           causal forward over L tokens == decode of that query over those L keys
@@ -323,7 +324,8 @@ static void check_bwd(fwd_setup* s, const double* o_ref, const double* lse_ref) 
                     first[i] = bytes;
                     continue;
                 }
-                CHECK(memcmp(first[i], bytes, nbytes(n[i], dt)) == 0,
+                /* flash-atomic is registered as not deterministic (fp32 atomics into dQ) */
+                CHECK(strstr(name, "atomic") || memcmp(first[i], bytes, nbytes(n[i], dt)) == 0,
                       "bwd %s %s: two runs differ (not deterministic)", name, names[i]);
                 free(first[i]), free(bytes);
                 compare_dev(names[i], g[i], 0, n[i], dt, want[i], tol_grad(dt));
