@@ -87,7 +87,8 @@ typedef struct {
     mb_direction dir;
     mb_backend backend;
     const char* name;  /* unique within (op, dir, backend), e.g. "v1", "naive", "reference" */
-    int version;       /* numbered versions 1, 2, ...; 0 for the reference */
+    int version;       /* numbered versions 1, 2, ...; 0 for the reference and for named
+                          variants outside the numbered line (naive, flash-atomic) */
     int is_default;    /* exactly one default per (op, dir, backend) */
     unsigned dtypes;   /* bit mask of (1u << mb_dtype) it accepts */
     int max_dstate;    /* largest N it supports (scan, SSD); 0 = MB_MAX_DSTATE */
