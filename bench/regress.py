@@ -26,7 +26,8 @@
       against the committed counts; and the log-log slope of the counts in L.
   regress.py slopes [RESULTS_DIR]
       the log-log slopes of the committed timing results (results/*/*.json):
-      linear mixers near 1 at large L, attention near 2.
+      linear mixers near 1 at large L, attention near 2 (default
+      implementations and peers: the claims; other versions stop at 16K).
 
 Exit status: 0 pass (or nothing to compare), 1 a regression, 2 usage or I/O
 error, 3 nothing compared and --strict given.
@@ -377,7 +378,15 @@ def fit_slope(points):
 # the bands of the timing slopes; instruction counts use the tighter ones of CPU_BANDS
 TIME_BANDS = {"selective_scan": (0.8, 1.2), "ssd": (0.8, 1.2), "attention": (1.7, 2.3)}
 CPU_BANDS = {"selective_scan": (0.9, 1.1), "ssd": (0.9, 1.1), "attention": (1.8, 2.2)}
-SWEPT_DIRS = {"fwd", "bwd", "fwdbwd", "fwd_noz"}
+SWEPT_DIRS = {"fwd", "bwd", "fwdbwd", "fwd_noz", "fwd_n128"}
+
+
+def headline_row(row):
+    """The rows whose slope is the op's scaling claim: defaults and peers (the
+    other versions are swept to 16K only, where launch overhead still bends
+    the curve), and the older untyped rows (CPU references)."""
+    f = label_fields(row)
+    return "op" not in f or f.get("default") == "1" or f.get("peer") == "1"
 
 
 def row_group(row):
@@ -403,7 +412,7 @@ def cmd_slopes(a):
             if row.get("run_type", "iteration") != "iteration" or row.get("error_occurred"):
                 continue
             g, L = row_group(row), arg_L(bench_key(row))
-            if not g or L is None or g[1] not in SWEPT_DIRS:
+            if not g or L is None or g[1] not in SWEPT_DIRS or not headline_row(row):
                 continue
             t = row["real_time"] * TIME_SCALE.get(row.get("time_unit", "ns"), 1e-9)
             groups.setdefault(g, {}).setdefault(L, []).append(t)
