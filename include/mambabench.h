@@ -395,7 +395,10 @@ MB_API mb_status mb_impl_get(mb_op op, mb_direction dir, mb_backend backend, int
  * use: by name ("v2"), by version number written in decimal ("2"), or NULL /
  * "default" for the default. An unknown name is MB_ERR_BAD_OPTION, listing
  * the known ones, and leaves the selection as it was. Thread-local: other
- * threads are unaffected. */
+ * threads are unaffected. With the default selected, a call the default does
+ * not support (dtype, N, head dim) runs on the first registered
+ * implementation that does -- fp32 attention on CUDA runs "naive", the flash
+ * kernels being bf16-only; with an explicit selection it is refused. */
 MB_API mb_status mb_impl_select(mb_op op, mb_direction dir, mb_backend backend,
                                 const char* name);
 /* The name of this thread's selected implementation of (op, dir, backend),

@@ -182,6 +182,11 @@ def load(lib=None):
         "mb_selective_scan_fwd_cuda": [P(ScanParams), P(ScanInputs), _p, _p, _p],
         "mb_selective_scan_bwd_cuda": [P(ScanParams), P(ScanInputs), _p, P(ScanGrads), _p],
         "mb_selective_scan_step_cuda": [P(ScanParams), P(ScanInputs), _p, _p, _p],
+        "mb_attention_fwd_cuda": [P(AttentionParams), P(AttentionInputs), _p, _p, _p],
+        "mb_attention_bwd_cuda": [P(AttentionParams), P(AttentionInputs), _p, _p, _p,
+                                  P(AttentionGrads), _p],
+        "mb_attention_decode_cuda": [P(AttentionDecodeParams), P(AttentionDecodeInputs),
+                                     _p, _p, _p],
     }
     for name, argtypes in cuda_sigs.items():
         f = getattr(L, name)
@@ -199,7 +204,10 @@ def load(lib=None):
 
 def _call(name, *args):
     L = load()
-    st = getattr(L, name)(*args)
+    f = getattr(L, name)
+    if f.argtypes is None:  # ctypes would pass 64-bit pointers as 32-bit ints
+        raise RuntimeError(f"mambabench.py: {name} has no declared signature (load())")
+    st = f(*args)
     if st != MB_OK:
         raise MambabenchError(name, st, L.mb_status_string(st).decode(),
                               L.mb_last_error().decode())

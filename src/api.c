@@ -161,6 +161,36 @@ const char* mb_impl_selected(mb_op op, mb_direction dir, mb_backend backend) {
 // ----------------------------------------------------------------------------
 // picking the implementation of a call
 
+/* MB_OK when implementation e supports the call (dtype, N, head dim), else
+ * the status and message saying why. */
+static mb_status supports(const char* fn, const mb_impl* e, const mb_call* call) {
+    if (!(e->dtypes & MB_DT(call->dtype)))
+        return mb_fail(MB_ERR_DTYPE, "%s: implementation \"%s\" does not support dtype %s",
+                       fn, e->name, mb_dtype_name(call->dtype));
+    int max_dstate = e->max_dstate ? e->max_dstate : MB_MAX_DSTATE;
+    if (call->dstate > max_dstate)
+        return mb_fail(MB_ERR_DSTATE_TOO_LARGE, "%s: implementation \"%s\" supports dstate up "
+                       "to %d, got %lld", fn, e->name, max_dstate, (long long)call->dstate);
+    if (e->headdims && call->headdim > 0 &&
+        (call->headdim % 8 != 0 || call->headdim > 256 ||
+         !(e->headdims & (1u << (call->headdim / 8 - 1)))))
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: implementation \"%s\" does not support head "
+                       "dim %lld", fn, e->name, (long long)call->headdim);
+    return MB_OK;
+}
+
+/* Without an explicit selection, a call the default does not support goes to
+ * the first registered implementation that does (e.g. fp32 attention: the
+ * flash kernels are bf16-only, naive takes fp32). NULL when none does. */
+static const mb_impl* first_supporting(const char* fn, const mb_call* call) {
+    for (int i = 0; i < mb_registry_count; i++) {
+        const mb_impl* e = &mb_registry[i];
+        if (matches(e, call->op, call->dir, call->backend) && supports(fn, e, call) == MB_OK)
+            return e;
+    }
+    return NULL;
+}
+
 /* MB_OK with *out set, or the status that the call answers instead. */
 static mb_status pick(const char* fn, const mb_call* call, const mb_impl** out) {
     const mb_impl* e = selected_impl(call->op, call->dir, call->backend);
@@ -178,18 +208,13 @@ static mb_status pick(const char* fn, const mb_call* call, const mb_impl** out) 
         return mb_fail(MB_ERR_NOT_IMPLEMENTED, "%s: no %s implementation of %s %s is "
                        "registered yet", fn, mb_backend_name(call->backend),
                        mb_op_name(call->op), mb_direction_name(call->dir));
-    if (!(e->dtypes & MB_DT(call->dtype)))
-        return mb_fail(MB_ERR_DTYPE, "%s: implementation \"%s\" does not support dtype %s",
-                       fn, e->name, mb_dtype_name(call->dtype));
-    int max_dstate = e->max_dstate ? e->max_dstate : MB_MAX_DSTATE;
-    if (call->dstate > max_dstate)
-        return mb_fail(MB_ERR_DSTATE_TOO_LARGE, "%s: implementation \"%s\" supports dstate up "
-                       "to %d, got %lld", fn, e->name, max_dstate, (long long)call->dstate);
-    if (e->headdims && call->headdim > 0 &&
-        (call->headdim % 8 != 0 || call->headdim > 256 ||
-         !(e->headdims & (1u << (call->headdim / 8 - 1)))))
-        return mb_fail(MB_ERR_BAD_OPTION, "%s: implementation \"%s\" does not support head "
-                       "dim %lld", fn, e->name, (long long)call->headdim);
+    mb_status st = supports(fn, e, call);
+    if (st != MB_OK && selection[call->op][call->dir][call->backend] == 0) {
+        const mb_impl* other = first_supporting(fn, call);
+        if (other) e = other, st = MB_OK;
+        else st = supports(fn, e, call); // the default's reason, not the last tried
+    }
+    if (st != MB_OK) return st;
     *out = e;
     return MB_OK;
 }
