@@ -14,6 +14,7 @@
 #ifdef MB_HAVE_CUDA
 /* one header per op folder under kernels/ declaring its versions */
 #include "selective_scan/selective_scan.h"
+#include "ssd/ssd.h"
 #endif
 
 #define SCAN MB_OP_SELECTIVE_SCAN
@@ -53,6 +54,11 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
+    {SSD, MB_DIR_FWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "sequential recurrence, one warp per channel, states in registers", {.ssd_fwd = mb_ssd_fwd_cuda_v1}},
+    {SSD, MB_DIR_FWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "chunked on tensor cores (WMMA bf16 / 3xTF32), 3 launches: chunk states, state pass, output", {.ssd_fwd = mb_ssd_fwd_cuda_v2}},
+    {SSD, MB_DIR_FWD, CUDA, "v3", 3, 1, MB_DT_F32_BF16, 256, 0, "v2 + C B^T once per (chunk, group), read by every head of the group", {.ssd_fwd = mb_ssd_fwd_cuda_v3}},
+    {SSD, MB_DIR_BWD, CUDA, "v1", 1, 1, MB_DT_F32_BF16, 256, 0, "chunked, deterministic: recomputed states, reverse adjoints, 4 masked chunk matmuls (WMMA), fixed-order sums", {.ssd_bwd = mb_ssd_bwd_cuda_v1}},
+    {SSD, MB_DIR_STEP, CUDA, "v1", 1, 1, MB_DT_F32_BF16, 256, 0, "one launch, one warp per channel, in-place fp32 state", {.ssd_step = mb_ssd_step_cuda_v1}},
 #endif
 };
 
