@@ -20,6 +20,7 @@
  *            states and the products feeding the decay gradient (y_pre, dx) in
  *            fp32 (3xTF32) even for bf16, whose rounding the dA sum amplifies
  *   step v1  one launch, one warp per channel, the fp32 state updated in place
+ *   step v2  N % 4 == 0: each lane owns 4 consecutive states, float4 access
  */
 #ifndef MB_SSD_H
 #define MB_SSD_H
@@ -39,6 +40,8 @@ mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
 mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                              const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);
 
 #ifdef __cplusplus

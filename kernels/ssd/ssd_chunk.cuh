@@ -23,26 +23,36 @@ __device__ void chunk_cumsum(const SsdArgs<T>& a, const ChunkWork& w, int64_t b,
     const int lane = threadIdx.x & 31;
     const float Ah = a.A[h], bias = a.bias ? a.bias[h] : 0.f;
     float carry = 0.f;
-    for (int k0 = 0; k0 < Qc; k0 += 32) {
-        const int k = k0 + lane;
-        float dtv = 0.f;
-        if (k < Qc) {
-            dtv = mb_to_float(a.dt[(b * a.L + t0 + k) * a.H + h]) + bias;
-            if (a.softplus) dtv = softplusf(dtv);
-        }
-        float v = dtv * Ah;
+    for (int k00 = 0; k00 < Qc; k00 += 32 * kBatch) {
+        float raw[kBatch]; /* dt of the next kBatch rounds, loaded together */
 #pragma unroll
-        for (int off = 1; off < 32; off <<= 1) {
-            const float u = __shfl_up_sync(0xffffffffu, v, off);
-            if (lane >= off) v += u;
+        for (int q = 0; q < kBatch; q++) {
+            const int k = k00 + 32 * q + lane;
+            raw[q] = k < Qc ? mb_to_float(a.dt[(b * a.L + t0 + k) * a.H + h]) : 0.f;
         }
-        v += carry;
-        carry = __shfl_sync(0xffffffffu, v, 31);
-        if (k < Qc) {
-            css[k] = v, dts[k] = dtv;
-            if (store) {
-                const int64_t g = (b * a.H + h) * a.L + t0 + k;
-                w.cs[g] = v, w.dtp[g] = dtv;
+#pragma unroll
+        for (int q = 0; q < kBatch; q++) {
+            if (k00 + 32 * q >= Qc) break; /* warp-uniform */
+            const int k = k00 + 32 * q + lane;
+            float dtv = 0.f;
+            if (k < Qc) {
+                dtv = raw[q] + bias;
+                if (a.softplus) dtv = softplusf(dtv);
+            }
+            float v = dtv * Ah;
+#pragma unroll
+            for (int off = 1; off < 32; off <<= 1) {
+                const float u = __shfl_up_sync(0xffffffffu, v, off);
+                if (lane >= off) v += u;
+            }
+            v += carry;
+            carry = __shfl_sync(0xffffffffu, v, 31);
+            if (k < Qc) {
+                css[k] = v, dts[k] = dtv;
+                if (store) {
+                    const int64_t g = (b * a.H + h) * a.L + t0 + k;
+                    w.cs[g] = v, w.dtp[g] = dtv;
+                }
             }
         }
     }
@@ -239,53 +249,79 @@ static size_t chunk_scan_smem(int64_t Q, int K) {
            kWarps * (carve_bytes<float>(16 * (kTile + 4)) + carve_bytes<S>(16 * (kTile + kPad)));
 }
 
-/* the epilogue of row i (token t) of a warp: F = out row slice (64 columns from o0) */
+/* The epilogue of a warp's 16 rows: F (16 x ldf) = out, columns o0 .. o0 + 63;
+ * row r is token t_first + r, valid for r < rows_valid; dtw[r] its dt'. Lane
+ * element q (of 16 per half) is row 8 half + q / 2, column lane + 32 (q % 2);
+ * each half issues its global loads before any use. */
 template <typename T, int R>
-__device__ void scan_epilogue_row(const SsdArgs<T>& a, const ScanOut<T>& o, const float* F,
-                                  int64_t b, int64_t h, int64_t t, int64_t o0, int os, float dt_i) {
+__device__ void scan_epilogue(const SsdArgs<T>& a, const ScanOut<T>& o, const float* F, int ldf,
+                              int64_t b, int64_t h, int64_t t_first, int rows_valid, int64_t o0,
+                              int os, const float* dtw) {
+    constexpr bool kRows = R == ROLE_YPRE || R == ROLE_DX; /* per-row partial sums */
+    constexpr bool kX = R == ROLE_Y || kRows, kG = kRows;
     const int lane = threadIdx.x & 31;
     const int64_t O = src_len(RoleOf<R>::W, a.P, a.N);
     const float Dh = a.Dv ? a.Dv[h] : 0.f;
-    float part0 = 0.f, part1 = 0.f;
-    for (int oo = lane; oo < kTile; oo += 32) {
-        const int64_t oc = o0 + oo;
-        if (oc >= O) continue;
-        const float v = F[oo];
-        const int64_t ix = ((b * a.L + t) * a.H + h) * a.P + oc; /* (b, t, h, p) */
-        if (R == ROLE_Y) {
-            float y = v + Dh * mb_to_float(a.x[ix]);
-            if (a.z) y *= siluf(mb_to_float(a.z[ix]));
-            o.out[ix] = mb_from_float<T>(y);
-        } else if (R == ROLE_YPRE) {
-            const float xv = mb_to_float(a.x[ix]), g = mb_to_float(a.dy[ix]);
-            float ds = g;
-            if (a.z) {
-                const float zz = mb_to_float(a.z[ix]), sg = sigmoidf_(zz);
-                ds = g * zz * sg;
-                // dz = dy y_pre silu'(z),  silu' = sig (1 + z (1 - sig))
-                o.out[ix] = mb_from_float<T>(g * (v + Dh * xv) * sg * (1.f + zz * (1.f - sg)));
-            }
-            part0 = fmaf(ds, v, part0);
-            part1 = fmaf(ds, xv, part1);
-        } else if (R == ROLE_DX) {
-            const float xv = mb_to_float(a.x[ix]);
-            const float ds = src_at(a, SRC_DS, b, t, h, oc);
-            o.out[ix] = mb_from_float<T>(fmaf(Dh, ds, dt_i * v));
-            part0 = fmaf(xv, v, part0);
-        } else {
-            o.grp[((b * a.L + t) * a.H + h) * a.N + oc] = R == ROLE_DB ? dt_i * v : v;
-        }
-    }
-    if (R == ROLE_YPRE || R == ROLE_DX) {
+    for (int half = 0; half < 2; half++) {
+        float xv[16], gv[16], zv[16];
 #pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            part0 += __shfl_xor_sync(0xffffffffu, part0, off);
-            part1 += __shfl_xor_sync(0xffffffffu, part1, off);
+        for (int q = 0; q < 16; q++) {
+            const int r = 8 * half + q / 2;
+            const int64_t oc = o0 + lane + 32 * (q & 1);
+            const bool ok = r < rows_valid && oc < O;
+            const int64_t ix = ((b * a.L + t_first + r) * a.H + h) * a.P + oc; /* (b, t, h, p) */
+            xv[q] = (kX && ok) ? mb_to_float(a.x[ix]) : 0.f;
+            gv[q] = (kG && ok) ? mb_to_float(a.dy[ix]) : 0.f;
+            zv[q] = (kX && ok && a.z) ? mb_to_float(a.z[ix]) : 0.f;
         }
-        if (lane == 0) {
-            const int64_t ip = ((os * a.Bsz + b) * a.H + h) * a.L + t;
-            o.part0[ip] = part0;
-            if (R == ROLE_YPRE) o.part1[ip] = part1;
+        float part0[8], part1[8];
+#pragma unroll
+        for (int q = 0; q < 16; q++) {
+            const int rr = q / 2, r = 8 * half + rr;
+            const int64_t oc = o0 + lane + 32 * (q & 1);
+            if (q % 2 == 0) part0[rr] = part1[rr] = 0.f;
+            if (r >= rows_valid || oc >= O) continue;
+            const float v = F[r * ldf + lane + 32 * (q & 1)];
+            const int64_t t = t_first + r;
+            const int64_t ix = ((b * a.L + t) * a.H + h) * a.P + oc;
+            if (R == ROLE_Y) {
+                float y = fmaf(Dh, xv[q], v);
+                if (a.z) y *= siluf(zv[q]);
+                o.out[ix] = mb_from_float<T>(y);
+            } else if (kRows) {
+                float ds = gv[q], sg = 0.f;
+                if (a.z) sg = sigmoidf_(zv[q]), ds = gv[q] * zv[q] * sg;
+                if (R == ROLE_YPRE) {
+                    // dz = dy y_pre silu'(z),  silu' = sig (1 + z (1 - sig))
+                    if (a.z)
+                        o.out[ix] = mb_from_float<T>(gv[q] * fmaf(Dh, xv[q], v) * sg *
+                                                     (1.f + zv[q] * (1.f - sg)));
+                    part0[rr] = fmaf(ds, v, part0[rr]);
+                    part1[rr] = fmaf(ds, xv[q], part1[rr]);
+                } else {
+                    o.out[ix] = mb_from_float<T>(fmaf(Dh, ds, dtw[r] * v));
+                    part0[rr] = fmaf(xv[q], v, part0[rr]);
+                }
+            } else {
+                o.grp[((b * a.L + t) * a.H + h) * a.N + oc] = R == ROLE_DB ? dtw[r] * v : v;
+            }
+        }
+        if (kRows) {
+#pragma unroll
+            for (int rr = 0; rr < 8; rr++) {
+                float p0 = part0[rr], p1 = part1[rr];
+#pragma unroll
+                for (int off = 16; off > 0; off >>= 1) {
+                    p0 += __shfl_xor_sync(0xffffffffu, p0, off);
+                    p1 += __shfl_xor_sync(0xffffffffu, p1, off);
+                }
+                const int r = 8 * half + rr;
+                if (lane == 0 && r < rows_valid) {
+                    const int64_t ip = ((os * a.Bsz + b) * a.H + h) * a.L + t_first + r;
+                    o.part0[ip] = p0;
+                    if (R == ROLE_YPRE) o.part1[ip] = p1;
+                }
+            }
         }
     }
 }
@@ -351,16 +387,28 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(const SsdArgs<T> a
                 wmma::store_matrix_sync(F + 16 * nt, sacc[nt], ldf, wmma::mem_row_major);
             __syncwarp();
         }
-        // masked, decayed scores
-        for (int e = lane; e < 16 * kTile; e += 32) {
-            const int r = e / kTile, cc = e % kTile, i = i0 + 16 * warp + r, j = j0 + cc;
-            float v = 0.f;
-            if (i < Qc && j < Qc && (Ro::causal ? j <= i : j >= i)) {
-                const float sc = !kCB ? F[r * ldf + cc]
-                                 : Ro::causal ? cbc[(int64_t)i * Qa + j] : cbc[(int64_t)j * Qa + i];
-                v = sc * (Ro::causal ? expf(css[i] - css[j]) * dts[j] : expf(css[j] - css[i]));
+        // masked, decayed scores; lane element q: row q / 2, column lane + 32 (q % 2)
+        for (int half = 0; half < 2; half++) {
+            float sc[16];
+#pragma unroll
+            for (int q = 0; q < 16; q++) {
+                const int r = 8 * half + q / 2, cc = lane + 32 * (q & 1);
+                const int i = i0 + 16 * warp + r, j = j0 + cc;
+                const bool ok = i < Qc && j < Qc && (Ro::causal ? j <= i : j >= i);
+                sc[q] = !ok ? 0.f
+                        : !kCB ? F[r * ldf + cc]
+                        : Ro::causal ? cbc[(int64_t)i * Qa + j] : cbc[(int64_t)j * Qa + i];
             }
-            Sb[r * ldw + cc] = mb_from_float<S>(v);
+#pragma unroll
+            for (int q = 0; q < 16; q++) {
+                const int r = 8 * half + q / 2, cc = lane + 32 * (q & 1);
+                const int i = i0 + 16 * warp + r, j = j0 + cc;
+                const bool ok = i < Qc && j < Qc && (Ro::causal ? j <= i : j >= i);
+                const float v = !ok ? 0.f
+                                : sc[q] * (Ro::causal ? expf(css[i] - css[j]) * dts[j]
+                                                      : expf(css[j] - css[i]));
+                Sb[r * ldw + cc] = mb_from_float<S>(v);
+            }
         }
         __syncwarp();
         // out (16 x 64) += scores (16 x 64) W_j (64 x 64)
@@ -380,11 +428,22 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(const SsdArgs<T> a
     {
         const bool transposed = R == ROLE_DC || R == ROLE_DB; /* S[o][k] = state[k][o] */
         const float* st = o.state + ((b * a.NC + c) * a.H + h) * a.P * a.N;
-        for (int e = threadIdx.x; e < kTile * Kp; e += blockDim.x) {
-            const int oo = transposed ? e % kTile : e / Kp, k = transposed ? e / kTile : e % Kp;
-            float v = 0.f;
-            if (o0 + oo < O && k < K) v = transposed ? st[k * a.N + o0 + oo] : st[(o0 + oo) * a.N + k];
-            Vs[oo * ldk + k] = mb_from_float<S>(v);
+        for (int e0 = threadIdx.x; e0 < kTile * Kp; e0 += blockDim.x * kBatch) {
+            float v[kBatch];
+#pragma unroll
+            for (int u = 0; u < kBatch; u++) {
+                const int e = e0 + u * blockDim.x;
+                const int oo = transposed ? e % kTile : e / Kp, k = transposed ? e / kTile : e % Kp;
+                v[u] = 0.f;
+                if (e < kTile * Kp && o0 + oo < O && k < K)
+                    v[u] = transposed ? st[k * a.N + o0 + oo] : st[(o0 + oo) * a.N + k];
+            }
+#pragma unroll
+            for (int u = 0; u < kBatch; u++) {
+                const int e = e0 + u * blockDim.x;
+                const int oo = transposed ? e % kTile : e / Kp, k = transposed ? e / kTile : e % Kp;
+                if (e < kTile * Kp) Vs[oo * ldk + k] = mb_from_float<S>(v[u]);
+            }
         }
     }
     __syncthreads();
@@ -404,11 +463,8 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(const SsdArgs<T> a
         }
         __syncwarp();
     }
-    for (int r = 0; r < 16; r++) {
-        const int i = i0 + 16 * warp + r;
-        if (i >= Qc) break;
-        scan_epilogue_row<T, R>(a, o, F + r * ldf, b, h, t0 + i, o0, os, dts[i]);
-    }
+    scan_epilogue<T, R>(a, o, F, ldf, b, h, t0 + i0 + 16 * warp, min(16, Qc - i0 - 16 * warp), o0,
+                        os, dts + i0 + 16 * warp);
 }
 
 template <typename T, typename S, int R, bool kCB>

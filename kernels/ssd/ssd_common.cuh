@@ -108,22 +108,6 @@ struct ChunkWork {
 
 enum Src { SRC_X, SRC_B, SRC_C, SRC_DS };
 
-/* element k of the row of token t (batch b, head h) of source s, as float;
- * ds = dy silu(z) (dy without z) */
-template <typename T>
-static __device__ __forceinline__ float src_at(const SsdArgs<T>& a, Src s, int64_t b, int64_t t,
-                                               int64_t h, int64_t k) {
-    if (s == SRC_B || s == SRC_C) {
-        const T* base = s == SRC_B ? a.Bm : a.Cm;
-        return mb_to_float(base[((b * a.L + t) * a.G + h / a.hpg) * a.N + k]);
-    }
-    const int64_t i = ((b * a.L + t) * a.H + h) * a.P + k;
-    if (s == SRC_X) return mb_to_float(a.x[i]);
-    float g = mb_to_float(a.dy[i]);
-    if (a.z) g *= siluf(mb_to_float(a.z[i]));
-    return g;
-}
-
 static __host__ __device__ __forceinline__ int64_t src_len(Src s, int64_t P, int64_t N) {
     return (s == SRC_B || s == SRC_C) ? N : P;
 }
@@ -152,10 +136,14 @@ static __device__ __forceinline__ Rows<T> rows_of(const SsdArgs<T>& a, Src s, in
     return r;
 }
 
+constexpr int kBatch = 8; /* loads a thread issues before it uses the first */
+
 /* dst[r][k] (ld) = scale_r * src(token t0 + r)[k0 + k] for r < rows, k < cols;
  * zero where r >= rows_valid or k0 + k >= len. scale: per row (NULL = 1).
  * lo (optional): the rounding error, lo = S(v - dst), so dst + lo carries
- * about twice the bits of S (two bf16 products instead of one). */
+ * about twice the bits of S (two bf16 products instead of one). Each thread
+ * issues kBatch independent loads before storing any (latency, not bandwidth,
+ * bounds these small tiles). */
 template <typename T, typename S>
 static __device__ void load_rows(S* dst, int ld, int rows, int cols, const SsdArgs<T>& a, Src s,
                                  int64_t b, int64_t h, int64_t t0, int rows_valid, int64_t k0,
@@ -165,35 +153,55 @@ static __device__ void load_rows(S* dst, int ld, int rows, int cols, const SsdAr
     const bool vec = sizeof(S) == sizeof(T) && !scale && !lo && !src.z && cols % kVec == 0 &&
                      ld % kVec == 0 && src.stride % kVec == 0 && k0 % kVec == 0 &&
                      ((uintptr_t)src.p & 15) == 0;
+    const int step = blockDim.x;
     if (vec) { /* 16-byte loads and stores of whole runs; scalar at the ragged edge */
-        const int cv = cols / kVec;
-        for (int e = threadIdx.x; e < rows * cv; e += blockDim.x) {
-            const int r = e / cv, k = (e - r * cv) * kVec;
-            uint4 raw = make_uint4(0u, 0u, 0u, 0u);
-            const int64_t i = (t0 + r) * src.stride + k0 + k;
-            if (r < rows_valid && k0 + k + kVec <= src.len) {
-                raw = __ldg(reinterpret_cast<const uint4*>(src.p + i));
-            } else if (r < rows_valid) {
-                T* el = reinterpret_cast<T*>(&raw);
-                for (int q = 0; q < kVec; q++)
-                    el[q] = k0 + k + q < src.len ? src.p[i + q] : mb_from_float<T>(0.f);
+        const int cv = cols / kVec, total = rows * cv;
+        for (int e0 = threadIdx.x; e0 < total; e0 += step * kBatch) {
+            uint4 raw[kBatch];
+#pragma unroll
+            for (int u = 0; u < kBatch; u++) {
+                const int e = e0 + u * step, r = e / cv, k = (e - r * cv) * kVec;
+                raw[u] = make_uint4(0u, 0u, 0u, 0u);
+                if (e >= total || r >= rows_valid) continue;
+                const int64_t i = (t0 + r) * src.stride + k0 + k;
+                if (k0 + k + kVec <= src.len) {
+                    raw[u] = __ldg(reinterpret_cast<const uint4*>(src.p + i));
+                } else {
+                    T* el = reinterpret_cast<T*>(&raw[u]);
+                    for (int q = 0; q < kVec; q++)
+                        el[q] = k0 + k + q < src.len ? src.p[i + q] : mb_from_float<T>(0.f);
+                }
             }
-            *reinterpret_cast<uint4*>(dst + r * ld + k) = raw;
+#pragma unroll
+            for (int u = 0; u < kBatch; u++) {
+                const int e = e0 + u * step, r = e / cv, k = (e - r * cv) * kVec;
+                if (e < total) *reinterpret_cast<uint4*>(dst + r * ld + k) = raw[u];
+            }
         }
         return;
     }
-    for (int e = threadIdx.x; e < rows * cols; e += blockDim.x) {
-        const int r = e / cols, k = e - r * cols;
-        float v = 0.f;
-        if (r < rows_valid && k0 + k < src.len) {
-            const int64_t i = (t0 + r) * src.stride + k0 + k;
-            v = mb_to_float(src.p[i]);
-            if (src.z) v *= siluf(mb_to_float(src.z[i]));
-            if (scale) v *= scale[r];
+    const int total = rows * cols;
+    for (int e0 = threadIdx.x; e0 < total; e0 += step * kBatch) {
+        float v[kBatch];
+#pragma unroll
+        for (int u = 0; u < kBatch; u++) {
+            const int e = e0 + u * step, r = e / cols, k = e - r * cols;
+            v[u] = 0.f;
+            if (e < total && r < rows_valid && k0 + k < src.len) {
+                const int64_t i = (t0 + r) * src.stride + k0 + k;
+                v[u] = mb_to_float(src.p[i]);
+                if (src.z) v[u] *= siluf(mb_to_float(src.z[i]));
+            }
         }
-        const S hi = mb_from_float<S>(v);
-        dst[r * ld + k] = hi;
-        if (lo) lo[r * ld + k] = mb_from_float<S>(v - mb_to_float(hi));
+#pragma unroll
+        for (int u = 0; u < kBatch; u++) {
+            const int e = e0 + u * step, r = e / cols, k = e - r * cols;
+            if (e >= total) continue;
+            const float x = scale ? v[u] * scale[r] : v[u];
+            const S hi = mb_from_float<S>(x);
+            dst[r * ld + k] = hi;
+            if (lo) lo[r * ld + k] = mb_from_float<S>(x - mb_to_float(hi));
+        }
     }
 }
 
