@@ -428,7 +428,26 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(const SsdArgs<T> a
     {
         const bool transposed = R == ROLE_DC || R == ROLE_DB; /* S[o][k] = state[k][o] */
         const float* st = o.state + ((b * a.NC + c) * a.H + h) * a.P * a.N;
-        for (int e0 = threadIdx.x; e0 < kTile * Kp; e0 += blockDim.x * kBatch) {
+        const bool vec4 = !transposed && a.N % 4 == 0;
+        for (int e0 = threadIdx.x; vec4 && e0 < kTile * Kp / 4; e0 += blockDim.x * kBatch) {
+            float4 v[kBatch]; /* 4 consecutive k of row oo */
+#pragma unroll
+            for (int u = 0; u < kBatch; u++) {
+                const int e = e0 + u * blockDim.x, oo = e / (Kp / 4), k = (e % (Kp / 4)) * 4;
+                v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (e < kTile * Kp / 4 && o0 + oo < O && k < K)
+                    v[u] = *reinterpret_cast<const float4*>(st + (o0 + oo) * a.N + k);
+            }
+#pragma unroll
+            for (int u = 0; u < kBatch; u++) {
+                const int e = e0 + u * blockDim.x, oo = e / (Kp / 4), k = (e % (Kp / 4)) * 4;
+                if (e >= kTile * Kp / 4) continue;
+                S* d = Vs + oo * ldk + k;
+                d[0] = mb_from_float<S>(v[u].x), d[1] = mb_from_float<S>(v[u].y);
+                d[2] = mb_from_float<S>(v[u].z), d[3] = mb_from_float<S>(v[u].w);
+            }
+        }
+        for (int e0 = threadIdx.x; !vec4 && e0 < kTile * Kp; e0 += blockDim.x * kBatch) {
             float v[kBatch];
 #pragma unroll
             for (int u = 0; u < kBatch; u++) {

@@ -150,32 +150,54 @@ static __device__ void load_rows(S* dst, int ld, int rows, int cols, const SsdAr
                                  const float* scale, S* lo = nullptr) {
     const Rows<T> src = rows_of(a, s, b, h);
     constexpr int kVec = 16 / sizeof(T); /* elements of one 16-byte load */
-    const bool vec = sizeof(S) == sizeof(T) && !scale && !lo && !src.z && cols % kVec == 0 &&
-                     ld % kVec == 0 && src.stride % kVec == 0 && k0 % kVec == 0 &&
-                     ((uintptr_t)src.p & 15) == 0;
+    const bool vec = cols % kVec == 0 && ld % kVec == 0 && src.stride % kVec == 0 &&
+                     k0 % kVec == 0 && ((uintptr_t)src.p & 15) == 0 &&
+                     (!src.z || ((uintptr_t)src.z & 15) == 0);
     const int step = blockDim.x;
-    if (vec) { /* 16-byte loads and stores of whole runs; scalar at the ragged edge */
+    if (vec) { /* 16-byte loads of whole runs (scalar at the ragged edge), then per element */
+        const bool raw_copy = sizeof(S) == sizeof(T) && !scale && !lo && !src.z;
         const int cv = cols / kVec, total = rows * cv;
         for (int e0 = threadIdx.x; e0 < total; e0 += step * kBatch) {
-            uint4 raw[kBatch];
+            uint4 raw[kBatch], zraw[kBatch];
 #pragma unroll
             for (int u = 0; u < kBatch; u++) {
                 const int e = e0 + u * step, r = e / cv, k = (e - r * cv) * kVec;
-                raw[u] = make_uint4(0u, 0u, 0u, 0u);
+                raw[u] = zraw[u] = make_uint4(0u, 0u, 0u, 0u);
                 if (e >= total || r >= rows_valid) continue;
                 const int64_t i = (t0 + r) * src.stride + k0 + k;
                 if (k0 + k + kVec <= src.len) {
                     raw[u] = __ldg(reinterpret_cast<const uint4*>(src.p + i));
+                    if (src.z) zraw[u] = __ldg(reinterpret_cast<const uint4*>(src.z + i));
                 } else {
                     T* el = reinterpret_cast<T*>(&raw[u]);
-                    for (int q = 0; q < kVec; q++)
-                        el[q] = k0 + k + q < src.len ? src.p[i + q] : mb_from_float<T>(0.f);
+                    T* zl = reinterpret_cast<T*>(&zraw[u]);
+                    for (int q = 0; q < kVec; q++) {
+                        const bool in = k0 + k + q < src.len;
+                        el[q] = in ? src.p[i + q] : mb_from_float<T>(0.f);
+                        if (src.z) zl[q] = in ? src.z[i + q] : mb_from_float<T>(0.f);
+                    }
                 }
             }
 #pragma unroll
             for (int u = 0; u < kBatch; u++) {
                 const int e = e0 + u * step, r = e / cv, k = (e - r * cv) * kVec;
-                if (e < total) *reinterpret_cast<uint4*>(dst + r * ld + k) = raw[u];
+                if (e >= total) continue;
+                if (raw_copy) {
+                    *reinterpret_cast<uint4*>(dst + r * ld + k) = raw[u];
+                    continue;
+                }
+                const T* el = reinterpret_cast<const T*>(&raw[u]);
+                const T* zl = reinterpret_cast<const T*>(&zraw[u]);
+                const float sc = scale ? scale[r] : 1.f;
+#pragma unroll
+                for (int q = 0; q < kVec; q++) {
+                    float x = mb_to_float(el[q]);
+                    if (src.z) x *= siluf(mb_to_float(zl[q]));
+                    x *= sc;
+                    const S hi = mb_from_float<S>(x);
+                    dst[r * ld + k + q] = hi;
+                    if (lo) lo[r * ld + k + q] = mb_from_float<S>(x - mb_to_float(hi));
+                }
             }
         }
         return;

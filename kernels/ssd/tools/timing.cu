@@ -99,6 +99,37 @@ static void profile_fwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void
     cudaFree(w.dtp), cudaFree(w.cs), cudaFree(w.states), cudaFree(cb);
 }
 
+/* the chunk kernels of bwd v1 timed alone (the reductions after them not) */
+static void profile_bwd(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy, void* dx, void* dz) {
+    using namespace mbssd;
+    typedef __nv_bfloat16 bf;
+    SsdArgs<bf> a = make_args<bf>(p, in);
+    a.dy = (const bf*)dy;
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, SN = a.Bsz * a.NC * a.H * PN;
+    ChunkWork w;
+    float *cb, *adj, *fs, *dBh, *dCh, *p0, *p1, *p2;
+    CK(cudaMalloc(&w.dtp, BHL * 4)); CK(cudaMalloc(&w.cs, BHL * 4)); CK(cudaMalloc(&w.states, SN * 4));
+    CK(cudaMalloc(&adj, SN * 4)); CK(cudaMalloc(&fs, a.Bsz * a.H * PN * 4)); CK(cudaMalloc(&cb, cb_floats(a) * 4));
+    CK(cudaMalloc(&dBh, a.Bsz * a.L * a.H * a.N * 4)); CK(cudaMalloc(&dCh, a.Bsz * a.L * a.H * a.N * 4));
+    CK(cudaMalloc(&p0, 2 * BHL * 4)); CK(cudaMalloc(&p1, 2 * BHL * 4)); CK(cudaMalloc(&p2, 2 * BHL * 4));
+    double t[8];
+    t[0] = time_ms([&] { launch_cb(a, cb, 0); });
+    t[1] = time_ms([&] { launch_chunk_state<bf, float, false>(a, w, w.states, 0);
+                         launch_state_pass<false>(w, w.states, a.h0, fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0); });
+    t[2] = time_ms([&] { launch_chunk_state<bf, float, true>(a, w, adj, 0);
+                         launch_state_pass<true>(w, adj, nullptr, nullptr, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0); });
+    ScanOut<bf> oy = {w.states, (bf*)dz, p0, p1, nullptr, cb}, ox = {adj, (bf*)dx, p2, nullptr, nullptr, cb};
+    ScanOut<bf> oc = {w.states, nullptr, nullptr, nullptr, dCh, nullptr}, ob = {adj, nullptr, nullptr, nullptr, dBh, nullptr};
+    t[3] = time_ms([&] { launch_chunk_scan<bf, float, ROLE_YPRE, true>(a, w, oy, 0); });
+    t[4] = time_ms([&] { launch_chunk_scan<bf, float, ROLE_DX, true>(a, w, ox, 0); });
+    t[5] = time_ms([&] { launch_chunk_scan<bf, bf, ROLE_DC, false>(a, w, oc, 0); });
+    t[6] = time_ms([&] { launch_chunk_scan<bf, bf, ROLE_DB, false>(a, w, ob, 0); });
+    printf("  bwd v1 L=%ld kernels: cb %.3f states %.3f adjoints %.3f y_pre %.3f dx %.3f dC %.3f dB %.3f ms\n",
+           (long)a.L, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
+    void* ptrs[] = {w.dtp, w.cs, w.states, adj, fs, cb, dBh, dCh, p0, p1, p2};
+    for (void* q : ptrs) cudaFree(q);
+}
+
 int main() {
     CK(cudaMalloc(&flushbuf, kFlush));
     mb_exec ex = {NULL};
@@ -142,6 +173,7 @@ int main() {
                                check(mb_ssd_bwd_cuda_v1(&p, &in_z, dy, NULL, &g, &ex), "bwd v1"); });
             snprintf(name, sizeof name, "fwd v3+bwd v1 L=%ld", L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+            profile_bwd(&p, &in_z, dy, gx, gz);
         }
         void* ptrs[] = {x, dt, z, dy, Bm, Cm, A, Dv, bias, y, fs, gx, gdt, gz, gA, gB, gC, gD, gb};
         for (void* q : ptrs) cudaFree(q);
