@@ -209,6 +209,21 @@ static mb_status launch_state_pass(const ChunkWork& w, float* buf, const float* 
 }
 
 // ----------------------------------------------------------------------------
+// one warp's scores: acc (16 x 64) = U (16 rows, ld) . V (64 rows, ld)^T over Kp
+
+template <typename S>
+__device__ __forceinline__ void row_scores(typename Mma<S>::Acc (&acc)[4], const S* U, const S* V,
+                                           int ld, int Kp) {
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++) wmma::fill_fragment(acc[nt], 0.f);
+    for (int k = 0; k < Kp; k += 16)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+            Mma<S>::template step<wmma::row_major, wmma::col_major>(acc[nt], U + k, ld,
+                                                                     V + 16 * nt * ld + k, ld);
+}
+
+// ----------------------------------------------------------------------------
 // chunk scan: the quadratic intra-chunk part plus the state term
 
 /* What a chunk_scan_kernel computes (U rows i, V and W rows j, S the state):
@@ -375,13 +390,7 @@ __global__ void __launch_bounds__(kThreads) chunk_scan_kernel(const SsdArgs<T> a
                   (const float*)nullptr);
         __syncthreads();
         if (!kCB) { // scores (16 x 64) = U_i . V_j
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) wmma::fill_fragment(sacc[nt], 0.f);
-            for (int k = 0; k < Kp; k += 16)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++)
-                    Mma<S>::template step<wmma::row_major, wmma::col_major>(
-                        sacc[nt], Us + 16 * warp * ldk + k, ldk, Vs + 16 * nt * ldk + k, ldk);
+            row_scores<S>(sacc, Us + 16 * warp * ldk, Vs, ldk, Kp);
 #pragma unroll
             for (int nt = 0; nt < 4; nt++)
                 wmma::store_matrix_sync(F + 16 * nt, sacc[nt], ldf, wmma::mem_row_major);
@@ -532,13 +541,7 @@ __global__ void __launch_bounds__(kThreads) cb_kernel(const SsdArgs<T> a, float*
               (const float*)nullptr);
     __syncthreads();
     typename Mma<T>::Acc acc[4];
-#pragma unroll
-    for (int nt = 0; nt < 4; nt++) wmma::fill_fragment(acc[nt], 0.f);
-    for (int k = 0; k < Kp; k += 16)
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-            Mma<T>::template step<wmma::row_major, wmma::col_major>(
-                acc[nt], Cs + 16 * warp * ldk + k, ldk, Bs + 16 * nt * ldk + k, ldk);
+    row_scores<T>(acc, Cs + 16 * warp * ldk, Bs, ldk, Kp);
 #pragma unroll
     for (int nt = 0; nt < 4; nt++)
         wmma::store_matrix_sync(out + 16 * nt, acc[nt], Qa, wmma::mem_row_major);
