@@ -16,6 +16,7 @@
 #include "attention/attention.h"
 #include "selective_scan/selective_scan.h"
 #include "attention/flash.h"
+#include "ssd/ssd.h"
 #endif
 
 #define SCAN MB_OP_SELECTIVE_SCAN
@@ -80,6 +81,12 @@ const mb_impl mb_registry[] = {
     {ATTN, MB_DIR_BWD, CUDA, "flash-v9", 9, 1, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v7 with the k loops fully unrolled", {.attention_bwd = mb_attention_bwd_cuda_flash_v9}},
     {ATTN, MB_DIR_BWD, CUDA, "flash-v10", 10, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v8 with the k loops fully unrolled", {.attention_bwd = mb_attention_bwd_cuda_flash_v10}},
     {ATTN, MB_DIR_BWD, CUDA, "flash-atomic", 0, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "NOT deterministic: dQ added with fp32 atomics from the dK/dV kernel (5 tile products, no dQ kernel)", {.attention_bwd = mb_attention_bwd_cuda_flash_atomic}},
+    {SSD, MB_DIR_FWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "sequential recurrence, one warp per channel, states in registers", {.ssd_fwd = mb_ssd_fwd_cuda_v1}},
+    {SSD, MB_DIR_FWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "chunked on tensor cores (WMMA bf16 / 3xTF32), 3 launches: chunk states, state pass, output", {.ssd_fwd = mb_ssd_fwd_cuda_v2}},
+    {SSD, MB_DIR_FWD, CUDA, "v3", 3, 1, MB_DT_F32_BF16, 256, 0, "v2 + C B^T once per (chunk, group), read by every head of the group", {.ssd_fwd = mb_ssd_fwd_cuda_v3}},
+    {SSD, MB_DIR_BWD, CUDA, "v1", 1, 1, MB_DT_F32_BF16, 256, 0, "chunked, deterministic: recomputed states, reverse adjoints, 4 masked chunk matmuls (WMMA), fixed-order sums", {.ssd_bwd = mb_ssd_bwd_cuda_v1}},
+    {SSD, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, one warp per channel, in-place fp32 state", {.ssd_step = mb_ssd_step_cuda_v1}},
+    {SSD, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N % 4 == 0: 4 consecutive states per lane, float4 access", {.ssd_step = mb_ssd_step_cuda_v2}},
 #endif
 };
 

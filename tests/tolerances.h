@@ -102,5 +102,24 @@
  * The same bound is applied to lse. */
 #define TOL_FLASH_X 2.0
 #define TOL_FLASH_ATOL 1e-5
+/* SSD CUDA kernels (tests/test_cuda_ssd.c) vs the fp64 reference on the same
+ * rounded inputs. Outputs use TOL_GPU_* (fp32: 3xTF32 tensor-core products and
+ * fp32 accumulation, ~1e-6 relative; bf16: the operands of the tensor-core
+ * products -- decayed scores, chunk states, ds -- are rounded to bf16, rel.
+ * 2^-9 each, inside the published bf16 bound). Gradients take the scan's
+ * multipliers, for the same reasons: dx, dz, dB, dC, dD, dinitial_state 2x
+ * (sums of the same adjoint products; dB, dC also over P and the heads of a
+ * group); ddt, ddt_bias rtol 5x atol 10x (a sum over P and through the decay
+ * cumsum); dA 5x (a sum over B*L of those). The step uses TOL_GPU_* as well. */
+#define TOL_SSD_GRAD_RTOL_X 2.0
+#define TOL_SSD_GRAD_ATOL_X 2.0
+#define TOL_SSD_DDT_RTOL_X 5.0
+#define TOL_SSD_DDT_ATOL_X 10.0
+#define TOL_SSD_DA_RTOL_X 5.0
+#define TOL_SSD_DA_ATOL_X 5.0
+/* Duality: the SSD forward against the selective-scan forward, two GPU
+ * approximations of the same exact value, each within TOL_GPU_*: their
+ * difference is within twice that. */
+#define TOL_SSD_DUALITY_X 2.0
 
 #endif /* MB_TOLERANCES_H */

@@ -1,0 +1,265 @@
+/*
+ * bwd.cu -- SSD backward, deterministic (no atomics; every sum in a fixed order).
+ *
+ * v1, per chunk c of Qc tokens (local i, j, s), with the forward's dt', cs and
+ * the state h_c entering the chunk recomputed (chunk_state + state_pass), and
+ * ds_s = dy_s silu(z_s) (dy without z):
+ *   1. reverse chunk adjoints  dS_c = sum_s exp(cs_s) ds_s C_s^T  and the reverse
+ *      state pass: E_c = dL/dh at chunk c's end from later chunks (E_last =
+ *      dfinal_state), E_{c-1} = exp(cs_end(c)) E_c + dS_c; dinitial_state = E_{-1}
+ *   2. four masked chunk matmuls (chunk_scan_kernel, ssd_chunk.cuh):
+ *      y_pre (dz; row partials ds.y_ssm and ds.x), dx with the row partial
+ *      x.(dh_i B_i) = ddt' direct, dC and dB of each head
+ *   3. per chunk: dcs_i = ds_i.y_ssm_i - dt'_i (x_i.dh_i B_i) + [i = end] <E_c, h_end>,
+ *      the gradient of dt'_r A through the decays is g_r = sum_{i >= r} dcs_i,
+ *      ddt'_r = x_r.(dh_r B_r) + A g_r,  dA += dt'_r g_r; ddt through softplus
+ *   4. fixed-order sums: dA, dD, ddt_bias over (b, chunk); dB, dC over the heads
+ *      of each group.
+ * Workspace: dt', cs (B, H, L); states, adjoints (B, NC, H, P, N); per-head
+ * dB, dC (B, L, H, N) fp32; row partials; never (B, L, H, P, N).
+ */
+#include "ssd.h"
+#include "ssd_chunk.cuh"
+
+namespace mbssd {
+namespace {
+
+/* grid (NC, H, B), 256 threads: ddt of the chunk's tokens and the chunk's
+ * partial sums of dA, ddt_bias, dD (see step 3 above). */
+template <typename T>
+__global__ void __launch_bounds__(256) finalize_chunk_kernel(
+    const SsdArgs<T> a, const ChunkWork w,
+    const float* __restrict__ adj,      /* (B, NC, H, P, N) E_c */
+    const float* __restrict__ fs,       /* (B, H, P, N) h at the end of the sequence */
+    const float* __restrict__ part_dcs, /* (nos, B, H, L) ds . y_ssm */
+    const float* __restrict__ part_ddt, /* (nos, B, H, L) x . dh B */
+    const float* __restrict__ part_dD,  /* (nos, B, H, L) ds . x */
+    int nos, T* __restrict__ ddt,       /* (B, L, H) */
+    float* __restrict__ cdA, float* __restrict__ cdbias, float* __restrict__ cdD /* (B, H, NC) */) {
+    __shared__ float red[256];
+    const int64_t c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int64_t t0 = c * a.Q, PN = a.P * a.N, BHL = a.Bsz * a.H * a.L;
+    const int Qc = (int)min(a.Q, a.L - t0);
+    // K = <E_c, h_end(c)>: h_end is the state entering chunk c + 1, or the final state
+    const float* E = adj + ((b * a.NC + c) * a.H + h) * PN;
+    const float* he = c + 1 < a.NC ? w.states + ((b * a.NC + c + 1) * a.H + h) * PN
+                                   : fs + (b * a.H + h) * PN;
+    float s = 0.f;
+    for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) s = fmaf(E[e], he[e], s);
+    red[threadIdx.x] = s;
+    __syncthreads();
+    for (int stride = 128; stride > 0; stride >>= 1) {
+        if ((int)threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
+        __syncthreads();
+    }
+    const float K = red[0];
+    if (threadIdx.x >= 32) return;
+    const int lane = threadIdx.x;
+    const float Ah = a.A[h], bias = a.bias ? a.bias[h] : 0.f;
+    float carry = 0.f, sA = 0.f, sb = 0.f, sD = 0.f;
+    for (int kb = (Qc - 1) / 32 * 32; kb >= 0; kb -= 32) {
+        const int k = kb + lane;
+        const bool valid = k < Qc;
+        const int64_t t = t0 + k, il = (b * a.H + h) * a.L + t;
+        float direct = 0.f, dcs = 0.f, dDp = 0.f, dtv = 0.f;
+        if (valid) {
+            for (int os = 0; os < nos; os++) {
+                direct += part_ddt[os * BHL + il];
+                dcs += part_dcs[os * BHL + il];
+                dDp += part_dD[os * BHL + il];
+            }
+            dtv = w.dtp[il];
+            dcs -= dtv * direct;
+            if (k == Qc - 1) dcs += K;
+        }
+        // g_k = sum_{k' >= k} dcs_k': reverse inclusive scan plus the later blocks
+        float v = dcs;
+#pragma unroll
+        for (int off = 1; off < 32; off <<= 1) {
+            const float n = __shfl_down_sync(0xffffffffu, v, off);
+            if (lane + off < 32) v += n;
+        }
+        const float g = v + carry;
+        carry = __shfl_sync(0xffffffffu, g, 0);
+        if (valid) {
+            const float ddtp = fmaf(Ah, g, direct);
+            const float raw = mb_to_float(a.dt[(b * a.L + t) * a.H + h]) + bias;
+            const float dd = a.softplus ? ddtp * sigmoidf_(raw) : ddtp;
+            ddt[(b * a.L + t) * a.H + h] = mb_from_float<T>(dd);
+            sA = fmaf(dtv, g, sA);
+            sb += dd;
+            sD += dDp;
+        }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        sA += __shfl_xor_sync(0xffffffffu, sA, off);
+        sb += __shfl_xor_sync(0xffffffffu, sb, off);
+        sD += __shfl_xor_sync(0xffffffffu, sD, off);
+    }
+    if (lane == 0) {
+        const int64_t ic = (b * a.H + h) * a.NC + c;
+        cdA[ic] = sA, cdbias[ic] = sb, cdD[ic] = sD;
+    }
+}
+
+/* sum over (b, c) of x[(b, h, c)] in a fixed order; all 256 threads get it */
+__device__ float sum_over_chunks(const float* x, int64_t Bsz, int64_t H, int64_t NC, int64_t h,
+                                 float* red) {
+    float s = 0.f;
+    for (int64_t i = threadIdx.x; i < Bsz * NC; i += blockDim.x) s += x[((i / NC) * H + h) * NC + i % NC];
+    __syncthreads();
+    red[threadIdx.x] = s;
+    __syncthreads();
+    for (int stride = 128; stride > 0; stride >>= 1) {
+        if ((int)threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
+        __syncthreads();
+    }
+    return red[0];
+}
+
+/* grid (H), 256 threads: dA, dD, ddt_bias of head h from the chunk partials */
+__global__ void __launch_bounds__(256) head_reduce_kernel(const float* cdA, const float* cdbias,
+                                                          const float* cdD, int64_t Bsz, int64_t H,
+                                                          int64_t NC, int has_D, float* dA,
+                                                          float* dD, float* dbias) {
+    __shared__ float red[256];
+    const int64_t h = blockIdx.x;
+    const float sA = sum_over_chunks(cdA, Bsz, H, NC, h, red);
+    const float sb = sum_over_chunks(cdbias, Bsz, H, NC, h, red);
+    const float sD = sum_over_chunks(cdD, Bsz, H, NC, h, red);
+    if (threadIdx.x == 0) {
+        dA[h] = sA;
+        if (dbias) dbias[h] = sb;
+        if (dD) dD[h] = has_D ? sD : 0.f;
+    }
+}
+
+/* dB[b, t, g, n] = sum over the heads h of group g of dBh[b, t, h, n] (same for C) */
+template <typename T>
+__global__ void group_reduce_kernel(const float* __restrict__ dBh, const float* __restrict__ dCh,
+                                    T* __restrict__ dB, T* __restrict__ dC, int64_t BL, int64_t H,
+                                    int64_t G, int64_t N) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= BL * G * N) return;
+    const int64_t n = idx % N, g = (idx / N) % G, bt = idx / (N * G), hpg = H / G;
+    float sB = 0.f, sC = 0.f;
+    for (int64_t h = g * hpg; h < (g + 1) * hpg; h++) {
+        sB += dBh[(bt * H + h) * N + n];
+        sC += dCh[(bt * H + h) * N + n];
+    }
+    dB[idx] = mb_from_float<T>(sB);
+    dC[idx] = mb_from_float<T>(sC);
+}
+
+/* the workspace of the backward, carved from one allocation */
+struct BwdWork {
+    ChunkWork w;
+    float *adj, *fs, *dBh, *dCh, *part_dcs, *part_ddt, *part_dD, *cdA, *cdbias, *cdD, *cb;
+};
+
+template <typename T>
+static size_t bwd_layout(const SsdArgs<T>& a, char* base, BwdWork* k) {
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, nos = ceil_div(a.P, kTile);
+    const int64_t sizes[14] = {BHL, BHL, a.Bsz * a.NC * a.H * PN, a.Bsz * a.NC * a.H * PN,
+                               a.Bsz * a.H * PN, a.Bsz * a.L * a.H * a.N, a.Bsz * a.L * a.H * a.N,
+                               nos * BHL, nos * BHL, nos * BHL, a.Bsz * a.H * a.NC,
+                               a.Bsz * a.H * a.NC, a.Bsz * a.H * a.NC, cb_floats(a)};
+    float** dst[14] = {&k->w.dtp, &k->w.cs, &k->w.states, &k->adj, &k->fs, &k->dBh, &k->dCh,
+                       &k->part_dcs, &k->part_ddt, &k->part_dD, &k->cdA, &k->cdbias, &k->cdD,
+                       &k->cb};
+    size_t off = 0;
+    for (int i = 0; i < 14; i++) {
+        if (base) *dst[i] = (float*)(base + off);
+        off += floats_bytes(sizes[i]);
+    }
+    return off;
+}
+
+/* states, adjoints, C B^T; then the four chunk matmuls: y_pre and dx (which
+ * feed the decay gradient) with fp32 operands, dC and dB with T operands */
+template <typename T>
+static mb_status bwd_matmuls(const SsdArgs<T>& a, const BwdWork& k, const void* dfinal_state,
+                             const mb_ssd_grads* g, cudaStream_t st) {
+    const int64_t PN = a.P * a.N;
+    mb_status s = launch_cb<T>(a, k.cb, st);
+    if (s == MB_OK) s = launch_chunk_state<T, float, false>(a, k.w, k.w.states, st);
+    if (s == MB_OK)
+        s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st);
+    if (s == MB_OK) s = launch_chunk_state<T, float, true>(a, k.w, k.adj, st);
+    if (s == MB_OK)
+        s = launch_state_pass<true>(k.w, k.adj, (const float*)dfinal_state,
+                                    (float*)g->dinitial_state, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st);
+    if (s == MB_OK) {
+        ScanOut<T> o = {k.w.states, (T*)g->dz, k.part_dcs, k.part_dD, nullptr, k.cb};
+        s = launch_chunk_scan<T, float, ROLE_YPRE, true>(a, k.w, o, st);
+    }
+    if (s == MB_OK) {
+        ScanOut<T> o = {k.adj, (T*)g->dx, k.part_ddt, nullptr, nullptr, k.cb};
+        s = launch_chunk_scan<T, float, ROLE_DX, true>(a, k.w, o, st);
+    }
+    if (s == MB_OK) {
+        ScanOut<T> o = {k.w.states, nullptr, nullptr, nullptr, k.dCh, nullptr};
+        s = launch_chunk_scan<T, T, ROLE_DC, false>(a, k.w, o, st);
+    }
+    if (s == MB_OK) {
+        ScanOut<T> o = {k.adj, nullptr, nullptr, nullptr, k.dBh, nullptr};
+        s = launch_chunk_scan<T, T, ROLE_DB, false>(a, k.w, o, st);
+    }
+    return s;
+}
+
+/* the gradients of dt, A, D, dt_bias, B, C from the matmuls' outputs */
+template <typename T>
+static mb_status bwd_reductions(const SsdArgs<T>& a, const BwdWork& k, const mb_ssd_grads* g,
+                                cudaStream_t st) {
+    const int nos = (int)ceil_div(a.P, kTile);
+    finalize_chunk_kernel<T><<<dim3((unsigned)a.NC, (unsigned)a.H, (unsigned)a.Bsz), 256, 0, st>>>(
+        a, k.w, k.adj, k.fs, k.part_dcs, k.part_ddt, k.part_dD, nos, (T*)g->ddt, k.cdA, k.cdbias,
+        k.cdD);
+    MB_CUDA_CHECK(cudaGetLastError());
+    head_reduce_kernel<<<(unsigned)a.H, 256, 0, st>>>(k.cdA, k.cdbias, k.cdD, a.Bsz, a.H, a.NC,
+                                                      a.Dv != nullptr, (float*)g->dA, (float*)g->dD,
+                                                      (float*)g->ddt_bias);
+    MB_CUDA_CHECK(cudaGetLastError());
+    const int64_t count = a.Bsz * a.L * a.G * a.N;
+    group_reduce_kernel<T><<<(unsigned)ceil_div(count, 256), 256, 0, st>>>(
+        k.dBh, k.dCh, (T*)g->dB, (T*)g->dC, a.Bsz * a.L, a.H, a.G, a.N);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
+}
+
+template <typename T>
+static mb_status bwd_chunked(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                             const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex) {
+    SsdArgs<T> a = make_args<T>(p, in);
+    a.dy = (const T*)dy;
+    BwdWork k;
+    const size_t bytes = bwd_layout(a, nullptr, &k);
+    void* base = nullptr;
+    mb_status s = mb_device_alloc(&base, bytes, ex->stream);
+    if (s != MB_OK) return s;
+    bwd_layout(a, (char*)base, &k);
+    s = bwd_matmuls(a, k, dfinal_state, g, mb_stream(ex));
+    if (s == MB_OK) s = bwd_reductions(a, k, g, mb_stream(ex));
+    mb_device_free(base, bytes, ex->stream);
+    return s;
+}
+
+} // namespace
+} // namespace mbssd
+
+using namespace mbssd;
+
+/* v1: dy (B, L, H, P), dfinal_state (B, H, P, N) or NULL; every gradient of g overwritten */
+extern "C" mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                        const void* dy, const void* dfinal_state,
+                                        const mb_ssd_grads* g, const mb_exec* ex) {
+    if (p->headdim > 256 || p->chunk_size > kMaxChunk)
+        return mb_fail(MB_ERR_NOT_IMPLEMENTED,
+                       "mb_ssd_bwd_cuda v1: head dim %lld or chunk %lld beyond 256 / %d",
+                       (long long)p->headdim, (long long)p->chunk_size, kMaxChunk);
+    if (p->dtype == MB_DTYPE_BF16)
+        return bwd_chunked<__nv_bfloat16>(p, in, dy, dfinal_state, g, ex);
+    return bwd_chunked<float>(p, in, dy, dfinal_state, g, ex);
+}

@@ -1,0 +1,50 @@
+/*
+ * ssd.h -- the CUDA implementations of Mamba-2's SSD (forward, backward,
+ * one-token step) that src/registry.c registers. Each is an mb_ssd_*_fn of
+ * src/impl.h: called after validation, it queues its work on mb_stream(ex)
+ * and returns MB_OK (or MB_ERR_CUDA / MB_ERR_ALLOC / MB_ERR_NOT_IMPLEMENTED).
+ * Activations bf16 or fp32, everything accumulated in fp32.
+ *
+ * Versions (each line: what it changes over the previous one):
+ *   fwd v1   the sequential recurrence: one warp per channel (b, h, p), the N
+ *            states in registers, one launch (slow for long L: L serial steps)
+ *   fwd v2   the chunked algorithm on tensor cores (WMMA; bf16 operands, or
+ *            3xTF32 for fp32), three launches: chunk states + cumsum, state
+ *            passing over chunks, output (intra-chunk C B^T mask x + C state)
+ *   fwd v3   v2 + C B^T once per (chunk, group) into an fp32 buffer, read by
+ *            every head of the group (4 launches; no B load, no C B^T per head)
+ *   bwd v1   chunked, deterministic: forward states recomputed, reverse chunk
+ *            adjoints, four masked chunk matmuls (y_pre, dx, dC, dB) on tensor
+ *            cores, per-chunk dt'/A gradients from the cumsum identity, and
+ *            fixed-order reductions over heads of a group and over chunks; the
+ *            states and the products feeding the decay gradient (y_pre, dx) in
+ *            fp32 (3xTF32) even for bf16, whose rounding the dA sum amplifies
+ *   step v1  one launch, one warp per channel, the fp32 state updated in place
+ *   step v2  N % 4 == 0: each lane owns 4 consecutive states, float4 access
+ */
+#ifndef MB_SSD_H
+#define MB_SSD_H
+
+#include "impl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+mb_status mb_ssd_fwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
+                             void* final_state, const mb_exec* ex);
+mb_status mb_ssd_fwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
+                             void* final_state, const mb_exec* ex);
+mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
+                             void* final_state, const mb_exec* ex);
+mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                             const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MB_SSD_H */

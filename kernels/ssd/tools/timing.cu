@@ -1,0 +1,202 @@
+/*
+ * timing.cu -- quick timing of the SSD CUDA versions (not a test, not the
+ * benchmark harness): the canonical shape B 1, H 64, P 64, N 128, G 1,
+ * chunk 256, bf16, softplus, D, dt_bias, z. CUDA events, 3 warm-ups, the L2
+ * flushed by writing a 256 MB buffer before every timed run, median of 15.
+ *   fwd (no z)        L = 512, 2K, 4K, 8K, 16K, 128K: fwd v2 (v1 at 512, 2K)
+ *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v2 + bwd v1
+ *   step              batch 8
+ * Build (from the repository root; links the kernel sources directly, the
+ * library exports only the public API):
+ *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
+ *     kernels/ssd/tools/timing.cu kernels/ssd/{fwd,bwd,step}.cu \
+ *     kernels/common.cu src/common.c -o ssd_timing
+ */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "impl.h"
+#include "ssd/ssd.h"
+#include "ssd/ssd_chunk.cuh"
+
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
+
+__global__ void fill(__nv_bfloat16* p, size_t n, float lo, float hi, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = __float2bfloat16(lo + (hi - lo) * (h & 0xFFFFFF) / 16777216.f);
+    }
+}
+__global__ void fillf(float* p, size_t n, float lo, float hi, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
+        p[i] = lo + (hi - lo) * (h & 0xFFFFFF) / 16777216.f;
+    }
+}
+static void* bf(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 2 + 16)); fill<<<1024, 256>>>((__nv_bfloat16*)p, n, lo, hi, s); return p; }
+static void* ff(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 4 + 16)); fillf<<<1024, 256>>>((float*)p, n, lo, hi, s); return p; }
+
+static char* flushbuf;
+static const size_t kFlush = 256u << 20;
+
+template <typename F>
+static double time_ms(F&& f, int reps = 15) {
+    cudaEvent_t a, b;
+    cudaEventCreate(&a), cudaEventCreate(&b);
+    for (int i = 0; i < 3; i++) f();
+    CK(cudaDeviceSynchronize());
+    std::vector<float> v;
+    for (int i = 0; i < reps; i++) {
+        CK(cudaMemsetAsync(flushbuf, i & 0xFF, kFlush));
+        cudaEventRecord(a);
+        f();
+        cudaEventRecord(b);
+        CK(cudaEventSynchronize(b));
+        float ms;
+        cudaEventElapsedTime(&ms, a, b);
+        v.push_back(ms);
+    }
+    CK(cudaGetLastError());
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+static void check(mb_status s, const char* what) {
+    if (s != MB_OK) { printf("%s failed: %d\n", what, (int)s); exit(1); }
+}
+
+/* each launch of fwd v3 timed alone (after the same earlier launches) */
+static void profile_fwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y, void* fs) {
+    using namespace mbssd;
+    const SsdArgs<__nv_bfloat16> a = make_args<__nv_bfloat16>(p, in);
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N;
+    ChunkWork w;
+    float* cb;
+    CK(cudaMalloc(&w.dtp, BHL * 4)); CK(cudaMalloc(&w.cs, BHL * 4));
+    CK(cudaMalloc(&w.states, a.Bsz * a.NC * a.H * PN * 4)); CK(cudaMalloc(&cb, cb_floats(a) * 4));
+    ScanOut<__nv_bfloat16> o = {w.states, (__nv_bfloat16*)y, nullptr, nullptr, nullptr, cb};
+    const char* names[4] = {"cb", "chunk_state", "state_pass", "chunk_scan"};
+    double t[4];
+    t[0] = time_ms([&] { launch_cb(a, cb, 0); });
+    t[1] = time_ms([&] { launch_chunk_state<__nv_bfloat16, __nv_bfloat16, false>(a, w, w.states, 0); });
+    t[2] = time_ms([&] { launch_state_pass<false>(w, w.states, a.h0, (float*)fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0); });
+    t[3] = time_ms([&] { launch_chunk_scan<__nv_bfloat16, __nv_bfloat16, ROLE_Y, true>(a, w, o, 0); });
+    printf("  fwd v3 L=%ld kernels:", (long)a.L);
+    for (int k = 0; k < 4; k++) printf(" %s %.4f", names[k], t[k]);
+    printf(" ms\n");
+    /* the backward's fp32-operand kernels at the same shape */
+    double s1 = time_ms([&] { launch_chunk_state<__nv_bfloat16, float, false>(a, w, w.states, 0); });
+    ScanOut<__nv_bfloat16> o2 = {w.states, (__nv_bfloat16*)y, nullptr, nullptr, nullptr, nullptr};
+    double s2 = time_ms([&] { launch_chunk_scan<__nv_bfloat16, __nv_bfloat16, ROLE_Y, false>(a, w, o2, 0); });
+    printf("  chunk_state fp32 operands %.4f, chunk_scan without cb %.4f ms\n", s1, s2);
+    cudaFree(w.dtp), cudaFree(w.cs), cudaFree(w.states), cudaFree(cb);
+}
+
+/* the chunk kernels of bwd v1 timed alone (the reductions after them not) */
+static void profile_bwd(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy, void* dx, void* dz) {
+    using namespace mbssd;
+    typedef __nv_bfloat16 bf;
+    SsdArgs<bf> a = make_args<bf>(p, in);
+    a.dy = (const bf*)dy;
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, SN = a.Bsz * a.NC * a.H * PN;
+    ChunkWork w;
+    float *cb, *adj, *fs, *dBh, *dCh, *p0, *p1, *p2;
+    CK(cudaMalloc(&w.dtp, BHL * 4)); CK(cudaMalloc(&w.cs, BHL * 4)); CK(cudaMalloc(&w.states, SN * 4));
+    CK(cudaMalloc(&adj, SN * 4)); CK(cudaMalloc(&fs, a.Bsz * a.H * PN * 4)); CK(cudaMalloc(&cb, cb_floats(a) * 4));
+    CK(cudaMalloc(&dBh, a.Bsz * a.L * a.H * a.N * 4)); CK(cudaMalloc(&dCh, a.Bsz * a.L * a.H * a.N * 4));
+    CK(cudaMalloc(&p0, 2 * BHL * 4)); CK(cudaMalloc(&p1, 2 * BHL * 4)); CK(cudaMalloc(&p2, 2 * BHL * 4));
+    double t[8];
+    t[0] = time_ms([&] { launch_cb(a, cb, 0); });
+    t[1] = time_ms([&] { launch_chunk_state<bf, float, false>(a, w, w.states, 0);
+                         launch_state_pass<false>(w, w.states, a.h0, fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0); });
+    t[2] = time_ms([&] { launch_chunk_state<bf, float, true>(a, w, adj, 0);
+                         launch_state_pass<true>(w, adj, nullptr, nullptr, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0); });
+    ScanOut<bf> oy = {w.states, (bf*)dz, p0, p1, nullptr, cb}, ox = {adj, (bf*)dx, p2, nullptr, nullptr, cb};
+    ScanOut<bf> oc = {w.states, nullptr, nullptr, nullptr, dCh, nullptr}, ob = {adj, nullptr, nullptr, nullptr, dBh, nullptr};
+    t[3] = time_ms([&] { launch_chunk_scan<bf, float, ROLE_YPRE, true>(a, w, oy, 0); });
+    t[4] = time_ms([&] { launch_chunk_scan<bf, float, ROLE_DX, true>(a, w, ox, 0); });
+    t[5] = time_ms([&] { launch_chunk_scan<bf, bf, ROLE_DC, false>(a, w, oc, 0); });
+    t[6] = time_ms([&] { launch_chunk_scan<bf, bf, ROLE_DB, false>(a, w, ob, 0); });
+    printf("  bwd v1 L=%ld kernels: cb %.3f states %.3f adjoints %.3f y_pre %.3f dx %.3f dC %.3f dB %.3f ms\n",
+           (long)a.L, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
+    void* ptrs[] = {w.dtp, w.cs, w.states, adj, fs, cb, dBh, dCh, p0, p1, p2};
+    for (void* q : ptrs) cudaFree(q);
+}
+
+int main() {
+    CK(cudaMalloc(&flushbuf, kFlush));
+    mb_exec ex = {NULL};
+    const long H = 64, P = 64, N = 128, Q = 256;
+    const long Ls[] = {512, 2048, 4096, 8192, 16384, 131072};
+    const double anchor_f[] = {0.866, 0.529, 0.489, 0.438, 0.641, 5.87};
+    const double anchor_fb[] = {3.37, 3.06, 3.0, 3.6, 3.61, 24.7};
+    printf("%-28s %10s %10s %8s %10s\n", "what", "ms", "anchor", "speedup", "TFLOP/s");
+    for (int li = 0; li < 6; li++) {
+        long L = Ls[li];
+        size_t BLHP = (size_t)L * H * P, BLN = (size_t)L * N;
+        void *x = bf(BLHP, -1, 1, 1), *dt = bf((size_t)L * H, -3, 0.5, 2), *z = bf(BLHP, -2, 2, 3), *dy = bf(BLHP, -1, 1, 4);
+        void *Bm = bf(BLN, -0.7, 0.7, 5), *Cm = bf(BLN, -0.7, 0.7, 6), *A = ff(H, -2, -0.1, 7), *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9);
+        void *y, *fs, *gx, *gdt, *gz, *gA, *gB, *gC, *gD, *gb;
+        CK(cudaMalloc(&y, BLHP * 2)); CK(cudaMalloc(&fs, H * P * N * 4));
+        CK(cudaMalloc(&gx, BLHP * 2)); CK(cudaMalloc(&gdt, L * H * 2)); CK(cudaMalloc(&gz, BLHP * 2));
+        CK(cudaMalloc(&gA, H * 4)); CK(cudaMalloc(&gB, BLN * 2)); CK(cudaMalloc(&gC, BLN * 2));
+        CK(cudaMalloc(&gD, H * 4)); CK(cudaMalloc(&gb, H * 4));
+        mb_ssd_params p = {1, L, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+        mb_ssd_inputs in_noz = {x, dt, A, Bm, Cm, Dv, NULL, bias, NULL};
+        mb_ssd_inputs in_z = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
+        mb_ssd_grads g = {gx, gdt, gA, gB, gC, gD, gz, gb, NULL};
+        /* matmul flops of the chunked forward: C B^T (Q^2 N / 2 per chunk and head),
+         * (.) x (Q^2 P / 2), chunk states and C state (2 Q P N) */
+        double flops = 2.0 * H * (L / (double)Q) * (0.5 * Q * Q * (N + P) + 2.0 * Q * P * N);
+        char name[64];
+        if (L <= 2048) {
+            double ms = time_ms([&] { check(mb_ssd_fwd_cuda_v1(&p, &in_noz, y, fs, &ex), "fwd v1"); });
+            snprintf(name, sizeof name, "fwd v1 L=%ld", L);
+            printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
+        }
+        double ms = time_ms([&] { check(mb_ssd_fwd_cuda_v2(&p, &in_noz, y, fs, &ex), "fwd v2"); });
+        snprintf(name, sizeof name, "fwd v2 L=%ld", L);
+        printf("%-28s %10.4f %10.3f %8.2f %10.1f\n", name, ms, anchor_f[li], anchor_f[li] / ms, flops / ms * 1e-9);
+        ms = time_ms([&] { check(mb_ssd_fwd_cuda_v3(&p, &in_noz, y, fs, &ex), "fwd v3"); });
+        snprintf(name, sizeof name, "fwd v3 L=%ld", L);
+        printf("%-28s %10.4f %10.3f %8.2f %10.1f\n", name, ms, anchor_f[li], anchor_f[li] / ms, flops / ms * 1e-9);
+        if (L == 2048 || L == 16384 || L == 131072) profile_fwd_v3(&p, &in_noz, y, fs);
+        if (L == 2048 || L == 16384 || L == 131072) {
+            ms = time_ms([&] { check(mb_ssd_fwd_cuda_v3(&p, &in_z, y, fs, &ex), "fwd v3");
+                               check(mb_ssd_bwd_cuda_v1(&p, &in_z, dy, NULL, &g, &ex), "bwd v1"); });
+            snprintf(name, sizeof name, "fwd v3+bwd v1 L=%ld", L);
+            printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+            profile_bwd(&p, &in_z, dy, gx, gz);
+        }
+        void* ptrs[] = {x, dt, z, dy, Bm, Cm, A, Dv, bias, y, fs, gx, gdt, gz, gA, gB, gC, gD, gb};
+        for (void* q : ptrs) cudaFree(q);
+    }
+    { /* step, batch 8 */
+        long Bb = 8;
+        void *x = bf(Bb * H * P, -1, 1, 1), *dt = bf(Bb * H, -3, 0.5, 2), *z = bf(Bb * H * P, -2, 2, 3);
+        void *Bm = bf(Bb * N, -1, 1, 5), *Cm = bf(Bb * N, -1, 1, 6), *A = ff(H, -2, -0.1, 7);
+        void *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9), *st = ff(Bb * H * P * N, -1, 1, 10), *y;
+        CK(cudaMalloc(&y, Bb * H * P * 2));
+        mb_ssd_params p = {Bb, 1, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+        mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
+        mb_ssd_step_fn steps[2] = {mb_ssd_step_cuda_v1, mb_ssd_step_cuda_v2};
+        for (int k = 0; k < 2; k++) {
+            double ms = time_ms([&] { check(steps[k](&p, &in, st, y, &ex), "step"); }, 51);
+            printf("step v%d B=8 (event-timed)    %10.4f %10.3f %8.2f\n", k + 1, ms, 0.017, 0.017 / ms);
+            cudaEvent_t a, b; cudaEventCreate(&a), cudaEventCreate(&b);
+            cudaEventRecord(a);
+            for (int i = 0; i < 1000; i++) steps[k](&p, &in, st, y, &ex);
+            cudaEventRecord(b); CK(cudaEventSynchronize(b));
+            float tot; cudaEventElapsedTime(&tot, a, b);
+            printf("step v%d B=8 (1000 in a row)  %10.4f per step\n", k + 1, tot / 1000);
+        }
+    }
+    return 0;
+}
