@@ -356,8 +356,9 @@ def main():
             benchmarks += part(torch, timer, args.quick)
         except Exception as e:  # keep what was measured; say what failed
             log(f"{part.__name__} failed: {type(e).__name__}: {e}")
-    with open(args.out, "w") as f:
-        json.dump({"context": context(torch), "benchmarks": benchmarks}, f, indent=1)
+        # written after every part, so a run cut short keeps what it measured
+        with open(args.out, "w") as f:
+            json.dump({"context": context(torch), "benchmarks": benchmarks}, f, indent=1)
     log(f"wrote {len(benchmarks)} rows to {args.out}")
     return 0
 
