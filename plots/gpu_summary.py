@@ -140,7 +140,7 @@ def target_table(title, ours, cvs, key, ref, target, note=""):
         lines.append(f"| {a} | {fmt(t)}{'' if c is None else f' ({c * 100:.1f}%)'} | "
                      f"{fmt(r)}{f' ({src})' if src else ''} | "
                      f"{'' if ratio is None else f'{ratio:.2f}x'} | "
-                     f"{'' if want is None else f'>= {want:g}x'} | {verdict} |")
+                     f"{'' if want is None else f'>= {want:.3g}x'} | {verdict} |")
     return lines + [""]
 
 

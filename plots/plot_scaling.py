@@ -320,9 +320,11 @@ def plot(data, fits, out_dir, what, ctx, fname=None, keep=headline, marks=()):
     fname = fname or default_name
     data = {f: v for f, v in data.items() if keep(f)}
     scale = 1.0 / 2**20 if what == "peak" else 1.0
-    fig, ax = plt.subplots(figsize=(9.0, 6.0), dpi=120)
+    fig, ax = plt.subplots(figsize=(10.0, 7.0), dpi=120)
     own = sorted(f for f in data if not META.get(f, {}).get("peer"))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # the cycle's grey is left to the peers; two more colours for many families
+    colors = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]
+              if matplotlib.colors.to_hex(c) != "#7f7f7f"] + ["#000080", "#808000", "#008080"]
     greys = ["0.35", "0.55", "0.7", "0.45", "0.8"]
     drew = []
     for family in sorted(data, key=lambda f: (META.get(f, {}).get("peer", False), f)):
@@ -368,7 +370,7 @@ def plot(data, fits, out_dir, what, ctx, fname=None, keep=headline, marks=()):
         m = META.get(f, {})
         if m.get("shape") and not m.get("peer"):
             shapes.setdefault(m["op"], m["shape"])
-    shape_line = "; ".join(f"{op}: {sh}" for op, sh in sorted(shapes.items()))
+    shape_line = "\n".join(f"{op}: {sh}" for op, sh in sorted(shapes.items()))
     ax.set_title(f"{title} -- {machine}, commit {ctx.get('mb_commit', '?')}\n"
                  + (f"{shape_line}\n" if shape_line else "") +
                  "median of the repetitions (bars: stddev); slopes fitted over the upper half "
@@ -566,6 +568,9 @@ def main(argv):
         keys += tuple(k for k in sorted(ctx) if k.startswith(("gpu_", "cuda_", "torch_")))
     facts = [(k, ctx.get(k)) for k in keys]
     md += [f"- {k.replace('mb_', '')}: {v}" for k, v in facts if v is not None]
+    commits = {os.path.basename(f): (d.get("context") or {}).get("mb_commit") for f, d in docs}
+    if len(set(commits.values())) > 1:  # a sweep split over several runs: say which made what
+        md.append("- commits per file: " + ", ".join(f"{k} {v}" for k, v in commits.items()))
     md += [f"- inputs: {', '.join(os.path.basename(f) for f in files)}", "",
            f"Times are per call, the median of the repetitions where present. {note[0].upper()}{note[1:]}.",
            "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
