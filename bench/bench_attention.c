@@ -134,13 +134,7 @@ static void build_decode(attn_case* c, int64_t L, int announce) {
     c->v = bc_pool_uniform(pool, dt, f->B * f->H * L * f->d, -1.0, 1.0);
     c->o = bc_pool_uniform(pool, dt, f->B * f->H * f->d, -1.0, 1.0);
     c->lse = bc_pool_uniform(pool, pdt, f->B * f->H, -1.0, 1.0);
-    mb_status sel = select_impl(f);
-    if (sel != MB_OK) {
-        c->check.status = sel;
-        snprintf(c->check.err, sizeof c->check.err, "%s: %s", f->name, mb_last_error());
-        return;
-    }
-    bc_check_case(&c->check, f->name, L, pool, attn_call, c, announce);
+    bc_select_and_check(&c->check, select_impl(f), f->name, L, pool, attn_call, c, announce);
 }
 
 /* Build case c for (f, L) and run the validating call; `announce`: print progress. */

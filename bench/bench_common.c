@@ -492,6 +492,30 @@ void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* 
     if (announce) bc_progress(name, L, secs, pool->bytes + check->scratch_peak);
 }
 
+void bc_select_and_check(bc_check* check, mb_status selected, const char* name, int64_t arg,
+                         const bc_pool* pool, bc_call_fn call, void* ctx, int announce) {
+    if (selected != MB_OK) {
+        memset(check, 0, sizeof *check);
+        check->status = selected;
+        snprintf(check->err, sizeof check->err, "%s: %s", name, mb_last_error());
+        return;
+    }
+    bc_check_case(check, name, arg, pool, call, ctx, announce);
+}
+
+gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
+                             int64_t lmax, mb_backend backend, bc_probe_fn probe) {
+    int64_t args[64];
+    int n = 0;
+    if (arg == 'L') n = bc_sweep(lmin, lmax, args, 64);
+    if (arg == 'N')
+        for (int64_t N = 16; N <= MB_MAX_DSTATE; N *= 2) args[n++] = N;
+    if (arg == 'B') args[n++] = 1, args[n++] = 8, args[n++] = 64;
+    const char* arg_name = arg == 'L' ? "L" : arg == 'N' ? "N" : "B";
+    return bc_register_args(name, fn, user, arg_name, args, n, backend,
+                            arg == 'L' ? GB_O_N : GB_O_NONE, probe);
+}
+
 int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                  void* ctx) {
     return bc_time_case_n(st, name, check, call, ctx, 1);

@@ -154,6 +154,12 @@ typedef struct {
 void bc_check_case(bc_check* check, const char* name, int64_t L, const bc_pool* pool,
                    bc_call_fn call, void* ctx, int announce);
 
+/* The validating call as bc_check_case, after the implementation was selected
+ * with status `selected`: a failed selection is recorded as the check's
+ * outcome (with mb_last_error()) and nothing is called. */
+void bc_select_and_check(bc_check* check, mb_status selected, const char* name, int64_t arg,
+                         const bc_pool* pool, bc_call_fn call, void* ctx, int announce);
+
 /* The timed loop of a checked case: skips the run with check->err when the
  * validating call failed, else runs call(ctx) while gb_keep_running, skipping
  * the run at the first failing call. Returns 1 when every call succeeded.
@@ -172,6 +178,12 @@ int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_cal
 gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* arg_name,
                            const int64_t* args, int nargs, mb_backend backend, gb_big_o big_o,
                            bc_probe_fn probe);
+
+/* Register a family swept over `arg`: 'L' (powers of two from lmin to lmax,
+ * complexity O(L)), 'N' (the state size 16..MB_MAX_DSTATE) or 'B' (batch 1, 8,
+ * 64), with the settings of bc_register_args. */
+gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
+                             int64_t lmax, mb_backend backend, bc_probe_fn probe);
 
 /* "op=... dir=... backend=... impl=... default=0|1 dtype=..." + extra: the typed
  * fields of a row, set as its label (plots/plot_scaling.py groups by them, not

@@ -156,13 +156,8 @@ static void scan_case_build(scan_case* c, const scan_family* f, int64_t arg, int
         c->state = bc_pool_uniform(&c->pool, mb_param_dtype(f->dtype),
                                    c->p.batch * c->p.dim * c->p.dstate, -1.0, 1.0);
     if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
-    mb_status sel = select_impl(f);
-    if (sel != MB_OK) {
-        c->check.status = sel;
-        snprintf(c->check.err, sizeof c->check.err, "%s: %s", f->name, mb_last_error());
-        return;
-    }
-    bc_check_case(&c->check, f->name, arg, &c->pool, scan_call, c, announce);
+    bc_select_and_check(&c->check, select_impl(f), f->name, arg, &c->pool, scan_call, c,
+                        announce);
 }
 
 // ----------------------------------------------------------------------------
@@ -220,15 +215,7 @@ static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
     if (!f) return;
     mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
     lmax = bc_impl_lmax(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, lmax);
-    int64_t args[64];
-    int n = 0;
-    if (f->arg == 'L') n = bc_sweep(lmin, lmax, args, 64);
-    if (f->arg == 'N')
-        for (int64_t N = 16; N <= MB_MAX_DSTATE; N *= 2) args[n++] = N;
-    if (f->arg == 'B') args[n++] = 1, args[n++] = 8, args[n++] = 64;
-    const char* arg_name = f->arg == 'L' ? "L" : f->arg == 'N' ? "N" : "B";
-    gb_big_o big_o = f->arg == 'L' ? GB_O_N : GB_O_NONE;
-    bc_register_args(f->name, bm_scan, f, arg_name, args, n, f->backend, big_o, probe);
+    bc_register_by_arg(f->name, bm_scan, f, f->arg, lmin, lmax, f->backend, probe);
 }
 
 /* Nonzero when `impl` is the default CUDA implementation of dir. */
