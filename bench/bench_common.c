@@ -273,9 +273,11 @@ int bc_sweep(int64_t lmin, int64_t lmax, int64_t* Ls, int cap) {
     return n;
 }
 
-gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* arg_name,
-                           const int64_t* args, int nargs, mb_backend backend, gb_big_o big_o,
-                           bc_probe_fn probe) {
+/* bc_register_args; iterations > 0: that many iterations per repetition instead
+ * of bc_opt's min time and warm-up (Google Benchmark takes one or the other). */
+static gb_bench* register_args(const char* name, gb_fn fn, void* user, const char* arg_name,
+                               const int64_t* args, int nargs, mb_backend backend,
+                               gb_big_o big_o, bc_probe_fn probe, int64_t iterations) {
     gb_bench* b = gb_register(name, fn, user);
     if (!b || nargs < 1) return b;
     gb_arg_name(b, arg_name);
@@ -283,8 +285,12 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
     gb_unit(b, GB_UNIT_MS);
     if (backend == MB_BACKEND_CUDA) gb_use_manual_time(b); /* CUDA events */
     else gb_use_real_time(b);
-    gb_min_time(b, bc_opt.min_time);
-    if (bc_opt.warmup_time > 0) gb_min_warmup_time(b, bc_opt.warmup_time);
+    if (iterations > 0) {
+        gb_iterations(b, iterations);
+    } else {
+        gb_min_time(b, bc_opt.min_time);
+        if (bc_opt.warmup_time > 0) gb_min_warmup_time(b, bc_opt.warmup_time);
+    }
     gb_repetitions(b, bc_opt.repetitions);
     if (bc_opt.repetitions > 1) gb_report_aggregates_only(b, 1);
     if (probe && !probe(user, args[0])) {
@@ -294,6 +300,12 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
     }
     if (big_o != GB_O_NONE) gb_complexity(b, bc_opt.bigo_auto ? GB_O_AUTO : big_o);
     return b;
+}
+
+gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* arg_name,
+                           const int64_t* args, int nargs, mb_backend backend, gb_big_o big_o,
+                           bc_probe_fn probe) {
+    return register_args(name, fn, user, arg_name, args, nargs, backend, big_o, probe, 0);
 }
 
 gb_bench* bc_register_sweep_on(const char* name, gb_fn fn, void* user, int64_t lmin,
@@ -512,8 +524,10 @@ gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, i
         for (int64_t N = 16; N <= MB_MAX_DSTATE; N *= 2) args[n++] = N;
     if (arg == 'B') args[n++] = 1, args[n++] = 8, args[n++] = 64;
     const char* arg_name = arg == 'L' ? "L" : arg == 'N' ? "N" : "B";
-    return bc_register_args(name, fn, user, arg_name, args, n, backend,
-                            arg == 'L' ? GB_O_N : GB_O_NONE, probe);
+    // the steps (B) report the time of one call of an iteration's 100, so a min time
+    // would run ~100x longer than asked: a fixed 20 iterations (2000 steps) instead
+    return register_args(name, fn, user, arg_name, args, n, backend,
+                         arg == 'L' ? GB_O_N : GB_O_NONE, probe, arg == 'B' ? 20 : 0);
 }
 
 int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,

@@ -181,7 +181,8 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
 
 /* Register a family swept over `arg`: 'L' (powers of two from lmin to lmax,
  * complexity O(L)), 'N' (the state size 16..MB_MAX_DSTATE) or 'B' (batch 1, 8,
- * 64), with the settings of bc_register_args. */
+ * 64: one-token steps, timed 100 calls per iteration, 20 iterations per
+ * repetition), with the settings of bc_register_args. */
 gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
                              int64_t lmax, mb_backend backend, bc_probe_fn probe);
 
