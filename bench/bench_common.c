@@ -467,6 +467,10 @@ void* bc_pool_uniform(bc_pool* pool, mb_dtype dtype, int64_t n, double lo, doubl
 
 void bc_pool_free(bc_pool* pool) {
     for (int k = 0; k < pool->count; k++) free_tensor(pool, pool->ptrs[k]);
+    // the workspace a case needed (naive attention's L x L: up to 69 GB) goes back
+    // to the driver, so the next case's tensors fit; its first call re-allocates
+    if (pool->backend == MB_BACKEND_CUDA && mb_cuda_memory_trim() != MB_OK)
+        fprintf(stderr, "bench: giving the workspace pool back failed: %s\n", mb_last_error());
     uint64_t seed = pool->rng.s;
     mb_backend backend = pool->backend;
     memset(pool, 0, sizeof *pool);

@@ -345,6 +345,12 @@ MB_API mb_status mb_attention_decode_cuda(const mb_attention_decode_params* para
  * implementations since the last reset, counted over all threads and streams. */
 MB_API void mb_cuda_memory_reset_peak(void);
 MB_API int64_t mb_cuda_memory_peak_bytes(void);
+/* The workspace pool keeps freed memory, so that a call after the first at a
+ * size allocates nothing from the driver. This gives its unused memory back
+ * (after synchronizing the device): say, before allocating large tensors of
+ * your own after a call that needed a large workspace (naive attention's
+ * L x L). MB_OK, or MB_ERR_CUDA; MB_OK without CUDA. */
+MB_API mb_status mb_cuda_memory_trim(void);
 
 /* ------------------------------------------------------------------------ */
 /* Implementations. Every (op, direction, backend) has a table of registered

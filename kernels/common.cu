@@ -72,3 +72,14 @@ extern "C" void mb_device_free(void* ptr, size_t bytes, void* stream) {
 extern "C" void mb_cuda_memory_reset_peak(void) { peak_bytes.store(live_bytes.load()); }
 
 extern "C" int64_t mb_cuda_memory_peak_bytes(void) { return peak_bytes.load(); }
+
+extern "C" mb_status mb_cuda_memory_trim(void) {
+    if (!pool_configured.load()) return MB_OK; /* nothing was ever allocated from it */
+    int device = 0;
+    cudaMemPool_t pool;
+    MB_CUDA_CHECK(cudaGetDevice(&device));
+    MB_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    MB_CUDA_CHECK(cudaDeviceSynchronize()); /* frees still in flight return to the pool */
+    MB_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    return MB_OK;
+}

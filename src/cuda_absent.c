@@ -11,3 +11,5 @@ int mb_cuda_device_count(void) { return 0; }
 void mb_cuda_memory_reset_peak(void) {}
 
 int64_t mb_cuda_memory_peak_bytes(void) { return 0; }
+
+mb_status mb_cuda_memory_trim(void) { return MB_OK; }
