@@ -122,6 +122,36 @@ def main():
         check("attention_fwd_cpu_b vs selective_scan_fwd_cpu_d: cross at" in r.stdout,
               "a linear mixer crossing attention is reported (typed label fields)")
 
+        # decoding: attention decode over contexts, the steps' constant cost and state
+        dec = os.path.join(tmp, "decode.json")
+        rows = []
+
+        def median_row(name, label, ms, state):
+            rows.append({"name": name + "_median", "run_name": name, "run_type": "aggregate",
+                         "aggregate_name": "median", "real_time": ms, "cpu_time": ms,
+                         "time_unit": "ms", "label": label, "decode_state_bytes": state})
+        for k in range(6):
+            L = 512 << k
+            kv = 2 * 16 * L * 128 * 2  # K and V of one sequence, bf16
+            median_row(f"attention_decode_cuda_v1_b8/L:{L}", "op=attention dir=decode "
+                       f"backend=cuda impl=v1 default=1 dtype=bf16 B=8 H=16 L={L} d=128",
+                       0.01 * (L / 512), kv)
+        median_row("ssd_step_cuda_v1/B:8", "op=ssd dir=step backend=cuda impl=v1 default=1 "
+                   "dtype=bf16 B=8 L=1 H=64 P=64 N=128", 0.02, 64 * 64 * 128 * 4)
+        with open(dec, "w") as f:
+            json.dump({"context": {"gpu_name": "test"}, "benchmarks": rows}, f)
+        r = run(script, "--out", os.path.join(tmp, "dec"), dec)
+        png = os.path.join(tmp, "dec", "decode_vs_context.png")
+        check(r.returncode == 0 and os.path.isfile(png) and os.path.getsize(png) > 0,
+              "decode_vs_context.png written from decode and step rows")
+        with open(os.path.join(tmp, "dec", "summary.md")) as f:
+            md = f.read()
+        # the step (0.02 ms) is slower than decode at 512, 1K (0.01, 0.02) and faster from 2K;
+        # its 2 MiB state is the KV cache of 256 tokens (8 KiB a token)
+        check("the step is faster from context 2048" in md,
+              "the context from which the step is faster than decode is reported")
+        check("the KV cache of 256 tokens" in md, "the state's size in KV-cache tokens is reported")
+
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:
             f.write('{"benchmarks": [ {"name": "x/L:64", ')
