@@ -211,7 +211,7 @@ static mb_status pick(const char* fn, const mb_call* call, const mb_impl** out) 
     mb_status st = supports(fn, e, call);
     if (st != MB_OK && selection[call->op][call->dir][call->backend] == 0) {
         const mb_impl* other = first_supporting(fn, call);
-        if (other) e = other, st = MB_OK;
+        if (other) e = other, st = MB_OK, mb_clear_error(); // no stale message on success
         else st = supports(fn, e, call); // the default's reason, not the last tried
     }
     if (st != MB_OK) return st;
