@@ -293,7 +293,7 @@ void tb_attention_free(tb_attention_problem* pr) {
 #ifdef MB_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
-static void cuda_ok(cudaError_t err, const char* what) {
+void tb_cuda_ok(cudaError_t err, const char* what) {
     if (err != cudaSuccess) {
         fprintf(stderr, "FAIL: %s: %s\n", what, cudaGetErrorString(err));
         exit(1);
@@ -303,20 +303,20 @@ static void cuda_ok(cudaError_t err, const char* what) {
 void* tb_device_upload(const tb_tensor* t) {
     void* d = NULL;
     if (!t->data) return NULL;
-    cuda_ok(cudaMalloc(&d, tb_tensor_bytes(t) + 8), "cudaMalloc");
-    cuda_ok(cudaMemcpy(d, t->data, tb_tensor_bytes(t), cudaMemcpyHostToDevice), "H2D");
+    tb_cuda_ok(cudaMalloc(&d, tb_tensor_bytes(t) + 8), "cudaMalloc");
+    tb_cuda_ok(cudaMemcpy(d, t->data, tb_tensor_bytes(t), cudaMemcpyHostToDevice), "H2D");
     return d;
 }
 
 void* tb_device_poisoned(const tb_tensor* t) {
     void* d = NULL;
-    cuda_ok(cudaMalloc(&d, tb_tensor_bytes(t) + 8), "cudaMalloc");
-    cuda_ok(cudaMemset(d, TB_POISON, tb_tensor_bytes(t) + 8), "cudaMemset");
+    tb_cuda_ok(cudaMalloc(&d, tb_tensor_bytes(t) + 8), "cudaMalloc");
+    tb_cuda_ok(cudaMemset(d, TB_POISON, tb_tensor_bytes(t) + 8), "cudaMemset");
     return d;
 }
 
 double* tb_device_download(tb_tensor* t, const void* device) {
-    cuda_ok(cudaMemcpy(t->data, device, tb_tensor_bytes(t), cudaMemcpyDeviceToHost), "D2H");
+    tb_cuda_ok(cudaMemcpy(t->data, device, tb_tensor_bytes(t), cudaMemcpyDeviceToHost), "D2H");
     return tb_tensor_read(t);
 }
 

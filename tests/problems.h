@@ -144,6 +144,9 @@ void tb_attention_free(tb_attention_problem* pr);
 // device tensors for the CUDA tests (the same tb_tensor, a device copy of data)
 
 #ifdef MB_HAVE_CUDA
+#include <cuda_runtime_api.h>
+/* exits the test with "FAIL: <what>: <CUDA's reason>" unless err is cudaSuccess */
+void tb_cuda_ok(cudaError_t err, const char* what);
 /* a device copy of t->data (exits the test on a CUDA error); cudaFree it */
 void* tb_device_upload(const tb_tensor* t);
 /* a device buffer of t's size filled with TB_POISON bytes */

@@ -34,13 +34,6 @@ int main(void) {
 
 #include <cuda_runtime_api.h>
 
-static void cuda_ok(cudaError_t err, const char* what) {
-    if (err != cudaSuccess) {
-        fprintf(stderr, "FAIL: %s: %s\n", what, cudaGetErrorString(err));
-        exit(1);
-    }
-}
-
 // ----------------------------------------------------------------------------
 // device buffers of fp64 host values
 
@@ -50,8 +43,8 @@ static size_t nbytes(int64_t n, mb_dtype dt) { return (size_t)(n > 0 ? n : 1) * 
 static void* upload(const double* x, int64_t n, mb_dtype dt) {
     void* st = tb_pack(x, n, dt);
     void* d = NULL;
-    cuda_ok(cudaMalloc(&d, nbytes(n, dt)), "cudaMalloc");
-    cuda_ok(cudaMemcpy(d, st, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice), "H2D");
+    tb_cuda_ok(cudaMalloc(&d, nbytes(n, dt)), "cudaMalloc");
+    tb_cuda_ok(cudaMemcpy(d, st, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice), "H2D");
     free(st);
     return d;
 }
@@ -59,20 +52,21 @@ static void* upload(const double* x, int64_t n, mb_dtype dt) {
 /* a device buffer of n dt elements, every byte 0xFF (NaN in fp32 and bf16) */
 static void* nan_buffer(int64_t n, mb_dtype dt) {
     void* d = NULL;
-    cuda_ok(cudaMalloc(&d, nbytes(n, dt)), "cudaMalloc");
-    cuda_ok(cudaMemset(d, 0xFF, nbytes(n, dt)), "poison");
+    tb_cuda_ok(cudaMalloc(&d, nbytes(n, dt)), "cudaMalloc");
+    tb_cuda_ok(cudaMemset(d, 0xFF, nbytes(n, dt)), "poison");
     return d;
 }
 static void poison(void* d, int64_t n, mb_dtype dt) {
-    cuda_ok(cudaMemset(d, 0xFF, nbytes(n, dt)), "poison");
+    tb_cuda_ok(cudaMemset(d, 0xFF, nbytes(n, dt)), "poison");
 }
 
 /* n elements of dt at element offset `at` of a device tensor, as fp64 */
 static double* download(const void* d, int64_t at, int64_t n, mb_dtype dt) {
     void* h = tb_malloc(nbytes(n, dt));
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    cuda_ok(cudaMemcpy(h, (const char*)d + (size_t)at * mb_dtype_size(dt), (size_t)n * mb_dtype_size(dt),
-                       cudaMemcpyDeviceToHost), "D2H");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaMemcpy(h, (const char*)d + (size_t)at * mb_dtype_size(dt),
+                          (size_t)n * mb_dtype_size(dt), cudaMemcpyDeviceToHost),
+               "D2H");
     double* v = tb_unpack(h, n, dt);
     free(h);
     return v;
@@ -81,8 +75,8 @@ static double* download(const void* d, int64_t at, int64_t n, mb_dtype dt) {
 /* raw bytes of a device buffer (determinism checks) */
 static void* download_bytes(const void* d, size_t bytes) {
     void* h = tb_malloc(bytes);
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    cuda_ok(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost), "D2H");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost), "D2H");
     return h;
 }
 
@@ -454,7 +448,8 @@ static void* pattern_tensor(const pattern* pt, int64_t n) {
     }
     for (int64_t off = 0; off < n; off += kPeriod) {
         int64_t len = n - off < kPeriod ? n - off : kPeriod;
-        cuda_ok(cudaMemcpy((char*)d + off * 2, pt->dev, (size_t)len * 2, cudaMemcpyDeviceToDevice), "fill");
+        tb_cuda_ok(cudaMemcpy((char*)d + off * 2, pt->dev, (size_t)len * 2,
+                              cudaMemcpyDeviceToDevice), "fill");
     }
     return d;
 }
@@ -470,10 +465,10 @@ static double* pattern_slice(const pattern* pt, int64_t at, int64_t n) {
 static void trim_pool(void) {
     cudaMemPool_t pool;
     int dev = 0;
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    cuda_ok(cudaGetDevice(&dev), "cudaGetDevice");
-    cuda_ok(cudaDeviceGetDefaultMemPool(&pool, dev), "default pool");
-    cuda_ok(cudaMemPoolTrimTo(pool, 0), "trim pool");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaGetDevice(&dev), "cudaGetDevice");
+    tb_cuda_ok(cudaDeviceGetDefaultMemPool(&pool, dev), "default pool");
+    tb_cuda_ok(cudaMemPoolTrimTo(pool, 0), "trim pool");
 }
 
 /* Forward, B 8200, H 16, L 131, d 128, bf16: q, k, v, o have 2.2e9 elements;
@@ -533,8 +528,10 @@ static void run_big_decode(const pattern* pt) {
     void *o = nan_buffer(B * H * d, MB_DTYPE_BF16), *lse = nan_buffer(B * H, MB_DTYPE_F32);
     if (k && cudaMalloc(&v, (size_t)n * 2) == cudaSuccess) {
         /* v: the pattern shifted by one period's worth of offset (differs from k) */
-        cuda_ok(cudaMemcpy(v, (char*)k + 2 * 1000, (size_t)(n - 1000) * 2, cudaMemcpyDeviceToDevice), "v");
-        cuda_ok(cudaMemcpy((char*)v + (size_t)(n - 1000) * 2, k, 2 * 1000, cudaMemcpyDeviceToDevice), "v");
+        tb_cuda_ok(cudaMemcpy(v, (char*)k + 2 * 1000, (size_t)(n - 1000) * 2,
+                              cudaMemcpyDeviceToDevice), "v");
+        tb_cuda_ok(cudaMemcpy((char*)v + (size_t)(n - 1000) * 2, k, 2 * 1000,
+                              cudaMemcpyDeviceToDevice), "v");
         mb_attention_decode_params p = {B, H, Hkv, d, Lmax, 0.0, MB_DTYPE_BF16};
         mb_attention_decode_inputs in = {q, k, v, lens};
         for (int kd = 0; kd < version_count(MB_DIR_DECODE); kd++) {

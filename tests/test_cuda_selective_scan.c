@@ -22,13 +22,6 @@ int main(void) {
 
 #include <cuda_runtime_api.h>
 
-static void cuda_ok(cudaError_t err, const char* what) {
-    if (err != cudaSuccess) {
-        fprintf(stderr, "FAIL: %s: %s\n", what, cudaGetErrorString(err));
-        exit(1);
-    }
-}
-
 typedef struct {
     int64_t n;
     mb_dtype dt;
@@ -43,17 +36,17 @@ static tens t_input(int64_t n, mb_dtype dt, double lo, double hi) {
     tens t = {n, dt, rand_uniform_f64(n, lo, hi), NULL};
     tb_round_array(t.host, n, dt);
     void* st = tb_pack(t.host, n, dt);
-    cuda_ok(cudaMalloc(&t.dev, tbytes(&t)), "cudaMalloc");
-    cuda_ok(cudaMemcpy(t.dev, st, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice), "H2D");
+    tb_cuda_ok(cudaMalloc(&t.dev, tbytes(&t)), "cudaMalloc");
+    tb_cuda_ok(cudaMemcpy(t.dev, st, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice), "H2D");
     free(st);
     return t;
 }
 static tens t_output(int64_t n, mb_dtype dt) {
     tens t = {n, dt, zeros_f64(n), NULL};
-    cuda_ok(cudaMalloc(&t.dev, tbytes(&t)), "cudaMalloc");
+    tb_cuda_ok(cudaMalloc(&t.dev, tbytes(&t)), "cudaMalloc");
     return t;
 }
-static void t_poison(tens* t) { cuda_ok(cudaMemset(t->dev, 0xFF, tbytes(t)), "poison"); }
+static void t_poison(tens* t) { tb_cuda_ok(cudaMemset(t->dev, 0xFF, tbytes(t)), "poison"); }
 static void t_free(tens* t) {
     if (t->dev) cudaFree(t->dev);
     free(t->host);
@@ -61,8 +54,8 @@ static void t_free(tens* t) {
 }
 static void* t_download(const tens* t) {
     void* h = malloc(tbytes(t));
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    cuda_ok(cudaMemcpy(h, t->dev, tbytes(t), cudaMemcpyDeviceToHost), "D2H");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaMemcpy(h, t->dev, tbytes(t), cudaMemcpyDeviceToHost), "D2H");
     return h;
 }
 
@@ -239,7 +232,7 @@ static void run_case(const scase* c, mb_dtype dt) {
         for (int k = 0; k < ns; k++) {
             const char* name = select_version(MB_DIR_STEP, k, c->N);
             if (!name) continue;
-            cuda_ok(cudaMemset(state.dev, 0, tbytes(&state)), "zero state");
+            tb_cuda_ok(cudaMemset(state.dev, 0, tbytes(&state)), "zero state");
             t_poison(&ystep);
             ok = 1;
             for (int64_t t = 0; t < c->L; t++) {
@@ -253,7 +246,8 @@ static void run_case(const scase* c, mb_dtype dt) {
                 tens* dst[5] = {&du_, &ddl, &dz_, &db_, &dc_};
                 for (int q = 0; q < 5; q++) {
                     tb_pack_into(stage, src[q], dst[q]->n, dt);
-                    cuda_ok(cudaMemcpy(dst[q]->dev, stage, tbytes(dst[q]), cudaMemcpyHostToDevice), "H2D");
+                    tb_cuda_ok(cudaMemcpy(dst[q]->dev, stage, tbytes(dst[q]),
+                                          cudaMemcpyHostToDevice), "H2D");
                 }
                 mb_selective_scan_inputs id = {du_.dev, ddl.dev, A.dev, db_.dev, dc_.dev, Dv.dev,
                                                c->use_z ? dz_.dev : NULL, bias.dev};
@@ -261,8 +255,9 @@ static void run_case(const scase* c, mb_dtype dt) {
                 if (mb_selective_scan_step_cuda(&ps, &id, state.dev, dyt.dev, NULL) != MB_OK) ok = 0;
                 /* scatter y_t into ystep (B, D, L) on the device */
                 size_t es = mb_dtype_size(dt);
-                cuda_ok(cudaMemcpy2D((char*)ystep.dev + t * es, (size_t)c->L * es, dyt.dev, es, es,
-                                     (size_t)BD, cudaMemcpyDeviceToDevice), "scatter");
+                tb_cuda_ok(cudaMemcpy2D((char*)ystep.dev + t * es, (size_t)c->L * es, dyt.dev,
+                                        es, es, (size_t)BD, cudaMemcpyDeviceToDevice),
+                           "scatter");
             }
             CHECK(ok, "step %s calls failed: %s", name, mb_last_error());
             printf("   step %s token by token vs the fp64 full forward\n", name);
@@ -308,19 +303,19 @@ static void run_big(int64_t N) {
         free(hu), free(hd);
         return;
     }
-    cuda_ok(cudaMemcpy(du, hu, bytes, cudaMemcpyHostToDevice), "H2D");
-    cuda_ok(cudaMemcpy(dd, hd, bytes, cudaMemcpyHostToDevice), "H2D");
+    tb_cuda_ok(cudaMemcpy(du, hu, bytes, cudaMemcpyHostToDevice), "H2D");
+    tb_cuda_ok(cudaMemcpy(dd, hd, bytes, cudaMemcpyHostToDevice), "H2D");
     tens A = t_input(D * N, MB_DTYPE_F32, -2.0, -0.1);
     tens Bm = t_input(NL, dt, -1, 1), Cm = t_input(NL, dt, -1, 1);
     tens Dv = t_input(D, MB_DTYPE_F32, -1, 1), bias = t_input(D, MB_DTYPE_F32, -1, 0.5);
     (void)dyv, (void)dB, (void)dC, (void)dA;
     mb_selective_scan_params p = {1, D, L, N, 1, dt, 1};
     mb_selective_scan_inputs in = {du, dd, A.dev, Bm.dev, Cm.dev, Dv.dev, NULL, bias.dev};
-    cuda_ok(cudaMemset(dy_out, 0xFF, bytes), "poison");
+    tb_cuda_ok(cudaMemset(dy_out, 0xFF, bytes), "poison");
     CHECK_OK(mb_selective_scan_fwd_cuda(&p, &in, dy_out, NULL, NULL));
     uint16_t* hy = malloc(bytes);
-    cuda_ok(cudaDeviceSynchronize(), "sync big fwd");
-    cuda_ok(cudaMemcpy(hy, dy_out, bytes, cudaMemcpyDeviceToHost), "D2H");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync big fwd");
+    tb_cuda_ok(cudaMemcpy(hy, dy_out, bytes, cudaMemcpyDeviceToHost), "D2H");
     /* backward: dy = u (any non-zero data), du, ddelta on the same channels */
     int bwd_ok = cudaMalloc(&gdu, bytes) == cudaSuccess && cudaMalloc(&gdd, bytes) == cudaSuccess &&
                  cudaMalloc(&gdA, D * N * 4) == cudaSuccess && cudaMalloc(&gdB, NL * 2) == cudaSuccess &&
@@ -328,14 +323,14 @@ static void run_big(int64_t N) {
     void *gdD = NULL, *gdb = NULL;
     uint16_t *hgu = NULL, *hgd = NULL;
     if (bwd_ok && cudaMalloc(&gdD, D * 4) == cudaSuccess && cudaMalloc(&gdb, D * 4) == cudaSuccess) {
-        cuda_ok(cudaMemset(gdu, 0xFF, bytes), "poison");
-        cuda_ok(cudaMemset(gdd, 0xFF, bytes), "poison");
+        tb_cuda_ok(cudaMemset(gdu, 0xFF, bytes), "poison");
+        tb_cuda_ok(cudaMemset(gdd, 0xFF, bytes), "poison");
         mb_selective_scan_grads g = {gdu, gdd, gdA, gdB, gdC, gdD, NULL, gdb};
         CHECK_OK(mb_selective_scan_bwd_cuda(&p, &in, du, &g, NULL));
         hgu = malloc(bytes), hgd = malloc(bytes);
-        cuda_ok(cudaDeviceSynchronize(), "sync big bwd");
-        cuda_ok(cudaMemcpy(hgu, gdu, bytes, cudaMemcpyDeviceToHost), "D2H");
-        cuda_ok(cudaMemcpy(hgd, gdd, bytes, cudaMemcpyDeviceToHost), "D2H");
+        tb_cuda_ok(cudaDeviceSynchronize(), "sync big bwd");
+        tb_cuda_ok(cudaMemcpy(hgu, gdu, bytes, cudaMemcpyDeviceToHost), "D2H");
+        tb_cuda_ok(cudaMemcpy(hgd, gdd, bytes, cudaMemcpyDeviceToHost), "D2H");
     } else {
         (void)cudaGetLastError();
         printf("    big backward skipped: not enough device memory\n");

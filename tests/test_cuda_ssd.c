@@ -24,13 +24,6 @@ int main(void) {
 
 #include <cuda_runtime_api.h>
 
-static void cuda_ok(cudaError_t err, const char* what) {
-    if (err != cudaSuccess) {
-        fprintf(stderr, "FAIL: %s: %s\n", what, cudaGetErrorString(err));
-        exit(1);
-    }
-}
-
 /* a tensor with a device copy: host (rounded fp64), data (stored), dev */
 typedef struct {
     tb_tensor t;
@@ -50,7 +43,7 @@ static dtens d_output(int64_t n, mb_dtype dt) {
     return d;
 }
 static void d_poison(dtens* d) {
-    cuda_ok(cudaMemset(d->dev, 0xFF, tb_tensor_bytes(&d->t)), "poison");
+    tb_cuda_ok(cudaMemset(d->dev, 0xFF, tb_tensor_bytes(&d->t)), "poison");
 }
 static void d_free(dtens* d) {
     if (d->t.host || d->t.data) tb_tensor_free(&d->t);
@@ -60,14 +53,14 @@ static void d_free(dtens* d) {
 /* the device bytes, in a new host buffer */
 static void* d_bytes(const dtens* d) {
     void* h = tb_malloc(tb_tensor_bytes(&d->t) + 1);
-    cuda_ok(cudaDeviceSynchronize(), "sync");
-    cuda_ok(cudaMemcpy(h, d->dev, tb_tensor_bytes(&d->t), cudaMemcpyDeviceToHost), "D2H");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaMemcpy(h, d->dev, tb_tensor_bytes(&d->t), cudaMemcpyDeviceToHost), "D2H");
     return h;
 }
 
 /* |got - want| <= atol + rtol |want| everywhere (NaN fails); prints the worst */
 static void compare(const char* what, dtens* d, const double* want, double rtol, double atol) {
-    cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
     const double* got = tb_device_download(&d->t, d->dev);
     int64_t bad = 0, worst = 0;
     double worst_ratio = 0.0, max_err = 0.0;
@@ -243,9 +236,10 @@ static void check_bwd(const scase* c, mb_dtype dt, const ssd_data* d) {
 /* dst (B, rows) <- src[:, t, :] of a (B, L, rows) device tensor, elements of es bytes */
 static void gather_token(void* dst, const void* src, int64_t B, int64_t L, int64_t rows, int64_t t,
                          size_t es) {
-    cuda_ok(cudaMemcpy2D(dst, (size_t)rows * es, (const char*)src + (size_t)(t * rows) * es,
-                         (size_t)(L * rows) * es, (size_t)rows * es, (size_t)B,
-                         cudaMemcpyDeviceToDevice), "gather");
+    tb_cuda_ok(cudaMemcpy2D(dst, (size_t)rows * es, (const char*)src + (size_t)(t * rows) * es,
+                            (size_t)(L * rows) * es, (size_t)rows * es, (size_t)B,
+                            cudaMemcpyDeviceToDevice),
+               "gather");
 }
 
 static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dtens* y_fwd,
@@ -258,7 +252,7 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
     dtens bt = d_output(c->B * GN, dt), ct = d_output(c->B * GN, dt), yt = d_output(c->B * HP, dt);
     dtens state = d_output(BHPN, MB_DTYPE_F32), ystep = d_output(c->B * c->L * HP, dt);
     /* the fwd's y, as the GPU wrote it, in fp64 */
-    cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
     double* y_gpu = copy_f64(tb_device_download((tb_tensor*)&y_fwd->t, y_fwd->dev), y_fwd->t.n);
     int ns = mb_impl_count(MB_OP_SSD, MB_DIR_STEP, MB_BACKEND_CUDA);
     CHECK(ns > 0, "no CUDA SSD step registered");
@@ -266,9 +260,10 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
         const char* name = select_version(MB_DIR_STEP, k, c->N);
         if (!name) continue;
         if (c->use_h0)
-            cuda_ok(cudaMemcpy(state.dev, d->h0.dev, tb_tensor_bytes(&state.t), cudaMemcpyDeviceToDevice), "h0");
+            tb_cuda_ok(cudaMemcpy(state.dev, d->h0.dev, tb_tensor_bytes(&state.t),
+                                  cudaMemcpyDeviceToDevice), "h0");
         else
-            cuda_ok(cudaMemset(state.dev, 0, tb_tensor_bytes(&state.t)), "zero state");
+            tb_cuda_ok(cudaMemset(state.dev, 0, tb_tensor_bytes(&state.t)), "zero state");
         d_poison(&ystep);
         int ok = 1;
         for (int64_t t = 0; t < c->L; t++) {
@@ -282,9 +277,10 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
             d_poison(&yt);
             if (mb_ssd_step_cuda(&ps, &id, state.dev, yt.dev, NULL) != MB_OK) ok = 0;
             /* scatter y_t (B, H, P) into ystep (B, L, H, P) */
-            cuda_ok(cudaMemcpy2D((char*)ystep.dev + (size_t)(t * HP) * es, (size_t)(c->L * HP) * es,
-                                 yt.dev, (size_t)HP * es, (size_t)HP * es, (size_t)c->B,
-                                 cudaMemcpyDeviceToDevice), "scatter");
+            tb_cuda_ok(cudaMemcpy2D((char*)ystep.dev + (size_t)(t * HP) * es,
+                                    (size_t)(c->L * HP) * es, yt.dev, (size_t)HP * es,
+                                    (size_t)HP * es, (size_t)c->B, cudaMemcpyDeviceToDevice),
+                       "scatter");
         }
         CHECK(ok, "step %s calls failed: %s", name, mb_last_error());
         printf("   step %s token by token vs the GPU forward and the fp64 forward\n", name);
@@ -327,8 +323,9 @@ static void* upload(const double* v, int64_t n, mb_dtype dt) {
     if (!v) return NULL;
     void* packed = tb_pack(v, n, dt);
     void* dev = NULL;
-    cuda_ok(cudaMalloc(&dev, (size_t)n * mb_dtype_size(dt) + 1), "cudaMalloc");
-    cuda_ok(cudaMemcpy(dev, packed, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice), "H2D");
+    tb_cuda_ok(cudaMalloc(&dev, (size_t)n * mb_dtype_size(dt) + 1), "cudaMalloc");
+    tb_cuda_ok(cudaMemcpy(dev, packed, (size_t)n * mb_dtype_size(dt), cudaMemcpyHostToDevice),
+               "H2D");
     free(packed);
     return dev;
 }
@@ -356,7 +353,7 @@ static void check_duality(const scase* c, mb_dtype dt, const ssd_data* d, dtens*
                                    upload(z, B * DC * L, dt), upload(bias, DC, pd)};
     dtens ys = d_output(B * DC * L, dt);
     CHECK_OK(mb_selective_scan_fwd_cuda(&sp, &si, ys.dev, NULL, NULL));
-    cuda_ok(cudaDeviceSynchronize(), "sync");
+    tb_cuda_ok(cudaDeviceSynchronize(), "sync");
     const double* scan_y = tb_device_download(&ys.t, ys.dev);
     /* the scan's y back in the SSD layout */
     double* want = zeros_f64(B * L * DC);
