@@ -22,49 +22,10 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "tools/timing_tools.cuh"
 
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
-
-__global__ void fill(__nv_bfloat16* p, size_t n, unsigned seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        unsigned h = (unsigned)i * 2654435761u ^ seed;
-        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-        p[i] = __float2bfloat16(-2.f + 4.f * (h & 0xFFFFFF) / 16777216.f);
-    }
-}
-static void* bf(size_t n, unsigned s) {
-    void* p;
-    if (cudaMalloc(&p, n * 2 + 16) != cudaSuccess) { printf("cannot allocate %zu bytes\n", n * 2); exit(1); }
-    fill<<<1024, 256>>>((__nv_bfloat16*)p, n, s);
-    return p;
-}
-
-static char* flushbuf;
-static const size_t kFlush = 256u << 20;
-
-/* median ms of f() over reps runs, or -1 when f() returned an error */
-template <typename F>
-static double time_ms(F&& f, int reps = 15) {
-    cudaEvent_t a, b;
-    cudaEventCreate(&a), cudaEventCreate(&b);
-    for (int i = 0; i < 3; i++)
-        if (f() != MB_OK) return -1;
-    CK(cudaDeviceSynchronize());
-    std::vector<float> v;
-    for (int i = 0; i < reps; i++) {
-        CK(cudaMemsetAsync(flushbuf, i & 0xFF, kFlush));
-        cudaEventRecord(a);
-        f();
-        cudaEventRecord(b);
-        CK(cudaEventSynchronize(b));
-        float ms;
-        cudaEventElapsedTime(&ms, a, b);
-        v.push_back(ms);
-    }
-    CK(cudaGetLastError());
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
+/* n bf16 values uniform in [-2, 2) */
+static void* bf(size_t n, unsigned s) { return bf(n, -2.f, 2.f, s); }
 
 static void naive_sweep(const mb_exec* ex) {
     const long B = 1, H = 16, d = 128;

@@ -22,52 +22,10 @@
 
 #include "impl.h"
 #include "selective_scan/selective_scan.h"
-
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
-
-__global__ void fill(__nv_bfloat16* p, size_t n, float lo, float hi, unsigned seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        unsigned h = (unsigned)i * 2654435761u ^ seed;
-        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-        p[i] = __float2bfloat16(lo + (hi - lo) * (h & 0xFFFFFF) / 16777216.f);
-    }
-}
-__global__ void fillf(float* p, size_t n, float lo, float hi, unsigned seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        unsigned h = (unsigned)i * 2654435761u ^ seed;
-        h ^= h >> 15; h *= 2246822519u; h ^= h >> 13;
-        p[i] = lo + (hi - lo) * (h & 0xFFFFFF) / 16777216.f;
-    }
-}
-static void* bf(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 2 + 16)); fill<<<1024, 256>>>((__nv_bfloat16*)p, n, lo, hi, s); return p; }
-static void* ff(size_t n, float lo, float hi, unsigned s) { void* p; CK(cudaMalloc(&p, n * 4 + 16)); fillf<<<1024, 256>>>((float*)p, n, lo, hi, s); return p; }
+#include "tools/timing_tools.cuh"
 
 extern "C" { int mb_scan_profile = 0; }
 extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
-static char* flushbuf;
-static const size_t kFlush = 256u << 20;
-
-template <typename F>
-static double time_ms(F&& f, int reps = 15) {
-    cudaEvent_t a, b;
-    cudaEventCreate(&a), cudaEventCreate(&b);
-    for (int i = 0; i < 3; i++) f();
-    CK(cudaDeviceSynchronize());
-    std::vector<float> v;
-    for (int i = 0; i < reps; i++) {
-        CK(cudaMemsetAsync(flushbuf, i & 0xFF, kFlush));
-        cudaEventRecord(a);
-        f();
-        cudaEventRecord(b);
-        CK(cudaEventSynchronize(b));
-        float ms;
-        cudaEventElapsedTime(&ms, a, b);
-        v.push_back(ms);
-    }
-    CK(cudaGetLastError());
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
 
 int main() {
     CK(cudaMalloc(&flushbuf, kFlush));
