@@ -350,7 +350,7 @@ def main():
         log("torch sees no CUDA device: no peers measured")
         return 0
     timer = Timer(torch, 3 if args.quick else args.reps)
-    benchmarks = []
+    benchmarks, ctx = [], context(torch)
     for part in (attention_peers, decode_peers, scan_peers, ssd_peers):
         try:
             benchmarks += part(torch, timer, args.quick)
@@ -358,7 +358,7 @@ def main():
             log(f"{part.__name__} failed: {type(e).__name__}: {e}")
         # written after every part, so a run cut short keeps what it measured
         with open(args.out, "w") as f:
-            json.dump({"context": context(torch), "benchmarks": benchmarks}, f, indent=1)
+            json.dump({"context": ctx, "benchmarks": benchmarks}, f, indent=1)
     log(f"wrote {len(benchmarks)} rows to {args.out}")
     return 0
 
