@@ -1,60 +1,98 @@
 #!/usr/bin/env python3
-"""plot_tasks.py -- tables and the accuracy-vs-test-length plot of the synthetic tasks.
+"""plot_tasks.py -- tables and plots of the synthetic tasks: accuracy against test length and training curves.
 
 Run:  python3 plots/plot_tasks.py results/tasks [--out DIR]
 
-Reads every *.jsonl in the directory (one line per model, task, test length and
-mode, as mambabench-train --out writes them) and writes into DIR (default: the
-same directory):
+Reads every *.jsonl in the directory: result lines (one per model, task, test
+length and mode, as mambabench-train --out writes them) and training-curve lines
+(the *.curve.jsonl files that mambabench-train --curve writes, one line per
+console log period, and any line with "kind": "curve"). Writes into DIR (default:
+the same directory):
   summary.md                the tables: accuracy at the training length for every
                             (task, model) with its settings, steps, wall time and
-                            tokens/s; accuracy by test length per task (the Mamba
-                            paper's Table 11 layout); recurrent-vs-parallel agreement
+                            tokens/s; accuracy by test length per task;
+                            recurrent-vs-parallel agreement; selective copying in
+                            the Mamba paper's Table 1 layout and induction heads in
+                            its Table 11 layout; the training curves (last step,
+                            first step at accuracy >= 0.99, wall time, tokens/s)
   tasks_accuracy_vs_length.png   accuracy against test length, one panel per task
                             evaluated at several lengths (skipped without matplotlib)
+  tasks_accuracy_vs_steps.png    training accuracy against step, one panel per task
+                            with curves (skipped without matplotlib)
 Where a length has both modes, the parallel one is shown (the two agree; the
-recurrent one is the only one beyond the parallel mode's memory cap).
-Exits non-zero when the directory holds no valid result line.
+recurrent one is the only one beyond the parallel mode's memory cap). A curve
+resumed across runs continues under the same label and seed: its lines are sorted
+by step and a step logged twice keeps its last line.
+Exits non-zero when the directory holds no valid result or curve line, or on a
+line that is not JSON or lacks a required key.
 """
 import argparse
+import collections
+import functools
 import glob
 import json
 import os
+import statistics
 import sys
+
+RESULT_KEYS = ("model", "task", "len", "train_len", "mode", "accuracy")
+CURVE_KEYS = ("model", "task", "step", "accuracy")
+# A run: one training (label, seed, lr) of a model on a task at a training length,
+# as far as `steps`; a run extended by --resume is a new run at more steps.
+Run = collections.namedtuple("Run", "model task train_len label seed lr steps")
+SOLVED = 0.99   # the curve table's "first step at accuracy >= SOLVED"
+
+
+def read_jsonl(path):
+    """(line number, record) for each non-empty line of a JSON-lines file."""
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield i, json.loads(line)
+            except json.JSONDecodeError as e:
+                sys.exit(f"plot_tasks: {path}:{i}: not JSON ({e})")
+
+
+def require(r, keys, path, i):
+    missing = [k for k in keys if r.get(k) is None]
+    if missing:
+        sys.exit(f"plot_tasks: {path}:{i}: missing {', '.join(missing)}")
+
+
+def is_curve(path, r):
+    return path.endswith(".curve.jsonl") or r.get("kind") == "curve"
 
 
 def load(directory):
-    rows = []
-    files = sorted(glob.glob(os.path.join(directory, "*.jsonl")))
-    for path in files:
-        with open(path) as f:
-            for i, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    sys.exit(f"plot_tasks: {path}:{i}: not JSON ({e})")
-                missing = [k for k in ("model", "task", "len", "train_len", "mode", "accuracy") if k not in r]
-                if missing:
-                    sys.exit(f"plot_tasks: {path}:{i}: missing {', '.join(missing)}")
+    """(result lines, curve lines) of the directory's *.jsonl files."""
+    rows, curves = [], []
+    for path in sorted(glob.glob(os.path.join(directory, "*.jsonl"))):
+        for i, r in read_jsonl(path):
+            if is_curve(path, r):
+                require(r, CURVE_KEYS, path, i)
+                curves.append(r)
+            else:
+                require(r, RESULT_KEYS, path, i)
                 r["run"] = r.get("label") or f"{r['task']}-{r['model']}"
                 rows.append(r)
-    if not rows:
-        sys.exit(f"plot_tasks: no result lines in {directory}/*.jsonl")
-    return rows
+    if not rows and not curves:
+        sys.exit(f"plot_tasks: no result or curve lines in {directory}/*.jsonl")
+    return rows, curves
 
 
-def best_mode(rows):
-    """One row per (run, len): the latest steps, the parallel mode where present."""
+def best_mode(rows, key=lambda r: (r["run"], r["len"])):
+    """One row per key (default: run label and test length): the latest steps, the
+    parallel mode where present."""
     out = {}
     for r in rows:
-        key = (r["run"], r["len"])
-        old = out.get(key)
+        k = key(r)
+        old = out.get(k)
         if (old is None or r.get("steps", 0) > old.get("steps", 0) or
                 (r.get("steps", 0) == old.get("steps", 0) and r["mode"] == "parallel")):
-            out[key] = r
+            out[k] = r
     return out
 
 
@@ -64,6 +102,31 @@ def dash(v, fmt="{}"):
 
 def fmt_acc(a):
     return "—" if a is None else f"{100 * a:.1f}"
+
+
+def fmt_lr(lr):
+    """1e-3 for 0.001, 2.5e-4 for 0.00025; '—' for the binary's default (null)."""
+    if lr is None:
+        return "—"
+    mantissa, exponent = f"{lr:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def opt(v):
+    return "—" if v is None else str(v)
+
+
+def none_last(key):
+    """A sort key for tuples whose values may be None (sorted last)."""
+    return tuple((v is None, v) for v in key)
+
+
+def table(title, note, header, body):
+    """Markdown lines of a table under '## title' and a note; none without a body."""
+    if not body:
+        return []
+    return (["", f"## {title}", "", note, "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"] +
+            ["| " + " | ".join(str(c) for c in cells) + " |" for cells in body])
 
 
 def tables(rows):
@@ -113,20 +176,195 @@ def tables(rows):
     return "\n".join(lines) + "\n"
 
 
-def plot(rows, path):
+# ---- the Mamba paper's layouts: Table 1 (selective copying), Table 11 (induction heads)
+
+def run_of(r):
+    return Run(*(r.get(k) for k in Run._fields))
+
+
+def evaluations(rows, task):
+    """{run: {test length: row}} of one task, the parallel mode preferred."""
+    out = {}
+    pick = best_mode([r for r in rows if r["task"] == task], key=lambda r: (run_of(r), r["len"]))
+    for (run, n), r in pick.items():
+        out.setdefault(run, {})[n] = r
+    return out
+
+
+def at_train_len(evals):
+    """{run: its row at its training length} of the runs evaluated there."""
+    return {run: by_len[run.train_len] for run, by_len in evals.items() if run.train_len in by_len}
+
+
+def rank(r):
+    """Best accuracy first; ties: more steps."""
+    return (r["accuracy"], r.get("steps") or 0)
+
+
+def best_per_seed(rows):
+    best = {}
+    for r in rows:
+        seed = r.get("seed")
+        if seed not in best or rank(r) > rank(best[seed]):
+            best[seed] = r
+    return [best[s] for s in sorted(best, key=lambda s: none_last((s,)))]
+
+
+def selective_copy_cell(rows):
+    """The best run's learning rate, and each seed's best accuracy at it."""
+    if not rows:
+        return "—"
+    lr = max(rows, key=rank).get("lr")
+    shown = best_per_seed([r for r in rows if r.get("lr") == lr])
+    steps = "/".join(str(s) for s in sorted({r.get("steps") or 0 for r in shown}))
+    return (" / ".join(f"{r['accuracy']:.3f}" for r in shown) +
+            f" <small>(lr {fmt_lr(lr)}, {steps} steps)</small>")
+
+
+def selective_copy_table(rows, task="selective-copy"):
+    trained = list(at_train_len(evaluations(rows, task)).values())
+    lens = sorted({r["train_len"] for r in trained})
+    body = [[model] + [selective_copy_cell([r for r in trained if r["model"] == model and r["train_len"] == n])
+                       for n in lens]
+            for model in sorted({r["model"] for r in trained})]
+    return table("Selective copying (Mamba paper Table 1 layout)",
+                 "Best accuracy at the training length over learning rates and steps; where the best "
+                 "learning rate has several seeds, each seed's best (seed order).",
+                 ["model"] + [f"train len {n}" for n in lens], body)
+
+
+def paper_lengths(evals):
+    """The test lengths 2^6..2^20 present."""
+    lens = {n for by_len in evals.values() for n in by_len}
+    return sorted(n for n in lens if 64 <= n <= 2 ** 20 and n & (n - 1) == 0)
+
+
+def induction_row(model, evals, trained, lens):
+    run = max((run for run in trained if run.model == model), key=lambda run: rank(trained[run]))
+    cells = [fmt_acc(evals[run][n]["accuracy"] if n in evals[run] else None) + ("*" if n == run.train_len else "")
+             for n in lens]
+    return [model] + cells + [f"{opt(run.label)}: lr {fmt_lr(run.lr)}, seed {opt(run.seed)}, {opt(run.steps)} steps"]
+
+
+def induction_table(rows, task="induction"):
+    evals = evaluations(rows, task)
+    trained = at_train_len(evals)
+    lens = paper_lengths(evals)
+    if not lens:
+        return []
+    body = [induction_row(model, evals, trained, lens) for model in sorted({run.model for run in trained})]
+    return table("Induction heads (Table 11 layout)",
+                 "Accuracy % by test length (2^6..2^20) of each model's run with the best accuracy at its "
+                 "training length (ties: more steps); * = training length.",
+                 ["model"] + [str(n) for n in lens] + ["run"], body)
+
+
+def paper_tables(rows):
+    lines = selective_copy_table(rows) + induction_table(rows)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+# ---- training curves (mambabench-train --curve)
+
+def curve_key(c):
+    return (c["task"], c["model"], c.get("label"), c.get("seed"))
+
+
+def curve_groups(curves):
+    """{(task, model, label, seed): its lines by increasing step}; a step logged
+    twice (a run resumed from an earlier checkpoint) keeps its last line."""
+    by_step = {}
+    for c in curves:
+        by_step.setdefault(curve_key(c), {})[c["step"]] = c
+    return {key: [by_step[key][s] for s in sorted(by_step[key])] for key in sorted(by_step, key=none_last)}
+
+
+def first_step_at(lines, accuracy):
+    return next((c["step"] for c in lines if c["accuracy"] >= accuracy), None)
+
+
+def median_of(lines, key):
+    values = [c[key] for c in lines if c.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def curve_row(key, lines):
+    last = lines[-1]
+    devices = ", ".join(dict.fromkeys(c["device"] for c in lines if c.get("device")))
+    return list(key[:2]) + [opt(key[2]), opt(key[3]), last["step"], f"{last['accuracy']:.3f}",
+                            opt(first_step_at(lines, SOLVED)), dash(last.get("wall_s"), "{:.1f}"),
+                            dash(median_of(lines, "tokens_per_s"), "{:.0f}"), devices or "—"]
+
+
+def curve_table(curves):
+    body = [curve_row(key, lines) for key, lines in curve_groups(curves).items()]
+    return "\n".join(table("Training curves",
+                           "From mambabench-train --curve: training accuracy on the marked positions; "
+                           "wall time of the last line, tokens/s the median over the lines.",
+                           ["task", "model", "label", "seed", "last step", "last accuracy",
+                            f"first step at accuracy ≥ {SOLVED}", "wall (s)", "tok/s (median)", "device"],
+                           body)) + "\n"
+
+
+# ---- plots
+
+@functools.lru_cache(maxsize=None)
+def pyplot():
+    """matplotlib.pyplot, or None (said once) without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("plot_tasks: matplotlib not found, no plot (pip install matplotlib)")
+        print("plot_tasks: matplotlib not found, no plots (pip install matplotlib)")
+        return None
+    return plt
+
+
+def panels(plt, n):
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.2), squeeze=False)
+    return fig, axes[0]
+
+
+def finish(plt, fig, axes, path):
+    for ax in axes:
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(curves, path):
+    plt = pyplot()
+    groups = curve_groups(curves)
+    tasks = sorted({key[0] for key in groups})
+    if plt is None or not tasks:
+        return False
+    fig, axes = panels(plt, len(tasks))
+    for ax, task in zip(axes, tasks):
+        for (t, model, label, seed), lines in groups.items():
+            if t == task:
+                ax.plot([c["step"] for c in lines], [c["accuracy"] for c in lines], marker=".",
+                        label=f"{model} {opt(label)} seed {opt(seed)}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("training accuracy on the marked positions")
+        ax.set_title(task)
+    finish(plt, fig, axes, path)
+    return True
+
+
+def plot(rows, path):
+    plt = pyplot()
+    if plt is None:
         return False
     by = best_mode(rows)
     tasks = [t for t in sorted({r["task"] for r in rows}) if len({r["len"] for r in rows if r["task"] == t}) > 1]
     if not tasks:
         return False
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    fig, axes = panels(plt, len(tasks))
+    for ax, task in zip(axes, tasks):
         for name in sorted({r["run"] for r in rows if r["task"] == task}):
             pts = sorted((n, r["accuracy"]) for (run, n), r in by.items() if run == name)
             r0 = next(r for r in rows if r["run"] == name)
@@ -139,15 +377,10 @@ def plot(rows, path):
         for n in train_lens:
             ax.axvline(n, color="gray", linestyle=":", linewidth=1)
         ax.set_xscale("log", base=2)
-        ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("test sequence length")
         ax.set_ylabel("accuracy on the marked positions")
         ax.set_title(f"{task} (CPU, dotted: training length)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(plt, fig, axes, path)
     return True
 
 
@@ -157,14 +390,20 @@ def main():
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     out = args.out or args.directory
-    rows = load(args.directory)
+    rows, curves = load(args.directory)
     os.makedirs(out, exist_ok=True)
-    text = "# Synthetic tasks: results (generated by plots/plot_tasks.py)\n\n" + tables(rows)
+    text = "# Synthetic tasks: results (generated by plots/plot_tasks.py)\n\n"
+    if rows:
+        text += tables(rows) + paper_tables(rows)
+    if curves:
+        text += curve_table(curves)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
-    if plot(rows, os.path.join(out, "tasks_accuracy_vs_length.png")):
-        print(f"wrote {os.path.join(out, 'tasks_accuracy_vs_length.png')}")
+    for name, draw, lines in (("tasks_accuracy_vs_length.png", plot, rows),
+                              ("tasks_accuracy_vs_steps.png", plot_curves, curves)):
+        if lines and draw(lines, os.path.join(out, name)):
+            print(f"wrote {os.path.join(out, name)}")
 
 
 if __name__ == "__main__":

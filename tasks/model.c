@@ -69,11 +69,9 @@ int model_check_config(const model_config* c, char* msg, int n) {
     return -1;
 }
 
-typedef struct {
-    int V, C, nL, N, K, R, H, Di, Win, Cc, Dt, P, hd, mixer;
-} dims;
+typedef model_dims dims;
 
-static dims dims_of(const model_config* c) {
+model_dims model_dims_of(const model_config* c) {
     dims d = {c->vocab, c->dim, c->layers, c->d_state, c->d_conv, c->dt_rank, c->nheads,
               c->expand * c->dim, 0, 0, 0, 0, 0, c->mixer};
     d.Win = c->mixer == MIXER_MAMBA2 ? 2 * d.Di + 2 * d.N + d.H : 2 * d.Di;
@@ -96,9 +94,10 @@ static const int param_decays[NUM_PARAM_TENSORS] = {
     1, 1, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1};
 
 const char* model_param_name(int i) { return (i >= 0 && i < NUM_PARAM_TENSORS) ? param_names[i] : "?"; }
+int model_param_decays(int i) { return (i >= 0 && i < NUM_PARAM_TENSORS) ? param_decays[i] : 0; }
 
 static void fill_param_sizes(const model_config* c, size_t* s) {
-    dims d = dims_of(c);
+    dims d = model_dims_of(c);
     size_t L = (size_t)d.nL;
     int ssm = mixer_is_ssm(c->mixer), attn = is_attn(c->mixer), m1 = c->mixer == MIXER_MAMBA;
     int m2 = c->mixer == MIXER_MAMBA2, lti = c->mixer == MIXER_LTI;
@@ -239,6 +238,7 @@ float* model_adam_v(model* m) { return m->v_mem; }
 param_tensors* model_param_tensors(model* m) { return &m->p; }
 size_t model_param_size(const model* m, int i) { return m->param_sizes[i]; }
 const char* model_error(const model* m) { return m->err; }
+void model_point_tensors(const model* m, float* mem, param_tensors* p) { point_tensors(mem, m->param_sizes, p); }
 
 // ----------------------------------------------------------------------------
 // initialisation (mamba_ssm's and PyTorch's defaults)
@@ -293,7 +293,7 @@ model* model_create(const model_config* cfg, uint64_t seed, char* msg, int msg_s
     model* m = calloc(1, sizeof(model));
     if (!m) { snprintf(msg, (size_t)msg_size, "model: out of memory"); return NULL; }
     m->cfg = *cfg;
-    m->d = dims_of(cfg);
+    m->d = model_dims_of(cfg);
     fill_param_sizes(cfg, m->param_sizes);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) m->num_params += m->param_sizes[i];
     m->params_mem = calloc(m->num_params, sizeof(float));
@@ -377,6 +377,19 @@ static void matmul_backward(float* dinp, int lddi, float* dw, const float* dout,
  * two start equal. */
 #define ABS_POS_SCALE (0.02f * 1.41421356f)
 
+float model_abs_pos(int t, int i, int C) {
+    /* pe(t, 2i) = sin(t / 10000^(2i/C)), pe(t, 2i+1) = cos(...), scaled to the
+     * token embeddings' initial rms (see ABS_POS_SCALE) */
+    double freq = pow(10000.0, -(double)(i - i % 2) / C);
+    return ABS_POS_SCALE * (float)(i % 2 ? cos(t * freq) : sin(t * freq));
+}
+
+void model_rope_angle(int t, int i, int hd, float* cs, float* sn) {
+    double ang = t * pow(10000.0, -2.0 * i / hd);
+    *cs = (float)cos(ang);
+    *sn = (float)sin(ang);
+}
+
 static void embed_forward(float* out, const int32_t* tokens, const float* wte, int B, int T, int C,
                           int abs_pos) {
     for (int b = 0; b < B; b++)
@@ -384,12 +397,7 @@ static void embed_forward(float* out, const int32_t* tokens, const float* wte, i
             float* o = out + ((size_t)b * T + t) * C;
             memcpy(o, wte + (size_t)tokens[b * T + t] * C, sizeof(float) * C);
             if (!abs_pos) continue;
-            /* pe(t, 2i) = sin(t / 10000^(2i/C)), pe(t, 2i+1) = cos(...), scaled to
-             * the token embeddings' initial rms (see ABS_POS_SCALE) */
-            for (int i = 0; i < C; i++) {
-                double freq = pow(10000.0, -(double)(i - i % 2) / C);
-                o[i] += ABS_POS_SCALE * (float)(i % 2 ? cos(t * freq) : sin(t * freq));
-            }
+            for (int i = 0; i < C; i++) o[i] += model_abs_pos(t, i, C);
         }
 }
 
@@ -521,8 +529,9 @@ static void rope_apply(float* qkv, int B, int T, int C, int H, float sign) {
             for (int part = 0; part < 2; part++)
                 for (int h = 0; h < H; h++)
                     for (int i = 0; i < hd / 2; i++) {
-                        double ang = t * pow(10000.0, -2.0 * i / hd);
-                        float cs = (float)cos(ang), sn = sign * (float)sin(ang);
+                        float cs, sn;
+                        model_rope_angle(t, i, hd, &cs, &sn);
+                        sn *= sign;
                         float* x = row + part * C + h * hd + 2 * i;
                         float x0 = x[0], x1 = x[1];
                         x[0] = x0 * cs - x1 * sn;

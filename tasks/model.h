@@ -32,6 +32,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     MIXER_MAMBA = 0, MIXER_LTI = 1, MIXER_MAMBA2 = 2, MIXER_MHA_ABS = 3, MIXER_MHA_ROPE = 4,
     MIXER_COUNT = 5
@@ -49,6 +53,14 @@ typedef struct {
     int32_t nheads;  /* H: attention heads, or Mamba-2 heads */
     int32_t tied;    /* LM head tied to the embedding */
 } model_config;
+
+/* Sizes derived from a config (the legend above): Win = in_proj rows, Cc =
+ * conv channels, Dt = dt channels (Di, or H for mamba2), P = Mamba-2 head dim,
+ * hd = attention head dim (0 where they do not apply). */
+typedef struct {
+    int V, C, nL, N, K, R, H, Di, Win, Cc, Dt, P, hd, mixer;
+} model_dims;
+model_dims model_dims_of(const model_config* c);
 
 int mixer_from_name(const char* name); /* -1 if unknown */
 const char* mixer_name(int mixer);
@@ -96,6 +108,14 @@ float* model_adam_v(model* m);     /* (num_params) */
 param_tensors* model_param_tensors(model* m);
 size_t model_param_size(const model* m, int tensor);   /* elements of tensor i */
 const char* model_param_name(int tensor);
+int model_param_decays(int tensor);   /* 1 where AdamW's weight decay applies (matrices) */
+/* Point p's tensors into mem (num_params floats) laid out as the model's
+ * parameter buffer (so a device copy uses the same offsets). */
+void model_point_tensors(const model* m, float* mem, param_tensors* p);
+/* The position formulas, shared with the CUDA path: the scaled sinusoid added
+ * to channel i at position t (MHA-Abs), and RoPE's rotation of pair i. */
+float model_abs_pos(int t, int i, int C);
+void model_rope_angle(int t, int i, int hd, float* cs, float* sn);
 
 /* Forward of a (B, T) batch: returns the mean cross-entropy over the marked
  * positions (targets != -1; targets may be NULL: logits only). *correct and
@@ -128,5 +148,9 @@ void model_state_reset(model_state* s);
 /* One token per sequence: tokens (B) in, logits (B, V) out. 0, or -1 if the
  * mixer has no recurrent mode. */
 int model_step(model* m, model_state* s, const int32_t* tokens, float* logits);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

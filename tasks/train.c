@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "model.h"
+#include "model_cuda.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -37,13 +38,13 @@
 // options
 
 typedef struct {
-    const char *task, *mixer, *out, *save, *resume, *label, *schedule;
+    const char *task, *mixer, *out, *save, *resume, *label, *schedule, *device, *curve;
     int layers, dim, len, batch, vocab, n, d_state, expand, heads, dt_rank, untied;
     long steps; /* total optimiser steps; -1 = the checkpoint's, or 1000 */
     long warmup, log_every, save_every;
     double lr, wd, clip, min_lr_frac;
     long seed;
-    int eval_lens[64], n_eval_lens, eval_n, threads, no_recurrent;
+    int eval_lens[64], n_eval_lens, eval_n, threads, no_recurrent, no_graphs;
     long max_parallel_tokens, attn_max_len, recurrent_max_len;
     char given[64][24]; /* flags given on the command line (checked against --resume) */
     int n_given;
@@ -67,11 +68,16 @@ static void usage(void) {
         "  --save FILE --save-every N   checkpoint at the end (and every N steps)\n"
         "  --resume FILE      continue from a checkpoint (its config; flags may not contradict it)\n"
         "  --label S          a name for this run in the JSON\n"
+        "  --device D         cpu | cuda: where the model trains and evaluates (cpu); cuda keeps\n"
+        "                     everything on the GPU and replays each step as a CUDA graph\n"
+        "  --no-graphs        cuda: run every step eagerly (no CUDA graph)\n"
+        "  --curve FILE       append one JSON line per log period (step, loss, accuracy, tokens/s)\n"
         "  --threads N        threads for the mixer calls, one sequence each (2)\n"
         "  --log-every N      console progress period in steps (50)\n"
         "  --no-recurrent     SSMs: skip the recurrent-mode evaluation\n"
         "  --max-parallel-tokens N  eval chunk size in tokens for the parallel mode (65536)\n"
-        "  --attn-max-len N   longest attention evaluation (4096: its CPU reference is O(L^2))\n"
+        "  --attn-max-len N   longest attention evaluation (4096 on the CPU, whose reference is\n"
+        "                     O(L^2); 16384 with --device cuda)\n"
         "  --recurrent-max-len N   longest recurrent evaluation (1048576)\n");
 }
 
@@ -129,6 +135,7 @@ static int parse_lens(const char* s, options* o) {
 static void set_defaults(options* o) {
     memset(o, 0, sizeof *o);
     o->task = "selective-copy"; o->mixer = "mamba"; o->schedule = "constant"; o->label = "";
+    o->device = "cpu";
     o->layers = 2; o->dim = 64; o->len = 256; o->batch = 8; o->steps = -1;
     o->lr = 1e-3; o->clip = 1.0; o->warmup = 100; o->min_lr_frac = 0.1; o->log_every = 50;
     o->eval_n = 256; o->threads = 2; o->max_parallel_tokens = 65536; o->attn_max_len = 4096;
@@ -172,9 +179,11 @@ static int parse_flag(options* o, const char* f, const char* v) {
             *dbls[i].dst = d;
             return 0;
         }
-    const char** strs[][1] = {{&o->task}, {&o->mixer}, {&o->out}, {&o->save}, {&o->resume}, {&o->label}, {&o->schedule}};
-    const char* snames[] = {"--task", "--mixer", "--out", "--save", "--resume", "--label", "--schedule"};
-    for (size_t i = 0; i < 7; i++)
+    const char** strs[][1] = {{&o->task}, {&o->mixer}, {&o->out}, {&o->save}, {&o->resume}, {&o->label},
+                              {&o->schedule}, {&o->device}, {&o->curve}};
+    const char* snames[] = {"--task", "--mixer", "--out", "--save", "--resume", "--label", "--schedule",
+                            "--device", "--curve"};
+    for (size_t i = 0; i < 9; i++)
         if (!strcmp(f, snames[i])) { *strs[i][0] = v; return 0; }
     if (!strcmp(f, "--eval-lens")) return parse_lens(v, o) ? 2 : 0;
     return die("unknown flag %s%s (see --help)", f, "");
@@ -188,6 +197,7 @@ static int parse_args(int argc, char** argv, options* o) {
         if (o->n_given < 64) snprintf(o->given[o->n_given++], 24, "%s", f);
         if (!strcmp(f, "--untied")) { o->untied = 1; continue; }
         if (!strcmp(f, "--no-recurrent")) { o->no_recurrent = 1; continue; }
+        if (!strcmp(f, "--no-graphs")) { o->no_graphs = 1; continue; }
         if (strncmp(f, "--", 2)) return die("unexpected argument '%s'%s (flags start with --)", f, "");
         if (i + 1 >= argc) return die("%s needs a value%s", f, "");
         int rc = parse_flag(o, f, argv[++i]);
@@ -200,6 +210,9 @@ static int parse_args(int argc, char** argv, options* o) {
     if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "cosine"))
         return die("unknown --schedule '%s'%s (constant, cosine)", o->schedule, "");
     if (o->min_lr_frac > 1) return die("--min-lr-frac must be in [0, 1]%s%s", "", "");
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
+        return die("unknown --device '%s'%s (cpu, cuda)", o->device, "");
+    if (!strcmp(o->device, "cuda") && !given(o, "--attn-max-len")) o->attn_max_len = 16384;
     return 0;
 }
 
@@ -279,60 +292,135 @@ static double lr_at(const options* o, long step, long total) {
 // training
 
 typedef struct {
-    model* m;
-    ckpt_header h; /* model + task config, steps done, seed, wall time */
+    model* m;       /* the model; with --device cuda the host copy of ... */
+    gpu_model* gpu; /* ... the one that trains (NULL on the CPU) */
+    ckpt_header h;  /* model + task config, steps done, seed, wall time */
     task_config task;
     char commit[80];
+    char device[256]; /* "cpu" or the GPU's name */
     double tokens_per_s;
 } run;
+
+/* With --device cuda, bring the trained parameters and moments to the host model. */
+static int sync_host(run* r) {
+    if (!r->gpu || !gpu_model_download(r->gpu, r->m)) return 0;
+    fprintf(stderr, "mambabench-train: %s\n", gpu_model_error(r->gpu));
+    return -1;
+}
 
 static int save_checkpoint(const options* o, run* r) {
     if (!o->save) return 0;
     char msg[512];
+    if (sync_host(r)) return -1;
     if (ckpt_save(o->save, &r->h, r->m, msg, sizeof msg)) { fprintf(stderr, "mambabench-train: %s\n", msg); return -1; }
     printf("saved %s (step %lld)\n", o->save, (long long)r->h.step);
     return 0;
 }
 
+/* One optimiser step on the CPU. 0, or -1 with the message printed. */
+static int cpu_step(const options* o, run* r, const int32_t* x, const int32_t* y, long step, long total,
+                    float* loss, int64_t* hit, int64_t* marked) {
+    int B = o->batch, T = r->task.len;
+    *loss = model_forward(r->m, x, y, B, T, hit, marked);
+    if (!isfinite(*loss) || model_backward(r->m)) {
+        fprintf(stderr, "mambabench-train: step %ld: %s\n", step,
+                isfinite(*loss) ? model_error(r->m) : (model_error(r->m)[0] ? model_error(r->m) : "loss is not finite"));
+        return -1;
+    }
+    model_clip_grads(r->m, (float)o->clip);
+    model_adamw(r->m, (float)lr_at(o, step, total), 0.9f, 0.95f, 1e-8f, (float)o->wd, step + 1);
+    return 0;
+}
+
+/* Queue one step on the GPU (the batch is copied at once, so x, y may be refilled). */
+static int gpu_launch(const options* o, run* r, const int32_t* x, const int32_t* y, long step, long total) {
+    gpu_train_opts go = {(float)o->clip, 0.9f, 0.95f, 1e-8f, (float)o->wd};
+    if (!gpu_model_step_launch(r->gpu, x, y, o->batch, r->task.len, (float)lr_at(o, step, total), step + 1, &go))
+        return 0;
+    fprintf(stderr, "mambabench-train: step %ld: %s\n", step, gpu_model_error(r->gpu));
+    return -1;
+}
+
+static int gpu_wait(run* r, long step, float* loss, int64_t* hit, int64_t* marked) {
+    if (gpu_model_step_wait(r->gpu, loss, hit, marked)) {
+        fprintf(stderr, "mambabench-train: step %ld: %s\n", step, gpu_model_error(r->gpu));
+        return -1;
+    }
+    if (isfinite(*loss)) return 0;
+    fprintf(stderr, "mambabench-train: step %ld: loss is not finite\n", step);
+    return -1;
+}
+
+/* The training-curve line of one log period (--curve). */
+static void append_curve(const options* o, const run* r, long step, double loss, double acc, double tok_s) {
+    if (!o->curve) return;
+    FILE* f = fopen(o->curve, "a");
+    if (!f) { fprintf(stderr, "mambabench-train: cannot append to %s\n", o->curve); return; }
+    fprintf(f, "{\"kind\": \"curve\", \"model\": \"%s\", \"task\": \"%s\", \"train_len\": %d, \"label\": \"%s\", "
+               "\"seed\": %llu, \"lr\": %g, \"batch\": %d, \"device\": \"%s\", \"step\": %ld, \"loss\": %.6f, "
+               "\"accuracy\": %.6f, \"tokens_per_s\": %.0f, \"wall_s\": %.2f, \"commit\": \"%s\"}\n",
+            mixer_name(r->h.model.mixer), task_name(r->task.kind), r->task.len, o->label,
+            (unsigned long long)r->h.seed, o->lr, o->batch, r->device, step, loss, acc, tok_s, r->h.wall_s, r->commit);
+    fclose(f);
+}
+
+typedef struct {
+    double t0, tlog, wall0, loss;
+    int64_t hit, marked;
+    long start, n;
+} progress;
+
+/* Account one finished step; print (and append to the curve) every log period. */
+static void progress_step(const options* o, run* r, progress* p, long step, long total, float loss,
+                          int64_t hit, int64_t marked) {
+    int B = o->batch, T = r->task.len;
+    r->h.step = step + 1;
+    p->loss += loss; p->hit += hit; p->marked += marked; p->n++;
+    double now = now_s();
+    r->h.wall_s = p->wall0 + (now - p->t0);
+    r->tokens_per_s = (double)(step + 1 - p->start) * B * T / (now - p->t0);
+    if ((step + 1) % o->log_every && step + 1 != total) return;
+    char el[32], eta[32];
+    double acc = p->marked ? (double)p->hit / p->marked : 0.0, tok_s = (double)p->n * B * T / (now - p->tlog);
+    fmt_time(el, sizeof el, now - p->t0);
+    fmt_time(eta, sizeof eta, (now - p->t0) / (step + 1 - p->start) * (total - step - 1));
+    printf("step %6ld/%ld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  elapsed %s  eta %s\n", step + 1, total,
+           p->loss / p->n, acc, lr_at(o, step, total), tok_s, el, eta);
+    fflush(stdout);
+    append_curve(o, r, step + 1, p->loss / p->n, acc, tok_s);
+    p->loss = 0; p->hit = p->marked = 0; p->n = 0; p->tlog = now;
+}
+
+/* Steps [r->h.step, total). On the GPU the next batch is generated while the
+ * current step runs. */
 static int train(const options* o, run* r, long total) {
     int B = o->batch, T = r->task.len;
     int32_t* x = malloc(sizeof(int32_t) * B * T);
     int32_t* y = malloc(sizeof(int32_t) * B * T);
     if (!x || !y) { free(x); free(y); fprintf(stderr, "mambabench-train: out of memory\n"); return -1; }
-    double t0 = now_s(), tlog = t0, wall0 = r->h.wall_s, loss_acc = 0;
-    int64_t hit_acc = 0, mark_acc = 0;
-    long start = (long)r->h.step, nlog = 0;
-    for (long step = start; step < total; step++) {
-        task_batch(&r->task, (uint64_t)o->seed, (uint64_t)step, B, x, y);
-        int64_t hit, marked;
-        float loss = model_forward(r->m, x, y, B, T, &hit, &marked);
-        if (!isfinite(loss) || model_backward(r->m)) {
-            fprintf(stderr, "mambabench-train: step %ld: %s\n", step,
-                    isfinite(loss) ? model_error(r->m) : (model_error(r->m)[0] ? model_error(r->m) : "loss is not finite"));
-            free(x); free(y);
-            return -1;
+    progress p = {now_s(), 0, r->h.wall_s, 0, 0, 0, (long)r->h.step, 0};
+    p.tlog = p.t0;
+    int rc = 0;
+    task_batch(&r->task, (uint64_t)o->seed, (uint64_t)p.start, B, x, y);
+    for (long step = p.start; step < total && !rc; step++) {
+        float loss = 0;
+        int64_t hit = 0, marked = 0;
+        if (r->gpu) {
+            rc = gpu_launch(o, r, x, y, step, total);
+            if (!rc && step + 1 < total) task_batch(&r->task, (uint64_t)o->seed, (uint64_t)step + 1, B, x, y);
+            if (!rc) rc = gpu_wait(r, step, &loss, &hit, &marked);
+        } else {
+            rc = cpu_step(o, r, x, y, step, total, &loss, &hit, &marked);
+            if (!rc && step + 1 < total) task_batch(&r->task, (uint64_t)o->seed, (uint64_t)step + 1, B, x, y);
         }
-        model_clip_grads(r->m, (float)o->clip);
-        model_adamw(r->m, (float)lr_at(o, step, total), 0.9f, 0.95f, 1e-8f, (float)o->wd, step + 1);
-        r->h.step = step + 1;
-        loss_acc += loss; hit_acc += hit; mark_acc += marked; nlog++;
-        double now = now_s();
-        r->h.wall_s = wall0 + (now - t0);
-        r->tokens_per_s = (double)(step + 1 - start) * B * T / (now - t0);
-        if ((step + 1) % o->log_every == 0 || step + 1 == total) {
-            char el[32], eta[32];
-            fmt_time(el, sizeof el, now - t0);
-            fmt_time(eta, sizeof eta, (now - t0) / (step + 1 - start) * (total - step - 1));
-            printf("step %6ld/%ld  loss %.4f  acc %.3f  lr %.2e  %.0f tok/s  elapsed %s  eta %s\n",
-                   step + 1, total, loss_acc / nlog, mark_acc ? (double)hit_acc / mark_acc : 0.0,
-                   lr_at(o, step, total), (double)nlog * B * T / (now - tlog), el, eta);
-            fflush(stdout);
-            loss_acc = 0; hit_acc = mark_acc = 0; nlog = 0; tlog = now;
-        }
-        if (o->save_every && (step + 1) % o->save_every == 0 && save_checkpoint(o, r)) { free(x); free(y); return -1; }
+        if (rc) break;
+        if (step == p.start + 1 && r->gpu && !o->no_graphs && !gpu_model_graphed(r->gpu))
+            printf("note: %s\n", gpu_model_error(r->gpu)); /* capture refused: eager */
+        progress_step(o, r, &p, step, total, loss, hit, marked);
+        if (o->save_every && (step + 1) % o->save_every == 0 && save_checkpoint(o, r)) rc = -1;
     }
     free(x); free(y);
-    return 0;
+    return rc;
 }
 
 // ----------------------------------------------------------------------------
@@ -360,25 +448,39 @@ static int eval_parallel(const options* o, run* r, const task_config* tc, eval_r
     if (bc > e->nseq) bc = (int)e->nseq;
     int32_t* x = malloc(sizeof(int32_t) * bc * T);
     int32_t* y = malloc(sizeof(int32_t) * bc * T);
-    if (!x || !y) { free(x); free(y); return -1; }
+    /* on the GPU the logits come to the host only for the agreement check */
+    float* host_logits = r->gpu && e->cap ? malloc(sizeof(float) * bc * T * V) : NULL;
+    if (!x || !y || (r->gpu && e->cap && !host_logits)) { free(x); free(y); free(host_logits); return -1; }
     int64_t kept = 0;
+    int rc = 0;
     double t0 = now_s();
-    for (int64_t s = 0; s < e->nseq; s += bc) {
+    for (int64_t s = 0; s < e->nseq && !rc; s += bc) {
         int b = (int)(e->nseq - s < bc ? e->nseq - s : bc);
         task_batch_from(tc, EVAL_SEED, (uint64_t)T, s, b, x, y);
         int64_t hit, marked;
-        float loss = model_forward(r->m, x, y, b, T, &hit, &marked);
-        if (!isfinite(loss)) { fprintf(stderr, "mambabench-train: eval: %s\n", model_error(r->m)); free(x); free(y); return -1; }
+        float loss = r->gpu ? gpu_model_forward(r->gpu, x, y, b, T, &hit, &marked)
+                            : model_forward(r->m, x, y, b, T, &hit, &marked);
+        if (!isfinite(loss)) {
+            fprintf(stderr, "mambabench-train: eval: %s\n", r->gpu ? gpu_model_error(r->gpu) : model_error(r->m));
+            rc = -1;
+            break;
+        }
         e->loss_sum += (double)loss * marked;
         e->hit += hit;
         e->marked += marked;
-        const float* lg = model_logits(r->m);
+        if (kept >= e->cap) continue;
+        const float* lg = host_logits ? host_logits : model_logits(r->m);
+        if (host_logits && gpu_model_logits(r->gpu, host_logits)) {
+            fprintf(stderr, "mambabench-train: eval: %s\n", gpu_model_error(r->gpu));
+            rc = -1;
+            break;
+        }
         for (int64_t i = 0; i < (int64_t)b * T; i++)
             if (y[i] >= 0 && kept < e->cap) memcpy(e->marked_logits + kept++ * V, lg + i * V, sizeof(float) * V);
     }
     e->wall_s = now_s() - t0;
-    free(x); free(y);
-    return 0;
+    free(x); free(y); free(host_logits);
+    return rc;
 }
 
 /* The recurrent mode over the set: one token at a time for a chunk of
@@ -468,7 +570,8 @@ static void write_json(const options* o, const run* r, const task_config* tc, co
     if (compared)
         n += snprintf(line + n, sizeof line - (size_t)n, ", \"parallel_max_abs_logit_diff\": %.3g, \"parallel_argmax_agree\": %.6f",
                       maxdiff, (double)agree / compared);
-    snprintf(line + n, sizeof line - (size_t)n, ", \"label\": \"%s\", \"commit\": \"%s\"}\n", o->label, r->commit);
+    snprintf(line + n, sizeof line - (size_t)n, ", \"device\": \"%s\", \"label\": \"%s\", \"commit\": \"%s\"}\n",
+             r->device, o->label, r->commit);
     printf("%s", line);
     if (!o->out) return;
     FILE* f = fopen(o->out, "a");
@@ -545,6 +648,12 @@ static int setup_run(const options* o, run* r) {
         t.len = o->eval_lens[i];
         if (task_check(&t, msg, sizeof msg)) { fprintf(stderr, "mambabench-train: --eval-lens: %s\n", msg); return 2; }
     }
+    snprintf(r->device, sizeof r->device, "cpu");
+    if (strcmp(o->device, "cuda")) return 0;
+    r->gpu = gpu_model_create(r->m, msg, sizeof msg);
+    if (!r->gpu) { fprintf(stderr, "mambabench-train: --device cuda: %s\n", msg); return 2; }
+    gpu_model_use_graphs(r->gpu, !o->no_graphs);
+    snprintf(r->device, sizeof r->device, "%s", gpu_model_device_name(r->gpu));
     return 0;
 }
 
@@ -556,19 +665,21 @@ int main(int argc, char** argv) {
     openblas_set_num_threads(1); /* small matrices: a second BLAS thread only spins */
     run r;
     rc = setup_run(&o, &r);
-    if (rc) { model_free(r.m); return rc; }
+    if (rc) { gpu_model_free(r.gpu); model_free(r.m); return rc; }
     long total = o.steps >= 0 ? o.steps : (o.resume ? (long)r.h.step : 1000);
     if (total < r.h.step) {
         fprintf(stderr, "mambabench-train: --steps %ld is below the checkpoint's %lld steps\n", total, (long long)r.h.step);
+        gpu_model_free(r.gpu);
         model_free(r.m);
         return 2;
     }
-    printf("%s on %s: length %d, vocab %d, n %d; %zu parameters; batch %d, lr %g, seed %ld; commit %s\n",
+    printf("%s on %s: length %d, vocab %d, n %d; %zu parameters; batch %d, lr %g, seed %ld; %s; commit %s\n",
            mixer_name(r.h.model.mixer), task_name(r.task.kind), r.task.len, r.task.vocab, r.task.n,
-           model_num_params(r.m), o.batch, o.lr, o.seed, r.commit);
+           model_num_params(r.m), o.batch, o.lr, o.seed, r.device, r.commit);
     if (total > r.h.step) {
-        if (train(&o, &r, total) || save_checkpoint(&o, &r)) { model_free(r.m); return 1; }
+        if (train(&o, &r, total) || save_checkpoint(&o, &r)) { gpu_model_free(r.gpu); model_free(r.m); return 1; }
     }
+    if (sync_host(&r)) { gpu_model_free(r.gpu); model_free(r.m); return 1; } /* recurrent mode runs on the host */
     int lens[65], nl = 0;
     lens[nl++] = r.task.len;
     for (int i = 0; i < o.n_eval_lens; i++) {
@@ -577,6 +688,7 @@ int main(int argc, char** argv) {
         if (!dup) lens[nl++] = o.eval_lens[i];
     }
     for (int i = 0; i < nl && !rc; i++) rc = evaluate_len(&o, &r, lens[i]) ? 1 : 0;
+    gpu_model_free(r.gpu);
     model_free(r.m);
     return rc;
 }
