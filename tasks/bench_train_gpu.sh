@@ -38,7 +38,7 @@ one() {
   tok=$(echo "$line" | field tokens_per_s)
   device=$(echo "$line" | field device)
   printf "%-10s len %5d graphs %d: %10.0f tokens/s  %7.1f steps/s\n" "$mixer" "$len" "$graphs" "$tok" \
-    "$(echo "$tok / (64 * $len)" | bc -l)"
+    "$(awk -v t="$tok" -v l="$len" 'BEGIN { print t / (64 * l) }')"
   echo "{\"kind\": \"train_throughput\", \"model\": \"$mixer\", \"len\": $len, \"batch\": 64, \"layers\": 2, $(dims_json "$mixer"), \"graphs\": $graphs, \"concurrent\": 1, \"tokens_per_s\": $tok, \"steps\": $steps, \"device\": \"$device\", \"commit\": \"$commit\"}" >> "$out"
 }
 
@@ -61,7 +61,7 @@ concurrent() {
   done
   for p in "${pids[@]}"; do wait "$p" || { echo "FAIL: a concurrent run"; cat "$tmp"/conc*.log; return 1; }; done
   for i in $(seq 1 "$n"); do
-    total=$(echo "$total + $(tail -1 "$tmp/conc$i.curve" | field tokens_per_s)" | bc -l)
+    total=$(awk -v a="$total" -v b="$(tail -1 "$tmp/conc$i.curve" | field tokens_per_s)" 'BEGIN { printf "%.0f", a + b }')
   done
   local device
   device=$(tail -1 "$tmp/conc1.curve" | field device)

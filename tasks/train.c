@@ -46,6 +46,7 @@ typedef struct {
     long seed;
     int eval_lens[64], n_eval_lens, eval_n, threads, no_recurrent, no_graphs;
     long max_parallel_tokens, attn_max_len, recurrent_max_len;
+    double time_limit; /* seconds of training in this run, 0 = none */
     char given[64][24]; /* flags given on the command line (checked against --resume) */
     int n_given;
 } options;
@@ -74,6 +75,8 @@ static void usage(void) {
         "  --curve FILE       append one JSON line per log period (step, loss, accuracy, tokens/s)\n"
         "  --threads N        threads for the mixer calls, one sequence each (2)\n"
         "  --log-every N      console progress period in steps (50)\n"
+        "  --time-limit S     stop training after S seconds (then save and evaluate as at the end;\n"
+        "                     --resume continues), 0 = no limit\n"
         "  --no-recurrent     SSMs: skip the recurrent-mode evaluation\n"
         "  --max-parallel-tokens N  eval chunk size in tokens for the parallel mode (65536)\n"
         "  --attn-max-len N   longest attention evaluation (4096 on the CPU, whose reference is\n"
@@ -171,7 +174,7 @@ static int parse_flag(options* o, const char* f, const char* v) {
     for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++)
         if (!strcmp(f, longs[i].name)) return parse_long(f, v, longs[i].lo, longs[i].dst) ? 2 : 0;
     struct { const char* name; double* dst; double lo; int open; } dbls[] = {
-        {"--lr", &o->lr, 0, 1}, {"--wd", &o->wd, 0, 0}, {"--clip", &o->clip, 0, 0},
+        {"--lr", &o->lr, 0, 1}, {"--wd", &o->wd, 0, 0}, {"--clip", &o->clip, 0, 0}, {"--time-limit", &o->time_limit, 0, 0},
         {"--min-lr-frac", &o->min_lr_frac, 0, 0}};
     for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++)
         if (!strcmp(f, dbls[i].name)) {
@@ -418,6 +421,11 @@ static int train(const options* o, run* r, long total) {
             printf("note: %s\n", gpu_model_error(r->gpu)); /* capture refused: eager */
         progress_step(o, r, &p, step, total, loss, hit, marked);
         if (o->save_every && (step + 1) % o->save_every == 0 && save_checkpoint(o, r)) rc = -1;
+        if (!rc && o->time_limit > 0 && step + 1 < total && now_s() - p.t0 > o->time_limit) {
+            printf("time limit: stopped at step %ld of %ld after %.0f s (--resume continues)\n", step + 1, total,
+                   now_s() - p.t0);
+            break;
+        }
     }
     free(x); free(y);
     return rc;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# run_gpu.sh BUILD_DIR STAGE -- the H100 results of results/tasks/h100/ (--device cuda).
+# Each stage fits one ten-minute device call: its trainings run at once on the one GPU
+# (one process each, tiny models do not fill it), each stopped by --time-limit, saved to
+# .devwork/ckpt/STAGE/NAME.ckpt, evaluated, and extend-STAGE resumes them (carry that folder).
+# Result lines: results/tasks/h100/NAME.jsonl, curves NAME.curve.jsonl, logs logs/NAME.log.
+#   python3 plots/plot_tasks.py results/tasks/h100
+# Stages:
+#   induction    Table 11: Mamba d 64 and MHA-Abs / MHA-RoPE d 128 x 8 heads, trained at 256,
+#                batch 64, a learning-rate sweep, 2 seeds at lr 1e-3; tested 2^6 .. 2^20
+#                (attention to 2^13, the fp32 naive kernel's memory with 7 runs evaluating at once)
+#   selcopy      Table 1: selective copying, 16 tokens in length 1024, vocabulary 16: Mamba,
+#                LTI, MHA-RoPE; the copying control (Mamba, LTI) beside it
+#   recall       MQAR at width 64 (Mamba-1 N 16, Mamba-2 N 64 / 256, attention) and long-string
+#                copying (Mamba vs attention, trained at 128, tested on longer strings)
+#   extend-*     resume a stage's runs for another time budget (same flags)
+set -euo pipefail
+build=${1:-build}
+stage=${2:-induction}
+budget=${MB_TASKS_BUDGET_S:-400} # training seconds per run in this call
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+train="$build/tasks/mambabench-train"
+out="$here/h100"
+ckpt="$root/.devwork/ckpt/${stage#extend-}" # carry this folder to a later call to extend
+mkdir -p "$out/logs" "$ckpt"
+pids=()
+
+# run NAME STEPS ARGS...: train (or resume) NAME toward STEPS in the background
+run() {
+  local name=$1 steps=$2; shift 2
+  local start=()
+  if [ -f "$ckpt/$name.ckpt" ]; then start=(--resume "$ckpt/$name.ckpt"); fi
+  echo "== $name: to $steps steps ${start[*]:-} $*"
+  "$train" --device cuda "${start[@]}" --steps "$steps" "$@" --label "$name" --out "$out/$name.jsonl" \
+    --curve "$out/$name.curve.jsonl" --log-every 500 --save "$ckpt/$name.ckpt" --time-limit "$budget" \
+    --no-recurrent >> "$out/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+finish() { # wait for every run; report each one's last progress line
+  local rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  for f in "$out"/logs/*.log; do echo "$(basename "$f" .log): $(grep -E '^step ' "$f" | tail -1)"; done
+  return $rc
+}
+
+pow2s() { local lo=$1 hi=$2 s="" v; for ((v = lo; v <= hi; v *= 2)); do s="$s${s:+,}$v"; done; echo "$s"; }
+
+# with --resume the model and task come from the checkpoint; these flags must not
+# contradict it, so the same lines serve the first run and its extensions
+induction() {
+  local ev_ssm ev_attn common
+  ev_ssm=$(pow2s 64 1048576)
+  ev_attn=$(pow2s 64 8192) # 7 attention runs evaluate at once: 8192 keeps them in memory
+  common=(--task induction --len 256 --layers 2 --batch 64)
+  for lr in 3e-4 1e-3 3e-3; do
+    run ind-mamba-lr$lr-s0 40000 "${common[@]}" --mixer mamba --dim 64 --lr $lr --seed 0 \
+      --eval-lens "$ev_ssm" --max-parallel-tokens 1048576
+  done
+  run ind-mamba-lr1e-3-s1 40000 "${common[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 1 \
+    --eval-lens "$ev_ssm" --max-parallel-tokens 1048576
+  for m in mha-abs mha-rope; do
+    for lr in 1e-4 3e-4 1e-3; do
+      run ind-$m-lr$lr-s0 40000 "${common[@]}" --mixer $m --dim 128 --heads 8 --lr $lr --seed 0 \
+        --eval-lens "$ev_attn" --max-parallel-tokens 16384
+    done
+  done
+  run ind-mha-abs-lr1e-3-s1 40000 "${common[@]}" --mixer mha-abs --dim 128 --heads 8 --lr 1e-3 --seed 1 \
+    --eval-lens "$ev_attn" --max-parallel-tokens 16384
+}
+
+selcopy() {
+  local common=(--task selective-copy --len 1024 --n 16 --vocab 16 --layers 2 --batch 64)
+  for lr in 3e-4 1e-3 3e-3; do
+    run sel-mamba-lr$lr-s0 100000 "${common[@]}" --mixer mamba --dim 64 --lr $lr --seed 0 --eval-lens 1024
+    run sel-lti-lr$lr-s0 100000 "${common[@]}" --mixer lti --dim 64 --lr $lr --seed 0 --eval-lens 1024
+  done
+  run sel-mamba-lr1e-3-s1 100000 "${common[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 1 --eval-lens 1024
+  run sel-mha-rope-lr1e-3-s0 100000 "${common[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
+    --eval-lens 1024 --max-parallel-tokens 16384
+  run sel-mha-rope-lr3e-4-s0 100000 "${common[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 3e-4 --seed 0 \
+    --eval-lens 1024 --max-parallel-tokens 16384
+  for m in mamba lti; do # the control: fixed spacing, 16 tokens, 256 positions
+    run copy-$m-lr1e-3-s0 20000 --task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --mixer $m \
+      --dim 64 --lr 1e-3 --seed 0 --eval-lens 256
+  done
+}
+
+recall() {
+  local mq=(--task mqar --len 256 --n 32 --vocab 512 --layers 2 --batch 64 --dim 64)
+  for lr in 1e-3 3e-3; do
+    run mqar-mamba-n16-lr$lr-s0 40000 "${mq[@]}" --mixer mamba --lr $lr --seed 0 --eval-lens 256
+    run mqar-mamba2-n64-lr$lr-s0 40000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr $lr --seed 0 --eval-lens 256
+    run mqar-mamba2-n256-lr$lr-s0 40000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr $lr --seed 0 --eval-lens 256
+    run mqar-mha-rope-lr$lr-s0 40000 "${mq[@]}" --mixer mha-rope --heads 4 --lr $lr --seed 0 --eval-lens 256 \
+      --max-parallel-tokens 16384
+  done
+  local sc=(--task string-copy --len 128 --vocab 16 --layers 2 --batch 64)
+  run str-mamba-lr1e-3-s0 40000 "${sc[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 0 --eval-lens 64,128,256,512,1024
+  run str-mha-rope-lr1e-3-s0 40000 "${sc[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
+    --eval-lens 64,128,256,512,1024 --max-parallel-tokens 16384
+  run str-mha-abs-lr1e-3-s0 40000 "${sc[@]}" --mixer mha-abs --dim 128 --heads 8 --lr 1e-3 --seed 0 \
+    --eval-lens 64,128,256,512,1024 --max-parallel-tokens 16384
+}
+
+case $stage in
+  induction | extend-induction) induction ;;
+  selcopy | extend-selcopy) selcopy ;;
+  recall | extend-recall) recall ;;
+  *) echo "run_gpu.sh: unknown stage '$stage'" >&2; exit 2 ;;
+esac
+finish
