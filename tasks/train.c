@@ -78,7 +78,8 @@ static void usage(void) {
         "  --time-limit S     stop training after S seconds (then save and evaluate as at the end;\n"
         "                     --resume continues), 0 = no limit\n"
         "  --no-recurrent     SSMs: skip the recurrent-mode evaluation\n"
-        "  --max-parallel-tokens N  eval chunk size in tokens for the parallel mode (65536)\n"
+        "  --max-parallel-tokens N  longest parallel-mode evaluation of an SSM, and its chunk in\n"
+        "                     tokens up to 65536 (65536)\n"
         "  --attn-max-len N   longest attention evaluation (4096 on the CPU, whose reference is\n"
         "                     O(L^2); 16384 with --device cuda)\n"
         "  --recurrent-max-len N   longest recurrent evaluation (1048576)\n");
@@ -259,6 +260,8 @@ static int check_resume_flags(const options* o, const ckpt_header* h) {
 
 /* The source commit (12 hex digits, "-dirty" with uncommitted changes to tracked files). */
 static void source_commit(char* out, size_t n) {
+    const char* given = getenv("MB_COMMIT"); /* where the tree's git is not the source's (a copied tree) */
+    if (given && given[0]) { snprintf(out, n, "%s", given); return; }
     snprintf(out, n, "unknown");
     FILE* p = popen("git -C '" MB_SOURCE_DIR "' rev-parse --short=12 HEAD 2>/dev/null", "r");
     if (!p) return;
@@ -451,7 +454,9 @@ static int eval_nseq(const options* o, int T) {
 /* The parallel forward over the set, in chunks of max_parallel_tokens. */
 static int eval_parallel(const options* o, run* r, const task_config* tc, eval_result* e) {
     int T = tc->len, V = r->h.model.vocab;
-    int bc = (int)(o->max_parallel_tokens / T);
+    /* chunks of at most 64K tokens (one sequence when longer): several runs share a GPU */
+    long chunk = o->max_parallel_tokens < 65536 ? o->max_parallel_tokens : 65536;
+    int bc = (int)(chunk / T);
     if (bc < 1) bc = 1;
     if (bc > e->nseq) bc = (int)e->nseq;
     int32_t* x = malloc(sizeof(int32_t) * bc * T);

@@ -70,38 +70,33 @@ induction() {
     --eval-lens "$ev_attn" --max-parallel-tokens 16384
 }
 
+# Few runs at once: processes on one GPU take turns (time slices), so N runs each get
+# about 1/N of the steps; the stages below keep the runs that carry the tables.
 selcopy() {
-  local common=(--task selective-copy --len 1024 --n 16 --vocab 16 --layers 2 --batch 64)
-  for lr in 3e-4 1e-3 3e-3; do
-    run sel-mamba-lr$lr-s0 100000 "${common[@]}" --mixer mamba --dim 64 --lr $lr --seed 0 --eval-lens 1024
-    run sel-lti-lr$lr-s0 100000 "${common[@]}" --mixer lti --dim 64 --lr $lr --seed 0 --eval-lens 1024
+  local common=(--task selective-copy --len 1024 --n 16 --vocab 16 --layers 2 --batch 64 --eval-lens 1024)
+  for lr in 1e-3 3e-3; do
+    run sel-mamba-lr$lr-s0 100000 "${common[@]}" --mixer mamba --dim 64 --lr $lr --seed 0
   done
-  run sel-mamba-lr1e-3-s1 100000 "${common[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 1 --eval-lens 1024
+  run sel-lti-lr1e-3-s0 100000 "${common[@]}" --mixer lti --dim 64 --lr 1e-3 --seed 0
   run sel-mha-rope-lr1e-3-s0 100000 "${common[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
-    --eval-lens 1024 --max-parallel-tokens 16384
-  run sel-mha-rope-lr3e-4-s0 100000 "${common[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 3e-4 --seed 0 \
-    --eval-lens 1024 --max-parallel-tokens 16384
+    --max-parallel-tokens 16384
   for m in mamba lti; do # the control: fixed spacing, 16 tokens, 256 positions
-    run copy-$m-lr1e-3-s0 20000 --task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --mixer $m \
+    run copy-$m-lr1e-3-s0 4000 --task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --mixer $m \
       --dim 64 --lr 1e-3 --seed 0 --eval-lens 256
   done
 }
 
 recall() {
-  local mq=(--task mqar --len 256 --n 32 --vocab 512 --layers 2 --batch 64 --dim 64)
-  for lr in 1e-3 3e-3; do
-    run mqar-mamba-n16-lr$lr-s0 40000 "${mq[@]}" --mixer mamba --lr $lr --seed 0 --eval-lens 256
-    run mqar-mamba2-n64-lr$lr-s0 40000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr $lr --seed 0 --eval-lens 256
-    run mqar-mamba2-n256-lr$lr-s0 40000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr $lr --seed 0 --eval-lens 256
-    run mqar-mha-rope-lr$lr-s0 40000 "${mq[@]}" --mixer mha-rope --heads 4 --lr $lr --seed 0 --eval-lens 256 \
-      --max-parallel-tokens 16384
-  done
-  local sc=(--task string-copy --len 128 --vocab 16 --layers 2 --batch 64)
-  run str-mamba-lr1e-3-s0 40000 "${sc[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 0 --eval-lens 64,128,256,512,1024
-  run str-mha-rope-lr1e-3-s0 40000 "${sc[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
-    --eval-lens 64,128,256,512,1024 --max-parallel-tokens 16384
-  run str-mha-abs-lr1e-3-s0 40000 "${sc[@]}" --mixer mha-abs --dim 128 --heads 8 --lr 1e-3 --seed 0 \
-    --eval-lens 64,128,256,512,1024 --max-parallel-tokens 16384
+  local mq=(--task mqar --len 256 --n 32 --vocab 512 --layers 2 --batch 64 --dim 64 --eval-lens 256)
+  run mqar-mamba-n16-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba --lr 3e-3 --seed 0
+  run mqar-mamba2-n64-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr 3e-3 --seed 0
+  run mqar-mamba2-n256-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr 3e-3 --seed 0
+  run mqar-mha-rope-lr1e-3-s0 100000 "${mq[@]}" --mixer mha-rope --heads 4 --lr 1e-3 --seed 0 \
+    --max-parallel-tokens 16384
+  local sc=(--task string-copy --len 128 --vocab 16 --layers 2 --batch 64 --eval-lens 64,128,256,512,1024)
+  run str-mamba-lr1e-3-s0 100000 "${sc[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 0
+  run str-mha-rope-lr1e-3-s0 100000 "${sc[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
+    --max-parallel-tokens 16384
 }
 
 case $stage in
