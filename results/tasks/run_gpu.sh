@@ -13,6 +13,7 @@
 #                LTI, MHA-RoPE; the copying control (Mamba, LTI) beside it
 #   recall       MQAR at width 64 (Mamba-1 N 16, Mamba-2 N 64 / 256, attention) and long-string
 #                copying (Mamba vs attention, trained at 128, tested on longer strings)
+#   extra        more steps for the induction runs the table needs, and a smaller MQAR
 #   extend-*     resume a stage's runs for another time budget (same flags)
 set -euo pipefail
 build=${1:-build}
@@ -22,20 +23,29 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 train="$build/tasks/mambabench-train"
 out="$here/h100"
-ckpt="$root/.devwork/ckpt/${stage#extend-}" # carry this folder to a later call to extend
-mkdir -p "$out/logs" "$ckpt"
+ckpts="$root/.devwork/ckpt" # carry ckpts/GROUP to a later call that extends its runs
+mkdir -p "$out/logs"
 pids=()
 
 # run NAME STEPS ARGS...: train (or resume) NAME toward STEPS in the background
 run() {
   local name=$1 steps=$2; shift 2
-  local start=()
+  local ckpt="$ckpts/$(group_of "$name")" start=()
+  mkdir -p "$ckpt"
   if [ -f "$ckpt/$name.ckpt" ]; then start=(--resume "$ckpt/$name.ckpt"); fi
   echo "== $name: to $steps steps ${start[*]:-} $*"
   "$train" --device cuda "${start[@]}" --steps "$steps" "$@" --label "$name" --out "$out/$name.jsonl" \
     --curve "$out/$name.curve.jsonl" --log-every 500 --save "$ckpt/$name.ckpt" --time-limit "$budget" \
     --no-recurrent >> "$out/logs/$name.log" 2>&1 &
   pids+=($!)
+}
+
+group_of() { # the checkpoint folder of a run, by its name
+  case $1 in
+    ind-*) echo induction ;;
+    sel-* | copy-*) echo selcopy ;;
+    *) echo recall ;;
+  esac
 }
 
 finish() { # wait for every run; report each one's last progress line
@@ -77,11 +87,12 @@ selcopy() {
   for lr in 1e-3 3e-3; do
     run sel-mamba-lr$lr-s0 100000 "${common[@]}" --mixer mamba --dim 64 --lr $lr --seed 0
   done
+  run sel-mamba-lr3e-3-s1 100000 "${common[@]}" --mixer mamba --dim 64 --lr 3e-3 --seed 1
   run sel-lti-lr1e-3-s0 100000 "${common[@]}" --mixer lti --dim 64 --lr 1e-3 --seed 0
   run sel-mha-rope-lr1e-3-s0 100000 "${common[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
     --max-parallel-tokens 16384
   for m in mamba lti; do # the control: fixed spacing, 16 tokens, 256 positions
-    run copy-$m-lr1e-3-s0 4000 --task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --mixer $m \
+    run copy-$m-lr1e-3-s0 30000 --task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --mixer $m \
       --dim 64 --lr 1e-3 --seed 0 --eval-lens 256
   done
 }
@@ -99,7 +110,24 @@ recall() {
     --max-parallel-tokens 16384
 }
 
+# the runs the tables still need more steps for (after induction and recall), and
+# MQAR at a size the first try (32 pairs in 256, vocabulary 512: none above 12%) was not
+extra() {
+  local common=(--task induction --len 256 --layers 2 --batch 64)
+  run ind-mha-abs-lr1e-3-s0 40000 "${common[@]}" --mixer mha-abs --dim 128 --heads 8 --lr 1e-3 --seed 0 \
+    --eval-lens "$(pow2s 64 8192)" --max-parallel-tokens 16384
+  run ind-mamba-lr3e-3-s0 40000 "${common[@]}" --mixer mamba --dim 64 --lr 3e-3 --seed 0 \
+    --eval-lens "$(pow2s 64 1048576)" --max-parallel-tokens 1048576
+  local mq=(--task mqar --len 128 --n 8 --vocab 128 --layers 2 --batch 64 --dim 64 --eval-lens 128)
+  run mqar8-mamba-n16-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba --lr 3e-3 --seed 0
+  run mqar8-mamba2-n64-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr 3e-3 --seed 0
+  run mqar8-mamba2-n256-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr 3e-3 --seed 0
+  run mqar8-mha-rope-lr1e-3-s0 100000 "${mq[@]}" --mixer mha-rope --heads 4 --lr 1e-3 --seed 0 \
+    --max-parallel-tokens 16384
+}
+
 case $stage in
+  extra) extra ;;
   induction | extend-induction) induction ;;
   selcopy | extend-selcopy) selcopy ;;
   recall | extend-recall) recall ;;
