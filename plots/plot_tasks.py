@@ -216,7 +216,8 @@ def selective_copy_cell(rows):
         return "—"
     lr = max(rows, key=rank).get("lr")
     shown = best_per_seed([r for r in rows if r.get("lr") == lr])
-    steps = "/".join(str(s) for s in sorted({r.get("steps") or 0 for r in shown}))
+    counts = [str(r.get("steps") or 0) for r in shown]  # in the order of the values, once if all equal
+    steps = counts[0] if len(set(counts)) == 1 else "/".join(counts)
     return (" / ".join(f"{r['accuracy']:.3f}" for r in shown) +
             f" <small>(lr {fmt_lr(lr)}, {steps} steps)</small>")
 
@@ -379,7 +380,9 @@ def plot(rows, path):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("test sequence length")
         ax.set_ylabel("accuracy on the marked positions")
-        ax.set_title(f"{task} (CPU, dotted: training length)")
+        devices = sorted({r.get("device") or "cpu" for r in rows if r["task"] == task})
+        where = ", ".join("CPU" if d == "cpu" else d for d in devices)
+        ax.set_title(f"{task} ({where}, dotted: training length)")
     finish(plt, fig, axes, path)
     return True
 
