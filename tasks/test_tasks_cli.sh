@@ -48,6 +48,18 @@ expect_error "attention heads must divide dim" --mixer mha-abs --dim 30 --heads 
 expect_error "d_state must be in 1..256" --d-state 300
 expect_error "unknown --schedule 'linear'" --schedule linear
 expect_error "cannot open" --resume "$tmp/none.ckpt"
+expect_error "unknown --device 'gpu'" --device gpu
+expect_error "--time-limit needs a number >= 0" --time-limit -1
+
+# --device cuda: trains where there is a GPU; elsewhere refused with exit 2 and the reason
+out=$("$train" "${small[@]}" --device cuda --steps 3 --no-recurrent 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && grep -q '"device": "' <<<"$out" && ! grep -q '"device": "cpu"' <<<"$out"; then
+  echo "ok   --device cuda trained on $(grep -o '"device": "[^"]*"' <<<"$out" | head -1)"
+elif [ "$rc" -eq 2 ] && grep -q -- "--device cuda: cuda:" <<<"$out"; then
+  echo "ok   --device cuda refused here: $(tail -1 <<<"$out")"
+else
+  echo "FAIL: --device cuda -> exit $rc:"; echo "$out" | tail -3; fail=1
+fi
 
 # train 12 steps and save, resume to 20; against 20 steps at once
 run() { "$train" "${small[@]}" "$@" > "$tmp/log" 2>&1 || { echo "FAIL: $*"; cat "$tmp/log"; fail=1; }; }
