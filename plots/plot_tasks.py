@@ -19,6 +19,8 @@ the same directory):
                             evaluated at several lengths (skipped without matplotlib)
   tasks_accuracy_vs_steps.png    training accuracy against step, one panel per task
                             with curves (skipped without matplotlib)
+With DIR/bench/*.jsonl (tasks/bench_train_gpu.sh), summary.md also gets the training
+throughput table (Mamba against the issue's PyTorch reference).
 Where a length has both modes, the parallel one is shown (the two agree; the
 recurrent one is the only one beyond the parallel mode's memory cap). A curve
 resumed across runs continues under the same label and seed: its lines are sorted
@@ -307,6 +309,43 @@ def curve_table(curves):
                            body)) + "\n"
 
 
+# ---- training throughput (tasks/bench_train_gpu.sh writes DIR/bench/*.jsonl)
+
+# The issue's reference: a PyTorch Mamba (d 64, 2 layers, batch 64) with its whole step
+# captured in a CUDA graph, on the same H100 (../shared/docs/tasks.md, "Calibration").
+PYTORCH_MAMBA_TOKENS_PER_S = {256: 1.54e6, 1024: 1.66e6}
+THROUGHPUT_KEYS = ("model", "len", "graphs", "concurrent", "tokens_per_s")
+
+
+def load_throughput(directory):
+    lines = []
+    for path in sorted(glob.glob(os.path.join(directory, "bench", "*.jsonl"))):
+        for i, r in read_jsonl(path):
+            if r.get("kind") == "train_throughput":
+                require(r, THROUGHPUT_KEYS, path, i)
+                lines.append(r)
+    return lines
+
+
+def throughput_row(r):
+    ref = PYTORCH_MAMBA_TOKENS_PER_S.get(r["len"]) if r["model"] == "mamba" else None
+    ratio = f"{r['tokens_per_s'] / ref:.2f}x" if ref and r["concurrent"] == 1 else "—"
+    how = ("CUDA graph" if r["graphs"] else "eager") + (f", {r['concurrent']} processes in all"
+                                                       if r["concurrent"] > 1 else "")
+    return [r["model"], r.get("dim", "—"), r["len"], r.get("batch", "—"), how,
+            f"{r['tokens_per_s'] / 1e6:.2f}M", ratio, r.get("device", "—"), r.get("commit", "—")]
+
+
+def throughput_table(lines):
+    body = [throughput_row(r) for r in lines]
+    return "\n".join(table("Training throughput",
+                           "tasks/bench_train_gpu.sh: tokens/s of whole training steps (forward, backward, "
+                           "clipping, AdamW), the steady state of each run; Mamba against the PyTorch "
+                           "CUDA-graph reference of the issue (1.54M tokens/s at 256, 1.66M at 1024; target 2x).",
+                           ["model", "width", "len", "batch", "step run as", "tokens/s", "vs PyTorch", "device", "commit"],
+                           body)) + "\n"
+
+
 # ---- plots
 
 @functools.lru_cache(maxsize=None)
@@ -400,6 +439,9 @@ def main():
         text += tables(rows) + paper_tables(rows)
     if curves:
         text += curve_table(curves)
+    throughput = load_throughput(args.directory)
+    if throughput:
+        text += throughput_table(throughput)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

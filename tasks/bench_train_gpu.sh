@@ -12,7 +12,7 @@ train="$build/tasks/mambabench-train"
 steps=${MB_TRAIN_BENCH_STEPS:-600}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-commit=$(git -C "$(dirname "$0")" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+commit=${MB_COMMIT:-$(git -C "$(dirname "$0")" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
 field() { sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" | tr -d '"'; }
 
 dims_of() { # the model flags of a mixer

@@ -46,9 +46,20 @@ def curve_line(step=None, accuracy=None):
 with tempfile.TemporaryDirectory() as tmp:
     for name in ("plot_sample.jsonl", "plot_sample_paper.jsonl", "plot_sample.curve.jsonl"):
         shutil.copy(os.path.join(src, "tasks", "testdata", name), tmp)
+    os.mkdir(os.path.join(tmp, "bench"))  # training throughput lines, as bench_train_gpu.sh writes them
+    with open(os.path.join(tmp, "bench", "throughput.jsonl"), "w") as f:
+        for model, tok, conc in (("mamba", 3.08e6, 1), ("lti", 2.0e6, 1), ("mamba", 6.0e6, 4)):
+            f.write(json.dumps({"kind": "train_throughput", "model": model, "len": 256, "batch": 64, "dim": 64,
+                                "graphs": 1, "concurrent": conc, "tokens_per_s": tok, "device": "GPU",
+                                "commit": "c0ffee"}) + "\n")
     r = plot_tasks(tmp)
     check(r.returncode == 0, f"runs on the sample (exit {r.returncode}: {r.stderr.strip()[-200:]})")
     md = open(os.path.join(tmp, "summary.md")).read() if os.path.exists(os.path.join(tmp, "summary.md")) else ""
+    check("| mamba | 64 | 256 | 64 | CUDA graph | 3.08M | 2.00x | GPU | c0ffee |" in md,
+          "throughput: Mamba at 256 against the PyTorch reference (2.00x)")
+    check("| lti | 64 | 256 | 64 | CUDA graph | 2.00M | — |" in md, "throughput: no reference for LTI")
+    check("| mamba | 64 | 256 | 64 | CUDA graph, 4 processes in all | 6.00M | — |" in md,
+          "throughput: concurrent processes are not compared with one PyTorch process")
     check("| ind-mamba (mamba) | 100.0* | — | 50.0 |" in md, "induction row of mamba: 100* at 64, none at 256, 50 at 4096")
     check("| ind-mha (mha-abs) | 98.0* | 25.0 | — |" in md, "induction row of mha-abs")
     check("| ind-mamba | 100 | 64 | 1e-05 | 1.0000 |" in md, "the recurrent-vs-parallel agreement row")
