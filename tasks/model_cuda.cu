@@ -101,6 +101,7 @@ struct gpu_model {
     int64_t step_count; /* eager steps of the current shape before capture */
     char device[256];
     char err[512];
+    int out_of_memory; /* the last failure was a device allocation */
 };
 
 static int fail(gpu_model* g, const char* fmt, ...) {
@@ -114,7 +115,10 @@ static int fail(gpu_model* g, const char* fmt, ...) {
 #define CUDA_OK(g, call)                                                                          \
     do {                                                                                          \
         cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) return fail(g, "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
+        if (e_ != cudaSuccess) {                                                                  \
+            g->out_of_memory = e_ == cudaErrorMemoryAllocation;                                   \
+            return fail(g, "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, __LINE__);  \
+        }                                                                                         \
     } while (0)
 #define BLAS_OK(g, call)                                                                          \
     do {                                                                                          \
@@ -124,13 +128,17 @@ static int fail(gpu_model* g, const char* fmt, ...) {
 #define MB_OK_OR_FAIL(g, what, call)                                                              \
     do {                                                                                          \
         mb_status st_ = (call);                                                                   \
-        if (st_ != MB_OK) return fail(g, "%s: %s (%s)", what, mb_status_string(st_), mb_last_error()); \
+        if (st_ != MB_OK) {                                                                       \
+            g->out_of_memory = st_ == MB_ERR_ALLOC;                                               \
+            return fail(g, "%s: %s (%s)", what, mb_status_string(st_), mb_last_error());          \
+        }                                                                                         \
     } while (0)
 /* kernels queue without a status: check the launches of a stage together */
 #define LAUNCHES_OK(g) CUDA_OK(g, cudaGetLastError())
 
 const char* gpu_model_error(const gpu_model* g) { return g ? g->err : "no model"; }
 const char* gpu_model_device_name(const gpu_model* g) { return g ? g->device : ""; }
+int gpu_model_out_of_memory(const gpu_model* g) { return g ? g->out_of_memory : 0; }
 int gpu_model_graphed(const gpu_model* g) { return g->graphed; }
 void gpu_model_use_graphs(gpu_model* g, int on) { g->use_graphs = on; }
 
@@ -218,8 +226,10 @@ static int ensure_acts(gpu_model* g, int B, int T) {
         cudaFree(g->act_mem);
         g->act_mem = NULL;
         g->act_capacity = 0;
+        g->cap_B = g->cap_T = 0; /* the old carve pointed into the freed buffer */
         if (cudaMalloc(&g->act_mem, c.off * sizeof(float)) != cudaSuccess) {
             (void)cudaGetLastError();
+            g->out_of_memory = 1;
             return fail(g, "out of device memory for the activations at B=%d T=%d (%.2f GB)", B, T,
                         c.off * 4e-9);
         }
@@ -818,6 +828,7 @@ static int step_body(gpu_model* g, int B, int T, const gpu_train_opts* o) {
 // public API
 
 static int prepare(gpu_model* g, const int32_t* tokens, const int32_t* targets, int B, int T) {
+    g->out_of_memory = 0;
     if (B < 1 || T < 1) return fail(g, "B and T must be positive (got %d, %d)", B, T);
     size_t BT = (size_t)B * T;
     for (size_t i = 0; i < BT; i++)

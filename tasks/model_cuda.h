@@ -41,6 +41,9 @@ void gpu_model_free(gpu_model* g);
 const char* gpu_model_error(const gpu_model* g);
 /* The device's name (for the results), "" before create succeeded. */
 const char* gpu_model_device_name(const gpu_model* g);
+/* 1 when the last failure was a device allocation (the shape does not fit):
+ * the model is still usable at smaller shapes. */
+int gpu_model_out_of_memory(const gpu_model* g);
 
 /* As model_forward: tokens, targets (B, T) host arrays (targets may be NULL);
  * the mean cross-entropy over the marked positions, argmax hits and marked

@@ -15,6 +15,7 @@ gpu_model* gpu_model_create(const model* host, char* msg, int msg_size) {
 void gpu_model_free(gpu_model* g) { (void)g; }
 const char* gpu_model_error(const gpu_model* g) { (void)g; return "built without CUDA"; }
 const char* gpu_model_device_name(const gpu_model* g) { (void)g; return ""; }
+int gpu_model_out_of_memory(const gpu_model* g) { (void)g; return 0; }
 float gpu_model_forward(gpu_model* g, const int32_t* tokens, const int32_t* targets, int B, int T,
                         int64_t* correct, int64_t* marked) {
     (void)g; (void)tokens; (void)targets; (void)B; (void)T; (void)correct; (void)marked;

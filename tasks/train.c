@@ -611,7 +611,12 @@ static int evaluate_len(const options* o, run* r, int T) {
         if (par.cap > 1 << 20) par.cap = 1 << 20; /* compare at most 1M marked positions */
         par.marked_logits = par.cap ? malloc(sizeof(float) * par.cap * V) : NULL;
         if (par.cap && !par.marked_logits) par.cap = 0;
-        if (eval_parallel(o, r, &tc, &par)) { free(par.marked_logits); return -1; }
+        if (eval_parallel(o, r, &tc, &par)) {
+            free(par.marked_logits);
+            if (!r->gpu || !gpu_model_out_of_memory(r->gpu)) return -1;
+            printf("len %d: does not fit in device memory, skipped (as far as memory allows)\n", T);
+            return 0; /* the message above names the allocation */
+        }
         write_json(o, r, &tc, "parallel", &par, 0, 0, 0);
     }
     int rc = 0;
