@@ -38,12 +38,12 @@ int mixer_from_name(const char* name) {
 }
 const char* mixer_name(int mixer) { return (mixer >= 0 && mixer < MIXER_COUNT) ? mixer_names[mixer] : "?"; }
 int mixer_is_ssm(int mixer) { return mixer == MIXER_MAMBA || mixer == MIXER_LTI || mixer == MIXER_MAMBA2; }
-static int is_attn(int mixer) { return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE; }
+int mixer_is_attention(int mixer) { return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE; }
 
 model_config model_default_config(int mixer, int vocab, int dim, int layers) {
     model_config c = {mixer, vocab, dim, layers, 16, 2, 4, (dim + 15) / 16, 1, 1};
     if (mixer == MIXER_MAMBA2) { c.d_state = 64; c.nheads = (2 * dim) / 16 > 0 ? (2 * dim) / 16 : 1; }
-    if (is_attn(mixer)) c.nheads = dim / 16 > 0 ? dim / 16 : 1;
+    if (mixer_is_attention(mixer)) c.nheads = dim / 16 > 0 ? dim / 16 : 1;
     return c;
 }
 
@@ -60,7 +60,7 @@ int model_check_config(const model_config* c, char* msg, int n) {
         why = "expand, conv width and dt rank must be positive";
     else if (c->mixer == MIXER_MAMBA2 && (c->nheads < 1 || (c->expand * c->dim) % c->nheads))
         why = "mamba2 heads must divide expand*dim";
-    else if (is_attn(c->mixer) && (c->nheads < 1 || c->dim % c->nheads))
+    else if (mixer_is_attention(c->mixer) && (c->nheads < 1 || c->dim % c->nheads))
         why = "attention heads must divide dim";
     else if (c->mixer == MIXER_MHA_ROPE && (c->dim / c->nheads) % 2)
         why = "RoPE needs an even head dim";
@@ -78,7 +78,7 @@ model_dims model_dims_of(const model_config* c) {
     d.Cc = c->mixer == MIXER_MAMBA2 ? d.Di + 2 * d.N : d.Di;
     d.Dt = c->mixer == MIXER_MAMBA2 ? d.H : d.Di;
     d.P = c->mixer == MIXER_MAMBA2 ? d.Di / d.H : 0;
-    d.hd = is_attn(c->mixer) ? d.C / d.H : 0;
+    d.hd = mixer_is_attention(c->mixer) ? d.C / d.H : 0;
     return d;
 }
 
@@ -99,7 +99,7 @@ int model_param_decays(int i) { return (i >= 0 && i < NUM_PARAM_TENSORS) ? param
 static void fill_param_sizes(const model_config* c, size_t* s) {
     dims d = model_dims_of(c);
     size_t L = (size_t)d.nL;
-    int ssm = mixer_is_ssm(c->mixer), attn = is_attn(c->mixer), m1 = c->mixer == MIXER_MAMBA;
+    int ssm = mixer_is_ssm(c->mixer), attn = mixer_is_attention(c->mixer), m1 = c->mixer == MIXER_MAMBA;
     int m2 = c->mixer == MIXER_MAMBA2, lti = c->mixer == MIXER_LTI;
     s[0] = (size_t)d.V * d.C;
     s[1] = c->tied ? 0 : (size_t)d.V * d.C;
@@ -166,7 +166,7 @@ typedef struct {
     float* dres;   /* (BT, C)     gradient of the residual stream */
 } act_tensors;
 
-static size_t wmax_of(const dims* d) {
+size_t model_scratch_width(const model_dims* d) {
     size_t w = (size_t)d->Win;
     size_t cand[] = {(size_t)4 * d->C, (size_t)3 * d->C, (size_t)d->V, (size_t)(d->R + 2 * d->N), (size_t)d->Cc};
     for (int i = 0; i < 5; i++) if (cand[i] > w) w = cand[i];
@@ -175,7 +175,7 @@ static size_t wmax_of(const dims* d) {
 
 static void fill_act_sizes(const dims* d, size_t B, size_t T, size_t* s) {
     size_t BT = B * T, L = (size_t)d->nL;
-    int ssm = mixer_is_ssm(d->mixer), attn = is_attn(d->mixer), m1 = d->mixer == MIXER_MAMBA;
+    int ssm = mixer_is_ssm(d->mixer), attn = mixer_is_attention(d->mixer), m1 = d->mixer == MIXER_MAMBA;
     s[0] = (L + 1) * BT * d->C;
     s[1] = L * BT * d->C;
     s[2] = L * BT;
@@ -196,10 +196,10 @@ static void fill_act_sizes(const dims* d, size_t B, size_t T, size_t* s) {
     s[17] = BT;
     s[18] = BT * d->V;
     s[19] = BT * d->V;
-    s[20] = BT * wmax_of(d);
-    s[21] = BT * wmax_of(d);
-    s[22] = BT * wmax_of(d);
-    s[23] = BT * wmax_of(d);
+    s[20] = BT * model_scratch_width(d);
+    s[21] = BT * model_scratch_width(d);
+    s[22] = BT * model_scratch_width(d);
+    s[23] = BT * model_scratch_width(d);
     s[24] = BT * d->C;
 }
 
@@ -260,7 +260,7 @@ static void init_params(model* m, uint64_t seed) {
     dims d = m->d;
     param_tensors* p = &m->p;
     task_rng r = rng_seeded(seed, 0x1417, 0);
-    float out_scale = 1.0f / sqrtf((float)(is_attn(d.mixer) ? 2 * d.nL : d.nL));
+    float out_scale = 1.0f / sqrtf((float)(mixer_is_attention(d.mixer) ? 2 * d.nL : d.nL));
     for (size_t i = 0; i < m->param_sizes[0]; i++) p->wte[i] = 0.02f * rng_normal(&r);
     if (p->lm_head) init_uniform(p->lm_head, m->param_sizes[1], 1.0f / sqrtf((float)d.C), &r);
     for (int i = 0; i < d.C; i++) p->normf[i] = 1.0f;
@@ -789,7 +789,6 @@ static int scan_backward(model* m, int l, int B, int T, const float* dy, float* 
 //   x (B, T, H, P), dt (B, T, H), B, C (B, T, 1, N), z (B, T, H, P)
 //   A = -exp(A_log) (H), D = Dskip (H), dt_bias (H), softplus on
 
-#define SSD_CHUNK 64
 
 typedef struct {
     float *x, *dt, *Bm, *Cm, *z, *A;   /* API inputs */
@@ -830,7 +829,7 @@ static void ssd_inputs(model* m, int l, int B, int T, ssd_bufs* s) {
 
 static mb_status ssd_seq(model* m, int l, int b, int T, const ssd_bufs* s, const float* dy, float* y) {
     dims d = m->d;
-    mb_ssd_params prm = {1, T, d.H, d.P, d.N, 1, SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
+    mb_ssd_params prm = {1, T, d.H, d.P, d.N, 1, MODEL_SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
     size_t x = (size_t)b * T * d.Di, t = (size_t)b * T * d.H, n = (size_t)b * T * d.N;
     mb_ssd_inputs in = {s->x + x, s->dt + t, s->A, s->Bm + n, s->Cm + n,
                         m->p.Dskip + (size_t)l * d.H, s->z + x, m->p.dt_bias + (size_t)l * d.H, NULL};
@@ -1126,7 +1125,7 @@ float model_forward(model* m, const int32_t* tokens, const int32_t* targets, int
     m->B = B; m->T = T; m->targets = targets;
     embed_forward(a->res, tokens, m->p.wte, B, T, d.C, d.mixer == MIXER_MHA_ABS);
     for (int l = 0; l < d.nL; l++) {
-        int rc = is_attn(d.mixer) ? attn_layer_forward(m, l, B, T) : ssm_layer_forward(m, l, B, T);
+        int rc = mixer_is_attention(d.mixer) ? attn_layer_forward(m, l, B, T) : ssm_layer_forward(m, l, B, T);
         if (rc) return NAN;
     }
     rmsnorm_forward(a->lnf, a->rstdf, a->res + d.nL * BT * C, m->p.normf, (int)BT, d.C);
@@ -1150,7 +1149,7 @@ int model_backward(model* m) {
     memset(a->dres, 0, sizeof(float) * BT * C);
     rmsnorm_backward(a->dres, m->g.normf, a->g2, a->res + d.nL * BT * C, m->p.normf, a->rstdf, (int)BT, d.C);
     for (int l = d.nL - 1; l >= 0; l--) {
-        int rc = is_attn(d.mixer) ? attn_layer_backward(m, l, B, T) : ssm_layer_backward(m, l, B, T);
+        int rc = mixer_is_attention(d.mixer) ? attn_layer_backward(m, l, B, T) : ssm_layer_backward(m, l, B, T);
         if (rc) return -1;
     }
     embed_backward(m->g.wte, a->dres, m->tokens, (int)BT, d.C);

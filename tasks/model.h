@@ -61,10 +61,15 @@ typedef struct {
     int V, C, nL, N, K, R, H, Di, Win, Cc, Dt, P, hd, mixer;
 } model_dims;
 model_dims model_dims_of(const model_config* c);
+/* The widest (BT, W) backward scratch row any layer of these sizes needs. */
+size_t model_scratch_width(const model_dims* d);
+/* The chunk size of the SSD calls (CPU and CUDA paths alike). */
+#define MODEL_SSD_CHUNK 64
 
 int mixer_from_name(const char* name); /* -1 if unknown */
 const char* mixer_name(int mixer);
 int mixer_is_ssm(int mixer);           /* mamba, lti, mamba2 */
+int mixer_is_attention(int mixer);     /* mha-abs, mha-rope */
 /* The defaults for a mixer at width C (N 16 or 64, E 2, K 4, R ceil(C/16), heads). */
 model_config model_default_config(int mixer, int vocab, int dim, int layers);
 /* 0 if usable, else a reason in msg and -1. */

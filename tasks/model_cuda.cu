@@ -27,9 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SSD_CHUNK 64 /* as model.c */
-
-static int is_attn(int mixer) { return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE; }
 
 // ----------------------------------------------------------------------------
 // device activations: one cudaMalloc, carved by a bump allocator that also
@@ -145,13 +142,6 @@ void gpu_model_use_graphs(gpu_model* g, int on) { g->use_graphs = on; }
 // ----------------------------------------------------------------------------
 // sizes
 
-static size_t wmax_of(const model_dims* d) {
-    size_t w = (size_t)d->Win;
-    size_t cand[] = {(size_t)4 * d->C, (size_t)3 * d->C, (size_t)d->V, (size_t)(d->R + 2 * d->N), (size_t)d->Cc};
-    for (int i = 0; i < 5; i++) if (cand[i] > w) w = cand[i];
-    return w;
-}
-
 /* Floats of the mixer scratch at (B, T): the API tensors of the forward and
  * the backward of the layer's mixer (reused by every layer). */
 static size_t mixer_floats(const model_dims* d, size_t B, size_t T) {
@@ -169,8 +159,8 @@ static size_t mixer_floats(const model_dims* d, size_t B, size_t T) {
 }
 
 static void carve_acts(const model_dims* d, size_t B, size_t T, carver* c, gpu_acts* a) {
-    size_t BT = B * T, L = (size_t)d->nL, C = (size_t)d->C, W = wmax_of(d);
-    int ssm = mixer_is_ssm(d->mixer), attn = is_attn(d->mixer), m1 = d->mixer == MIXER_MAMBA;
+    size_t BT = B * T, L = (size_t)d->nL, C = (size_t)d->C, W = model_scratch_width(d);
+    int ssm = mixer_is_ssm(d->mixer), attn = mixer_is_attention(d->mixer), m1 = d->mixer == MIXER_MAMBA;
     size_t convw = (size_t)d->Cc * d->K;
     a->res = take(c, (L + 1) * BT * C);
     a->ln1 = take(c, L * BT * C);
@@ -269,7 +259,7 @@ static int ensure_tokens(gpu_model* g, size_t BT) {
  * for a captured graph). */
 static int ensure_positions(gpu_model* g, int T) {
     int mixer = g->d.mixer;
-    if (!is_attn(mixer) || T <= g->pos_T) return 0;
+    if (!mixer_is_attention(mixer) || T <= g->pos_T) return 0;
     int C = g->d.C, half = g->d.hd / 2;
     size_t n = mixer == MIXER_MHA_ABS ? (size_t)T * C : (size_t)T * half * 2;
     float* host = (float*)malloc(n * sizeof(float));
@@ -496,7 +486,7 @@ static int ssd_inputs(gpu_model* g, int l, int B, int T, const ssd_bufs* s) {
 }
 
 static mb_ssd_params ssd_params(const gpu_model* g, int B, int T) {
-    mb_ssd_params prm = {B, T, g->d.H, g->d.P, g->d.N, 1, SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
+    mb_ssd_params prm = {B, T, g->d.H, g->d.P, g->d.N, 1, MODEL_SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
     return prm;
 }
 
@@ -769,7 +759,7 @@ static int forward_all(gpu_model* g, int B, int T) {
                      d->C, st);
     LAUNCHES_OK(g);
     for (int l = 0; l < d->nL; l++) {
-        int rc = is_attn(d->mixer) ? attn_layer_forward(g, l, B, T) : ssm_layer_forward(g, l, B, T);
+        int rc = mixer_is_attention(d->mixer) ? attn_layer_forward(g, l, B, T) : ssm_layer_forward(g, l, B, T);
         if (rc) return rc;
     }
     lc_rmsnorm_forward(a->lnf, a->rstdf, a->res + d->nL * BT * C, g->p.normf, (int)BT, d->C, st);
@@ -796,7 +786,7 @@ static int backward_all(gpu_model* g, int B, int T) {
         rmsnorm_backward(g, a->dres, g->g.normf, a->g2, a->res + d->nL * BT * C, g->p.normf, a->rstdf, (int)BT, d->C))
         return -1;
     for (int l = d->nL - 1; l >= 0; l--) {
-        int rc = is_attn(d->mixer) ? attn_layer_backward(g, l, B, T) : ssm_layer_backward(g, l, B, T);
+        int rc = mixer_is_attention(d->mixer) ? attn_layer_backward(g, l, B, T) : ssm_layer_backward(g, l, B, T);
         if (rc) return rc;
     }
     lc_embed_backward(g->g.wte, g->embed_partial, a->dres, g->d_order, g->d_offsets, d->V, d->C, st);

@@ -97,13 +97,19 @@ selcopy() {
   done
 }
 
-recall() {
-  local mq=(--task mqar --len 256 --n 32 --vocab 512 --layers 2 --batch 64 --dim 64 --eval-lens 256)
-  run mqar-mamba-n16-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba --lr 3e-3 --seed 0
-  run mqar-mamba2-n64-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr 3e-3 --seed 0
-  run mqar-mamba2-n256-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr 3e-3 --seed 0
-  run mqar-mha-rope-lr1e-3-s0 100000 "${mq[@]}" --mixer mha-rope --heads 4 --lr 1e-3 --seed 0 \
+# mqar_runs PREFIX TASK_FLAGS...: Mamba-1 (N 16), Mamba-2 (N 64, 256) and attention at width 64
+mqar_runs() {
+  local prefix=$1; shift
+  local mq=(--task mqar "$@" --layers 2 --batch 64 --dim 64)
+  run $prefix-mamba-n16-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba --lr 3e-3 --seed 0
+  run $prefix-mamba2-n64-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr 3e-3 --seed 0
+  run $prefix-mamba2-n256-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr 3e-3 --seed 0
+  run $prefix-mha-rope-lr1e-3-s0 100000 "${mq[@]}" --mixer mha-rope --heads 4 --lr 1e-3 --seed 0 \
     --max-parallel-tokens 16384
+}
+
+recall() {
+  mqar_runs mqar --len 256 --n 32 --vocab 512 --eval-lens 256
   local sc=(--task string-copy --len 128 --vocab 16 --layers 2 --batch 64 --eval-lens 64,128,256,512,1024)
   run str-mamba-lr1e-3-s0 100000 "${sc[@]}" --mixer mamba --dim 64 --lr 1e-3 --seed 0
   run str-mha-rope-lr1e-3-s0 100000 "${sc[@]}" --mixer mha-rope --dim 128 --heads 8 --lr 1e-3 --seed 0 \
@@ -118,12 +124,7 @@ extra() {
     --eval-lens "$(pow2s 64 8192)" --max-parallel-tokens 16384
   run ind-mamba-lr3e-3-s0 40000 "${common[@]}" --mixer mamba --dim 64 --lr 3e-3 --seed 0 \
     --eval-lens "$(pow2s 64 1048576)" --max-parallel-tokens 1048576
-  local mq=(--task mqar --len 128 --n 8 --vocab 128 --layers 2 --batch 64 --dim 64 --eval-lens 128)
-  run mqar8-mamba-n16-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba --lr 3e-3 --seed 0
-  run mqar8-mamba2-n64-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr 3e-3 --seed 0
-  run mqar8-mamba2-n256-lr3e-3-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr 3e-3 --seed 0
-  run mqar8-mha-rope-lr1e-3-s0 100000 "${mq[@]}" --mixer mha-rope --heads 4 --lr 1e-3 --seed 0 \
-    --max-parallel-tokens 16384
+  mqar_runs mqar8 --len 128 --n 8 --vocab 128 --eval-lens 128
 }
 
 case $stage in
