@@ -14,10 +14,18 @@
  * v3: v2 + C B^T computed once per (chunk, group) by cb_kernel (fp32, tiles
  *     j <= i) and read by every head of the group: the output kernel no longer
  *     loads B or multiplies C B^T (4 launches).
+ * v4: v3 with the chunk states and the output on mma.sync (ssd_mma.cuh):
+ *     cp.async tiles of the whole chunk in flight, ldmatrix operands, scores
+ *     decayed in registers and fed straight to the next MMA; the state pass
+ *     also writes a bf16 copy of the entering states for the output kernel.
+ *     bf16 with P % 64 == 0, N in {64, 128, 256}, chunk <= 256, at most
+ *     65535 chunks (mma_fits);
+ *     other calls run v3.
  * Shapes v2, v3 do not tile (P > 256, chunk > 2048) run v1.
  */
 #include "ssd.h"
 #include "ssd_chunk.cuh"
+#include "ssd_mma.cuh"
 
 using namespace mbssd;
 
@@ -57,6 +65,50 @@ static mb_status fwd_chunked(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
     return s;
 }
 
+/* the launches of v4 on a workspace of dt', cs (B, H, L), fp32 states and
+ * their bf16 copy (B, NC, H, P, N), C B^T (B, NC, G, Qa, Qa) */
+template <int kN>
+static mb_status fwd_mma(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
+                         void* final_state, const mb_exec* ex) {
+    typedef __nv_bfloat16 bf16;
+    const SsdArgs<bf16> a = make_args<bf16>(p, in);
+    cudaStream_t st = mb_stream(ex);
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, SN = a.Bsz * a.NC * a.H * PN;
+    const size_t copy_bytes = ((size_t)SN * sizeof(bf16) + 255) / 256 * 256;
+    const size_t bytes = 2 * floats_bytes(BHL) + floats_bytes(SN) + copy_bytes + floats_bytes(cb_floats(a));
+    void* base = nullptr;
+    mb_status s = mb_device_alloc(&base, bytes, ex->stream);
+    if (s != MB_OK) return s;
+    char* cur = (char*)base;
+    ChunkWork w;
+    w.dtp = (float*)cur, cur += floats_bytes(BHL);
+    w.cs = (float*)cur, cur += floats_bytes(BHL);
+    w.states = (float*)cur, cur += floats_bytes(SN);
+    bf16* copy = (bf16*)cur;
+    cur += copy_bytes;
+    float* cb = (float*)cur;
+    s = launch_cb<bf16>(a, cb, st);
+    if (s == MB_OK) s = launch_state_mma(a, w, w.states, st);
+    if (s == MB_OK)
+        s = launch_state_pass<false>(w, w.states, a.h0, (float*)final_state, a.Bsz, a.L, a.Q, a.NC,
+                                     a.H, PN, st, copy);
+    if (s == MB_OK) s = launch_scan_mma<kN>(a, w, copy, cb, (bf16*)y, st);
+    mb_device_free(base, bytes, ex->stream);
+    return s;
+}
+
+static bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
+
+/* the shapes and layouts v4's kernels take */
+static bool mma_fits(const mb_ssd_params* p, const mb_ssd_inputs* in) {
+    const int64_t Q = p->chunk_size < p->seqlen ? p->chunk_size : p->seqlen;
+    return p->dtype == MB_DTYPE_BF16 && p->headdim % kTile == 0 &&
+           (p->dstate == 64 || p->dstate == 128 || p->dstate == 256) && Q <= kMmaMaxQ &&
+           ceil_div(p->seqlen, Q) <= 65535 && /* chunks: grid y */
+           aligned16(in->x) && aligned16(in->B) && aligned16(in->C) &&
+           (!in->z || ((uintptr_t)in->z & 3) == 0);
+}
+
 static bool chunked_fits(const mb_ssd_params* p) {
     return p->headdim <= 256 && p->dstate <= 256 && p->chunk_size <= kMaxChunk;
 }
@@ -82,4 +134,13 @@ extern "C" mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inp
     if (!chunked_fits(p)) return mb_ssd_fwd_cuda_v1(p, in, y, final_state, ex);
     if (p->dtype == MB_DTYPE_BF16) return fwd_chunked<__nv_bfloat16, true>(p, in, y, final_state, ex);
     return fwd_chunked<float, true>(p, in, y, final_state, ex);
+}
+
+/* v4: v3 on mma.sync with register-resident scores (v3 for shapes it does not take) */
+extern "C" mb_status mb_ssd_fwd_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
+                                        void* final_state, const mb_exec* ex) {
+    if (!mma_fits(p, in)) return mb_ssd_fwd_cuda_v3(p, in, y, final_state, ex);
+    if (p->dstate == 64) return fwd_mma<64>(p, in, y, final_state, ex);
+    if (p->dstate == 128) return fwd_mma<128>(p, in, y, final_state, ex);
+    return fwd_mma<256>(p, in, y, final_state, ex);
 }

@@ -13,6 +13,10 @@
  *            passing over chunks, output (intra-chunk C B^T mask x + C state)
  *   fwd v3   v2 + C B^T once per (chunk, group) into an fp32 buffer, read by
  *            every head of the group (4 launches; no B load, no C B^T per head)
+ *   fwd v4   v3 on mma.sync (bf16; P % 64 == 0, N 64/128/256, chunk <= 256,
+ *            else v3): cp.async tiles, ldmatrix, scores decayed in registers
+ *            and repacked as the next MMA's operand, the entering states
+ *            copied to bf16 by the state pass
  *   bwd v1   chunked, deterministic: forward states recomputed, reverse chunk
  *            adjoints, four masked chunk matmuls (y_pre, dx, dC, dB) on tensor
  *            cores, per-chunk dt'/A gradients from the cumsum identity, and
@@ -36,6 +40,8 @@ mb_status mb_ssd_fwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
 mb_status mb_ssd_fwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
                              void* final_state, const mb_exec* ex);
 mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
+                             void* final_state, const mb_exec* ex);
+mb_status mb_ssd_fwd_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
                              void* final_state, const mb_exec* ex);
 mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                              const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);

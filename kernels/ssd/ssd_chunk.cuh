@@ -173,27 +173,40 @@ static mb_status launch_chunk_state(const SsdArgs<T>& a, const ChunkWork& w, flo
 
 /* grid (ceil(P N / 256), H, B). Forward (kRev false): s = init or 0; for c up:
  * buf[c] <- s, s = exp(cs_end(c)) s + (old buf[c]); last <- s. Reverse: the
- * same for c down. buf: (B, NC, H, P, N); init, last: (B, H, P, N) or NULL. */
+ * same for c down. buf: (B, NC, H, P, N); init, last: (B, H, P, N) or NULL;
+ * copy: NULL, or (B, NC, H, P, N) bf16 that gets the new values instead of
+ * buf (whose chunk states are then only read). The loads of kAhead chunks
+ * are issued together (the chain is latency-bound). */
 template <bool kRev>
 __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict__ cs, float* buf,
                                                          const float* __restrict__ init,
-                                                         float* __restrict__ last, int64_t L,
+                                                         float* __restrict__ last,
+                                                         __nv_bfloat16* __restrict__ copy, int64_t L,
                                                          int64_t Q, int64_t NC, int64_t H,
                                                          int64_t PN) {
+    constexpr int kAhead = 8;
     const int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= PN) return;
     const int64_t h = blockIdx.y, b = blockIdx.z;
     const float* csh = cs + (b * H + h) * L; /* (L) */
     auto at = [&](int64_t c) { return ((b * NC + c) * H + h) * PN + e; };
     float s = init ? init[(b * H + h) * PN + e] : 0.f;
-    int64_t c = kRev ? NC - 1 : 0;
-    float next = buf[at(c)];
-    for (int64_t k = 0; k < NC; k++, c += kRev ? -1 : 1) {
-        const float cur = next;
-        if (k + 1 < NC) next = buf[at(kRev ? c - 1 : c + 1)];
-        buf[at(c)] = s;
-        const int64_t tend = min(c * Q + Q, L) - 1;
-        s = fmaf(expf(csh[tend]), s, cur);
+    for (int64_t k0 = 0; k0 < NC; k0 += kAhead) {
+        float cur[kAhead], decay[kAhead];
+#pragma unroll
+        for (int u = 0; u < kAhead; u++) {
+            const int64_t k = k0 + u, c = kRev ? NC - 1 - k : k;
+            cur[u] = decay[u] = 0.f;
+            if (k < NC) cur[u] = buf[at(c)], decay[u] = csh[min(c * Q + Q, L) - 1];
+        }
+#pragma unroll
+        for (int u = 0; u < kAhead; u++) {
+            const int64_t k = k0 + u, c = kRev ? NC - 1 - k : k;
+            if (k >= NC) break;
+            if (copy) copy[at(c)] = __float2bfloat16(s);
+            else buf[at(c)] = s;
+            s = fmaf(expf(decay[u]), s, cur[u]);
+        }
     }
     if (last) last[(b * H + h) * PN + e] = s;
 }
@@ -201,9 +214,9 @@ __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict
 template <bool kRev>
 static mb_status launch_state_pass(const ChunkWork& w, float* buf, const float* init, float* last,
                                    int64_t Bsz, int64_t L, int64_t Q, int64_t NC, int64_t H,
-                                   int64_t PN, cudaStream_t st) {
+                                   int64_t PN, cudaStream_t st, __nv_bfloat16* copy = nullptr) {
     dim3 grid((unsigned)ceil_div(PN, 256), (unsigned)H, (unsigned)Bsz);
-    state_pass_kernel<kRev><<<grid, 256, 0, st>>>(w.cs, buf, init, last, L, Q, NC, H, PN);
+    state_pass_kernel<kRev><<<grid, 256, 0, st>>>(w.cs, buf, init, last, copy, L, Q, NC, H, PN);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }

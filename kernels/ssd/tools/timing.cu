@@ -3,8 +3,9 @@
  * benchmark harness): the canonical shape B 1, H 64, P 64, N 128, G 1,
  * chunk 256, bf16, softplus, D, dt_bias, z. CUDA events, 3 warm-ups, the L2
  * flushed by writing a 256 MB buffer before every timed run, median of 15.
- *   fwd (no z)        L = 512, 2K, 4K, 8K, 16K, 128K: fwd v2 (v1 at 512, 2K)
- *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v2 + bwd v1
+ *   fwd (no z)        L = 512, 2K, 4K, 8K, 16K, 128K: fwd v2, v3, v4 (v1 at 512, 2K),
+ *                     each launch of v3 and v4 alone
+ *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v4 + bwd v1
  *   step              batch 8
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
@@ -18,11 +19,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "impl.h"
 #include "ssd/ssd.h"
 #include "ssd/ssd_chunk.cuh"
+#include "ssd/ssd_mma.cuh"
 #include "tools/timing_tools.cuh"
 
 static void check(mb_status s, const char* what) {
@@ -56,6 +59,27 @@ static void profile_fwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void
     cudaFree(w.dtp), cudaFree(w.cs), cudaFree(w.states), cudaFree(cb);
 }
 
+/* each launch of fwd v4 timed alone */
+static void profile_fwd_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y, void* fs) {
+    using namespace mbssd;
+    typedef __nv_bfloat16 bf;
+    const SsdArgs<bf> a = make_args<bf>(p, in);
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, SN = a.Bsz * a.NC * a.H * PN;
+    ChunkWork w;
+    float* cb;
+    bf* copy;
+    CK(cudaMalloc(&w.dtp, BHL * 4)); CK(cudaMalloc(&w.cs, BHL * 4)); CK(cudaMalloc(&w.states, SN * 4));
+    CK(cudaMalloc(&copy, SN * 2)); CK(cudaMalloc(&cb, cb_floats(a) * 4));
+    double t[4];
+    t[0] = time_ms([&] { launch_cb(a, cb, 0); });
+    t[1] = time_ms([&] { launch_state_mma(a, w, w.states, 0); });
+    t[2] = time_ms([&] { launch_state_pass<false>(w, w.states, a.h0, (float*)fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, copy); });
+    t[3] = time_ms([&] { launch_scan_mma<128>(a, w, copy, cb, (bf*)y, 0); });
+    printf("  fwd v4 L=%ld kernels: cb %.4f state_mma %.4f state_pass %.4f scan_mma %.4f ms\n", (long)a.L,
+           t[0], t[1], t[2], t[3]);
+    cudaFree(w.dtp), cudaFree(w.cs), cudaFree(w.states), cudaFree(copy), cudaFree(cb);
+}
+
 /* the chunk kernels of bwd v1 timed alone (the reductions after them not) */
 static void profile_bwd(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy, void* dx, void* dz) {
     using namespace mbssd;
@@ -87,7 +111,24 @@ static void profile_bwd(const mb_ssd_params* p, const mb_ssd_inputs* in, const v
     for (void* q : ptrs) cudaFree(q);
 }
 
-int main() {
+/* `ssd_timing once L`: one fwd v4 call at the canonical shape (for ncu) */
+static int run_once(long L) {
+    const long H = 64, P = 64, N = 128, Q = 256;
+    size_t BLHP = (size_t)L * H * P, BLN = (size_t)L * N;
+    void *x = bf(BLHP, -1, 1, 1), *dt = bf((size_t)L * H, -3, 0.5, 2), *Bm = bf(BLN, -0.7, 0.7, 5);
+    void *Cm = bf(BLN, -0.7, 0.7, 6), *A = ff(H, -2, -0.1, 7), *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9);
+    void *y, *fs;
+    CK(cudaMalloc(&y, BLHP * 2)); CK(cudaMalloc(&fs, H * P * N * 4));
+    mb_ssd_params p = {1, L, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+    mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, NULL, bias, NULL};
+    mb_exec ex = {NULL};
+    check(mb_ssd_fwd_cuda_v4(&p, &in, y, fs, &ex), "fwd v4");
+    CK(cudaDeviceSynchronize());
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc == 3 && !strcmp(argv[1], "once")) return run_once(atol(argv[2]));
     CK(cudaMalloc(&flushbuf, kFlush));
     mb_exec ex = {NULL};
     const long H = 64, P = 64, N = 128, Q = 256;
@@ -125,10 +166,14 @@ int main() {
         snprintf(name, sizeof name, "fwd v3 L=%ld", L);
         printf("%-28s %10.4f %10.3f %8.2f %10.1f\n", name, ms, anchor_f[li], anchor_f[li] / ms, flops / ms * 1e-9);
         if (L == 2048 || L == 16384 || L == 131072) profile_fwd_v3(&p, &in_noz, y, fs);
+        ms = time_ms([&] { check(mb_ssd_fwd_cuda_v4(&p, &in_noz, y, fs, &ex), "fwd v4"); });
+        snprintf(name, sizeof name, "fwd v4 L=%ld", L);
+        printf("%-28s %10.4f %10.3f %8.2f %10.1f\n", name, ms, anchor_f[li], anchor_f[li] / ms, flops / ms * 1e-9);
+        profile_fwd_v4(&p, &in_noz, y, fs);
         if (L == 2048 || L == 16384 || L == 131072) {
-            ms = time_ms([&] { check(mb_ssd_fwd_cuda_v3(&p, &in_z, y, fs, &ex), "fwd v3");
+            ms = time_ms([&] { check(mb_ssd_fwd_cuda_v4(&p, &in_z, y, fs, &ex), "fwd v4");
                                check(mb_ssd_bwd_cuda_v1(&p, &in_z, dy, NULL, &g, &ex), "bwd v1"); });
-            snprintf(name, sizeof name, "fwd v3+bwd v1 L=%ld", L);
+            snprintf(name, sizeof name, "fwd v4+bwd v1 L=%ld", L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
             profile_bwd(&p, &in_z, dy, gx, gz);
         }
