@@ -25,6 +25,8 @@
  *            fp32 (3xTF32) even for bf16, whose rounding the dA sum amplifies
  *   step v1  one launch, one warp per channel, the fp32 state updated in place
  *   step v2  N % 4 == 0: each lane owns 4 consecutive states, float4 access
+ *   step v3  one block per head (N 16..128, powers of two): the decay once per
+ *            head, 8 float4 of state in flight per thread, one wave of blocks
  */
 #ifndef MB_SSD_H
 #define MB_SSD_H
@@ -48,6 +50,8 @@ mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, co
 mb_status mb_ssd_step_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);
 
 #ifdef __cplusplus

@@ -6,6 +6,12 @@
  * v2: N a multiple of 4 (16-byte aligned state, B, C): lane l owns the states
  *     4 (l + 32 k) .. + 3, read and written as float4 (B, C as 8- or 16-byte
  *     vectors): a quarter of the load instructions; other N run v1.
+ * v3: one block of 256 threads per head (b, h) for all its P x N states
+ *     (N 16, 32, 64 or 128, 16-byte aligned; else v2): dt', softplus and the
+ *     decay once per block, up to 8 float4 of state in flight per thread, B, C
+ *     loaded once per thread, C . h reduced over the N / 4 lanes of a row by
+ *     shuffles. v2's warp per channel runs 4 waves of small blocks, each warp
+ *     waiting on its own scalar chain; v3 is one wave of 512 blocks at B 8, H 64.
  */
 #include "ssd.h"
 #include "ssd_common.cuh"
@@ -87,6 +93,78 @@ static mb_status step_vec4(const mb_ssd_params* p, const mb_ssd_inputs* in, void
 
 static bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
 
+constexpr int kHeadThreads = 256;
+constexpr int kHeadVec = 8; /* float4 of state a thread has in flight */
+
+/* one block per head (b, h); kQ = N / 4 threads per state row (p) */
+template <typename T, int kQ>
+__global__ void __launch_bounds__(kHeadThreads) step_head_kernel(const SsdArgs<T> a, float* state,
+                                                                 T* __restrict__ y) {
+    const int64_t bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
+    const int t = threadIdx.x;
+    float dtv = mb_to_float(a.dt[bh]) + (a.bias ? a.bias[h] : 0.f);
+    if (a.softplus) dtv = softplusf(dtv);
+    const float decay = expf(dtv * a.A[h]), Dh = a.Dv ? a.Dv[h] : 0.f;
+    const int64_t n = 4 * (t % kQ); /* this thread's 4 states of every row */
+    const int64_t grow = (b * a.G + h / a.hpg) * a.N;
+    const float4 Bv = load4(a.Bm, grow + n), Cv = load4(a.Cm, grow + n);
+    float4* st = reinterpret_cast<float4*>(state + bh * a.P * a.N); /* (P, N / 4) of (b, h) */
+    const int total = (int)(a.P * kQ);
+    for (int e0 = 0; e0 < total; e0 += kHeadThreads * kHeadVec) {
+        float4 hs[kHeadVec];
+        float xv[kHeadVec];
+#pragma unroll
+        for (int k = 0; k < kHeadVec; k++) {
+            const int e = e0 + k * kHeadThreads + t;
+            if (e < total) hs[k] = st[e], xv[k] = mb_to_float(a.x[bh * a.P + e / kQ]);
+        }
+#pragma unroll
+        for (int k = 0; k < kHeadVec; k++) {
+            const int e = e0 + k * kHeadThreads + t; /* warp-uniform: rows never straddle */
+            if (e0 + k * kHeadThreads >= total) break;
+            float acc = 0.f;
+            if (e < total) {
+                float4 v = hs[k];
+                const float dx = dtv * xv[k];
+                // h = exp(dt' A) h + dt' x B
+                v.x = fmaf(decay, v.x, dx * Bv.x), v.y = fmaf(decay, v.y, dx * Bv.y);
+                v.z = fmaf(decay, v.z, dx * Bv.z), v.w = fmaf(decay, v.w, dx * Bv.w);
+                acc = fmaf(v.x, Cv.x, fmaf(v.y, Cv.y, fmaf(v.z, Cv.z, v.w * Cv.w)));
+                st[e] = v;
+            }
+#pragma unroll
+            for (int off = kQ / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+            if (e < total && t % kQ == 0) {
+                const int64_t ix = bh * a.P + e / kQ;
+                float out = fmaf(Dh, xv[k], acc);
+                if (a.z) out *= siluf(mb_to_float(a.z[ix]));
+                y[ix] = mb_from_float<T>(out);
+            }
+        }
+    }
+}
+
+template <typename T, int kQ>
+static mb_status step_head_q(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state, void* y,
+                             const mb_exec* ex) {
+    SsdArgs<T> a = make_args<T>(p, in);
+    a.L = 1;
+    step_head_kernel<T, kQ><<<(unsigned)(a.Bsz * a.H), kHeadThreads, 0, mb_stream(ex)>>>(a, (float*)state, (T*)y);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
+}
+
+template <typename T>
+static mb_status step_head(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state, void* y,
+                           const mb_exec* ex) {
+    switch (p->dstate) {
+    case 16: return step_head_q<T, 4>(p, in, state, y, ex);
+    case 32: return step_head_q<T, 8>(p, in, state, y, ex);
+    case 64: return step_head_q<T, 16>(p, in, state, y, ex);
+    default: return step_head_q<T, 32>(p, in, state, y, ex);
+    }
+}
+
 } // namespace
 
 /* v1: x, z (B, H, P); dt (B, H); B, C (B, G, N); state (B, H, P, N) fp32 in/out; y (B, H, P) */
@@ -103,4 +181,15 @@ extern "C" mb_status mb_ssd_step_cuda_v2(const mb_ssd_params* p, const mb_ssd_in
     if (!vec) return mb_ssd_step_cuda_v1(p, in, state, y, ex);
     if (p->dtype == MB_DTYPE_BF16) return step_vec4<__nv_bfloat16>(p, in, state, y, ex);
     return step_vec4<float>(p, in, state, y, ex);
+}
+
+/* v3: one block per head, all its states (N 16, 32, 64, 128; v2 otherwise) */
+extern "C" mb_status mb_ssd_step_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                         void* state, void* y, const mb_exec* ex) {
+    const int64_t N = p->dstate;
+    const bool fits = (N == 16 || N == 32 || N == 64 || N == 128) && aligned16(state) &&
+                      aligned16(in->B) && aligned16(in->C) && p->batch * p->nheads <= 0x7fffffff;
+    if (!fits) return mb_ssd_step_cuda_v2(p, in, state, y, ex);
+    if (p->dtype == MB_DTYPE_BF16) return step_head<__nv_bfloat16>(p, in, state, y, ex);
+    return step_head<float>(p, in, state, y, ex);
 }

@@ -188,8 +188,8 @@ int main(int argc, char** argv) {
         CK(cudaMalloc(&y, Bb * H * P * 2));
         mb_ssd_params p = {Bb, 1, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
         mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
-        mb_ssd_step_fn steps[2] = {mb_ssd_step_cuda_v1, mb_ssd_step_cuda_v2};
-        for (int k = 0; k < 2; k++) {
+        mb_ssd_step_fn steps[3] = {mb_ssd_step_cuda_v1, mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3};
+        for (int k = 0; k < 3; k++) {
             double ms = time_ms([&] { check(steps[k](&p, &in, st, y, &ex), "step"); }, 51);
             printf("step v%d B=8 (event-timed)    %10.4f %10.3f %8.2f\n", k + 1, ms, 0.017, 0.017 / ms);
             cudaEvent_t a, b; cudaEventCreate(&a), cudaEventCreate(&b);
