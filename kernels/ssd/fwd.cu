@@ -18,7 +18,7 @@
  *     cp.async tiles of the whole chunk in flight, ldmatrix operands, scores
  *     decayed in registers and fed straight to the next MMA; the state pass
  *     also writes a bf16 copy of the entering states for the output kernel.
- *     bf16 with P % 64 == 0, N in {64, 128, 256}, chunk <= 256, at most
+ *     bf16 with P % 64 == 0, N in {16, 32, 64, 128, 256}, chunk <= 256, at most
  *     65535 chunks (mma_fits);
  *     other calls run v3.
  * Shapes v2, v3 do not tile (P > 256, chunk > 2048) run v1.
@@ -103,7 +103,8 @@ static bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
 static bool mma_fits(const mb_ssd_params* p, const mb_ssd_inputs* in) {
     const int64_t Q = p->chunk_size < p->seqlen ? p->chunk_size : p->seqlen;
     return p->dtype == MB_DTYPE_BF16 && p->headdim % kTile == 0 &&
-           (p->dstate == 64 || p->dstate == 128 || p->dstate == 256) && Q <= kMmaMaxQ &&
+           (p->dstate == 16 || p->dstate == 32 || p->dstate == 64 || p->dstate == 128 ||
+            p->dstate == 256) && Q <= kMmaMaxQ &&
            ceil_div(p->seqlen, Q) <= 65535 && /* chunks: grid y */
            aligned16(in->x) && aligned16(in->B) && aligned16(in->C) &&
            (!in->z || ((uintptr_t)in->z & 3) == 0);
@@ -140,7 +141,7 @@ extern "C" mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inp
 extern "C" mb_status mb_ssd_fwd_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
                                         void* final_state, const mb_exec* ex) {
     if (!mma_fits(p, in)) return mb_ssd_fwd_cuda_v3(p, in, y, final_state, ex);
-    if (p->dstate == 64) return fwd_mma<64>(p, in, y, final_state, ex);
+    if (p->dstate <= 64) return fwd_mma<64>(p, in, y, final_state, ex); /* 16, 32: zero-padded */
     if (p->dstate == 128) return fwd_mma<128>(p, in, y, final_state, ex);
     return fwd_mma<256>(p, in, y, final_state, ex);
 }

@@ -13,7 +13,7 @@
  *            passing over chunks, output (intra-chunk C B^T mask x + C state)
  *   fwd v3   v2 + C B^T once per (chunk, group) into an fp32 buffer, read by
  *            every head of the group (4 launches; no B load, no C B^T per head)
- *   fwd v4   v3 on mma.sync (bf16; P % 64 == 0, N 64/128/256, chunk <= 256,
+ *   fwd v4   v3 on mma.sync (bf16; P % 64 == 0, N 16-256 (powers of 2), chunk <= 256,
  *            else v3): cp.async tiles, ldmatrix, scores decayed in registers
  *            and repacked as the next MMA's operand, the entering states
  *            copied to bf16 by the state pass

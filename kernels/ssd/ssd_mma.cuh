@@ -17,7 +17,8 @@
  *                       y_i = exp(cs_i) C_i . h_c[p, :] + sum_{j <= i} cb_ij exp(cs_i - cs_j) dt'_j x_j
  *                     then (+ D x) silu(z); h_c is the bf16 copy of the state
  *                     entering the chunk that state_pass_kernel writes.
- * Shapes (mma_fits in fwd.cu): bf16, P a multiple of 64, N 64, 128 or 256,
+ * Shapes (mma_fits in fwd.cu): bf16, P a multiple of 64, N 16, 32, 64, 128 or 256
+ * (16 and 32 as 64 with zero-filled columns),
  * chunk <= 256, at most 65535 chunks, x, B, C 16-byte aligned; fwd v4 runs
  * v3 otherwise.
  * Dimension legend and workspace layouts: ssd_common.cuh.
@@ -39,16 +40,18 @@ constexpr int kMmaTiles = kMmaMaxQ / kTile;
 constexpr int kSlice = kTile * kTile;     /* elements of one swizzled 64 x 64 tile */
 constexpr float kLog2e = 1.4426950408889634f;
 
-/* rows r < rows_valid of a 64 x 64 slice (row r at src + r * stride) into a
- * swizzled tile by cp.async; the other rows zero-filled. kThreads threads
- * take part, tid = 0 .. kThreads - 1. */
+/* rows r < rows_valid, columns < cols_valid (a multiple of 8) of a 64 x 64
+ * slice (row r at src + r * stride) into a swizzled tile by cp.async; the
+ * rest zero-filled (N 16 and 32 run as 64 with zero columns). kThreads
+ * threads take part, tid = 0 .. kThreads - 1. */
 static __device__ __forceinline__ void cp_slice(bf16* tile,      /* (64, 64) smem */
                                                 const bf16* src, /* row r: src + r * stride */
-                                                int64_t stride, int rows_valid, int tid) {
+                                                int64_t stride, int rows_valid, int tid,
+                                                int cols_valid = kTile) {
 #pragma unroll
     for (int it = 0; it < kSlice / 8 / kThreads; it++) {
         const int i = it * kThreads + tid, r = i >> 3, c = i & 7;
-        const bool ok = r < rows_valid;
+        const bool ok = r < rows_valid && 8 * c < cols_valid;
         cp_async16(smem_addr(tile + swz<kTile>(r, c)), ok ? src + r * stride + c * 8 : src, ok);
     }
 }
@@ -60,8 +63,8 @@ static __device__ __forceinline__ float2 unpack_bf16(uint32_t u) {
 // ----------------------------------------------------------------------------
 // chunk states
 
-/* 64-column slices of N one state block covers: 2 (128 columns) unless N is 64 */
-static int state_mma_slices(int64_t N) { return N == 64 ? 1 : 2; }
+/* 64-column slices of N one state block covers: 2 (128 columns) above N 64 */
+static int state_mma_slices(int64_t N) { return N <= 64 ? 1 : 2; }
 
 constexpr int kStages = 2; /* 64-token tiles of x and B in flight in a state block */
 
@@ -104,7 +107,7 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
     bf16* Xs = (bf16*)(wj + kMmaMaxQ);  /* [2 stages] (64 j, 64 p) */
     bf16* Bs = Xs + kStages * kSlice;   /* [2 stages][kNS] (64 j, 64 n) */
     const int64_t c = blockIdx.y, b = blockIdx.z;
-    const int nps = (int)(a.P / kTile), nns = (int)(a.N / (kTile * kNS));
+    const int nps = (int)(a.P / kTile), nns = (int)ceil_div(a.N, kTile * kNS);
     const int64_t h = blockIdx.x / (nps * nns);
     const int rest = (int)(blockIdx.x % (nps * nns));
     const int64_t p0 = (int64_t)(rest / nns) * kTile, n0 = (int64_t)(rest % nns) * kTile * kNS;
@@ -120,7 +123,7 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
             cp_slice(Xs + st * kSlice, xsrc + tt * kTile * xstride, xstride, rows, threadIdx.x);
             for (int s = 0; s < kNS; s++)
                 cp_slice(Bs + (st * kNS + s) * kSlice, bsrc + tt * kTile * bstride + s * kTile, bstride,
-                         rows, threadIdx.x);
+                         rows, threadIdx.x, (int)min((int64_t)kTile, a.N - n0 - s * kTile));
         }
         cp_async_commit();
     };
@@ -161,7 +164,8 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
 #pragma unroll
         for (int half = 0; half < 2; half++) {
             const int64_t p = p0 + 16 * warp + g + 8 * half, n = n0 + 8 * nt + 2 * t;
-            *reinterpret_cast<float2*>(o + p * a.N + n) = make_float2(acc[nt][2 * half], acc[nt][2 * half + 1]);
+            if (n < a.N)
+                *reinterpret_cast<float2*>(o + p * a.N + n) = make_float2(acc[nt][2 * half], acc[nt][2 * half + 1]);
         }
 }
 
@@ -171,7 +175,7 @@ static mb_status launch_state_mma_slices(const SsdArgs<bf16>& a, const ChunkWork
     const size_t smem = state_mma_smem<kNS>();
     MB_CUDA_CHECK(cudaFuncSetAttribute(state_mma_kernel<kNS>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    dim3 grid((unsigned)(a.H * (a.P / kTile) * (a.N / (kTile * kNS))), (unsigned)a.NC, (unsigned)a.Bsz);
+    dim3 grid((unsigned)(a.H * (a.P / kTile) * ceil_div(a.N, kTile * kNS)), (unsigned)a.NC, (unsigned)a.Bsz);
     state_mma_kernel<kNS><<<grid, kThreads, smem, st>>>(a, w, out);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
@@ -355,16 +359,17 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
      * group per 64 rows (the state slices with rows 0..63) */
     const int part = threadIdx.x / kThreads, nparts = kNT / kThreads, tid = threadIdx.x % kThreads;
     int q = 0;
-    auto issue = [&](bf16* dst, const bf16* src, int64_t stride, int rows) {
-        if (q++ % nparts == part) cp_slice(dst, src, stride, rows, tid);
+    auto issue = [&](bf16* dst, const bf16* src, int64_t stride, int rows, int cols = kTile) {
+        if (q++ % nparts == part) cp_slice(dst, src, stride, rows, tid, cols);
     };
+    const int ncols = (int)min((int64_t)kTile, a.N); /* of each N slice: N < 64 zero-padded */
     auto issue_c = [&](int tt) { /* C rows of tile tt into slot tt % 2 */
         for (int ns = 0; tt < ntiles && ns < kNS; ns++)
             issue(Cs + (ns * kCSlots + tt % kCSlots) * kSlice, csrc + tt * kTile * cstride + ns * kTile,
-                  cstride, min(kTile, Qc - tt * kTile));
+                  cstride, min(kTile, Qc - tt * kTile), ncols);
     };
     for (int tt = 0; tt < kMmaTiles; tt++) {
-        for (int ns = 0; tt == 0 && ns < kNS; ns++) issue(Hs + ns * kSlice, hsrc + ns * kTile, a.N, kTile);
+        for (int ns = 0; tt == 0 && ns < kNS; ns++) issue(Hs + ns * kSlice, hsrc + ns * kTile, a.N, kTile, ncols);
         if (tt < kCSlots) issue_c(tt);
         if (tt < ntiles) issue(Xs + tt * kSlice, xsrc + tt * kTile * xstride, xstride, min(kTile, Qc - tt * kTile));
         cp_async_commit();
