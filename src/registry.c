@@ -86,6 +86,7 @@ const mb_impl mb_registry[] = {
     {SSD, MB_DIR_FWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v2 + C B^T once per (chunk, group), read by every head of the group", {.ssd_fwd = mb_ssd_fwd_cuda_v3}},
     {SSD, MB_DIR_FWD, CUDA, "v4", 4, 1, MB_DT_F32_BF16, 256, 0, "v3 on mma.sync: cp.async tiles, ldmatrix, scores decayed in registers (bf16, P%64, N 16-256 powers of 2, chunk<=256; else v3)", {.ssd_fwd = mb_ssd_fwd_cuda_v4}},
     {SSD, MB_DIR_BWD, CUDA, "v1", 1, 1, MB_DT_F32_BF16, 256, 0, "chunked, deterministic: recomputed states, reverse adjoints, 4 masked chunk matmuls (WMMA), fixed-order sums", {.ssd_bwd = mb_ssd_bwd_cuda_v1}},
+    {SSD, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "v1 with the states and y_pre on mma.sync, hi + lo bf16 operands (bf16, fwd v4's shapes; else v1)", {.ssd_bwd = mb_ssd_bwd_cuda_v2}},
     {SSD, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, one warp per channel, in-place fp32 state", {.ssd_step = mb_ssd_step_cuda_v1}},
     {SSD, MB_DIR_STEP, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "N % 4 == 0: 4 consecutive states per lane, float4 access", {.ssd_step = mb_ssd_step_cuda_v2}},
     {SSD, MB_DIR_STEP, CUDA, "v3", 3, 1, MB_DT_F32_BF16, 256, 0, "one block per head (N 16/32/64/128, >= 256 heads in the batch, else v2): decay once per head, 8 float4 of state in flight per thread", {.ssd_step = mb_ssd_step_cuda_v3}},

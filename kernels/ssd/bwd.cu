@@ -17,9 +17,16 @@
  *      of each group.
  * Workspace: dt', cs (B, H, L); states, adjoints (B, NC, H, P, N); per-head
  * dB, dC (B, L, H, N) fp32; row partials; never (B, L, H, P, N).
+ *
+ * v2 (bf16, the shapes of ssd_mma.cuh's mma_fits; else v1): v1 with the forward
+ * states recomputed by fwd v4's state_mma_kernel (w_j x_j as hi + lo bf16) and
+ * y_pre by its scan_mma_kernel in the y_pre role: decayed scores and entering
+ * states as hi + lo bf16 (two MMAs each against the exact x and C, ~16-bit
+ * operands where v1 runs 3xTF32 WMMA); dx, dC, dB and the reductions as v1.
  */
 #include "ssd.h"
 #include "ssd_chunk.cuh"
+#include "ssd_mma.cuh"
 
 namespace mbssd {
 namespace {
@@ -176,25 +183,12 @@ static size_t bwd_layout(const SsdArgs<T>& a, char* base, BwdWork* k) {
     return off;
 }
 
-/* states, adjoints, C B^T; then the four chunk matmuls: y_pre and dx (which
- * feed the decay gradient) with fp32 operands, dC and dB with T operands */
+/* dx (with the row partial x . dh B), dC and dB of each head */
 template <typename T>
-static mb_status bwd_matmuls(const SsdArgs<T>& a, const BwdWork& k, const void* dfinal_state,
-                             const mb_ssd_grads* g, cudaStream_t st) {
-    const int64_t PN = a.P * a.N;
-    mb_status s = launch_cb<T>(a, k.cb, st);
-    if (s == MB_OK) s = launch_chunk_state<T, float, false>(a, k.w, k.w.states, st);
-    if (s == MB_OK)
-        s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st);
-    if (s == MB_OK) s = launch_chunk_state<T, float, true>(a, k.w, k.adj, st);
-    if (s == MB_OK)
-        s = launch_state_pass<true>(k.w, k.adj, (const float*)dfinal_state,
-                                    (float*)g->dinitial_state, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st);
-    if (s == MB_OK) {
-        ScanOut<T> o = {k.w.states, (T*)g->dz, k.part_dcs, k.part_dD, nullptr, k.cb};
-        s = launch_chunk_scan<T, float, ROLE_YPRE, true>(a, k.w, o, st);
-    }
-    if (s == MB_OK) {
+static mb_status bwd_dx_dc_db(const SsdArgs<T>& a, const BwdWork& k, const mb_ssd_grads* g,
+                              cudaStream_t st) {
+    mb_status s = MB_OK;
+    {
         ScanOut<T> o = {k.adj, (T*)g->dx, k.part_ddt, nullptr, nullptr, k.cb};
         s = launch_chunk_scan<T, float, ROLE_DX, true>(a, k.w, o, st);
     }
@@ -206,6 +200,58 @@ static mb_status bwd_matmuls(const SsdArgs<T>& a, const BwdWork& k, const void* 
         ScanOut<T> o = {k.adj, nullptr, nullptr, nullptr, k.dBh, nullptr};
         s = launch_chunk_scan<T, T, ROLE_DB, false>(a, k.w, o, st);
     }
+    return s;
+}
+
+/* the reverse chunk adjoints E_c and dinitial_state */
+template <typename T>
+static mb_status bwd_adjoints(const SsdArgs<T>& a, const BwdWork& k, const void* dfinal_state,
+                              const mb_ssd_grads* g, cudaStream_t st) {
+    mb_status s = launch_chunk_state<T, float, true>(a, k.w, k.adj, st);
+    if (s == MB_OK)
+        s = launch_state_pass<true>(k.w, k.adj, (const float*)dfinal_state,
+                                    (float*)g->dinitial_state, a.Bsz, a.L, a.Q, a.NC, a.H,
+                                    a.P * a.N, st);
+    return s;
+}
+
+/* states, adjoints, C B^T; then the four chunk matmuls: y_pre and dx (which
+ * feed the decay gradient) with fp32 operands, dC and dB with T operands */
+template <typename T>
+static mb_status bwd_matmuls(const SsdArgs<T>& a, const BwdWork& k, const void* dfinal_state,
+                             const mb_ssd_grads* g, cudaStream_t st) {
+    const int64_t PN = a.P * a.N;
+    mb_status s = launch_cb<T>(a, k.cb, st);
+    if (s == MB_OK) s = launch_chunk_state<T, float, false>(a, k.w, k.w.states, st);
+    if (s == MB_OK)
+        s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st);
+    if (s == MB_OK) s = bwd_adjoints(a, k, dfinal_state, g, st);
+    if (s == MB_OK) {
+        ScanOut<T> o = {k.w.states, (T*)g->dz, k.part_dcs, k.part_dD, nullptr, k.cb};
+        s = launch_chunk_scan<T, float, ROLE_YPRE, true>(a, k.w, o, st);
+    }
+    if (s == MB_OK) s = bwd_dx_dc_db(a, k, g, st);
+    return s;
+}
+
+/* v2's: states by state_mma, y_pre by scan_mma (hi + lo operands); hi, lo:
+ * (B, NC, H, P, N) bf16 copies of the entering states */
+template <int kN>
+static mb_status bwd_matmuls_mma(const SsdArgs<__nv_bfloat16>& a, const BwdWork& k,
+                                 __nv_bfloat16* hi, __nv_bfloat16* lo, const void* dfinal_state,
+                                 const mb_ssd_grads* g, cudaStream_t st) {
+    const int64_t PN = a.P * a.N;
+    mb_status s = launch_cb<__nv_bfloat16>(a, k.cb, st);
+    if (s == MB_OK) s = launch_state_mma(a, k.w, k.w.states, st);
+    if (s == MB_OK)
+        s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st,
+                                     hi, lo);
+    if (s == MB_OK) s = bwd_adjoints(a, k, dfinal_state, g, st);
+    if (s == MB_OK) {
+        const ScanMmaOut o = {hi, lo, k.cb, (__nv_bfloat16*)g->dz, k.part_dcs, k.part_dD};
+        s = launch_scan_mma<kN, true>(a, k.w, o, st);
+    }
+    if (s == MB_OK) s = bwd_dx_dc_db(a, k, g, st);
     return s;
 }
 
@@ -229,19 +275,32 @@ static mb_status bwd_reductions(const SsdArgs<T>& a, const BwdWork& k, const mb_
     return MB_OK;
 }
 
-template <typename T>
+/* kMma: v2 (bf16 only), else v1 */
+template <typename T, bool kMma>
 static mb_status bwd_chunked(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                              const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex) {
     SsdArgs<T> a = make_args<T>(p, in);
     a.dy = (const T*)dy;
     BwdWork k;
-    const size_t bytes = bwd_layout(a, nullptr, &k);
+    const size_t main_bytes = bwd_layout(a, nullptr, &k);
+    /* v2: hi and lo bf16 copies of the entering states (B, NC, H, P, N) */
+    const size_t copy_bytes = ((size_t)(a.Bsz * a.NC * a.H * a.P * a.N) * 2 + 255) / 256 * 256;
+    const size_t bytes = main_bytes + (kMma ? 2 * copy_bytes : 0);
     void* base = nullptr;
     mb_status s = mb_device_alloc(&base, bytes, ex->stream);
     if (s != MB_OK) return s;
     bwd_layout(a, (char*)base, &k);
-    s = bwd_matmuls(a, k, dfinal_state, g, mb_stream(ex));
-    if (s == MB_OK) s = bwd_reductions(a, k, g, mb_stream(ex));
+    cudaStream_t st = mb_stream(ex);
+    if constexpr (kMma) {
+        __nv_bfloat16* hi = (__nv_bfloat16*)((char*)base + main_bytes);
+        __nv_bfloat16* lo = (__nv_bfloat16*)((char*)base + main_bytes + copy_bytes);
+        if (a.N <= 64) s = bwd_matmuls_mma<64>(a, k, hi, lo, dfinal_state, g, st);
+        else if (a.N == 128) s = bwd_matmuls_mma<128>(a, k, hi, lo, dfinal_state, g, st);
+        else s = bwd_matmuls_mma<256>(a, k, hi, lo, dfinal_state, g, st);
+    } else {
+        s = bwd_matmuls(a, k, dfinal_state, g, st);
+    }
+    if (s == MB_OK) s = bwd_reductions(a, k, g, st);
     mb_device_free(base, bytes, ex->stream);
     return s;
 }
@@ -260,6 +319,15 @@ extern "C" mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inp
                        "mb_ssd_bwd_cuda v1: head dim %lld or chunk %lld beyond 256 / %d",
                        (long long)p->headdim, (long long)p->chunk_size, kMaxChunk);
     if (p->dtype == MB_DTYPE_BF16)
-        return bwd_chunked<__nv_bfloat16>(p, in, dy, dfinal_state, g, ex);
-    return bwd_chunked<float>(p, in, dy, dfinal_state, g, ex);
+        return bwd_chunked<__nv_bfloat16, false>(p, in, dy, dfinal_state, g, ex);
+    return bwd_chunked<float, false>(p, in, dy, dfinal_state, g, ex);
+}
+
+/* v2: v1 with the states and y_pre on mma.sync (bf16, mma_fits; else v1) */
+extern "C" mb_status mb_ssd_bwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                        const void* dy, const void* dfinal_state,
+                                        const mb_ssd_grads* g, const mb_exec* ex) {
+    if (!mma_fits(p, in) || ((uintptr_t)dy & 3) != 0) /* dy read as bf16 pairs */
+        return mb_ssd_bwd_cuda_v1(p, in, dy, dfinal_state, g, ex);
+    return bwd_chunked<__nv_bfloat16, true>(p, in, dy, dfinal_state, g, ex);
 }

@@ -92,22 +92,12 @@ static mb_status fwd_mma(const mb_ssd_params* p, const mb_ssd_inputs* in, void* 
     if (s == MB_OK)
         s = launch_state_pass<false>(w, w.states, a.h0, (float*)final_state, a.Bsz, a.L, a.Q, a.NC,
                                      a.H, PN, st, copy);
-    if (s == MB_OK) s = launch_scan_mma<kN>(a, w, copy, cb, (bf16*)y, st);
+    if (s == MB_OK) {
+        const ScanMmaOut o = {copy, nullptr, cb, (bf16*)y, nullptr, nullptr};
+        s = launch_scan_mma<kN>(a, w, o, st);
+    }
     mb_device_free(base, bytes, ex->stream);
     return s;
-}
-
-static bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
-
-/* the shapes and layouts v4's kernels take */
-static bool mma_fits(const mb_ssd_params* p, const mb_ssd_inputs* in) {
-    const int64_t Q = p->chunk_size < p->seqlen ? p->chunk_size : p->seqlen;
-    return p->dtype == MB_DTYPE_BF16 && p->headdim % kTile == 0 &&
-           (p->dstate == 16 || p->dstate == 32 || p->dstate == 64 || p->dstate == 128 ||
-            p->dstate == 256) && Q <= kMmaMaxQ &&
-           ceil_div(p->seqlen, Q) <= 65535 && /* chunks: grid y */
-           aligned16(in->x) && aligned16(in->B) && aligned16(in->C) &&
-           (!in->z || ((uintptr_t)in->z & 3) == 0);
 }
 
 static bool chunked_fits(const mb_ssd_params* p) {

@@ -23,6 +23,9 @@
  *            fixed-order reductions over heads of a group and over chunks; the
  *            states and the products feeding the decay gradient (y_pre, dx) in
  *            fp32 (3xTF32) even for bf16, whose rounding the dA sum amplifies
+ *   bwd v2   v1 with the recomputed states (fwd v4's state kernel) and y_pre
+ *            on mma.sync: hi + lo bf16 scores and states against the exact x
+ *            and C (bf16 and fwd v4's shapes; else v1)
  *   step v1  one launch, one warp per channel, the fp32 state updated in place
  *   step v2  N % 4 == 0: each lane owns 4 consecutive states, float4 access
  *   step v3  one block per head (N 16..128, powers of two): the decay once per
@@ -46,6 +49,8 @@ mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
 mb_status mb_ssd_fwd_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
                              void* final_state, const mb_exec* ex);
 mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                             const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
+mb_status mb_ssd_bwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                              const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);

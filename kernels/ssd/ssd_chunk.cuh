@@ -175,13 +175,16 @@ static mb_status launch_chunk_state(const SsdArgs<T>& a, const ChunkWork& w, flo
  * buf[c] <- s, s = exp(cs_end(c)) s + (old buf[c]); last <- s. Reverse: the
  * same for c down. buf: (B, NC, H, P, N); init, last: (B, H, P, N) or NULL;
  * copy: NULL, or (B, NC, H, P, N) bf16 that gets the new values instead of
- * buf (whose chunk states are then only read). The loads of kAhead chunks
- * are issued together (the chain is latency-bound). */
+ * buf (whose chunk states are then only read); with copy_lo (B, NC, H, P, N)
+ * bf16 as well, buf gets them too and copy + copy_lo carry them as hi + lo
+ * bf16 (~16 bits). The loads of kAhead chunks are issued together (the chain
+ * is latency-bound). */
 template <bool kRev>
 __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict__ cs, float* buf,
                                                          const float* __restrict__ init,
                                                          float* __restrict__ last,
-                                                         __nv_bfloat16* __restrict__ copy, int64_t L,
+                                                         __nv_bfloat16* __restrict__ copy,
+                                                         __nv_bfloat16* __restrict__ copy_lo, int64_t L,
                                                          int64_t Q, int64_t NC, int64_t H,
                                                          int64_t PN) {
     constexpr int kAhead = 8;
@@ -203,8 +206,12 @@ __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict
         for (int u = 0; u < kAhead; u++) {
             const int64_t k = k0 + u, c = kRev ? NC - 1 - k : k;
             if (k >= NC) break;
-            if (copy) copy[at(c)] = __float2bfloat16(s);
-            else buf[at(c)] = s;
+            if (copy) {
+                const __nv_bfloat16 hi = __float2bfloat16(s);
+                copy[at(c)] = hi;
+                if (copy_lo) copy_lo[at(c)] = __float2bfloat16(s - __bfloat162float(hi));
+            }
+            if (!copy || copy_lo) buf[at(c)] = s;
             s = fmaf(expf(decay[u]), s, cur[u]);
         }
     }
@@ -214,9 +221,10 @@ __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict
 template <bool kRev>
 static mb_status launch_state_pass(const ChunkWork& w, float* buf, const float* init, float* last,
                                    int64_t Bsz, int64_t L, int64_t Q, int64_t NC, int64_t H,
-                                   int64_t PN, cudaStream_t st, __nv_bfloat16* copy = nullptr) {
+                                   int64_t PN, cudaStream_t st, __nv_bfloat16* copy = nullptr,
+                                   __nv_bfloat16* copy_lo = nullptr) {
     dim3 grid((unsigned)ceil_div(PN, 256), (unsigned)H, (unsigned)Bsz);
-    state_pass_kernel<kRev><<<grid, 256, 0, st>>>(w.cs, buf, init, last, copy, L, Q, NC, H, PN);
+    state_pass_kernel<kRev><<<grid, 256, 0, st>>>(w.cs, buf, init, last, copy, copy_lo, L, Q, NC, H, PN);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }

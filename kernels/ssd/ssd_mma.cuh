@@ -194,9 +194,33 @@ constexpr int kScanWarps = 8; /* warps of scan_mma_kernel: two 16-row groups eac
 
 constexpr int kCSlots = 2;    /* 64-row tiles of C a scan block holds at once */
 
-template <int kN>
+/* where a scan_mma_kernel writes (and the state it reads) */
+struct ScanMmaOut {
+    const bf16* hst;    /* (B, NC, H, P, N) entering states, bf16 (hi with kYpre) */
+    const bf16* hst_lo; /* kYpre: their rounding error (B, NC, H, P, N) */
+    const float* cb;    /* (B, NC, G, Qa, Qa) C_i . B_j (tiles j <= i) */
+    bf16* out;          /* (B, L, H, P): y; kYpre: dz (NULL without z) */
+    float* part0;       /* kYpre: (P/64, B, H, L) ds . y_ssm */
+    float* part1;       /* kYpre: (P/64, B, H, L) ds . x */
+};
+
+template <int kN, bool kYpre>
 static size_t scan_mma_smem() {
-    return 2 * kMmaMaxQ * sizeof(float) + ((kN / kTile) * (kCSlots + 1) + kMmaTiles) * kSlice * sizeof(bf16);
+    return 2 * kMmaMaxQ * sizeof(float) +
+           ((kN / kTile) * (kCSlots + (kYpre ? 2 : 1)) + kMmaTiles) * kSlice * sizeof(bf16);
+}
+
+/* the A fragments of x (16 x 16, fp32 accumulator layout) as hi + lo bf16 */
+static __device__ __forceinline__ void split_to_a(uint32_t hi[4], uint32_t lo[4], const float c0[4],
+                                                  const float c1[4]) {
+    acc_to_a(hi, c0, c1);
+    float r0[4], r1[4];
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        r0[e] = c0[e] - __bfloat162float(__float2bfloat16(c0[e]));
+        r1[e] = c1[e] - __bfloat162float(__float2bfloat16(c1[e]));
+    }
+    acc_to_a(lo, r0, r1);
 }
 
 /* acc (16 x 64) += a (16 x 16, k step ks) . B (16 x 64) from a swizzled
@@ -294,17 +318,69 @@ static __device__ __forceinline__ void scan_mma_epilogue(const SsdArgs<bf16>& a,
     }
 }
 
-/* One warp's 16 rows 16 r .. (chunk-local) of y, all 64 columns p0.. */
-template <int kN>
+/* The backward's y_pre rows i = 16 r + (g, g + 8) (chunk-local), columns
+ * p0..: with v = acc (y_ssm) and ds = dy silu(z) (dy without z): dz = dy
+ * (v + D x) silu'(z), and the row partials ds . v, ds . x over the 64 columns
+ * (thread sums, then the 4 lanes of a row) into part0, part1 of slice os. */
+static __device__ __forceinline__ void ypre_epilogue(const SsdArgs<bf16>& a, const float acc[8][4],
+                                                     const bf16* Xi, const ScanMmaOut& o, int64_t b,
+                                                     int64_t h, int64_t t0, int r, int64_t p0, int os,
+                                                     int Qc, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+    const float Dh = a.Dv ? a.Dv[h] : 0.f;
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int i = 16 * r + g + 8 * half, ri = i % kTile;
+        float s0 = 0.f, s1 = 0.f;
+        if (i < Qc) {
+            const int64_t base = ((b * a.L + t0 + i) * a.H + h) * a.P + p0; /* (b, t, h, p0) */
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                const int col = 8 * nt + 2 * t;
+                const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(Xi + swz<kTile>(ri, nt) + 2 * t));
+                const float2 gv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.dy + base + col));
+                float2 zv = make_float2(0.f, 0.f), dz = make_float2(0.f, 0.f);
+                if (a.z) zv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.z + base + col));
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float v = acc[nt][2 * half + e], x = e ? xv.y : xv.x, gy = e ? gv.y : gv.x;
+                    float ds = gy;
+                    if (a.z) {
+                        const float zz = e ? zv.y : zv.x, sg = sigmoidf_(zz);
+                        ds = gy * zz * sg;
+                        (e ? dz.y : dz.x) = gy * fmaf(Dh, x, v) * sg * (1.f + zz * (1.f - sg));
+                    }
+                    s0 = fmaf(ds, v, s0);
+                    s1 = fmaf(ds, x, s1);
+                }
+                if (a.z) *reinterpret_cast<uint32_t*>(o.out + base + col) = pack_bf16(dz.x, dz.y);
+            }
+        }
+        s0 += __shfl_xor_sync(0xffffffffu, s0, 1), s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
+        s0 += __shfl_xor_sync(0xffffffffu, s0, 2), s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+        if (i < Qc && t == 0) {
+            const int64_t ip = ((os * a.Bsz + b) * a.H + h) * a.L + t0 + i;
+            o.part0[ip] = s0, o.part1[ip] = s1;
+        }
+    }
+}
+
+/* One warp's 16 rows 16 r .. (chunk-local) of y (kYpre: of y_pre, with the
+ * scores and the state as hi + lo bf16 against the exact x and C), all 64
+ * columns p0.. */
+template <int kN, bool kYpre>
 static __device__ __forceinline__ void scan_rows(const SsdArgs<bf16>& a, const bf16* Cs, const bf16* Hs,
                                                  const bf16* Xs, const float* css2, const float* dts,
                                                  const float* cbc, int Qa, int Qc, int r,
-                                                 bf16* __restrict__ y, int64_t b, int64_t h,
-                                                 int64_t t0, int64_t p0, int lane) {
+                                                 const ScanMmaOut& o, int64_t b, int64_t h,
+                                                 int64_t t0, int64_t p0, int os, int lane) {
     const int g = lane >> 2, t = lane & 3, rt = r / 4;
     float acc[8][4];
     zero_acc<8>(acc);
     state_term<kN>(acc, Cs + (rt % kCSlots) * kSlice, kCSlots * kSlice, Hs, 16 * (r % 4), lane);
+    if (kYpre) /* the state's lo part, after the hi slices */
+        state_term<kN>(acc, Cs + (rt % kCSlots) * kSlice, kCSlots * kSlice, Hs + (kN / kTile) * kSlice,
+                       16 * (r % 4), lane);
     const int ia = 16 * r + g;
     const float ea = fast_exp2(css2[ia]), eb = fast_exp2(css2[ia + 8]);
 #pragma unroll
@@ -317,12 +393,15 @@ static __device__ __forceinline__ void scan_rows(const SsdArgs<bf16>& a, const b
         if (jt < rt) load_cb_rows(cbv, cbc + (int64_t)ia * Qa, Qa, (jt + 1) * kTile, t);
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            uint32_t af[4];
-            acc_to_a(af, s[2 * kk], s[2 * kk + 1]);
+            uint32_t af[4], al[4];
+            if (kYpre) split_to_a(af, al, s[2 * kk], s[2 * kk + 1]);
+            else acc_to_a(af, s[2 * kk], s[2 * kk + 1]);
             mma_16x64<true>(acc, af, Xs + jt * kSlice, kk, lane);
+            if (kYpre) mma_16x64<true>(acc, al, Xs + jt * kSlice, kk, lane);
         }
     }
-    scan_mma_epilogue(a, acc, Xs + rt * kSlice, y, b, h, t0, r, p0, Qc, lane);
+    if (kYpre) ypre_epilogue(a, acc, Xs + rt * kSlice, o, b, h, t0, r, p0, os, Qc, lane);
+    else scan_mma_epilogue(a, acc, Xs + rt * kSlice, o.out, b, h, t0, r, p0, Qc, lane);
 }
 
 /* grid (H * P/64, NC, B), kScanWarps warps: the whole chunk (up to 16 groups
@@ -333,12 +412,10 @@ static __device__ __forceinline__ void scan_rows(const SsdArgs<bf16>& a, const b
  * same two slots (two blocks fit an SM). hst: (B, NC, H, P, N)
  * bf16 entering states; cb: (B, NC, G, Qa, Qa) C_i . B_j (tiles j <= i);
  * y: (B, L, H, P). */
-template <int kN>
+template <int kN, bool kYpre>
 __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdArgs<bf16> a, const ChunkWork w,
-                                                                   const bf16* __restrict__ hst,
-                                                                   const float* __restrict__ cb,
-                                                                   bf16* __restrict__ y) {
-    constexpr int kNS = kN / kTile, kNT = kScanWarps * 32;
+                                                                   const ScanMmaOut o) {
+    constexpr int kNS = kN / kTile, kNT = kScanWarps * 32, kHS = kYpre ? 2 : 1;
     extern __shared__ __align__(128) unsigned char smem[];
     const int nrt = (int)ceil_div(a.Q, kTile), Qa = nrt * kTile, nps = (int)(a.P / kTile);
     const int64_t c = blockIdx.y, h = blockIdx.x / nps, b = blockIdx.z;
@@ -347,13 +424,13 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     float* css2 = (float*)smem;                /* [256] cs log2(e) */
     float* dts = css2 + kMmaMaxQ;              /* [256] dt' */
-    bf16* Hs = (bf16*)(dts + kMmaMaxQ);        /* [kNS] (64 p, 64 n) */
-    bf16* Cs = Hs + kNS * kSlice;              /* [kNS][2 slots] (64 i, 64 n) */
+    bf16* Hs = (bf16*)(dts + kMmaMaxQ);        /* [kHS][kNS] (64 p, 64 n): hi (, lo) */
+    bf16* Cs = Hs + kHS * kNS * kSlice;        /* [kNS][2 slots] (64 i, 64 n) */
     bf16* Xs = Cs + kNS * kCSlots * kSlice;    /* [4] (64 j, 64 p) */
 
     const int64_t cstride = a.G * a.N, xstride = a.H * a.P;
     const bf16* csrc = a.Cm + (b * a.L + t0) * cstride + (h / a.hpg) * a.N;   /* (Qc, N) */
-    const bf16* hsrc = hst + (((b * a.NC + c) * a.H + h) * a.P + p0) * a.N;   /* (64, N) */
+    const int64_t hoff = (((b * a.NC + c) * a.H + h) * a.P + p0) * a.N;     /* (64, N) of the states */
     const bf16* xsrc = a.x + (b * a.L + t0) * xstride + h * a.P + p0;         /* (Qc, 64) */
     /* slices go round-robin to the groups of kThreads threads; one commit
      * group per 64 rows (the state slices with rows 0..63) */
@@ -369,7 +446,10 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
                   cstride, min(kTile, Qc - tt * kTile), ncols);
     };
     for (int tt = 0; tt < kMmaTiles; tt++) {
-        for (int ns = 0; tt == 0 && ns < kNS; ns++) issue(Hs + ns * kSlice, hsrc + ns * kTile, a.N, kTile, ncols);
+        for (int ns = 0; tt == 0 && ns < kNS; ns++) {
+            issue(Hs + ns * kSlice, o.hst + hoff + ns * kTile, a.N, kTile, ncols);
+            if (kYpre) issue(Hs + (kNS + ns) * kSlice, o.hst_lo + hoff + ns * kTile, a.N, kTile, ncols);
+        }
         if (tt < kCSlots) issue_c(tt);
         if (tt < ntiles) issue(Xs + tt * kSlice, xsrc + tt * kTile * xstride, xstride, min(kTile, Qc - tt * kTile));
         cp_async_commit();
@@ -379,11 +459,12 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
         css2[k] = k < Qc ? w.cs[gi] * kLog2e : 0.f;
         dts[k] = k < Qc ? w.dtp[gi] : 0.f;
     }
-    const float* cbc = cb + ((b * a.NC + c) * a.G + h / a.hpg) * Qa * Qa; /* (Qa, Qa) */
+    const float* cbc = o.cb + ((b * a.NC + c) * a.G + h / a.hpg) * Qa * Qa; /* (Qa, Qa) */
+    const int os = (int)(blockIdx.x % nps);
     cp_async_wait<kMmaTiles - 2>(); /* tiles 0 and 1 */
     __syncthreads();
     if (16 * warp < Qc)
-        scan_rows<kN>(a, Cs, Hs, Xs, css2, dts, cbc, Qa, Qc, warp, y, b, h, t0, p0, lane);
+        scan_rows<kN, kYpre>(a, Cs, Hs, Xs, css2, dts, cbc, Qa, Qc, warp, o, b, h, t0, p0, os, lane);
     if (ntiles > kCSlots) {
         __syncthreads(); /* every warp is done with the C rows of tiles 0-1 */
         issue_c(2), issue_c(3);
@@ -393,19 +474,32 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
     __syncthreads();
     const int r2 = 2 * kScanWarps - 1 - warp;
     if (16 * r2 < Qc)
-        scan_rows<kN>(a, Cs, Hs, Xs, css2, dts, cbc, Qa, Qc, r2, y, b, h, t0, p0, lane);
+        scan_rows<kN, kYpre>(a, Cs, Hs, Xs, css2, dts, cbc, Qa, Qc, r2, o, b, h, t0, p0, os, lane);
 }
 
-template <int kN>
-static mb_status launch_scan_mma(const SsdArgs<bf16>& a, const ChunkWork& w, const bf16* hst,
-                                 const float* cb, bf16* y, cudaStream_t st) {
-    const size_t smem = scan_mma_smem<kN>();
-    MB_CUDA_CHECK(cudaFuncSetAttribute(scan_mma_kernel<kN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)smem));
+template <int kN, bool kYpre = false>
+static mb_status launch_scan_mma(const SsdArgs<bf16>& a, const ChunkWork& w, const ScanMmaOut& o,
+                                 cudaStream_t st) {
+    const size_t smem = scan_mma_smem<kN, kYpre>();
+    MB_CUDA_CHECK(cudaFuncSetAttribute(scan_mma_kernel<kN, kYpre>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid((unsigned)(a.H * (a.P / kTile)), (unsigned)a.NC, (unsigned)a.Bsz);
-    scan_mma_kernel<kN><<<grid, kScanWarps * 32, smem, st>>>(a, w, hst, cb, y);
+    scan_mma_kernel<kN, kYpre><<<grid, kScanWarps * 32, smem, st>>>(a, w, o);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
+}
+
+static bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
+
+/* the shapes and layouts the mma.sync kernels take (fwd v4, bwd v2) */
+static bool mma_fits(const mb_ssd_params* p, const mb_ssd_inputs* in) {
+    const int64_t Q = p->chunk_size < p->seqlen ? p->chunk_size : p->seqlen;
+    return p->dtype == MB_DTYPE_BF16 && p->headdim % kTile == 0 &&
+           (p->dstate == 16 || p->dstate == 32 || p->dstate == 64 || p->dstate == 128 ||
+            p->dstate == 256) && Q <= kMmaMaxQ &&
+           ceil_div(p->seqlen, Q) <= 65535 && /* chunks: grid y */
+           aligned16(in->x) && aligned16(in->B) && aligned16(in->C) &&
+           (!in->z || ((uintptr_t)in->z & 3) == 0);
 }
 
 } // namespace

@@ -5,7 +5,7 @@
  * flushed by writing a 256 MB buffer before every timed run, median of 15.
  *   fwd (no z)        L = 512, 2K, 4K, 8K, 16K, 128K: fwd v2, v3, v4 (v1 at 512, 2K),
  *                     each launch of v3 and v4 alone
- *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v4 + bwd v1
+ *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v4 + bwd v1, fwd v4 + bwd v2
  *   step              batch 8
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
@@ -74,7 +74,8 @@ static void profile_fwd_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void
     t[0] = time_ms([&] { launch_cb(a, cb, 0); });
     t[1] = time_ms([&] { launch_state_mma(a, w, w.states, 0); });
     t[2] = time_ms([&] { launch_state_pass<false>(w, w.states, a.h0, (float*)fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, copy); });
-    t[3] = time_ms([&] { launch_scan_mma<128>(a, w, copy, cb, (bf*)y, 0); });
+    const ScanMmaOut o = {copy, nullptr, cb, (bf*)y, nullptr, nullptr};
+    t[3] = time_ms([&] { launch_scan_mma<128>(a, w, o, 0); });
     printf("  fwd v4 L=%ld kernels: cb %.4f state_mma %.4f state_pass %.4f scan_mma %.4f ms\n", (long)a.L,
            t[0], t[1], t[2], t[3]);
     cudaFree(w.dtp), cudaFree(w.cs), cudaFree(w.states), cudaFree(copy), cudaFree(cb);
@@ -174,6 +175,10 @@ int main(int argc, char** argv) {
             ms = time_ms([&] { check(mb_ssd_fwd_cuda_v4(&p, &in_z, y, fs, &ex), "fwd v4");
                                check(mb_ssd_bwd_cuda_v1(&p, &in_z, dy, NULL, &g, &ex), "bwd v1"); });
             snprintf(name, sizeof name, "fwd v4+bwd v1 L=%ld", L);
+            printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+            ms = time_ms([&] { check(mb_ssd_fwd_cuda_v4(&p, &in_z, y, fs, &ex), "fwd v4");
+                               check(mb_ssd_bwd_cuda_v2(&p, &in_z, dy, NULL, &g, &ex), "bwd v2"); });
+            snprintf(name, sizeof name, "fwd v4+bwd v2 L=%ld", L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
             profile_bwd(&p, &in_z, dy, gx, gz);
         }
