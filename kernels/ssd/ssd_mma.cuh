@@ -1,26 +1,28 @@
 /*
- * ssd_mma.cuh -- the chunk kernels of SSD forward v4 (fwd.cu): bf16 on tensor
- * cores through mma.sync m16n8k16 (mma_sm80.cuh) instead of WMMA. Operands
- * stream into swizzled shared memory by cp.async (every tile of a chunk in
- * flight at once, one commit group per tile), ldmatrix feeds the MMAs, and the
- * decayed scores never leave registers: C B^T (cb_kernel's fp32 buffer) is
- * read straight into the accumulator layout, masked, decayed and repacked as
- * the A operand of scores . x.
+ * ssd_mma.cuh -- the chunk kernels of SSD forward v4 (fwd.cu) and of backward
+ * v2's states and y_pre (bwd.cu): bf16 on tensor cores through mma.sync
+ * m16n8k16 (mma_sm80.cuh) instead of WMMA. Operands stream into swizzled
+ * shared memory by cp.async, ldmatrix feeds the MMAs, and the decayed scores
+ * never leave registers: C B^T (cb_kernel's fp32 buffer) is read straight into
+ * the accumulator layout, masked, decayed and repacked as the A operand of
+ * scores . x. The blocks of one chunk (all heads) are adjacent in the grid, so
+ * what the heads share (C B^T, B, C) is read from L2.
  *
  *   state_mma_kernel  per (b, chunk, h, 64 x 128 slice of (P, N)): dt', the
  *                     chunk-local cumsum cs, and the chunk's own state
  *                       S_c[p, n] = sum_j w_j x_j[p] B_j[n],  w_j = exp(cs_end - cs_j) dt'_j
  *                     w_j x_j is split into hi + lo bf16 (two products against
  *                     the exact B), so chunk states and the final state keep
- *                     ~16 bits, as in v2 / v3.
+ *                     ~16 bits, as in v2 / v3. x and B tiles in a 2-stage ring.
  *   scan_mma_kernel   per (b, chunk, h, 64 columns of P), 8 warps of 2 x 16 rows:
  *                       y_i = exp(cs_i) C_i . h_c[p, :] + sum_{j <= i} cb_ij exp(cs_i - cs_j) dt'_j x_j
  *                     then (+ D x) silu(z); h_c is the bf16 copy of the state
- *                     entering the chunk that state_pass_kernel writes.
- * Shapes (mma_fits in fwd.cu): bf16, P a multiple of 64, N 16, 32, 64, 128 or 256
- * (16 and 32 as 64 with zero-filled columns),
- * chunk <= 256, at most 65535 chunks, x, B, C 16-byte aligned; fwd v4 runs
- * v3 otherwise.
+ *                     entering the chunk that state_pass_kernel writes. In the
+ *                     y_pre role (kYpre, bwd v2) the scores and h_c are hi + lo
+ *                     bf16 and the epilogue writes dz and the row partials.
+ * Shapes (mma_fits below): bf16, P a multiple of 64, N 16, 32, 64, 128 or 256
+ * (16 and 32 as 64 with zero-filled columns), chunk <= 256, at most 65535
+ * chunks, x, B, C 16-byte aligned; other calls run fwd v3 / bwd v1.
  * Dimension legend and workspace layouts: ssd_common.cuh.
  */
 #ifndef MB_SSD_MMA_CUH
