@@ -25,6 +25,12 @@
 /* The cudaStream_t of an mb_exec. */
 static inline cudaStream_t mb_stream(const mb_exec* ex) { return (cudaStream_t)ex->stream; }
 
+/* log2(e): exp(x) = exp2(x log2(e)) on the special-function unit. */
+constexpr float kLog2e = 1.4426950408889634f;
+
+/* A pointer 16-byte aligned (for 16-byte vector and cp.async access). */
+static inline bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
+
 /* ------------------------------------------------------------------------ */
 /* dtype helpers: load any activation type as float, store float as it */
 

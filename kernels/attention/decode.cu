@@ -36,7 +36,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kUnroll = 4;
 constexpr int kLensPerLaunch = 128;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 /* The launch's cache lengths, by value. */

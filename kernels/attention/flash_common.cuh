@@ -18,8 +18,6 @@ namespace mbflash {
 
 using namespace mbmma;
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 /* What every flash kernel gets: pointers and shape (one head of q is
  * (L, d) at offset (b*H + h)*L*d; of k, v at (b*H_kv + h/group)*L*d). */
 struct AttnShape {

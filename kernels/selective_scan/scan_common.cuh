@@ -19,8 +19,6 @@
 
 namespace mbscan {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 /* 2^x on the special-function unit (flushes denormal results to zero). */
 static __device__ __forceinline__ float fast_exp2(float x) {
     float y;
@@ -175,10 +173,6 @@ static __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
     return x;
-}
-
-static inline bool aligned16(const void* p) {
-    return ((uintptr_t)p & 15u) == 0;
 }
 
 /* The fields every scan kernel's argument struct shares (FwdArgs, BwdArgs): the

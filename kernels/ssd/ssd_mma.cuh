@@ -40,7 +40,6 @@ typedef __nv_bfloat16 bf16;
 constexpr int kMmaMaxQ = 256;             /* chunk tokens one block holds at once */
 constexpr int kMmaTiles = kMmaMaxQ / kTile;
 constexpr int kSlice = kTile * kTile;     /* elements of one swizzled 64 x 64 tile */
-constexpr float kLog2e = 1.4426950408889634f;
 
 /* rows r < rows_valid, columns < cols_valid (a multiple of 8) of a 64 x 64
  * slice (row r at src + r * stride) into a swizzled tile by cp.async; the
@@ -490,8 +489,6 @@ static mb_status launch_scan_mma(const SsdArgs<bf16>& a, const ChunkWork& w, con
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
-
-static bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
 
 /* the shapes and layouts the mma.sync kernels take (fwd v4, bwd v2) */
 static bool mma_fits(const mb_ssd_params* p, const mb_ssd_inputs* in) {

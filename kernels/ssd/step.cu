@@ -92,8 +92,6 @@ static mb_status step_vec4(const mb_ssd_params* p, const mb_ssd_inputs* in, void
     return MB_OK;
 }
 
-static bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
-
 constexpr int kHeadThreads = 256;
 /* below this many heads in the batch v3 runs v2: one block per head leaves SMs idle
  * (H100, H 64: v2 4.6 us, v3 5.1 us at batch 1; v3 10.5 us, v2 15.5 us at batch 8) */
