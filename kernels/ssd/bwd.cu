@@ -23,10 +23,18 @@
  * y_pre by its scan_mma_kernel in the y_pre role: decayed scores and entering
  * states as hi + lo bf16 (two MMAs each against the exact x and C, ~16-bit
  * operands where v1 runs 3xTF32 WMMA); dx, dC, dB and the reductions as v1.
+ *
+ * v3 (bf16, mma_fits; else v1): every chunk matmul on mma.sync (ssd_mma_bwd.cuh):
+ * y_pre as v2, also writing ds as hi + lo bf16; the reverse chunk adjoints by
+ * state_mma_kernel (ds hi + lo against C); dx by dx_mma_kernel (C B^T read
+ * transposed, scores, E and ds hi + lo); dB and dC summed over the heads of a
+ * group inside dbc_kernel, from M = sum_h decay (ds . x^T) (dsx_kernel): no
+ * per-head (B, L, H, N) partials and no group reduction.
  */
 #include "ssd.h"
 #include "ssd_chunk.cuh"
 #include "ssd_mma.cuh"
+#include "ssd_mma_bwd.cuh"
 
 namespace mbssd {
 namespace {
@@ -165,11 +173,13 @@ struct BwdWork {
     float *adj, *fs, *dBh, *dCh, *part_dcs, *part_ddt, *part_dD, *cdA, *cdbias, *cdD, *cb;
 };
 
+/* per_head_dbc: the (B, L, H, N) per-head dB, dC (v1, v2; v3 has none) */
 template <typename T>
-static size_t bwd_layout(const SsdArgs<T>& a, char* base, BwdWork* k) {
+static size_t bwd_layout(const SsdArgs<T>& a, char* base, BwdWork* k, bool per_head_dbc = true) {
     const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, nos = ceil_div(a.P, kTile);
+    const int64_t BLHN = per_head_dbc ? a.Bsz * a.L * a.H * a.N : 0;
     const int64_t sizes[14] = {BHL, BHL, a.Bsz * a.NC * a.H * PN, a.Bsz * a.NC * a.H * PN,
-                               a.Bsz * a.H * PN, a.Bsz * a.L * a.H * a.N, a.Bsz * a.L * a.H * a.N,
+                               a.Bsz * a.H * PN, BLHN, BLHN,
                                nos * BHL, nos * BHL, nos * BHL, a.Bsz * a.H * a.NC,
                                a.Bsz * a.H * a.NC, a.Bsz * a.H * a.NC, cb_floats(a)};
     float** dst[14] = {&k->w.dtp, &k->w.cs, &k->w.states, &k->adj, &k->fs, &k->dBh, &k->dCh,
@@ -255,10 +265,11 @@ static mb_status bwd_matmuls_mma(const SsdArgs<__nv_bfloat16>& a, const BwdWork&
     return s;
 }
 
-/* the gradients of dt, A, D, dt_bias, B, C from the matmuls' outputs */
+/* the gradients of dt, A, D, dt_bias (and B, C from the per-head partials
+ * when per_head_dbc) from the matmuls' outputs */
 template <typename T>
 static mb_status bwd_reductions(const SsdArgs<T>& a, const BwdWork& k, const mb_ssd_grads* g,
-                                cudaStream_t st) {
+                                cudaStream_t st, bool per_head_dbc = true) {
     const int nos = (int)ceil_div(a.P, kTile);
     finalize_chunk_kernel<T><<<dim3((unsigned)a.NC, (unsigned)a.H, (unsigned)a.Bsz), 256, 0, st>>>(
         a, k.w, k.adj, k.fs, k.part_dcs, k.part_ddt, k.part_dD, nos, (T*)g->ddt, k.cdA, k.cdbias,
@@ -268,6 +279,7 @@ static mb_status bwd_reductions(const SsdArgs<T>& a, const BwdWork& k, const mb_
                                                       a.Dv != nullptr, (float*)g->dA, (float*)g->dD,
                                                       (float*)g->ddt_bias);
     MB_CUDA_CHECK(cudaGetLastError());
+    if (!per_head_dbc) return MB_OK;
     const int64_t count = a.Bsz * a.L * a.G * a.N;
     group_reduce_kernel<T><<<(unsigned)ceil_div(count, 256), 256, 0, st>>>(
         k.dBh, k.dCh, (T*)g->dB, (T*)g->dC, a.Bsz * a.L, a.H, a.G, a.N);
@@ -305,6 +317,79 @@ static mb_status bwd_chunked(const mb_ssd_params* p, const mb_ssd_inputs* in, co
     return s;
 }
 
+/* v3's workspace beyond BwdWork: bf16 hi + lo copies of the entering states
+ * and of the adjoints E (B, NC, H, P, N), ds hi + lo (B, L, H, P), and M
+ * (B, NC, G, Qa, Qa) fp32 */
+struct BwdV3Work {
+    bf16 *hi, *lo, *e_hi, *e_lo, *ds_hi, *ds_lo;
+    float* m;
+};
+
+static size_t bwd_v3_layout(const SsdArgs<bf16>& a, char* base, BwdV3Work* v) {
+    const int64_t SN = a.Bsz * a.NC * a.H * a.P * a.N, X = a.Bsz * a.L * a.H * a.P;
+    const int64_t halves[6] = {SN, SN, SN, SN, X, X};
+    bf16** dst[6] = {&v->hi, &v->lo, &v->e_hi, &v->e_lo, &v->ds_hi, &v->ds_lo};
+    size_t off = 0;
+    for (int i = 0; i < 6; i++) {
+        if (base) *dst[i] = (bf16*)(base + off);
+        off += ((size_t)halves[i] * sizeof(bf16) + 255) / 256 * 256;
+    }
+    if (base) v->m = (float*)(base + off);
+    return off + floats_bytes(cb_floats(a));
+}
+
+/* v3's chunk kernels, in dependency order (see the top of the file) */
+template <int kN>
+static mb_status bwd_v3_matmuls(const SsdArgs<bf16>& a, const BwdWork& k, const BwdV3Work& v,
+                                const void* dfinal_state, const mb_ssd_grads* g, cudaStream_t st) {
+    const int64_t PN = a.P * a.N;
+    mb_status s = launch_cb<bf16>(a, k.cb, st);
+    if (s == MB_OK) s = launch_state_mma(a, k.w, k.w.states, st);
+    if (s == MB_OK)
+        s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st,
+                                     v.hi, v.lo);
+    if (s == MB_OK) {
+        const ScanMmaOut o = {v.hi, v.lo, k.cb, (bf16*)g->dz, k.part_dcs, k.part_dD, v.ds_hi, v.ds_lo};
+        s = launch_scan_mma<kN, true>(a, k.w, o, st);
+    }
+    if (s == MB_OK) s = launch_state_mma(a, k.w, k.adj, st, v.ds_hi, v.ds_lo);
+    if (s == MB_OK)
+        s = launch_state_pass<true>(k.w, k.adj, (const float*)dfinal_state, (float*)g->dinitial_state,
+                                    a.Bsz, a.L, a.Q, a.NC, a.H, PN, st, v.e_hi, v.e_lo);
+    if (s == MB_OK) {
+        const DxMmaArgs o = {v.e_hi, v.e_lo, v.ds_hi, v.ds_lo, k.cb, (bf16*)g->dx, k.part_ddt};
+        s = launch_dx_mma<kN>(a, k.w, o, st);
+    }
+    if (s == MB_OK) s = launch_dsx(a, k.w, v.ds_hi, v.m, st);
+    if (s == MB_OK) {
+        const DbcArgs o = {v.m, v.ds_hi, v.hi, v.e_hi, (bf16*)g->dB, (bf16*)g->dC};
+        s = launch_dbc(a, k.w, o, st);
+    }
+    return s;
+}
+
+static mb_status bwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                        const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex) {
+    SsdArgs<bf16> a = make_args<bf16>(p, in);
+    a.dy = (const bf16*)dy;
+    BwdWork k;
+    BwdV3Work v;
+    const size_t main_bytes = bwd_layout(a, nullptr, &k, false);
+    const size_t bytes = main_bytes + bwd_v3_layout(a, nullptr, &v);
+    void* base = nullptr;
+    mb_status s = mb_device_alloc(&base, bytes, ex->stream);
+    if (s != MB_OK) return s;
+    bwd_layout(a, (char*)base, &k, false);
+    bwd_v3_layout(a, (char*)base + main_bytes, &v);
+    cudaStream_t st = mb_stream(ex);
+    if (a.N <= 64) s = bwd_v3_matmuls<64>(a, k, v, dfinal_state, g, st);
+    else if (a.N == 128) s = bwd_v3_matmuls<128>(a, k, v, dfinal_state, g, st);
+    else s = bwd_v3_matmuls<256>(a, k, v, dfinal_state, g, st);
+    if (s == MB_OK) s = bwd_reductions(a, k, g, st, false);
+    mb_device_free(base, bytes, ex->stream);
+    return s;
+}
+
 } // namespace
 } // namespace mbssd
 
@@ -330,4 +415,14 @@ extern "C" mb_status mb_ssd_bwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inp
     if (!mma_fits(p, in) || ((uintptr_t)dy & 3) != 0) /* dy read as bf16 pairs */
         return mb_ssd_bwd_cuda_v1(p, in, dy, dfinal_state, g, ex);
     return bwd_chunked<__nv_bfloat16, true>(p, in, dy, dfinal_state, g, ex);
+}
+
+/* v3: every chunk matmul on mma.sync, dB and dC summed over heads in-kernel
+ * (bf16, mma_fits; else v1) */
+extern "C" mb_status mb_ssd_bwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                        const void* dy, const void* dfinal_state,
+                                        const mb_ssd_grads* g, const mb_exec* ex) {
+    if (!mma_fits(p, in) || ((uintptr_t)dy & 3) != 0) /* dy read as bf16 pairs */
+        return mb_ssd_bwd_cuda_v1(p, in, dy, dfinal_state, g, ex);
+    return bwd_v3(p, in, dy, dfinal_state, g, ex);
 }

@@ -26,6 +26,10 @@
  *   bwd v2   v1 with the recomputed states (fwd v4's state kernel) and y_pre
  *            on mma.sync: hi + lo bf16 scores and states against the exact x
  *            and C (bf16 and fwd v4's shapes; else v1)
+ *   bwd v3   every chunk matmul on mma.sync: v2 + the reverse adjoints and dx
+ *            with hi + lo bf16 operands, dB and dC as GEMMs over the chunk's
+ *            tokens and the heads of a group (summed in-kernel, no per-head
+ *            partials) from M = sum_h decay (ds . x^T) (bf16, v4's shapes; else v1)
  *   step v1  one launch, one warp per channel, the fp32 state updated in place
  *   step v2  N % 4 == 0: each lane owns 4 consecutive states, float4 access
  *   step v3  one block per head (N 16..128, powers of two): the decay once per
@@ -51,6 +55,8 @@ mb_status mb_ssd_fwd_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
 mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                              const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
 mb_status mb_ssd_bwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                             const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
+mb_status mb_ssd_bwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                              const void* dfinal_state, const mb_ssd_grads* g, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);

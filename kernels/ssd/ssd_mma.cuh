@@ -57,6 +57,18 @@ static __device__ __forceinline__ void cp_slice(bf16* tile,      /* (64, 64) sme
     }
 }
 
+/* 64 x 64 slices dealt round-robin to the groups of kThreads threads of a
+ * block (slice q goes to group q % nparts), each group issuing its cp_slice */
+struct SliceIssuer {
+    int q, part, nparts, tid;
+    __device__ explicit SliceIssuer(int block_threads)
+        : q(0), part((int)threadIdx.x / kThreads), nparts(block_threads / kThreads),
+          tid((int)threadIdx.x % kThreads) {}
+    __device__ void operator()(bf16* dst, const bf16* src, int64_t stride, int rows, int cols = kTile) {
+        if (q++ % nparts == part) cp_slice(dst, src, stride, rows, tid, cols);
+    }
+};
+
 static __device__ __forceinline__ float2 unpack_bf16(uint32_t u) {
     return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&u));
 }
@@ -69,19 +81,24 @@ static int state_mma_slices(int64_t N) { return N <= 64 ? 1 : 2; }
 
 constexpr int kStages = 2; /* 64-token tiles of x and B in flight in a state block */
 
-template <int kNS>
+template <int kNS, bool kRev>
 static size_t state_mma_smem() {
-    return 3 * kMmaMaxQ * sizeof(float) + (1 + kNS) * kStages * kSlice * sizeof(bf16);
+    return 3 * kMmaMaxQ * sizeof(float) + ((kRev ? 2 : 1) + kNS) * kStages * kSlice * sizeof(bf16);
 }
 
 /* The A fragment (16 p x 16 j) of w_j x_j as hi + lo bf16: x is exact bf16,
  * the weights fp32; a0, a1 hold j = 2t, 2t+1 and a2, a3 j = 8 + 2t, 9 + 2t. */
 static __device__ __forceinline__ void weigh_fragment(uint32_t hi[4], uint32_t lo[4],
-                                                      const uint32_t x[4], const float* w16, int t) {
+                                                      const uint32_t x[4], const float* w16, int t,
+                                                      const uint32_t* x_lo = nullptr) {
     const float w0 = w16[2 * t], w1 = w16[2 * t + 1], w8 = w16[8 + 2 * t], w9 = w16[9 + 2 * t];
 #pragma unroll
     for (int q = 0; q < 4; q++) {
         float2 f = unpack_bf16(x[q]);
+        if (x_lo) { /* x given as hi + lo (ds in the reverse states) */
+            const float2 l = unpack_bf16(x_lo[q]);
+            f.x += l.x, f.y += l.y;
+        }
         f.x *= q < 2 ? w0 : w8;
         f.y *= q < 2 ? w1 : w9;
         hi[q] = pack_bf16(f.x, f.y);
@@ -96,10 +113,14 @@ static __device__ __forceinline__ void weigh_fragment(uint32_t hi[4], uint32_t l
  * on the H100: faster than 4 kNS warps of 64 columns, which reload and
  * re-weigh x per warp).
  * out: (B, NC, H, P, N) fp32 chunk states; the cumsum and dt' go to w.cs,
- * w.dtp (the block of slice 0 writes them). */
-template <int kNS>
+ * w.dtp (the block of slice 0 writes them).
+ * kRev (bwd v3's adjoints): x is ds = ds_hi + ds_lo (B, L, H, P), B is C and
+ * w_j = exp(cs_j), with cs read from w.cs: out = dS_c = sum_j exp(cs_j) ds_j C_j^T. */
+template <int kNS, bool kRev>
 __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf16> a, const ChunkWork w,
-                                                             float* __restrict__ out) {
+                                                             float* __restrict__ out,
+                                                             const bf16* __restrict__ ds_hi,
+                                                             const bf16* __restrict__ ds_lo) {
     constexpr int kNT = 8 * kNS; /* n8 tiles of a warp */
     extern __shared__ __align__(128) unsigned char smem[];
     float* css = (float*)smem;          /* [256] chunk-local cumsum of dt' A */
@@ -107,6 +128,7 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
     float* wj = dts + kMmaMaxQ;         /* [256] w_j, 0 past the chunk */
     bf16* Xs = (bf16*)(wj + kMmaMaxQ);  /* [2 stages] (64 j, 64 p) */
     bf16* Bs = Xs + kStages * kSlice;   /* [2 stages][kNS] (64 j, 64 n) */
+    bf16* Xl = Bs + kStages * kNS * kSlice; /* kRev: [2 stages] (64 j, 64 p) ds_lo */
     const int64_t c = blockIdx.y, b = blockIdx.z;
     const int nps = (int)(a.P / kTile), nns = (int)ceil_div(a.N, kTile * kNS);
     const int64_t h = blockIdx.x / (nps * nns);
@@ -116,12 +138,14 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
     const int Qc = (int)min(a.Q, a.L - t0), ntiles = (Qc + kTile - 1) / kTile;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = lane & 3, g = lane >> 2;
     const int64_t xstride = a.H * a.P, bstride = a.G * a.N;
-    const bf16* xsrc = a.x + (b * a.L + t0) * xstride + h * a.P + p0;                 /* (Qc, 64) */
-    const bf16* bsrc = a.Bm + (b * a.L + t0) * bstride + (h / a.hpg) * a.N + n0;      /* (Qc, 64 kNS) */
+    const int64_t xoff = (b * a.L + t0) * xstride + h * a.P + p0;
+    const bf16* xsrc = (kRev ? ds_hi : a.x) + xoff;                                        /* (Qc, 64) */
+    const bf16* bsrc = (kRev ? a.Cm : a.Bm) + (b * a.L + t0) * bstride + (h / a.hpg) * a.N + n0; /* (Qc, 64 kNS) */
     auto issue = [&](int tt) { /* tile tt into stage tt % 2, one commit group */
         if (tt < ntiles) {
             const int rows = min(kTile, Qc - tt * kTile), st = tt % kStages;
             cp_slice(Xs + st * kSlice, xsrc + tt * kTile * xstride, xstride, rows, threadIdx.x);
+            if (kRev) cp_slice(Xl + st * kSlice, ds_lo + xoff + tt * kTile * xstride, xstride, rows, threadIdx.x);
             for (int s = 0; s < kNS; s++)
                 cp_slice(Bs + (st * kNS + s) * kSlice, bsrc + tt * kTile * bstride + s * kTile, bstride,
                          rows, threadIdx.x, (int)min((int64_t)kTile, a.N - n0 - s * kTile));
@@ -129,11 +153,12 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
         cp_async_commit();
     };
     issue(0), issue(1);
-    if (warp == 0) chunk_cumsum(a, w, b, h, t0, Qc, css, dts, rest == 0);
+    if (kRev) load_cumsum(a, w, b, h, t0, Qc, ntiles * kTile, css, dts);
+    else if (warp == 0) chunk_cumsum(a, w, b, h, t0, Qc, css, dts, rest == 0);
     __syncthreads();
     const float cs_end = css[Qc - 1];
     for (int k = threadIdx.x; k < kMmaMaxQ; k += kThreads)
-        wj[k] = k < Qc ? expf(cs_end - css[k]) * dts[k] : 0.f;
+        wj[k] = k >= Qc ? 0.f : kRev ? expf(css[k]) : expf(cs_end - css[k]) * dts[k];
 
     float acc[kNT][4]; /* rows p 16 warp + (g, g+8), columns n 8 nt + 2t.. */
     zero_acc<kNT>(acc);
@@ -143,9 +168,10 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
         const int st = tt % kStages;
 #pragma unroll
         for (int ks = 0; ks < kTile / 16; ks++) {
-            uint32_t ax[4], ahi[4], alo[4];
+            uint32_t ax[4], ahi[4], alo[4], axl[4];
             ldsm_a_km<kTile>(ax, Xs + st * kSlice, 16 * ks, 16 * warp, lane);
-            weigh_fragment(ahi, alo, ax, wj + tt * kTile + 16 * ks, t);
+            if (kRev) ldsm_a_km<kTile>(axl, Xl + st * kSlice, 16 * ks, 16 * warp, lane);
+            weigh_fragment(ahi, alo, ax, wj + tt * kTile + 16 * ks, t, kRev ? axl : nullptr);
 #pragma unroll
             for (int np = 0; np < 4 * kNS; np++) {
                 uint32_t bb[4];
@@ -170,22 +196,29 @@ __global__ void __launch_bounds__(kThreads, 4) state_mma_kernel(const SsdArgs<bf
         }
 }
 
-template <int kNS>
+template <int kNS, bool kRev>
 static mb_status launch_state_mma_slices(const SsdArgs<bf16>& a, const ChunkWork& w, float* out,
-                                         cudaStream_t st) {
-    const size_t smem = state_mma_smem<kNS>();
-    MB_CUDA_CHECK(cudaFuncSetAttribute(state_mma_kernel<kNS>,
+                                         const bf16* ds_hi, const bf16* ds_lo, cudaStream_t st) {
+    const size_t smem = state_mma_smem<kNS, kRev>();
+    MB_CUDA_CHECK(cudaFuncSetAttribute(state_mma_kernel<kNS, kRev>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid((unsigned)(a.H * (a.P / kTile) * ceil_div(a.N, kTile * kNS)), (unsigned)a.NC, (unsigned)a.Bsz);
-    state_mma_kernel<kNS><<<grid, kThreads, smem, st>>>(a, w, out);
+    state_mma_kernel<kNS, kRev><<<grid, kThreads, smem, st>>>(a, w, out, ds_hi, ds_lo);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
 
+/* the chunk states (forward); with ds_hi, ds_lo (B, L, H, P) the reverse
+ * chunk adjoints dS_c of bwd v3 instead */
 static mb_status launch_state_mma(const SsdArgs<bf16>& a, const ChunkWork& w, float* out,
-                                  cudaStream_t st) {
-    return state_mma_slices(a.N) == 1 ? launch_state_mma_slices<1>(a, w, out, st)
-                                      : launch_state_mma_slices<2>(a, w, out, st);
+                                  cudaStream_t st, const bf16* ds_hi = nullptr,
+                                  const bf16* ds_lo = nullptr) {
+    const bool one = state_mma_slices(a.N) == 1;
+    if (ds_hi)
+        return one ? launch_state_mma_slices<1, true>(a, w, out, ds_hi, ds_lo, st)
+                   : launch_state_mma_slices<2, true>(a, w, out, ds_hi, ds_lo, st);
+    return one ? launch_state_mma_slices<1, false>(a, w, out, nullptr, nullptr, st)
+               : launch_state_mma_slices<2, false>(a, w, out, nullptr, nullptr, st);
 }
 
 // ----------------------------------------------------------------------------
@@ -203,6 +236,8 @@ struct ScanMmaOut {
     bf16* out;          /* (B, L, H, P): y; kYpre: dz (NULL without z) */
     float* part0;       /* kYpre: (P/64, B, H, L) ds . y_ssm */
     float* part1;       /* kYpre: (P/64, B, H, L) ds . x */
+    bf16* ds_hi;        /* kYpre, or NULL: (B, L, H, P) ds = dy silu(z) as hi + lo bf16 (bwd v3) */
+    bf16* ds_lo;
 };
 
 template <int kN, bool kYpre>
@@ -340,7 +375,7 @@ static __device__ __forceinline__ void ypre_epilogue(const SsdArgs<bf16>& a, con
                 const int col = 8 * nt + 2 * t;
                 const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(Xi + swz<kTile>(ri, nt) + 2 * t));
                 const float2 gv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.dy + base + col));
-                float2 zv = make_float2(0.f, 0.f), dz = make_float2(0.f, 0.f);
+                float2 zv = make_float2(0.f, 0.f), dz = make_float2(0.f, 0.f), dsv;
                 if (a.z) zv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.z + base + col));
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
@@ -351,10 +386,17 @@ static __device__ __forceinline__ void ypre_epilogue(const SsdArgs<bf16>& a, con
                         ds = gy * zz * sg;
                         (e ? dz.y : dz.x) = gy * fmaf(Dh, x, v) * sg * (1.f + zz * (1.f - sg));
                     }
+                    (e ? dsv.y : dsv.x) = ds;
                     s0 = fmaf(ds, v, s0);
                     s1 = fmaf(ds, x, s1);
                 }
                 if (a.z) *reinterpret_cast<uint32_t*>(o.out + base + col) = pack_bf16(dz.x, dz.y);
+                if (o.ds_hi) {
+                    const uint32_t hi = pack_bf16(dsv.x, dsv.y);
+                    const float2 r = unpack_bf16(hi);
+                    *reinterpret_cast<uint32_t*>(o.ds_hi + base + col) = hi;
+                    *reinterpret_cast<uint32_t*>(o.ds_lo + base + col) = pack_bf16(dsv.x - r.x, dsv.y - r.y);
+                }
             }
         }
         s0 += __shfl_xor_sync(0xffffffffu, s0, 1), s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
@@ -433,13 +475,8 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
     const bf16* csrc = a.Cm + (b * a.L + t0) * cstride + (h / a.hpg) * a.N;   /* (Qc, N) */
     const int64_t hoff = (((b * a.NC + c) * a.H + h) * a.P + p0) * a.N;     /* (64, N) of the states */
     const bf16* xsrc = a.x + (b * a.L + t0) * xstride + h * a.P + p0;         /* (Qc, 64) */
-    /* slices go round-robin to the groups of kThreads threads; one commit
-     * group per 64 rows (the state slices with rows 0..63) */
-    const int part = threadIdx.x / kThreads, nparts = kNT / kThreads, tid = threadIdx.x % kThreads;
-    int q = 0;
-    auto issue = [&](bf16* dst, const bf16* src, int64_t stride, int rows, int cols = kTile) {
-        if (q++ % nparts == part) cp_slice(dst, src, stride, rows, tid, cols);
-    };
+    /* one commit group per 64 rows (the state slices with rows 0..63) */
+    SliceIssuer issue(kNT);
     const int ncols = (int)min((int64_t)kTile, a.N); /* of each N slice: N < 64 zero-padded */
     auto issue_c = [&](int tt) { /* C rows of tile tt into slot tt % 2 */
         for (int ns = 0; tt < ntiles && ns < kNS; ns++)

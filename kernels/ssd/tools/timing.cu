@@ -5,7 +5,8 @@
  * flushed by writing a 256 MB buffer before every timed run, median of 15.
  *   fwd (no z)        L = 512, 2K, 4K, 8K, 16K, 128K: fwd v2, v3, v4 (v1 at 512, 2K),
  *                     each launch of v3 and v4 alone
- *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v4 + bwd v1, fwd v4 + bwd v2
+ *   fwd+bwd (with z)  L = 2K, 16K, 128K: fwd v4 + bwd v1, v2, v3; each launch
+ *                     of bwd v1 and v3 alone
  *   step              batch 8
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
@@ -26,6 +27,7 @@
 #include "ssd/ssd.h"
 #include "ssd/ssd_chunk.cuh"
 #include "ssd/ssd_mma.cuh"
+#include "ssd/ssd_mma_bwd.cuh"
 #include "tools/timing_tools.cuh"
 
 static void check(mb_status s, const char* what) {
@@ -112,6 +114,43 @@ static void profile_bwd(const mb_ssd_params* p, const mb_ssd_inputs* in, const v
     for (void* q : ptrs) cudaFree(q);
 }
 
+/* the chunk kernels of bwd v3 timed alone (the reductions after them not) */
+static void profile_bwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                           const mb_ssd_grads* g) {
+    using namespace mbssd;
+    typedef __nv_bfloat16 bf;
+    SsdArgs<bf> a = make_args<bf>(p, in);
+    a.dy = (const bf*)dy;
+    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, SN = a.Bsz * a.NC * a.H * PN;
+    const int64_t X = a.Bsz * a.L * a.H * a.P;
+    ChunkWork w;
+    float *cb, *m, *adj, *fs, *p0, *p1, *p2;
+    bf *hi, *lo, *ehi, *elo, *dsh, *dsl;
+    CK(cudaMalloc(&w.dtp, BHL * 4)); CK(cudaMalloc(&w.cs, BHL * 4)); CK(cudaMalloc(&w.states, SN * 4));
+    CK(cudaMalloc(&adj, SN * 4)); CK(cudaMalloc(&fs, a.Bsz * a.H * PN * 4));
+    CK(cudaMalloc(&cb, cb_floats(a) * 4)); CK(cudaMalloc(&m, cb_floats(a) * 4));
+    CK(cudaMalloc(&p0, BHL * 4)); CK(cudaMalloc(&p1, BHL * 4)); CK(cudaMalloc(&p2, BHL * 4));
+    CK(cudaMalloc(&hi, SN * 2)); CK(cudaMalloc(&lo, SN * 2)); CK(cudaMalloc(&ehi, SN * 2)); CK(cudaMalloc(&elo, SN * 2));
+    CK(cudaMalloc(&dsh, X * 2)); CK(cudaMalloc(&dsl, X * 2));
+    double t[8];
+    t[0] = time_ms([&] { launch_cb(a, cb, 0); });
+    t[1] = time_ms([&] { launch_state_mma(a, w, w.states, 0);
+                         launch_state_pass<false>(w, w.states, a.h0, fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, hi, lo); });
+    const ScanMmaOut oy = {hi, lo, cb, (bf*)g->dz, p0, p1, dsh, dsl};
+    t[2] = time_ms([&] { launch_scan_mma<128, true>(a, w, oy, 0); });
+    t[3] = time_ms([&] { launch_state_mma(a, w, adj, 0, dsh, dsl);
+                         launch_state_pass<true>(w, adj, nullptr, nullptr, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, ehi, elo); });
+    const DxMmaArgs ox = {ehi, elo, dsh, dsl, cb, (bf*)g->dx, p2};
+    t[4] = time_ms([&] { launch_dx_mma<128>(a, w, ox, 0); });
+    t[5] = time_ms([&] { launch_dsx(a, w, dsh, m, 0); });
+    const DbcArgs ob = {m, dsh, hi, ehi, (bf*)g->dB, (bf*)g->dC};
+    t[6] = time_ms([&] { launch_dbc(a, w, ob, 0); });
+    printf("  bwd v3 L=%ld kernels: cb %.3f states %.3f y_pre %.3f adjoints %.3f dx %.3f dsx %.3f dbc %.3f ms\n",
+           (long)a.L, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
+    void* ptrs[] = {w.dtp, w.cs, w.states, adj, fs, cb, m, p0, p1, p2, hi, lo, ehi, elo, dsh, dsl};
+    for (void* q : ptrs) cudaFree(q);
+}
+
 /* `ssd_timing once L`: one fwd v4 call at the canonical shape (for ncu) */
 static int run_once(long L) {
     const long H = 64, P = 64, N = 128, Q = 256;
@@ -180,7 +219,12 @@ int main(int argc, char** argv) {
                                check(mb_ssd_bwd_cuda_v2(&p, &in_z, dy, NULL, &g, &ex), "bwd v2"); });
             snprintf(name, sizeof name, "fwd v4+bwd v2 L=%ld", L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
-            profile_bwd(&p, &in_z, dy, gx, gz);
+            ms = time_ms([&] { check(mb_ssd_fwd_cuda_v4(&p, &in_z, y, fs, &ex), "fwd v4");
+                               check(mb_ssd_bwd_cuda_v3(&p, &in_z, dy, NULL, &g, &ex), "bwd v3"); });
+            snprintf(name, sizeof name, "fwd v4+bwd v3 L=%ld", L);
+            printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
+            profile_bwd_v3(&p, &in_z, dy, &g);
+            if (L < 131072) profile_bwd(&p, &in_z, dy, gx, gz);
         }
         void* ptrs[] = {x, dt, z, dy, Bm, Cm, A, Dv, bias, y, fs, gx, gdt, gz, gA, gB, gC, gD, gb};
         for (void* q : ptrs) cudaFree(q);
