@@ -29,7 +29,9 @@
  * state_mma_kernel (ds hi + lo against C); dx by dx_mma_kernel (C B^T read
  * transposed, scores, E and ds hi + lo); dB and dC summed over the heads of a
  * group inside dbc_kernel, from M = sum_h decay (ds . x^T) (dsx_kernel): no
- * per-head (B, L, H, N) partials and no group reduction.
+ * per-head (B, L, H, N) partials and no group reduction. The state passes
+ * write only the bf16 hi + lo copies (no fp32 states or adjoints), and K_c of
+ * step 3 comes as partial sums from the dx kernel.
  */
 #include "ssd.h"
 #include "ssd_chunk.cuh"
@@ -39,8 +41,22 @@
 namespace mbssd {
 namespace {
 
+/* the sum of red[0 .. 255] in a fixed order, for every thread (red: 256 floats) */
+__device__ float block_sum256(float v, float* red) {
+    __syncthreads(); /* red free */
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (int stride = 128; stride > 0; stride >>= 1) {
+        if ((int)threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
+        __syncthreads();
+    }
+    return red[0];
+}
+
 /* grid (NC, H, B), 256 threads: ddt of the chunk's tokens and the chunk's
- * partial sums of dA, ddt_bias, dD (see step 3 above). */
+ * partial sums of dA, ddt_bias, dD (see step 3 above). The tokens go 256 at a
+ * time from the chunk's end, one per thread; g (the suffix sums of dcs) by a
+ * block-wide reverse scan: within warps, then over the warps' totals. */
 template <typename T>
 __global__ void __launch_bounds__(256) finalize_chunk_kernel(
     const SsdArgs<T> a, const ChunkWork w,
@@ -49,31 +65,30 @@ __global__ void __launch_bounds__(256) finalize_chunk_kernel(
     const float* __restrict__ part_dcs, /* (nos, B, H, L) ds . y_ssm */
     const float* __restrict__ part_ddt, /* (nos, B, H, L) x . dh B */
     const float* __restrict__ part_dD,  /* (nos, B, H, L) ds . x */
+    const float* __restrict__ kpart,    /* bwd v3: (B, H, NC, nos) partial sums of K; else NULL */
     int nos, T* __restrict__ ddt,       /* (B, L, H) */
     float* __restrict__ cdA, float* __restrict__ cdbias, float* __restrict__ cdD /* (B, H, NC) */) {
     __shared__ float red[256];
+    __shared__ float wtot[8];
     const int64_t c = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int64_t t0 = c * a.Q, PN = a.P * a.N, BHL = a.Bsz * a.H * a.L;
-    const int Qc = (int)min(a.Q, a.L - t0);
+    const int Qc = (int)min(a.Q, a.L - t0), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     // K = <E_c, h_end(c)>: h_end is the state entering chunk c + 1, or the final state
-    const float* E = adj + ((b * a.NC + c) * a.H + h) * PN;
-    const float* he = c + 1 < a.NC ? w.states + ((b * a.NC + c + 1) * a.H + h) * PN
-                                   : fs + (b * a.H + h) * PN;
-    float s = 0.f;
-    for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) s = fmaf(E[e], he[e], s);
-    red[threadIdx.x] = s;
-    __syncthreads();
-    for (int stride = 128; stride > 0; stride >>= 1) {
-        if ((int)threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
-        __syncthreads();
+    float K = 0.f;
+    if (kpart) { /* the dx kernel's partial sums over its slices of P */
+        for (int os = 0; os < nos; os++) K += kpart[((b * a.H + h) * a.NC + c) * nos + os];
+    } else {
+        const float* E = adj + ((b * a.NC + c) * a.H + h) * PN;
+        const float* he = c + 1 < a.NC ? w.states + ((b * a.NC + c + 1) * a.H + h) * PN
+                                       : fs + (b * a.H + h) * PN;
+        float s = 0.f;
+        for (int64_t e = threadIdx.x; e < PN; e += blockDim.x) s = fmaf(E[e], he[e], s);
+        K = block_sum256(s, red);
     }
-    const float K = red[0];
-    if (threadIdx.x >= 32) return;
-    const int lane = threadIdx.x;
     const float Ah = a.A[h], bias = a.bias ? a.bias[h] : 0.f;
     float carry = 0.f, sA = 0.f, sb = 0.f, sD = 0.f;
-    for (int kb = (Qc - 1) / 32 * 32; kb >= 0; kb -= 32) {
-        const int k = kb + lane;
+    for (int kb = (Qc - 1) / 256 * 256; kb >= 0; kb -= 256) {
+        const int k = kb + (int)threadIdx.x;
         const bool valid = k < Qc;
         const int64_t t = t0 + k, il = (b * a.H + h) * a.L + t;
         float direct = 0.f, dcs = 0.f, dDp = 0.f, dtv = 0.f;
@@ -87,15 +102,23 @@ __global__ void __launch_bounds__(256) finalize_chunk_kernel(
             dcs -= dtv * direct;
             if (k == Qc - 1) dcs += K;
         }
-        // g_k = sum_{k' >= k} dcs_k': reverse inclusive scan plus the later blocks
+        // g_k = sum_{k' >= k} dcs_k': reverse scan in the warp, then the later warps and rounds
         float v = dcs;
 #pragma unroll
         for (int off = 1; off < 32; off <<= 1) {
             const float n = __shfl_down_sync(0xffffffffu, v, off);
             if (lane + off < 32) v += n;
         }
-        const float g = v + carry;
-        carry = __shfl_sync(0xffffffffu, g, 0);
+        __syncthreads(); /* wtot of the previous round read */
+        if (lane == 0) wtot[warp] = v;
+        __syncthreads();
+        float later = carry, round = carry;
+        for (int q = 7; q >= 0; q--) {
+            if (q > warp) later += wtot[q];
+            round += wtot[q];
+        }
+        const float g = v + later;
+        carry = round;
         if (valid) {
             const float ddtp = fmaf(Ah, g, direct);
             const float raw = mb_to_float(a.dt[(b * a.L + t) * a.H + h]) + bias;
@@ -106,13 +129,10 @@ __global__ void __launch_bounds__(256) finalize_chunk_kernel(
             sD += dDp;
         }
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-        sA += __shfl_xor_sync(0xffffffffu, sA, off);
-        sb += __shfl_xor_sync(0xffffffffu, sb, off);
-        sD += __shfl_xor_sync(0xffffffffu, sD, off);
-    }
-    if (lane == 0) {
+    sA = block_sum256(sA, red);
+    sb = block_sum256(sb, red);
+    sD = block_sum256(sD, red);
+    if (threadIdx.x == 0) {
         const int64_t ic = (b * a.H + h) * a.NC + c;
         cdA[ic] = sA, cdbias[ic] = sb, cdD[ic] = sD;
     }
@@ -123,14 +143,7 @@ __device__ float sum_over_chunks(const float* x, int64_t Bsz, int64_t H, int64_t
                                  float* red) {
     float s = 0.f;
     for (int64_t i = threadIdx.x; i < Bsz * NC; i += blockDim.x) s += x[((i / NC) * H + h) * NC + i % NC];
-    __syncthreads();
-    red[threadIdx.x] = s;
-    __syncthreads();
-    for (int stride = 128; stride > 0; stride >>= 1) {
-        if ((int)threadIdx.x < stride) red[threadIdx.x] += red[threadIdx.x + stride];
-        __syncthreads();
-    }
-    return red[0];
+    return block_sum256(s, red);
 }
 
 /* grid (H), 256 threads: dA, dD, ddt_bias of head h from the chunk partials */
@@ -255,7 +268,7 @@ static mb_status bwd_matmuls_mma(const SsdArgs<__nv_bfloat16>& a, const BwdWork&
     if (s == MB_OK) s = launch_state_mma(a, k.w, k.w.states, st);
     if (s == MB_OK)
         s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st,
-                                     hi, lo);
+                                     PassOut{hi, lo, true});
     if (s == MB_OK) s = bwd_adjoints(a, k, dfinal_state, g, st);
     if (s == MB_OK) {
         const ScanMmaOut o = {hi, lo, k.cb, (__nv_bfloat16*)g->dz, k.part_dcs, k.part_dD};
@@ -266,14 +279,16 @@ static mb_status bwd_matmuls_mma(const SsdArgs<__nv_bfloat16>& a, const BwdWork&
 }
 
 /* the gradients of dt, A, D, dt_bias (and B, C from the per-head partials
- * when per_head_dbc) from the matmuls' outputs */
+ * when per_head_dbc) from the matmuls' outputs; kpart: bwd v3's partial sums
+ * of K (B, H, NC, ceil(P/64)), else NULL (K from the fp32 adj and states) */
 template <typename T>
 static mb_status bwd_reductions(const SsdArgs<T>& a, const BwdWork& k, const mb_ssd_grads* g,
-                                cudaStream_t st, bool per_head_dbc = true) {
+                                cudaStream_t st, bool per_head_dbc = true,
+                                const float* kpart = nullptr) {
     const int nos = (int)ceil_div(a.P, kTile);
     finalize_chunk_kernel<T><<<dim3((unsigned)a.NC, (unsigned)a.H, (unsigned)a.Bsz), 256, 0, st>>>(
-        a, k.w, k.adj, k.fs, k.part_dcs, k.part_ddt, k.part_dD, nos, (T*)g->ddt, k.cdA, k.cdbias,
-        k.cdD);
+        a, k.w, k.adj, k.fs, k.part_dcs, k.part_ddt, k.part_dD, kpart, nos, (T*)g->ddt, k.cdA,
+        k.cdbias, k.cdD);
     MB_CUDA_CHECK(cudaGetLastError());
     head_reduce_kernel<<<(unsigned)a.H, 256, 0, st>>>(k.cdA, k.cdbias, k.cdD, a.Bsz, a.H, a.NC,
                                                       a.Dv != nullptr, (float*)g->dA, (float*)g->dD,
@@ -318,11 +333,11 @@ static mb_status bwd_chunked(const mb_ssd_params* p, const mb_ssd_inputs* in, co
 }
 
 /* v3's workspace beyond BwdWork: bf16 hi + lo copies of the entering states
- * and of the adjoints E (B, NC, H, P, N), ds hi + lo (B, L, H, P), and M
- * (B, NC, G, Qa, Qa) fp32 */
+ * and of the adjoints E (B, NC, H, P, N), ds hi + lo (B, L, H, P), M
+ * (B, NC, G, Qa, Qa) fp32 and the K partials (B, H, NC, P/64) fp32 */
 struct BwdV3Work {
     bf16 *hi, *lo, *e_hi, *e_lo, *ds_hi, *ds_lo;
-    float* m;
+    float *m, *kpart;
 };
 
 static size_t bwd_v3_layout(const SsdArgs<bf16>& a, char* base, BwdV3Work* v) {
@@ -335,7 +350,9 @@ static size_t bwd_v3_layout(const SsdArgs<bf16>& a, char* base, BwdV3Work* v) {
         off += ((size_t)halves[i] * sizeof(bf16) + 255) / 256 * 256;
     }
     if (base) v->m = (float*)(base + off);
-    return off + floats_bytes(cb_floats(a));
+    off += floats_bytes(cb_floats(a));
+    if (base) v->kpart = (float*)(base + off);
+    return off + floats_bytes(a.Bsz * a.H * a.NC * (a.P / kTile));
 }
 
 /* v3's chunk kernels, in dependency order (see the top of the file) */
@@ -347,7 +364,7 @@ static mb_status bwd_v3_matmuls(const SsdArgs<bf16>& a, const BwdWork& k, const 
     if (s == MB_OK) s = launch_state_mma(a, k.w, k.w.states, st);
     if (s == MB_OK)
         s = launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, st,
-                                     v.hi, v.lo);
+                                     PassOut{v.hi, v.lo, false}); /* fp32 copies: nobody reads them */
     if (s == MB_OK) {
         const ScanMmaOut o = {v.hi, v.lo, k.cb, (bf16*)g->dz, k.part_dcs, k.part_dD, v.ds_hi, v.ds_lo};
         s = launch_scan_mma<kN, true>(a, k.w, o, st);
@@ -355,9 +372,11 @@ static mb_status bwd_v3_matmuls(const SsdArgs<bf16>& a, const BwdWork& k, const 
     if (s == MB_OK) s = launch_state_mma(a, k.w, k.adj, st, v.ds_hi, v.ds_lo);
     if (s == MB_OK)
         s = launch_state_pass<true>(k.w, k.adj, (const float*)dfinal_state, (float*)g->dinitial_state,
-                                    a.Bsz, a.L, a.Q, a.NC, a.H, PN, st, v.e_hi, v.e_lo);
+                                    a.Bsz, a.L, a.Q, a.NC, a.H, PN, st,
+                                    PassOut{v.e_hi, v.e_lo, false}); /* dx reads E from the copies */
     if (s == MB_OK) {
-        const DxMmaArgs o = {v.e_hi, v.e_lo, v.ds_hi, v.ds_lo, k.cb, (bf16*)g->dx, k.part_ddt};
+        const DxMmaArgs o = {v.e_hi, v.e_lo, v.ds_hi, v.ds_lo, k.cb, (bf16*)g->dx, k.part_ddt,
+                             v.hi, v.lo, k.fs, v.kpart};
         s = launch_dx_mma<kN>(a, k.w, o, st);
     }
     if (s == MB_OK) s = launch_dsx(a, k.w, v.ds_hi, v.m, st);
@@ -385,7 +404,7 @@ static mb_status bwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, const v
     if (a.N <= 64) s = bwd_v3_matmuls<64>(a, k, v, dfinal_state, g, st);
     else if (a.N == 128) s = bwd_v3_matmuls<128>(a, k, v, dfinal_state, g, st);
     else s = bwd_v3_matmuls<256>(a, k, v, dfinal_state, g, st);
-    if (s == MB_OK) s = bwd_reductions(a, k, g, st, false);
+    if (s == MB_OK) s = bwd_reductions(a, k, g, st, false, v.kpart);
     mb_device_free(base, bytes, ex->stream);
     return s;
 }
@@ -408,11 +427,20 @@ extern "C" mb_status mb_ssd_bwd_cuda_v1(const mb_ssd_params* p, const mb_ssd_inp
     return bwd_chunked<float, false>(p, in, dy, dfinal_state, g, ex);
 }
 
+/* the layouts v2 and v3 take besides mma_fits: dy, dz (v3 also dx, dB, dC)
+ * read and written as bf16 pairs */
+static bool bwd_mma_fits(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
+                         const mb_ssd_grads* g, bool v3) {
+    auto pairs = [](const void* q) { return ((uintptr_t)q & 3) == 0; };
+    return mma_fits(p, in) && pairs(dy) && pairs(g->dz) &&
+           (!v3 || (pairs(g->dx) && pairs(g->dB) && pairs(g->dC)));
+}
+
 /* v2: v1 with the states and y_pre on mma.sync (bf16, mma_fits; else v1) */
 extern "C" mb_status mb_ssd_bwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in,
                                         const void* dy, const void* dfinal_state,
                                         const mb_ssd_grads* g, const mb_exec* ex) {
-    if (!mma_fits(p, in) || ((uintptr_t)dy & 3) != 0) /* dy read as bf16 pairs */
+    if (!bwd_mma_fits(p, in, dy, g, false))
         return mb_ssd_bwd_cuda_v1(p, in, dy, dfinal_state, g, ex);
     return bwd_chunked<__nv_bfloat16, true>(p, in, dy, dfinal_state, g, ex);
 }
@@ -422,7 +450,6 @@ extern "C" mb_status mb_ssd_bwd_cuda_v2(const mb_ssd_params* p, const mb_ssd_inp
 extern "C" mb_status mb_ssd_bwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in,
                                         const void* dy, const void* dfinal_state,
                                         const mb_ssd_grads* g, const mb_exec* ex) {
-    if (!mma_fits(p, in) || ((uintptr_t)dy & 3) != 0) /* dy read as bf16 pairs */
-        return mb_ssd_bwd_cuda_v1(p, in, dy, dfinal_state, g, ex);
+    if (!bwd_mma_fits(p, in, dy, g, true)) return mb_ssd_bwd_cuda_v1(p, in, dy, dfinal_state, g, ex);
     return bwd_v3(p, in, dy, dfinal_state, g, ex);
 }

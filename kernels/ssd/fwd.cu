@@ -91,7 +91,7 @@ static mb_status fwd_mma(const mb_ssd_params* p, const mb_ssd_inputs* in, void* 
     if (s == MB_OK) s = launch_state_mma(a, w, w.states, st);
     if (s == MB_OK)
         s = launch_state_pass<false>(w, w.states, a.h0, (float*)final_state, a.Bsz, a.L, a.Q, a.NC,
-                                     a.H, PN, st, copy);
+                                     a.H, PN, st, PassOut{copy, nullptr, false});
     if (s == MB_OK) {
         const ScanMmaOut o = {copy, nullptr, cb, (bf16*)y, nullptr, nullptr};
         s = launch_scan_mma<kN>(a, w, o, st);
@@ -130,7 +130,8 @@ extern "C" mb_status mb_ssd_fwd_cuda_v3(const mb_ssd_params* p, const mb_ssd_inp
 /* v4: v3 on mma.sync with register-resident scores (v3 for shapes it does not take) */
 extern "C" mb_status mb_ssd_fwd_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* y,
                                         void* final_state, const mb_exec* ex) {
-    if (!mma_fits(p, in)) return mb_ssd_fwd_cuda_v3(p, in, y, final_state, ex);
+    if (!mma_fits(p, in) || ((uintptr_t)y & 3) != 0) /* y written as bf16 pairs */
+        return mb_ssd_fwd_cuda_v3(p, in, y, final_state, ex);
     if (p->dstate <= 64) return fwd_mma<64>(p, in, y, final_state, ex); /* 16, 32: zero-padded */
     if (p->dstate == 128) return fwd_mma<128>(p, in, y, final_state, ex);
     return fwd_mma<256>(p, in, y, final_state, ex);

@@ -171,21 +171,25 @@ static mb_status launch_chunk_state(const SsdArgs<T>& a, const ChunkWork& w, flo
 // ----------------------------------------------------------------------------
 // state passing across chunks
 
+/* what a state pass writes besides buf and last (all NULL / true: buf only) */
+struct PassOut {
+    __nv_bfloat16* copy;    /* NULL, or (B, NC, H, P, N) bf16 copies of the new values */
+    __nv_bfloat16* copy_lo; /* with copy: their rounding errors (hi + lo, ~16 bits) */
+    bool keep_fp32;         /* with copy_lo: buf gets the fp32 values too */
+};
+
 /* grid (ceil(P N / 256), H, B). Forward (kRev false): s = init or 0; for c up:
  * buf[c] <- s, s = exp(cs_end(c)) s + (old buf[c]); last <- s. Reverse: the
- * same for c down. buf: (B, NC, H, P, N); init, last: (B, H, P, N) or NULL;
- * copy: NULL, or (B, NC, H, P, N) bf16 that gets the new values instead of
- * buf (whose chunk states are then only read); with copy_lo (B, NC, H, P, N)
- * bf16 as well, buf gets them too and copy + copy_lo carry them as hi + lo
- * bf16 (~16 bits). The loads of kAhead chunks are issued together (the chain
+ * same for c down. buf: (B, NC, H, P, N); init, last: (B, H, P, N) or NULL.
+ * With o.copy the new values go to the copy instead of buf (whose chunk
+ * states are then only read), with o.copy_lo as hi + lo, and to buf as well
+ * when o.keep_fp32. The loads of kAhead chunks are issued together (the chain
  * is latency-bound). */
 template <bool kRev>
 __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict__ cs, float* buf,
                                                          const float* __restrict__ init,
-                                                         float* __restrict__ last,
-                                                         __nv_bfloat16* __restrict__ copy,
-                                                         __nv_bfloat16* __restrict__ copy_lo, int64_t L,
-                                                         int64_t Q, int64_t NC, int64_t H,
+                                                         float* __restrict__ last, const PassOut o,
+                                                         int64_t L, int64_t Q, int64_t NC, int64_t H,
                                                          int64_t PN) {
     constexpr int kAhead = 8;
     const int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -206,12 +210,12 @@ __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict
         for (int u = 0; u < kAhead; u++) {
             const int64_t k = k0 + u, c = kRev ? NC - 1 - k : k;
             if (k >= NC) break;
-            if (copy) {
+            if (o.copy) {
                 const __nv_bfloat16 hi = __float2bfloat16(s);
-                copy[at(c)] = hi;
-                if (copy_lo) copy_lo[at(c)] = __float2bfloat16(s - __bfloat162float(hi));
+                o.copy[at(c)] = hi;
+                if (o.copy_lo) o.copy_lo[at(c)] = __float2bfloat16(s - __bfloat162float(hi));
             }
-            if (!copy || copy_lo) buf[at(c)] = s;
+            if (!o.copy || (o.copy_lo && o.keep_fp32)) buf[at(c)] = s;
             s = fmaf(expf(decay[u]), s, cur[u]);
         }
     }
@@ -221,10 +225,9 @@ __global__ void __launch_bounds__(256) state_pass_kernel(const float* __restrict
 template <bool kRev>
 static mb_status launch_state_pass(const ChunkWork& w, float* buf, const float* init, float* last,
                                    int64_t Bsz, int64_t L, int64_t Q, int64_t NC, int64_t H,
-                                   int64_t PN, cudaStream_t st, __nv_bfloat16* copy = nullptr,
-                                   __nv_bfloat16* copy_lo = nullptr) {
+                                   int64_t PN, cudaStream_t st, const PassOut& o = PassOut{nullptr, nullptr, true}) {
     dim3 grid((unsigned)ceil_div(PN, 256), (unsigned)H, (unsigned)Bsz);
-    state_pass_kernel<kRev><<<grid, 256, 0, st>>>(w.cs, buf, init, last, copy, copy_lo, L, Q, NC, H, PN);
+    state_pass_kernel<kRev><<<grid, 256, 0, st>>>(w.cs, buf, init, last, o, L, Q, NC, H, PN);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }

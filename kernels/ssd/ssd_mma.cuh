@@ -22,7 +22,8 @@
  *                     bf16 and the epilogue writes dz and the row partials.
  * Shapes (mma_fits below): bf16, P a multiple of 64, N 16, 32, 64, 128 or 256
  * (16 and 32 as 64 with zero-filled columns), chunk <= 256, at most 65535
- * chunks, x, B, C 16-byte aligned; other calls run fwd v3 / bwd v1.
+ * chunks, x, B, C 16-byte aligned, z and the outputs 4-byte aligned (the
+ * outputs checked by the callers); other calls run fwd v3 / bwd v1.
  * Dimension legend and workspace layouts: ssd_common.cuh.
  */
 #ifndef MB_SSD_MMA_CUH
@@ -340,13 +341,17 @@ static __device__ __forceinline__ void scan_mma_epilogue(const SsdArgs<bf16>& a,
         const int i = 16 * r + g + 8 * half, ri = i % kTile;
         if (i >= Qc) continue;
         const int64_t base = ((b * a.L + t0 + i) * a.H + h) * a.P + p0; /* (b, t, h, p0) */
+        uint32_t zr[8]; /* z of the row, loaded before any store (y may alias z for the compiler) */
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+            zr[nt] = a.z ? *reinterpret_cast<const uint32_t*>(a.z + base + 8 * nt + 2 * t) : 0u;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
             const int col = 8 * nt + 2 * t;
             const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(Xi + swz<kTile>(ri, nt) + 2 * t));
             float y0 = fmaf(Dh, xv.x, acc[nt][2 * half]), y1 = fmaf(Dh, xv.y, acc[nt][2 * half + 1]);
             if (a.z) {
-                const float2 zv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.z + base + col));
+                const float2 zv = unpack_bf16(zr[nt]);
                 y0 *= siluf(zv.x), y1 *= siluf(zv.y);
             }
             *reinterpret_cast<uint32_t*>(y + base + col) = pack_bf16(y0, y1);
@@ -370,13 +375,18 @@ static __device__ __forceinline__ void ypre_epilogue(const SsdArgs<bf16>& a, con
         float s0 = 0.f, s1 = 0.f;
         if (i < Qc) {
             const int64_t base = ((b * a.L + t0 + i) * a.H + h) * a.P + p0; /* (b, t, h, p0) */
+            uint32_t gr[8], zr[8]; /* dy, z of the row, loaded before any store */
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                gr[nt] = *reinterpret_cast<const uint32_t*>(a.dy + base + 8 * nt + 2 * t);
+                zr[nt] = a.z ? *reinterpret_cast<const uint32_t*>(a.z + base + 8 * nt + 2 * t) : 0u;
+            }
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
                 const int col = 8 * nt + 2 * t;
                 const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(Xi + swz<kTile>(ri, nt) + 2 * t));
-                const float2 gv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.dy + base + col));
-                float2 zv = make_float2(0.f, 0.f), dz = make_float2(0.f, 0.f), dsv;
-                if (a.z) zv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.z + base + col));
+                const float2 gv = unpack_bf16(gr[nt]);
+                float2 zv = unpack_bf16(zr[nt]), dz = make_float2(0.f, 0.f), dsv;
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const float v = acc[nt][2 * half + e], x = e ? xv.y : xv.x, gy = e ? gv.y : gv.x;
@@ -393,9 +403,9 @@ static __device__ __forceinline__ void ypre_epilogue(const SsdArgs<bf16>& a, con
                 if (a.z) *reinterpret_cast<uint32_t*>(o.out + base + col) = pack_bf16(dz.x, dz.y);
                 if (o.ds_hi) {
                     const uint32_t hi = pack_bf16(dsv.x, dsv.y);
-                    const float2 r = unpack_bf16(hi);
+                    const float2 rr = unpack_bf16(hi);
                     *reinterpret_cast<uint32_t*>(o.ds_hi + base + col) = hi;
-                    *reinterpret_cast<uint32_t*>(o.ds_lo + base + col) = pack_bf16(dsv.x - r.x, dsv.y - r.y);
+                    *reinterpret_cast<uint32_t*>(o.ds_lo + base + col) = pack_bf16(dsv.x - rr.x, dsv.y - rr.y);
                 }
             }
         }

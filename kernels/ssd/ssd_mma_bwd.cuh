@@ -11,7 +11,10 @@
  *                     dx_i = D ds_i + dt'_i out_i, and the row partial x_i . out_i
  *                     (the direct part of ddt'). The scores come from cb_kernel's
  *                     C B^T read transposed; scores and E hi + lo, ds hi + lo:
- *                     ~16-bit operands, as the decay gradient needs.
+ *                     ~16-bit operands, as the decay gradient needs. Each block
+ *                     also sums its 64 rows of K_c = <E_c, h_end(c)> (the chunk-end
+ *                     term of the decay gradient) from the E tiles it holds and
+ *                     h_end staged beside them, so no kernel re-reads E and h.
  *   dsx_kernel      per (b, chunk, group, 64 x 64 tile pair j <= i): the head sum
  *                     M_ij = sum_{h of g} exp(cs_i - cs_j) dt'_j (ds_i . x_j),
  *                     fp32 (B, NC, G, Qa, Qa) like C B^T (tiles j <= i).
@@ -43,12 +46,77 @@ struct DxMmaArgs {
     const float* cb;   /* (B, NC, G, Qa, Qa) C_i . B_j, tiles j <= i */
     bf16* dx;          /* (B, L, H, P) */
     float* part;       /* (P/64, B, H, L) x . out */
+    const bf16* h_hi;  /* (B, NC, H, P, N) entering states, hi */
+    const bf16* h_lo;  /* (B, NC, H, P, N) their rounding error */
+    const float* fs;   /* (B, H, P, N) the final state */
+    float* kpart;      /* (B, H, NC, P/64) the block's part of K_c = <E_c, h_end(c)> */
 };
+
+/* this thread's part of <E, h_end> over the 64 x N block of (P, N) at offset
+ * ie of E (hi + lo) and ih of the entering states (hi + lo; ih < 0: fs, fp32,
+ * at fo): 8 elements per 16-byte load */
+static __device__ float k_part(const DxMmaArgs& o, int64_t ie, int64_t ih, int64_t fo, int64_t count,
+                               int tid, int nthreads) {
+    float s = 0.f;
+    for (int64_t e = 8 * (int64_t)tid; e < count; e += 8 * (int64_t)nthreads) {
+        const uint4 eh = *reinterpret_cast<const uint4*>(o.e_hi + ie + e);
+        const uint4 el = *reinterpret_cast<const uint4*>(o.e_lo + ie + e);
+        float hv[8];
+        if (ih >= 0) {
+            const uint4 hh = *reinterpret_cast<const uint4*>(o.h_hi + ih + e);
+            const uint4 hl = *reinterpret_cast<const uint4*>(o.h_lo + ih + e);
+            const uint32_t hw[4] = {hh.x, hh.y, hh.z, hh.w}, lw[4] = {hl.x, hl.y, hl.z, hl.w};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const float2 u = unpack_bf16(hw[q]), v = unpack_bf16(lw[q]);
+                hv[2 * q] = u.x + v.x, hv[2 * q + 1] = u.y + v.y;
+            }
+        } else {
+            const float4 f0 = *reinterpret_cast<const float4*>(o.fs + fo + e);
+            const float4 f1 = *reinterpret_cast<const float4*>(o.fs + fo + e + 4);
+            hv[0] = f0.x, hv[1] = f0.y, hv[2] = f0.z, hv[3] = f0.w;
+            hv[4] = f1.x, hv[5] = f1.y, hv[6] = f1.z, hv[7] = f1.w;
+        }
+        const uint32_t ew[4] = {eh.x, eh.y, eh.z, eh.w}, fw[4] = {el.x, el.y, el.z, el.w};
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const float2 u = unpack_bf16(ew[q]), v = unpack_bf16(fw[q]);
+            s = fmaf(u.x + v.x, hv[2 * q], fmaf(u.y + v.y, hv[2 * q + 1], s));
+        }
+    }
+    return s;
+}
+
+/* N up to 128: h_end (hi + lo) staged in shared memory for K; N 256: read from global */
+template <int kN> __host__ __device__ constexpr bool dx_k_staged() { return kN <= 128; }
 
 template <int kN>
 static size_t dx_mma_smem() {
     return 2 * kMmaMaxQ * sizeof(float) +
-           ((kN / kTile) * (2 + kCSlots) + 2 * kMmaTiles) * kSlice * sizeof(bf16);
+           ((kN / kTile) * (2 + kCSlots + (dx_k_staged<kN>() ? 2 : 0)) + 2 * kMmaTiles) * kSlice * sizeof(bf16);
+}
+
+/* this thread's part of <E, h_end> over a block's 64 x kN slices when both are
+ * in shared memory as hi + lo (Hs: E hi slices then lo slices; Ks the same
+ * for h_end), 8 elements per 16-byte read */
+template <int kN>
+static __device__ float k_part_smem(const bf16* Hs, const bf16* Ks, int tid, int nthreads) {
+    constexpr int kNS = kN / kTile;
+    float s = 0.f;
+    for (int q = tid; q < kNS * kTile * 8; q += nthreads) { /* (slice, row, 16-byte chunk) */
+        const int off = (q / (kTile * 8)) * kSlice + swz<kTile>((q / 8) % kTile, q % 8);
+        const uint4 eh = *reinterpret_cast<const uint4*>(Hs + off), el = *reinterpret_cast<const uint4*>(Hs + kNS * kSlice + off);
+        const uint4 hh = *reinterpret_cast<const uint4*>(Ks + off), hl = *reinterpret_cast<const uint4*>(Ks + kNS * kSlice + off);
+        const uint32_t ew[4] = {eh.x, eh.y, eh.z, eh.w}, fw[4] = {el.x, el.y, el.z, el.w};
+        const uint32_t hw[4] = {hh.x, hh.y, hh.z, hh.w}, lw[4] = {hl.x, hl.y, hl.z, hl.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float2 e1 = unpack_bf16(ew[k]), e2 = unpack_bf16(fw[k]);
+            const float2 h1 = unpack_bf16(hw[k]), h2 = unpack_bf16(lw[k]);
+            s = fmaf(e1.x + e2.x, h1.x + h2.x, fmaf(e1.y + e2.y, h1.y + h2.y, s));
+        }
+    }
+    return s;
 }
 
 /* C_j . B_i for rows ia, ia + 8 and the 64 columns j0.. of a tile (j0 >= the
@@ -102,12 +170,15 @@ static __device__ __forceinline__ void dx_epilogue(const SsdArgs<bf16>& a, const
         if (i < Qc) {
             const int64_t base = ((b * a.L + t0 + i) * a.H + h) * a.P + p0; /* (b, t, h, p0) */
             const float dtv = dts[i];
+            uint32_t xr[8]; /* x of the row, loaded before any store */
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) xr[nt] = *reinterpret_cast<const uint32_t*>(a.x + base + 8 * nt + 2 * t);
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
                 const int col = 8 * nt + 2 * t, at = swz<kTile>(ri, nt) + 2 * t;
                 const float2 dh = unpack_bf16(*reinterpret_cast<const uint32_t*>(Wh + at));
                 const float2 dl = unpack_bf16(*reinterpret_cast<const uint32_t*>(Wl + at));
-                const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.x + base + col));
+                const float2 xv = unpack_bf16(xr[nt]);
                 const float o0 = acc[nt][2 * half], o1 = acc[nt][2 * half + 1];
                 *reinterpret_cast<uint32_t*>(o.dx + base + col) =
                     pack_bf16(fmaf(Dh, dh.x + dl.x, dtv * o0), fmaf(Dh, dh.y + dl.y, dtv * o1));
@@ -177,6 +248,8 @@ __global__ void __launch_bounds__(kScanWarps * 32, 1) dx_mma_kernel(const SsdArg
     bf16* Bs = Hs + 2 * kNS * kSlice;        /* [kNS][2 slots] (64 i, 64 n) */
     bf16* Wh = Bs + kNS * kCSlots * kSlice;  /* [4] (64 j, 64 p) ds hi */
     bf16* Wl = Wh + kMmaTiles * kSlice;      /* [4] ds lo */
+    bf16* Ks = Wl + kMmaTiles * kSlice;      /* [2][kNS] (64 p, 64 n): h_end hi, lo (dx_k_staged) */
+    const bool k_staged = dx_k_staged<kN>() && c + 1 < a.NC; /* else K from global */
 
     const int64_t bstride = a.G * a.N, xstride = a.H * a.P;
     const bf16* bsrc = a.Bm + (b * a.L + t0) * bstride + (h / a.hpg) * a.N;  /* (Qc, N) */
@@ -189,6 +262,7 @@ __global__ void __launch_bounds__(kScanWarps * 32, 1) dx_mma_kernel(const SsdArg
             issue(Bs + (ns * kCSlots + tt % kCSlots) * kSlice, bsrc + tt * kTile * bstride + ns * kTile,
                   bstride, min(kTile, Qc - tt * kTile), ncols);
     };
+    const int64_t hnext = hoff + a.H * a.P * a.N; /* the same slice entering chunk c + 1 */
     for (int ns = 0; ns < kNS; ns++) {
         issue(Hs + ns * kSlice, o.e_hi + hoff + ns * kTile, a.N, kTile, ncols);
         issue(Hs + (kNS + ns) * kSlice, o.e_lo + hoff + ns * kTile, a.N, kTile, ncols);
@@ -200,13 +274,18 @@ __global__ void __launch_bounds__(kScanWarps * 32, 1) dx_mma_kernel(const SsdArg
         issue(Wl + tt * kSlice, o.ds_lo + dsoff + tt * kTile * xstride, xstride, rows);
     }
     cp_async_commit();
+    for (int ns = 0; k_staged && ns < kNS; ns++) { /* h_end for K, needed last: its own group */
+        issue(Ks + ns * kSlice, o.h_hi + hnext + ns * kTile, a.N, kTile, ncols);
+        issue(Ks + (kNS + ns) * kSlice, o.h_lo + hnext + ns * kTile, a.N, kTile, ncols);
+    }
+    cp_async_commit();
     for (int k = threadIdx.x; k < Qa; k += kNT) {
         const int64_t gi = (b * a.H + h) * a.L + t0 + k;
         css2[k] = k < Qc ? w.cs[gi] * kLog2e : 0.f;
         dts[k] = k < Qc ? w.dtp[gi] : 0.f;
     }
     const float* cbc = o.cb + ((b * a.NC + c) * a.G + h / a.hpg) * Qa * Qa; /* (Qa, Qa) */
-    cp_async_wait<0>();
+    cp_async_wait<1>(); /* all but h_end */
     __syncthreads();
     if (16 * warp < Qc)
         dx_rows<kN>(a, Bs, Hs, Wh, Wl, css2, dts, cbc, Qa, Qc, ntiles, warp, o, b, h, t0, p0, os, lane);
@@ -220,6 +299,22 @@ __global__ void __launch_bounds__(kScanWarps * 32, 1) dx_mma_kernel(const SsdArg
     const int r2 = 2 * kScanWarps - 1 - warp;
     if (16 * r2 < Qc)
         dx_rows<kN>(a, Bs, Hs, Wh, Wl, css2, dts, cbc, Qa, Qc, ntiles, r2, o, b, h, t0, p0, os, lane);
+    /* K_c = <E_c, h_end(c)> over this block's 64 rows of P: by thread, warp, then thread 0 */
+    __shared__ float ksum[kScanWarps];
+    cp_async_wait<0>();
+    __syncthreads();
+    float kp = k_staged ? k_part_smem<kN>(Hs, Ks, threadIdx.x, kNT)
+                        : k_part(o, hoff, c + 1 < a.NC ? hnext : -1, ((b * a.H + h) * a.P + p0) * a.N,
+                                 kTile * a.N, threadIdx.x, kNT);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) kp += __shfl_xor_sync(0xffffffffu, kp, off);
+    if (lane == 0) ksum[warp] = kp;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float k = 0.f;
+        for (int q = 0; q < kScanWarps; q++) k += ksum[q];
+        o.kpart[((b * a.H + h) * a.NC + c) * nps + os] = k;
+    }
 }
 
 template <int kN>

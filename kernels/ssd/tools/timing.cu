@@ -11,8 +11,9 @@
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
- *     kernels/ssd/tools/timing.cu kernels/ssd/{fwd,bwd,step}.cu \
+ *     kernels/ssd/tools/timing.cu kernels/ssd/{fwd,step}.cu \
  *     kernels/common.cu src/common.c -o ssd_timing
+ * (bwd.cu is included, so its kernels can be timed one by one.)
  */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -27,7 +28,7 @@
 #include "ssd/ssd.h"
 #include "ssd/ssd_chunk.cuh"
 #include "ssd/ssd_mma.cuh"
-#include "ssd/ssd_mma_bwd.cuh"
+#include "ssd/bwd.cu" /* its internals too: the tool links fwd.cu and step.cu, not bwd.cu */
 #include "tools/timing_tools.cuh"
 
 static void check(mb_status s, const char* what) {
@@ -75,7 +76,7 @@ static void profile_fwd_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void
     double t[4];
     t[0] = time_ms([&] { launch_cb(a, cb, 0); });
     t[1] = time_ms([&] { launch_state_mma(a, w, w.states, 0); });
-    t[2] = time_ms([&] { launch_state_pass<false>(w, w.states, a.h0, (float*)fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, copy); });
+    t[2] = time_ms([&] { launch_state_pass<false>(w, w.states, a.h0, (float*)fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, PassOut{copy, nullptr, false}); });
     const ScanMmaOut o = {copy, nullptr, cb, (bf*)y, nullptr, nullptr};
     t[3] = time_ms([&] { launch_scan_mma<128>(a, w, o, 0); });
     printf("  fwd v4 L=%ld kernels: cb %.4f state_mma %.4f state_pass %.4f scan_mma %.4f ms\n", (long)a.L,
@@ -114,41 +115,60 @@ static void profile_bwd(const mb_ssd_params* p, const mb_ssd_inputs* in, const v
     for (void* q : ptrs) cudaFree(q);
 }
 
-/* the chunk kernels of bwd v3 timed alone (the reductions after them not) */
+/* the kernels of bwd v3 timed alone, in order, on bwd.cu's workspace layout */
 static void profile_bwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* dy,
                            const mb_ssd_grads* g) {
     using namespace mbssd;
     typedef __nv_bfloat16 bf;
     SsdArgs<bf> a = make_args<bf>(p, in);
     a.dy = (const bf*)dy;
-    const int64_t BHL = a.Bsz * a.H * a.L, PN = a.P * a.N, SN = a.Bsz * a.NC * a.H * PN;
-    const int64_t X = a.Bsz * a.L * a.H * a.P;
-    ChunkWork w;
-    float *cb, *m, *adj, *fs, *p0, *p1, *p2;
-    bf *hi, *lo, *ehi, *elo, *dsh, *dsl;
-    CK(cudaMalloc(&w.dtp, BHL * 4)); CK(cudaMalloc(&w.cs, BHL * 4)); CK(cudaMalloc(&w.states, SN * 4));
-    CK(cudaMalloc(&adj, SN * 4)); CK(cudaMalloc(&fs, a.Bsz * a.H * PN * 4));
-    CK(cudaMalloc(&cb, cb_floats(a) * 4)); CK(cudaMalloc(&m, cb_floats(a) * 4));
-    CK(cudaMalloc(&p0, BHL * 4)); CK(cudaMalloc(&p1, BHL * 4)); CK(cudaMalloc(&p2, BHL * 4));
-    CK(cudaMalloc(&hi, SN * 2)); CK(cudaMalloc(&lo, SN * 2)); CK(cudaMalloc(&ehi, SN * 2)); CK(cudaMalloc(&elo, SN * 2));
-    CK(cudaMalloc(&dsh, X * 2)); CK(cudaMalloc(&dsl, X * 2));
-    double t[8];
-    t[0] = time_ms([&] { launch_cb(a, cb, 0); });
-    t[1] = time_ms([&] { launch_state_mma(a, w, w.states, 0);
-                         launch_state_pass<false>(w, w.states, a.h0, fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, hi, lo); });
-    const ScanMmaOut oy = {hi, lo, cb, (bf*)g->dz, p0, p1, dsh, dsl};
-    t[2] = time_ms([&] { launch_scan_mma<128, true>(a, w, oy, 0); });
-    t[3] = time_ms([&] { launch_state_mma(a, w, adj, 0, dsh, dsl);
-                         launch_state_pass<true>(w, adj, nullptr, nullptr, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, ehi, elo); });
-    const DxMmaArgs ox = {ehi, elo, dsh, dsl, cb, (bf*)g->dx, p2};
-    t[4] = time_ms([&] { launch_dx_mma<128>(a, w, ox, 0); });
-    t[5] = time_ms([&] { launch_dsx(a, w, dsh, m, 0); });
-    const DbcArgs ob = {m, dsh, hi, ehi, (bf*)g->dB, (bf*)g->dC};
-    t[6] = time_ms([&] { launch_dbc(a, w, ob, 0); });
-    printf("  bwd v3 L=%ld kernels: cb %.3f states %.3f y_pre %.3f adjoints %.3f dx %.3f dsx %.3f dbc %.3f ms\n",
-           (long)a.L, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
-    void* ptrs[] = {w.dtp, w.cs, w.states, adj, fs, cb, m, p0, p1, p2, hi, lo, ehi, elo, dsh, dsl};
-    for (void* q : ptrs) cudaFree(q);
+    const int64_t PN = a.P * a.N;
+    BwdWork k;
+    BwdV3Work v;
+    const size_t main_bytes = bwd_layout(a, nullptr, &k, false);
+    char* base;
+    CK(cudaMalloc(&base, main_bytes + bwd_v3_layout(a, nullptr, &v)));
+    bwd_layout(a, base, &k, false);
+    bwd_v3_layout(a, base + main_bytes, &v);
+    double t[9];
+    t[0] = time_ms([&] { launch_cb(a, k.cb, 0); });
+    t[1] = time_ms([&] { launch_state_mma(a, k.w, k.w.states, 0); });
+    t[2] = time_ms([&] { launch_state_pass<false>(k.w, k.w.states, a.h0, k.fs, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0, PassOut{v.hi, v.lo, false}); });
+    const ScanMmaOut oy = {v.hi, v.lo, k.cb, (bf*)g->dz, k.part_dcs, k.part_dD, v.ds_hi, v.ds_lo};
+    t[3] = time_ms([&] { launch_scan_mma<128, true>(a, k.w, oy, 0); });
+    t[4] = time_ms([&] { launch_state_mma(a, k.w, k.adj, 0, v.ds_hi, v.ds_lo); });
+    t[5] = time_ms([&] { launch_state_pass<true>(k.w, k.adj, nullptr, nullptr, a.Bsz, a.L, a.Q, a.NC, a.H, PN, 0,
+                                                 PassOut{v.e_hi, v.e_lo, false}); });
+    const DxMmaArgs ox = {v.e_hi, v.e_lo, v.ds_hi, v.ds_lo, k.cb, (bf*)g->dx, k.part_ddt, v.hi, v.lo, k.fs, v.kpart};
+    t[6] = time_ms([&] { launch_dx_mma<128>(a, k.w, ox, 0); });
+    t[7] = time_ms([&] { launch_dsx(a, k.w, v.ds_hi, v.m, 0);
+                         const DbcArgs ob = {v.m, v.ds_hi, v.hi, v.e_hi, (bf*)g->dB, (bf*)g->dC};
+                         launch_dbc(a, k.w, ob, 0); });
+    t[8] = time_ms([&] { bwd_reductions(a, k, g, 0, false, v.kpart); });
+    printf("  bwd v3 L=%ld kernels: cb %.3f states %.3f pass %.3f y_pre %.3f adjoints %.3f pass %.3f dx %.3f "
+           "dsx+dbc %.3f reductions %.3f ms\n", (long)a.L, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]);
+    cudaFree(base);
+}
+
+/* `ssd_timing once_bwd L`: one fwd v4 + bwd v3 call at the canonical shape with z (for ncu) */
+static int run_once_bwd(long L) {
+    const long H = 64, P = 64, N = 128, Q = 256;
+    size_t BLHP = (size_t)L * H * P, BLN = (size_t)L * N;
+    void *x = bf(BLHP, -1, 1, 1), *dt = bf((size_t)L * H, -3, 0.5, 2), *z = bf(BLHP, -2, 2, 3), *dy = bf(BLHP, -1, 1, 4);
+    void *Bm = bf(BLN, -0.7, 0.7, 5), *Cm = bf(BLN, -0.7, 0.7, 6), *A = ff(H, -2, -0.1, 7), *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9);
+    void *y, *fs, *gx, *gdt, *gz, *gA, *gB, *gC, *gD, *gb;
+    CK(cudaMalloc(&y, BLHP * 2)); CK(cudaMalloc(&fs, H * P * N * 4));
+    CK(cudaMalloc(&gx, BLHP * 2)); CK(cudaMalloc(&gdt, L * H * 2)); CK(cudaMalloc(&gz, BLHP * 2));
+    CK(cudaMalloc(&gA, H * 4)); CK(cudaMalloc(&gB, BLN * 2)); CK(cudaMalloc(&gC, BLN * 2));
+    CK(cudaMalloc(&gD, H * 4)); CK(cudaMalloc(&gb, H * 4));
+    mb_ssd_params p = {1, L, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+    mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
+    mb_ssd_grads g = {gx, gdt, gA, gB, gC, gD, gz, gb, NULL};
+    mb_exec ex = {NULL};
+    check(mb_ssd_fwd_cuda_v4(&p, &in, y, fs, &ex), "fwd v4");
+    check(mb_ssd_bwd_cuda_v3(&p, &in, dy, NULL, &g, &ex), "bwd v3");
+    CK(cudaDeviceSynchronize());
+    return 0;
 }
 
 /* `ssd_timing once L`: one fwd v4 call at the canonical shape (for ncu) */
@@ -169,6 +189,7 @@ static int run_once(long L) {
 
 int main(int argc, char** argv) {
     if (argc == 3 && !strcmp(argv[1], "once")) return run_once(atol(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "once_bwd")) return run_once_bwd(atol(argv[2]));
     CK(cudaMalloc(&flushbuf, kFlush));
     mb_exec ex = {NULL};
     const long H = 64, P = 64, N = 128, Q = 256;
