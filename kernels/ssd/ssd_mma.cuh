@@ -60,13 +60,12 @@ static __device__ __forceinline__ void cp_slice(bf16* tile,      /* (64, 64) sme
 
 /* 64 x 64 slices dealt round-robin to the groups of kThreads threads of a
  * block (slice q goes to group q % nparts), each group issuing its cp_slice */
+template <int kBlockThreads>
 struct SliceIssuer {
-    int q, part, nparts, tid;
-    __device__ explicit SliceIssuer(int block_threads)
-        : q(0), part((int)threadIdx.x / kThreads), nparts(block_threads / kThreads),
-          tid((int)threadIdx.x % kThreads) {}
+    static constexpr int kParts = kBlockThreads / kThreads;
+    int q = 0; /* only the count is kept: a runtime divisor and cached ids cost registers (spills) */
     __device__ void operator()(bf16* dst, const bf16* src, int64_t stride, int rows, int cols = kTile) {
-        if (q++ % nparts == part) cp_slice(dst, src, stride, rows, tid, cols);
+        if (q++ % kParts == (int)threadIdx.x / kThreads) cp_slice(dst, src, stride, rows, threadIdx.x % kThreads, cols);
     }
 };
 
@@ -341,17 +340,13 @@ static __device__ __forceinline__ void scan_mma_epilogue(const SsdArgs<bf16>& a,
         const int i = 16 * r + g + 8 * half, ri = i % kTile;
         if (i >= Qc) continue;
         const int64_t base = ((b * a.L + t0 + i) * a.H + h) * a.P + p0; /* (b, t, h, p0) */
-        uint32_t zr[8]; /* z of the row, loaded before any store (y may alias z for the compiler) */
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-            zr[nt] = a.z ? *reinterpret_cast<const uint32_t*>(a.z + base + 8 * nt + 2 * t) : 0u;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) {
             const int col = 8 * nt + 2 * t;
             const float2 xv = unpack_bf16(*reinterpret_cast<const uint32_t*>(Xi + swz<kTile>(ri, nt) + 2 * t));
             float y0 = fmaf(Dh, xv.x, acc[nt][2 * half]), y1 = fmaf(Dh, xv.y, acc[nt][2 * half + 1]);
             if (a.z) {
-                const float2 zv = unpack_bf16(zr[nt]);
+                const float2 zv = unpack_bf16(*reinterpret_cast<const uint32_t*>(a.z + base + col));
                 y0 *= siluf(zv.x), y1 *= siluf(zv.y);
             }
             *reinterpret_cast<uint32_t*>(y + base + col) = pack_bf16(y0, y1);
@@ -486,7 +481,7 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
     const int64_t hoff = (((b * a.NC + c) * a.H + h) * a.P + p0) * a.N;     /* (64, N) of the states */
     const bf16* xsrc = a.x + (b * a.L + t0) * xstride + h * a.P + p0;         /* (Qc, 64) */
     /* one commit group per 64 rows (the state slices with rows 0..63) */
-    SliceIssuer issue(kNT);
+    SliceIssuer<kNT> issue;
     const int ncols = (int)min((int64_t)kTile, a.N); /* of each N slice: N < 64 zero-padded */
     auto issue_c = [&](int tt) { /* C rows of tile tt into slot tt % 2 */
         for (int ns = 0; tt < ntiles && ns < kNS; ns++)

@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kScanWarps * 32, 1) dx_mma_kernel(const SsdArg
     const int64_t hoff = (((b * a.NC + c) * a.H + h) * a.P + p0) * a.N;    /* (64, N) of E */
     const int64_t dsoff = (b * a.L + t0) * xstride + h * a.P + p0;          /* (Qc, 64) of ds */
     const int ncols = (int)min((int64_t)kTile, a.N);
-    SliceIssuer issue(kNT);
+    SliceIssuer<kNT> issue;
     auto issue_b = [&](int tt) { /* B rows of tile tt into slot tt % 2 */
         for (int ns = 0; tt < ntiles && ns < kNS; ns++)
             issue(Bs + (ns * kCSlots + tt % kCSlots) * kSlice, bsrc + tt * kTile * bstride + ns * kTile,
