@@ -58,13 +58,13 @@ __device__ void chunk_cumsum(const SsdArgs<T>& a, const ChunkWork& w, int64_t b,
     }
 }
 
-/* the chunk's cs and dt' from the workspace */
+/* the chunk's cs (times scale: log2(e) for exp2) and dt' from the workspace */
 template <typename T>
 __device__ void load_cumsum(const SsdArgs<T>& a, const ChunkWork& w, int64_t b, int64_t h,
-                            int64_t t0, int Qc, int Qa, float* css, float* dts) {
+                            int64_t t0, int Qc, int Qa, float* css, float* dts, float scale = 1.f) {
     for (int k = threadIdx.x; k < Qa; k += blockDim.x) {
         const int64_t g = (b * a.H + h) * a.L + t0 + k;
-        css[k] = k < Qc ? w.cs[g] : 0.f;
+        css[k] = k < Qc ? w.cs[g] * scale : 0.f;
         dts[k] = k < Qc ? w.dtp[g] : 0.f;
     }
 }

@@ -497,11 +497,7 @@ __global__ void __launch_bounds__(kScanWarps * 32, 2) scan_mma_kernel(const SsdA
         if (tt < ntiles) issue(Xs + tt * kSlice, xsrc + tt * kTile * xstride, xstride, min(kTile, Qc - tt * kTile));
         cp_async_commit();
     }
-    for (int k = threadIdx.x; k < Qa; k += kNT) {
-        const int64_t gi = (b * a.H + h) * a.L + t0 + k;
-        css2[k] = k < Qc ? w.cs[gi] * kLog2e : 0.f;
-        dts[k] = k < Qc ? w.dtp[gi] : 0.f;
-    }
+    load_cumsum(a, w, b, h, t0, Qc, Qa, css2, dts, kLog2e);
     const float* cbc = o.cb + ((b * a.NC + c) * a.G + h / a.hpg) * Qa * Qa; /* (Qa, Qa) */
     const int os = (int)(blockIdx.x % nps);
     cp_async_wait<kMmaTiles - 2>(); /* tiles 0 and 1 */

@@ -52,6 +52,25 @@ struct DxMmaArgs {
     float* kpart;      /* (B, H, NC, P/64) the block's part of K_c = <E_c, h_end(c)> */
 };
 
+/* hv[0..7] = the 8 values of hi + lo (16-byte words of bf16) */
+static __device__ __forceinline__ void unpack8_hilo(float hv[8], const uint4& hi, const uint4& lo) {
+    const uint32_t hw[4] = {hi.x, hi.y, hi.z, hi.w}, lw[4] = {lo.x, lo.y, lo.z, lo.w};
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const float2 u = unpack_bf16(hw[q]), v = unpack_bf16(lw[q]);
+        hv[2 * q] = u.x + v.x, hv[2 * q + 1] = u.y + v.y;
+    }
+}
+
+/* s + (eh + el) . hv over 8 elements (eh, el: 16-byte words of bf16) */
+static __device__ __forceinline__ float dot8_hilo(float s, const uint4& eh, const uint4& el, const float hv[8]) {
+    float ev[8];
+    unpack8_hilo(ev, eh, el);
+#pragma unroll
+    for (int q = 0; q < 4; q++) s = fmaf(ev[2 * q], hv[2 * q], fmaf(ev[2 * q + 1], hv[2 * q + 1], s));
+    return s;
+}
+
 /* this thread's part of <E, h_end> over the 64 x N block of (P, N) at offset
  * ie of E (hi + lo) and ih of the entering states (hi + lo; ih < 0: fs, fp32,
  * at fo): 8 elements per 16-byte load */
@@ -63,26 +82,15 @@ static __device__ float k_part(const DxMmaArgs& o, int64_t ie, int64_t ih, int64
         const uint4 el = *reinterpret_cast<const uint4*>(o.e_lo + ie + e);
         float hv[8];
         if (ih >= 0) {
-            const uint4 hh = *reinterpret_cast<const uint4*>(o.h_hi + ih + e);
-            const uint4 hl = *reinterpret_cast<const uint4*>(o.h_lo + ih + e);
-            const uint32_t hw[4] = {hh.x, hh.y, hh.z, hh.w}, lw[4] = {hl.x, hl.y, hl.z, hl.w};
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const float2 u = unpack_bf16(hw[q]), v = unpack_bf16(lw[q]);
-                hv[2 * q] = u.x + v.x, hv[2 * q + 1] = u.y + v.y;
-            }
+            unpack8_hilo(hv, *reinterpret_cast<const uint4*>(o.h_hi + ih + e),
+                         *reinterpret_cast<const uint4*>(o.h_lo + ih + e));
         } else {
             const float4 f0 = *reinterpret_cast<const float4*>(o.fs + fo + e);
             const float4 f1 = *reinterpret_cast<const float4*>(o.fs + fo + e + 4);
             hv[0] = f0.x, hv[1] = f0.y, hv[2] = f0.z, hv[3] = f0.w;
             hv[4] = f1.x, hv[5] = f1.y, hv[6] = f1.z, hv[7] = f1.w;
         }
-        const uint32_t ew[4] = {eh.x, eh.y, eh.z, eh.w}, fw[4] = {el.x, el.y, el.z, el.w};
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const float2 u = unpack_bf16(ew[q]), v = unpack_bf16(fw[q]);
-            s = fmaf(u.x + v.x, hv[2 * q], fmaf(u.y + v.y, hv[2 * q + 1], s));
-        }
+        s = dot8_hilo(s, eh, el, hv);
     }
     return s;
 }
@@ -105,16 +113,9 @@ static __device__ float k_part_smem(const bf16* Hs, const bf16* Ks, int tid, int
     float s = 0.f;
     for (int q = tid; q < kNS * kTile * 8; q += nthreads) { /* (slice, row, 16-byte chunk) */
         const int off = (q / (kTile * 8)) * kSlice + swz<kTile>((q / 8) % kTile, q % 8);
-        const uint4 eh = *reinterpret_cast<const uint4*>(Hs + off), el = *reinterpret_cast<const uint4*>(Hs + kNS * kSlice + off);
-        const uint4 hh = *reinterpret_cast<const uint4*>(Ks + off), hl = *reinterpret_cast<const uint4*>(Ks + kNS * kSlice + off);
-        const uint32_t ew[4] = {eh.x, eh.y, eh.z, eh.w}, fw[4] = {el.x, el.y, el.z, el.w};
-        const uint32_t hw[4] = {hh.x, hh.y, hh.z, hh.w}, lw[4] = {hl.x, hl.y, hl.z, hl.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const float2 e1 = unpack_bf16(ew[k]), e2 = unpack_bf16(fw[k]);
-            const float2 h1 = unpack_bf16(hw[k]), h2 = unpack_bf16(lw[k]);
-            s = fmaf(e1.x + e2.x, h1.x + h2.x, fmaf(e1.y + e2.y, h1.y + h2.y, s));
-        }
+        float hv[8];
+        unpack8_hilo(hv, *reinterpret_cast<const uint4*>(Ks + off), *reinterpret_cast<const uint4*>(Ks + kNS * kSlice + off));
+        s = dot8_hilo(s, *reinterpret_cast<const uint4*>(Hs + off), *reinterpret_cast<const uint4*>(Hs + kNS * kSlice + off), hv);
     }
     return s;
 }
@@ -279,11 +280,7 @@ __global__ void __launch_bounds__(kScanWarps * 32, 1) dx_mma_kernel(const SsdArg
         issue(Ks + (kNS + ns) * kSlice, o.h_lo + hnext + ns * kTile, a.N, kTile, ncols);
     }
     cp_async_commit();
-    for (int k = threadIdx.x; k < Qa; k += kNT) {
-        const int64_t gi = (b * a.H + h) * a.L + t0 + k;
-        css2[k] = k < Qc ? w.cs[gi] * kLog2e : 0.f;
-        dts[k] = k < Qc ? w.dtp[gi] : 0.f;
-    }
+    load_cumsum(a, w, b, h, t0, Qc, Qa, css2, dts, kLog2e);
     const float* cbc = o.cb + ((b * a.NC + c) * a.G + h / a.hpg) * Qa * Qa; /* (Qa, Qa) */
     cp_async_wait<1>(); /* all but h_end */
     __syncthreads();

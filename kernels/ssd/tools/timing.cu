@@ -150,67 +150,69 @@ static void profile_bwd_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, cons
     cudaFree(base);
 }
 
-/* `ssd_timing once_bwd L`: one fwd v4 + bwd v3 call at the canonical shape with z (for ncu) */
-static int run_once_bwd(long L) {
-    const long H = 64, P = 64, N = 128, Q = 256;
-    size_t BLHP = (size_t)L * H * P, BLN = (size_t)L * N;
-    void *x = bf(BLHP, -1, 1, 1), *dt = bf((size_t)L * H, -3, 0.5, 2), *z = bf(BLHP, -2, 2, 3), *dy = bf(BLHP, -1, 1, 4);
-    void *Bm = bf(BLN, -0.7, 0.7, 5), *Cm = bf(BLN, -0.7, 0.7, 6), *A = ff(H, -2, -0.1, 7), *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9);
-    void *y, *fs, *gx, *gdt, *gz, *gA, *gB, *gC, *gD, *gb;
-    CK(cudaMalloc(&y, BLHP * 2)); CK(cudaMalloc(&fs, H * P * N * 4));
-    CK(cudaMalloc(&gx, BLHP * 2)); CK(cudaMalloc(&gdt, L * H * 2)); CK(cudaMalloc(&gz, BLHP * 2));
-    CK(cudaMalloc(&gA, H * 4)); CK(cudaMalloc(&gB, BLN * 2)); CK(cudaMalloc(&gC, BLN * 2));
-    CK(cudaMalloc(&gD, H * 4)); CK(cudaMalloc(&gb, H * 4));
-    mb_ssd_params p = {1, L, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
-    mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
-    mb_ssd_grads g = {gx, gdt, gA, gB, gC, gD, gz, gb, NULL};
-    mb_exec ex = {NULL};
-    check(mb_ssd_fwd_cuda_v4(&p, &in, y, fs, &ex), "fwd v4");
-    check(mb_ssd_bwd_cuda_v3(&p, &in, dy, NULL, &g, &ex), "bwd v3");
-    CK(cudaDeviceSynchronize());
-    return 0;
+/* the canonical shape at length L (B 1, H 64, P 64, N 128, G 1, chunk 256, bf16,
+ * softplus): hashed-uniform inputs, dy, and buffers for y, the final state and
+ * every gradient; in_noz without z, in_z with it */
+struct Canon {
+    void *x, *dt, *z, *dy, *Bm, *Cm, *A, *Dv, *bias, *y, *fs, *gx, *gdt, *gz, *gA, *gB, *gC, *gD, *gb;
+    mb_ssd_params p;
+    mb_ssd_inputs in_noz, in_z;
+    mb_ssd_grads g;
+};
+static const long kH = 64, kP = 64, kN = 128, kQ = 256;
+
+static Canon make_canon(long L) {
+    Canon c;
+    const size_t BLHP = (size_t)L * kH * kP, BLN = (size_t)L * kN;
+    c.x = bf(BLHP, -1, 1, 1), c.dt = bf((size_t)L * kH, -3, 0.5, 2), c.z = bf(BLHP, -2, 2, 3), c.dy = bf(BLHP, -1, 1, 4);
+    c.Bm = bf(BLN, -0.7, 0.7, 5), c.Cm = bf(BLN, -0.7, 0.7, 6), c.A = ff(kH, -2, -0.1, 7);
+    c.Dv = ff(kH, -1, 1, 8), c.bias = ff(kH, -1, 0.5, 9);
+    CK(cudaMalloc(&c.y, BLHP * 2)); CK(cudaMalloc(&c.fs, kH * kP * kN * 4));
+    CK(cudaMalloc(&c.gx, BLHP * 2)); CK(cudaMalloc(&c.gdt, L * kH * 2)); CK(cudaMalloc(&c.gz, BLHP * 2));
+    CK(cudaMalloc(&c.gA, kH * 4)); CK(cudaMalloc(&c.gB, BLN * 2)); CK(cudaMalloc(&c.gC, BLN * 2));
+    CK(cudaMalloc(&c.gD, kH * 4)); CK(cudaMalloc(&c.gb, kH * 4));
+    c.p = {1, L, kH, kP, kN, 1, kQ, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+    c.in_noz = {c.x, c.dt, c.A, c.Bm, c.Cm, c.Dv, NULL, c.bias, NULL};
+    c.in_z = {c.x, c.dt, c.A, c.Bm, c.Cm, c.Dv, c.z, c.bias, NULL};
+    c.g = {c.gx, c.gdt, c.gA, c.gB, c.gC, c.gD, c.gz, c.gb, NULL};
+    return c;
 }
 
-/* `ssd_timing once L`: one fwd v4 call at the canonical shape (for ncu) */
-static int run_once(long L) {
-    const long H = 64, P = 64, N = 128, Q = 256;
-    size_t BLHP = (size_t)L * H * P, BLN = (size_t)L * N;
-    void *x = bf(BLHP, -1, 1, 1), *dt = bf((size_t)L * H, -3, 0.5, 2), *Bm = bf(BLN, -0.7, 0.7, 5);
-    void *Cm = bf(BLN, -0.7, 0.7, 6), *A = ff(H, -2, -0.1, 7), *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9);
-    void *y, *fs;
-    CK(cudaMalloc(&y, BLHP * 2)); CK(cudaMalloc(&fs, H * P * N * 4));
-    mb_ssd_params p = {1, L, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
-    mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, NULL, bias, NULL};
+static void free_canon(Canon& c) {
+    void* ptrs[] = {c.x, c.dt, c.z, c.dy, c.Bm, c.Cm, c.A, c.Dv, c.bias, c.y, c.fs,
+                    c.gx, c.gdt, c.gz, c.gA, c.gB, c.gC, c.gD, c.gb};
+    for (void* q : ptrs) cudaFree(q);
+}
+
+/* `ssd_timing once L`: one fwd v4 call at the canonical shape, no z (for ncu);
+ * `ssd_timing once_bwd L`: one fwd v4 + bwd v3 call with z */
+static int run_once(long L, bool bwd) {
+    Canon c = make_canon(L);
     mb_exec ex = {NULL};
-    check(mb_ssd_fwd_cuda_v4(&p, &in, y, fs, &ex), "fwd v4");
+    check(mb_ssd_fwd_cuda_v4(&c.p, bwd ? &c.in_z : &c.in_noz, c.y, c.fs, &ex), "fwd v4");
+    if (bwd) check(mb_ssd_bwd_cuda_v3(&c.p, &c.in_z, c.dy, NULL, &c.g, &ex), "bwd v3");
     CK(cudaDeviceSynchronize());
+    free_canon(c);
     return 0;
 }
 
 int main(int argc, char** argv) {
-    if (argc == 3 && !strcmp(argv[1], "once")) return run_once(atol(argv[2]));
-    if (argc == 3 && !strcmp(argv[1], "once_bwd")) return run_once_bwd(atol(argv[2]));
+    if (argc == 3 && !strcmp(argv[1], "once")) return run_once(atol(argv[2]), false);
+    if (argc == 3 && !strcmp(argv[1], "once_bwd")) return run_once(atol(argv[2]), true);
     CK(cudaMalloc(&flushbuf, kFlush));
     mb_exec ex = {NULL};
-    const long H = 64, P = 64, N = 128, Q = 256;
+    const long H = kH, P = kP, N = kN, Q = kQ;
     const long Ls[] = {512, 2048, 4096, 8192, 16384, 131072};
     const double anchor_f[] = {0.866, 0.529, 0.489, 0.438, 0.641, 5.87};
     const double anchor_fb[] = {3.37, 3.06, 3.0, 3.6, 3.61, 24.7};
     printf("%-28s %10s %10s %8s %10s\n", "what", "ms", "anchor", "speedup", "TFLOP/s");
     for (int li = 0; li < 6; li++) {
         long L = Ls[li];
-        size_t BLHP = (size_t)L * H * P, BLN = (size_t)L * N;
-        void *x = bf(BLHP, -1, 1, 1), *dt = bf((size_t)L * H, -3, 0.5, 2), *z = bf(BLHP, -2, 2, 3), *dy = bf(BLHP, -1, 1, 4);
-        void *Bm = bf(BLN, -0.7, 0.7, 5), *Cm = bf(BLN, -0.7, 0.7, 6), *A = ff(H, -2, -0.1, 7), *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9);
-        void *y, *fs, *gx, *gdt, *gz, *gA, *gB, *gC, *gD, *gb;
-        CK(cudaMalloc(&y, BLHP * 2)); CK(cudaMalloc(&fs, H * P * N * 4));
-        CK(cudaMalloc(&gx, BLHP * 2)); CK(cudaMalloc(&gdt, L * H * 2)); CK(cudaMalloc(&gz, BLHP * 2));
-        CK(cudaMalloc(&gA, H * 4)); CK(cudaMalloc(&gB, BLN * 2)); CK(cudaMalloc(&gC, BLN * 2));
-        CK(cudaMalloc(&gD, H * 4)); CK(cudaMalloc(&gb, H * 4));
-        mb_ssd_params p = {1, L, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
-        mb_ssd_inputs in_noz = {x, dt, A, Bm, Cm, Dv, NULL, bias, NULL};
-        mb_ssd_inputs in_z = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
-        mb_ssd_grads g = {gx, gdt, gA, gB, gC, gD, gz, gb, NULL};
+        Canon cn = make_canon(L);
+        const mb_ssd_params& p = cn.p;
+        const mb_ssd_inputs &in_noz = cn.in_noz, &in_z = cn.in_z;
+        const mb_ssd_grads& g = cn.g;
+        void *y = cn.y, *fs = cn.fs, *dy = cn.dy, *gx = cn.gx, *gz = cn.gz;
         /* matmul flops of the chunked forward: C B^T (Q^2 N / 2 per chunk and head),
          * (.) x (Q^2 P / 2), chunk states and C state (2 Q P N) */
         double flops = 2.0 * H * (L / (double)Q) * (0.5 * Q * Q * (N + P) + 2.0 * Q * P * N);
@@ -247,8 +249,7 @@ int main(int argc, char** argv) {
             profile_bwd_v3(&p, &in_z, dy, &g);
             if (L < 131072) profile_bwd(&p, &in_z, dy, gx, gz);
         }
-        void* ptrs[] = {x, dt, z, dy, Bm, Cm, A, Dv, bias, y, fs, gx, gdt, gz, gA, gB, gC, gD, gb};
-        for (void* q : ptrs) cudaFree(q);
+        free_canon(cn);
     }
     { /* step, batch 8 */
         long Bb = 8;
