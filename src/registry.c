@@ -80,6 +80,8 @@ const mb_impl mb_registry[] = {
     {ATTN, MB_DIR_BWD, CUDA, "flash-v8", 8, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v7 with 8 warps (128 keys) in the dK/dV kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v8}},
     {ATTN, MB_DIR_BWD, CUDA, "flash-v9", 9, 1, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v7 with the k loops fully unrolled", {.attention_bwd = mb_attention_bwd_cuda_flash_v9}},
     {ATTN, MB_DIR_BWD, CUDA, "flash-v10", 10, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v8 with the k loops fully unrolled", {.attention_bwd = mb_attention_bwd_cuda_flash_v10}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v11", 11, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v9's dK/dV kernel also adds dQ += dS K to an fp32 accumulator in key-block order (per-tile turn counters): deterministic, 5 tile products, no dQ kernel", {.attention_bwd = mb_attention_bwd_cuda_flash_v11}},
+    {ATTN, MB_DIR_BWD, CUDA, "flash-v12", 12, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash-v11 with 8 warps (128 keys) per block: half the dQ accumulator traffic per tile product", {.attention_bwd = mb_attention_bwd_cuda_flash_v12}},
     {ATTN, MB_DIR_BWD, CUDA, "flash-atomic", 0, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "NOT deterministic: dQ added with fp32 atomics from the dK/dV kernel (5 tile products, no dQ kernel)", {.attention_bwd = mb_attention_bwd_cuda_flash_atomic}},
     {SSD, MB_DIR_FWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "sequential recurrence, one warp per channel, states in registers", {.ssd_fwd = mb_ssd_fwd_cuda_v1}},
     {SSD, MB_DIR_FWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "chunked on tensor cores (WMMA bf16 / 3xTF32), 3 launches: chunk states, state pass, output", {.ssd_fwd = mb_ssd_fwd_cuda_v2}},

@@ -23,7 +23,15 @@
  * dK and dQ take the factor `scale` once at the end. flash-atomic (registered,
  * never the default, NOT deterministic) skips kernel 3: the dK, dV kernel puts
  * dS^T in shared memory and adds dQ_tile += dS K into a zeroed fp32 (B, H, L, d)
- * accumulator with atomics; a last kernel scales it into dq. Masking as in the
+ * accumulator with atomics; a last kernel scales it into dq.
+ * flash-v11 / v12 (deterministic, 5 tile products, no dQ kernel): as
+ * flash-atomic, but the key blocks add to a query tile's fp32 dQ in their
+ * fixed order 0, 1, .., last: a per-tile counter in global memory says whose
+ * turn it is (key block j waits for j, adds with plain loads and stores, sets
+ * j + 1). Key block 0 stores without reading; the last (diagonal) key block
+ * scales and writes dq as bf16. Block j only waits for block j - 1 of the same
+ * heads, which the grid issues before it (key blocks along blockIdx.y), so a
+ * waiting block never holds up the block it waits for. Masking as in the
  * forward: -inf scores become P = 0 above the diagonal and past L.
  *
  * Shapes: q, o, dout, dq (B, H, L, d); k, v, dk, dv (B, H_kv, L, d);
@@ -159,14 +167,25 @@ static __device__ __forceinline__ void store_rows(bf16* dst, /* (L, D) */
 // ----------------------------------------------------------------------------
 // 2. dK, dV
 
-template <int D, int NW, int BQ, bool kAtomic = false> struct KVTile {
+/* How the dK/dV kernel treats dQ: not at all (a dQ kernel follows), fp32
+ * atomics (flash-atomic), or added in key-block order (flash-v11, v12). */
+enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqOrdered = 2 };
+
+template <int D, int NW, int BQ, int kDq = kDqNone> struct KVTile {
     static constexpr int BN = 16 * NW; /* keys per block */
     static constexpr int NT = 32 * NW;
     /* K, V (BN, D); Q, dO 2 stages (BQ, D) bf16; lse2, Dvec 2 stages (BQ) fp32;
-     * with kAtomic dS^T (BN, BQ) bf16 */
+     * with a dQ mode dS^T (BN, BQ) bf16 */
     static constexpr int kSmemBytes =
-        (2 * BN * D + 4 * BQ * D) * 2 + 4 * BQ * 4 + (kAtomic ? BN * BQ * 2 : 0);
+        (2 * BN * D + 4 * BQ * D) * 2 + 4 * BQ * 4 + (kDq != kDqNone ? BN * BQ * 2 : 0);
 };
+
+/* The key block of the last (diagonal) contribution to query tile `tile`. */
+template <int BN, int BQ>
+static __host__ __device__ __forceinline__ int64_t last_key_block(int64_t tile, int64_t L) {
+    const int64_t last_query = tile * BQ + BQ - 1 < L - 1 ? tile * BQ + BQ - 1 : L - 1;
+    return last_query / BN;
+}
 
 /* A fragment (16 x 16: rows m0.., columns k0..) of a matrix stored
  * transposed, as a swizzled (K rows, W columns) tile [k][m] (dS^T for dS K). */
@@ -218,7 +237,90 @@ static __device__ __forceinline__ void dq_partial_atomic(float* dq_acc, /* (L, D
     }
 }
 
-template <int D, int NW, int BQ, bool kPackP, bool kAtomic, int UNR>
+/* A query tile's turn counter (flash-v11, v12): one thread waits until key
+ * block `turn` may add (acquire), then the whole block goes on. */
+static __device__ __forceinline__ void wait_turn(const int* counter, int turn) {
+    if (threadIdx.x == 0) {
+        int seen;
+        for (;;) {
+            asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(seen) : "l"(counter) : "memory");
+            if (seen >= turn) break;
+            __nanosleep(32);
+        }
+    }
+    __syncthreads();
+}
+
+/* Every thread's stores are issued; one thread publishes them (release). */
+static __device__ __forceinline__ void pass_turn(int* counter, int next) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(counter), "r"(next) : "memory");
+    }
+}
+
+/* The deterministic dQ path (flash-v11, v12): dQ_tile += dS K over the block's
+ * BN keys, added to the tile's fp32 accumulator in key-block order (see the
+ * file comment). Warps split the tile into BQ/16 row groups x the rest column
+ * groups, 32 columns at a time (16 registers); the accumulator is read through
+ * L2 only (written by other SMs). */
+template <int D, int NW, int BN, int BQ>
+static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L, D) of head bh */
+                                                          bf16* dq,       /* (L, D) of head bh */
+                                                          int* counter,   /* this tile's turn */
+                                                          const bf16* dSs, /* (BN, BQ) dS^T */
+                                                          const bf16* Ks,  /* (BN, D) */
+                                                          int64_t m0, int64_t L, int turn,
+                                                          bool last, float scale, int warp,
+                                                          int lane) {
+    constexpr int RG = BQ / 16, CG = NW / RG, CW = D / CG;
+    static_assert(NW % RG == 0 && CW % 32 == 0, "dQ tile split over the warps");
+    const int g = lane >> 2, t = lane & 3;
+    const int rg = warp % RG, cg = warp / RG;
+    uint32_t a[BN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) ldsm_a_t<BQ>(a[kk], dSs, kk * 16, rg * 16, lane);
+    wait_turn(counter, turn);
+#pragma unroll
+    for (int nc = 0; nc < CW / 32; nc++) {
+        const int col0 = cg * CW + nc * 32;
+        float acc[4][4];
+        zero_acc<4>(acc);
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+#pragma unroll
+            for (int p2 = 0; p2 < 2; p2++) {
+                uint32_t b[4];
+                ldsm_b_kn<D>(b, Ks, kk * 16, col0 / 16 + p2, lane);
+                mma16816(acc[2 * p2], a[kk], b[0], b[1]);
+                mma16816(acc[2 * p2 + 1], a[kk], b[2], b[3]);
+            }
+        }
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int64_t row = m0 + rg * 16 + g + hf * 8;
+            if (row >= L) continue;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int64_t at = row * D + col0 + j * 8 + 2 * t;
+                float2 sum = make_float2(acc[j][2 * hf], acc[j][2 * hf + 1]);
+                if (turn > 0) {
+                    const float2 old = __ldcg(reinterpret_cast<const float2*>(dq_acc + at));
+                    sum.x += old.x;
+                    sum.y += old.y;
+                }
+                if (last)
+                    *reinterpret_cast<uint32_t*>(dq + at) = pack_bf16(sum.x * scale, sum.y * scale);
+                else
+                    __stcg(reinterpret_cast<float2*>(dq_acc + at), sum);
+            }
+        }
+    }
+    pass_turn(counter, turn + 1);
+}
+
+template <int D, int NW, int BQ, bool kPackP, int kDq, int UNR>
 __global__ void __launch_bounds__(NW * 32)
     flash_bwd_dkdv_kernel(const bf16* __restrict__ q,    /* (B, H, L, D) */
                           const bf16* __restrict__ k,    /* (B, Hkv, L, D) */
@@ -228,10 +330,14 @@ __global__ void __launch_bounds__(NW * 32)
                           const float* __restrict__ dvec, /* (B, H, L) */
                           bf16* __restrict__ dk,         /* (B, Hkv, L, D) */
                           bf16* __restrict__ dv,         /* (B, Hkv, L, D) */
-                          float* __restrict__ dq_acc,    /* (B, H, L, D) zeroed, kAtomic only */
+                          float* __restrict__ dq_acc,    /* (B, H, L, D) fp32: kDqAtomic zeroed, kDqOrdered scratch */
+                          bf16* __restrict__ dq,         /* (B, H, L, D) kDqOrdered */
+                          int* __restrict__ turns,       /* (B, H, ceil(L / BQ)) zeroed, kDqOrdered */
                           const AttnShape s) {
+    constexpr bool kAtomic = kDq == kDqAtomic, kOrdered = kDq == kDqOrdered;
     static_assert(!kAtomic || (kPackP && BQ == 16 * NW && BQ == 64), "flash-atomic shape");
-    using T = KVTile<D, NW, BQ, kAtomic>;
+    static_assert(!kOrdered || kPackP, "ordered dQ: packed P^T");
+    using T = KVTile<D, NW, BQ, kDq>;
     constexpr int BN = T::BN, NT = T::NT;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* Ks = reinterpret_cast<bf16*>(smem_raw); /* (BN, D) */
@@ -240,7 +346,7 @@ __global__ void __launch_bounds__(NW * 32)
     bf16* dOs = Qs + 2 * BQ * D;                   /* [2] (BQ, D) */
     float* Ls = reinterpret_cast<float*>(dOs + 2 * BQ * D); /* [2] (BQ) lse2 */
     float* Ds = Ls + 2 * BQ;                                /* [2] (BQ) Dvec */
-    bf16* dSs = reinterpret_cast<bf16*>(Ds + 2 * BQ);       /* (BN, BQ) dS^T, kAtomic */
+    bf16* dSs = reinterpret_cast<bf16*>(Ds + 2 * BQ);       /* (BN, BQ) dS^T, with a dQ mode */
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -333,7 +439,7 @@ __global__ void __launch_bounds__(NW * 32)
                     }
                 }
                 gemm_regs_b<D, BQ / 16>(dkacc, dpT, Qt, lane); // dK += dS^T Q
-                if (kAtomic) { // this warp's 16 rows of dS^T for the dQ update
+                if (kDq != kDqNone) { // this warp's 16 rows of dS^T for the dQ update
 #pragma unroll
                     for (int j = 0; j < BQ / 8; j++)
 #pragma unroll
@@ -359,7 +465,7 @@ __global__ void __launch_bounds__(NW * 32)
                 // dK += dS^T Q   (the factor scale at the end)
                 gemm_regs_b<D, BQ / 16>(dkacc, dpT, Qt, lane);
             }
-        } else if (kAtomic) { // no work: dS^T rows of this warp are 0
+        } else if (kDq != kDqNone) { // no work: dS^T rows of this warp are 0
 #pragma unroll
             for (int j = 0; j < BQ / 8; j++)
 #pragma unroll
@@ -369,6 +475,14 @@ __global__ void __launch_bounds__(NW * 32)
         if (kAtomic) {
             __syncthreads(); // dS^T complete
             dq_partial_atomic<D, BN, BQ>(dq_acc + bh * L * D, dSs, Ks, m0, L, warp, lane);
+        }
+        if constexpr (kOrdered) {
+            __syncthreads(); // dS^T complete
+            const int64_t tile = m0 / BQ, kblock = n0 / BN;
+            dq_partial_ordered<D, NW, BN, BQ>(dq_acc + bh * L * D, dq + bh * L * D,
+                                              turns + bh * ((L + BQ - 1) / BQ) + tile, dSs, Ks, m0,
+                                              L, (int)kblock, kblock == last_key_block<BN, BQ>(tile, L),
+                                              s.scale, warp, lane);
         }
         __syncthreads(); // the next iteration refills this stage
     }
@@ -485,11 +599,11 @@ __global__ void dq_convert_kernel(const float* __restrict__ acc, /* (B, H, L, D)
     }
 }
 
-template <int D, int KV_NW, int KV_BQ, int Q_NW, int Q_BN, bool KV_PACK, bool ATOMIC, int UNR>
+template <int D, int KV_NW, int KV_BQ, int Q_NW, int Q_BN, bool KV_PACK, int DQ, int UNR>
 static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inputs* in,
                             const void* o, const void* lse, const void* dout,
                             const mb_attention_grads* gr, const mb_exec* ex) {
-    using TK = KVTile<D, KV_NW, KV_BQ, ATOMIC>;
+    using TK = KVTile<D, KV_NW, KV_BQ, DQ>;
     using TQ = QTile<D, Q_NW, Q_BN>;
     const AttnShape s = attn_shape(p);
     const int64_t rows = p->batch * s.H * s.L;
@@ -497,20 +611,24 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     if (kblocks > 65535 || qblocks > 65535 || p->batch * s.H > 0x7fffffff)
         return mb_fail(MB_ERR_BAD_DIM, "flash attention bwd: L = %lld or B*H too large for the grid",
                        (long long)s.L);
-    auto kv_kernel = flash_bwd_dkdv_kernel<D, KV_NW, KV_BQ, KV_PACK, ATOMIC, UNR>;
+    auto kv_kernel = flash_bwd_dkdv_kernel<D, KV_NW, KV_BQ, KV_PACK, DQ, UNR>;
     auto q_kernel = flash_bwd_dq_kernel<D, Q_NW, Q_BN, UNR>;
     mb_status st = allow_smem(kv_kernel, TK::kSmemBytes);
-    if (st == MB_OK && !ATOMIC) st = allow_smem(q_kernel, TQ::kSmemBytes);
+    if (st == MB_OK && DQ == kDqNone) st = allow_smem(q_kernel, TQ::kSmemBytes);
     if (st != MB_OK) return st;
 
-    /* Dvec, lse2 (B, H, L) fp32; flash-atomic: the dQ accumulator (B, H, L, D) fp32 */
-    const size_t ws_bytes = (size_t)rows * (2 + (ATOMIC ? D : 0)) * sizeof(float);
+    /* Dvec, lse2 (B, H, L) fp32; with a dQ mode the dQ accumulator (B, H, L, D)
+     * fp32; ordered: the turn counters (B, H, ceil(L / KV_BQ)) int32 */
+    const int64_t turn_count = DQ == kDqOrdered ? p->batch * s.H * ((s.L + KV_BQ - 1) / KV_BQ) : 0;
+    const size_t ws_bytes =
+        (size_t)rows * (2 + (DQ != kDqNone ? D : 0)) * sizeof(float) + (size_t)turn_count * sizeof(int);
     void* ws = NULL;
     st = mb_device_alloc(&ws, ws_bytes, ex->stream);
     if (st != MB_OK) return st;
     float* dvec = (float*)ws;  /* (B, H, L) */
     float* lse2 = dvec + rows; /* (B, H, L) */
-    float* dq_acc = ATOMIC ? lse2 + rows : NULL; /* (B, H, L, D) */
+    float* dq_acc = DQ != kDqNone ? lse2 + rows : NULL; /* (B, H, L, D) */
+    int* turns = DQ == kDqOrdered ? (int*)(dq_acc + rows * D) : NULL; /* (B, H, ceil(L / KV_BQ)) */
     cudaStream_t stream = mb_stream(ex);
     const bf16* q = (const bf16*)in->q;
     const bf16* k = (const bf16*)in->k;
@@ -519,7 +637,8 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
 
     FLASH_PROF(0, stream);
     cudaError_t err = cudaSuccess;
-    if (ATOMIC) err = cudaMemsetAsync(dq_acc, 0, (size_t)rows * D * sizeof(float), stream);
+    if (DQ == kDqAtomic) err = cudaMemsetAsync(dq_acc, 0, (size_t)rows * D * sizeof(float), stream);
+    if (DQ == kDqOrdered) err = cudaMemsetAsync(turns, 0, (size_t)turn_count * sizeof(int), stream);
     if (err == cudaSuccess) {
         bwd_preprocess_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
             (const bf16*)o, dO, (const float*)lse, dvec, lse2, rows);
@@ -527,16 +646,18 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     }
     FLASH_PROF(1, stream);
     if (err == cudaSuccess) {
+        /* key blocks along y: block j of a head is issued after block j - 1 (ordered dQ waits on it) */
         dim3 grid((unsigned)(p->batch * s.Hkv), (unsigned)kblocks);
         kv_kernel<<<grid, TK::NT, TK::kSmemBytes, stream>>>(q, k, v, dO, lse2, dvec, (bf16*)gr->dk,
-                                                            (bf16*)gr->dv, dq_acc, s);
+                                                            (bf16*)gr->dv, dq_acc, (bf16*)gr->dq,
+                                                            turns, s);
         err = cudaGetLastError();
     }
     FLASH_PROF(2, stream);
-    if (err == cudaSuccess && ATOMIC) {
+    if (err == cudaSuccess && DQ == kDqAtomic) {
         dq_convert_kernel<<<1024, 256, 0, stream>>>(dq_acc, (bf16*)gr->dq, rows * D, s.scale);
         err = cudaGetLastError();
-    } else if (err == cudaSuccess) {
+    } else if (err == cudaSuccess && DQ == kDqNone) {
         dim3 grid((unsigned)(p->batch * s.H), (unsigned)qblocks);
         q_kernel<<<grid, TQ::NT, TQ::kSmemBytes, stream>>>(q, k, v, dO, lse2, dvec, (bf16*)gr->dq, s);
         err = cudaGetLastError();
@@ -548,13 +669,13 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     return MB_OK;
 }
 
-template <int KV_NW, int KV_BQ, int Q_NW, int Q_BN, bool KV_PACK = false, bool ATOMIC = false,
+template <int KV_NW, int KV_BQ, int Q_NW, int Q_BN, bool KV_PACK = false, int DQ = kDqNone,
           int UNR = 16>
 static mb_status bwd_dispatch(const mb_attention_params* p, const mb_attention_inputs* in,
                               const void* o, const void* lse, const void* dout,
                               const mb_attention_grads* g, const mb_exec* ex) {
-    if (p->headdim == 64) return launch_bwd<64, KV_NW, KV_BQ, Q_NW, Q_BN, KV_PACK, ATOMIC, UNR>(p, in, o, lse, dout, g, ex);
-    if (p->headdim == 128) return launch_bwd<128, KV_NW, KV_BQ, Q_NW, Q_BN, KV_PACK, ATOMIC, UNR>(p, in, o, lse, dout, g, ex);
+    if (p->headdim == 64) return launch_bwd<64, KV_NW, KV_BQ, Q_NW, Q_BN, KV_PACK, DQ, UNR>(p, in, o, lse, dout, g, ex);
+    if (p->headdim == 128) return launch_bwd<128, KV_NW, KV_BQ, Q_NW, Q_BN, KV_PACK, DQ, UNR>(p, in, o, lse, dout, g, ex);
     return mb_fail(MB_ERR_NOT_IMPLEMENTED, "flash attention bwd: head dim %lld (64, 128 only)",
                    (long long)p->headdim);
 }
@@ -607,14 +728,14 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_v7(const mb_attention_params* p
                                                     const mb_attention_inputs* in, const void* o,
                                                     const void* lse, const void* dout,
                                                     const mb_attention_grads* g, const mb_exec* ex) {
-    return bwd_dispatch<4, 64, 4, 64, true, false, 2>(p, in, o, lse, dout, g, ex);
+    return bwd_dispatch<4, 64, 4, 64, true, kDqNone, 2>(p, in, o, lse, dout, g, ex);
 }
 
 extern "C" mb_status mb_attention_bwd_cuda_flash_v8(const mb_attention_params* p,
                                                     const mb_attention_inputs* in, const void* o,
                                                     const void* lse, const void* dout,
                                                     const mb_attention_grads* g, const mb_exec* ex) {
-    return bwd_dispatch<8, 64, 4, 64, true, false, 2>(p, in, o, lse, dout, g, ex);
+    return bwd_dispatch<8, 64, 4, 64, true, kDqNone, 2>(p, in, o, lse, dout, g, ex);
 }
 
 /* Not deterministic (float atomics into dQ): 5 tile products instead of 7. */
@@ -622,7 +743,7 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_atomic(const mb_attention_param
                                                        const mb_attention_inputs* in, const void* o,
                                                        const void* lse, const void* dout,
                                                        const mb_attention_grads* g, const mb_exec* ex) {
-    return bwd_dispatch<4, 64, 4, 64, true, true>(p, in, o, lse, dout, g, ex);
+    return bwd_dispatch<4, 64, 4, 64, true, kDqAtomic>(p, in, o, lse, dout, g, ex);
 }
 
 extern "C" mb_status mb_attention_bwd_cuda_flash_v9(const mb_attention_params* p,
@@ -637,4 +758,21 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_v10(const mb_attention_params* 
                                                     const void* lse, const void* dout,
                                                     const mb_attention_grads* g, const mb_exec* ex) {
     return bwd_dispatch<8, 64, 4, 64, true>(p, in, o, lse, dout, g, ex);
+}
+
+/* Deterministic, 5 tile products: dQ added from the dK/dV kernel in key-block
+ * order under per-tile turn counters. v11: v9's shape (64 keys, 4 warps);
+ * v12: 128 keys, 8 warps (half the dQ traffic per product). */
+extern "C" mb_status mb_attention_bwd_cuda_flash_v11(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, const void* o,
+                                                    const void* lse, const void* dout,
+                                                    const mb_attention_grads* g, const mb_exec* ex) {
+    return bwd_dispatch<4, 64, 4, 64, true, kDqOrdered>(p, in, o, lse, dout, g, ex);
+}
+
+extern "C" mb_status mb_attention_bwd_cuda_flash_v12(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, const void* o,
+                                                    const void* lse, const void* dout,
+                                                    const mb_attention_grads* g, const mb_exec* ex) {
+    return bwd_dispatch<8, 64, 4, 64, true, kDqOrdered>(p, in, o, lse, dout, g, ex);
 }

@@ -4,6 +4,7 @@
 # SDPA flash unless notorch); then in parallel test_cuda_attention, flash_check
 # and compute-sanitizer racecheck (and memcheck unless nosan) on the quick checks.
 # Usage (repository root): kernels/attention/tools/flash_device_run.sh OUTDIR [nosan] [notorch]
+# (FLASH_TIMING_MAXL: the longest timed L, 16384; FLASH_TIMING_ONLY: see flash_timing.cu)
 OUT=${1:-/tmp/out}; mkdir -p $OUT
 nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | tee $OUT/gpu.txt
 cmake -S . -B build -DMB_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release >$OUT/cmake.log 2>&1
@@ -17,11 +18,11 @@ NV="nvcc -std=c++17 -O2 -arch=sm_90 -I include -I tests"
 $NV kernels/attention/tools/flash_check.cu -Lbuild -lmambabench -o build/flash_check || exit 1
 wait $TP || { tail $OUT/timing_build.log; exit 1; }
 export LD_LIBRARY_PATH=$PWD/build:$LD_LIBRARY_PATH
-timeout 60 ./build/flash_timing > $OUT/timing.txt 2>&1; echo "timing rc=$? $SECONDS s"; cat $OUT/timing.txt
+timeout 120 ./build/flash_timing ${FLASH_TIMING_MAXL:-16384} > $OUT/timing.txt 2>&1; echo "timing rc=$? $SECONDS s"; cat $OUT/timing.txt
 if [[ " $* " != *" notorch "* ]]; then
-  timeout 40 python3 kernels/attention/tools/torch_sdpa_timing.py > $OUT/torch.txt 2>&1; echo "torch rc=$?"; tail -6 $OUT/torch.txt
+  timeout 60 python3 kernels/attention/tools/torch_sdpa_timing.py ${FLASH_TIMING_MAXL:-16384} > $OUT/torch.txt 2>&1; echo "torch rc=$?"; tail -6 $OUT/torch.txt
 fi
-ONLY=flash-v1,flash-v4,flash-v8,flash-v9,flash-v10,flash-atomic
+ONLY=flash-v1,flash-v4,flash-v8,flash-v9,flash-v10,flash-v11,flash-v12,flash-atomic
 (timeout 150 ./build/test_cuda_attention > $OUT/test_cuda_attention.log 2>&1; echo "test_cuda_attention rc=$?" > $OUT/t1.rc) &
 (timeout 150 ./build/flash_check > $OUT/check.log 2>&1; echo "flash_check rc=$?" > $OUT/t2.rc) &
 (FLASH_CHECK_ONLY=$ONLY timeout 150 compute-sanitizer --tool racecheck ./build/flash_check --quick > $OUT/racecheck.log 2>&1; echo "racecheck rc=$?" > $OUT/t3.rc) &

@@ -11,7 +11,7 @@
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
  *     kernels/attention/tools/flash_timing.cu kernels/attention/flash_{fwd,bwd}.cu \
  *     kernels/common.cu src/common.c -DMB_FLASH_PROFILE -o build/flash_timing
- * Run: ./build/flash_timing [maxL]
+ * Run: ./build/flash_timing [maxL]   (FLASH_TIMING_ONLY="flash-v8,flash-v9": only those versions)
  * tools/torch_sdpa_timing.py times torch SDPA (flash backend) the same way.
  */
 #include <cuda_bf16.h>
@@ -96,8 +96,17 @@ static const BwdVersion kBwd[] = {
     {"flash-v5", mb_attention_bwd_cuda_flash_v5}, {"flash-v6", mb_attention_bwd_cuda_flash_v6},
     {"flash-v7", mb_attention_bwd_cuda_flash_v7}, {"flash-v8", mb_attention_bwd_cuda_flash_v8},
     {"flash-v9", mb_attention_bwd_cuda_flash_v9}, {"flash-v10", mb_attention_bwd_cuda_flash_v10},
+    {"flash-v11", mb_attention_bwd_cuda_flash_v11}, {"flash-v12", mb_attention_bwd_cuda_flash_v12},
     {"flash-atomic", mb_attention_bwd_cuda_flash_atomic},
 };
+
+/* FLASH_TIMING_ONLY unset, or it lists `name` (comma-separated) */
+static bool selected(const char* name) {
+    const char* only = getenv("FLASH_TIMING_ONLY");
+    if (!only) return true;
+    const std::string list = std::string(",") + only + ",";
+    return list.find(std::string(",") + name + ",") != std::string::npos;
+}
 
 /* the three kernels of one backward call, ms each (one profiled run) */
 static void bwd_split(const BwdVersion& ver, const mb_attention_params* p,
@@ -136,12 +145,14 @@ int main(int argc, char** argv) {
         const double flops = 2.0 * B * H * (double)L * L * d;
         const mb_exec ex = {NULL};
         for (const FwdVersion& ver : kFwd) {
+            if (!selected(ver.name)) continue;
             const double ms = median_ms([&] { ver.fn(&p, &in, o, lse, &ex); });
             printf("L %6lld  fwd      %-12s %9.4f ms  %6.1f TFLOP/s\n", (long long)L, ver.name, ms,
                    flops / ms * 1e-9);
         }
         MB(mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex)); // the backward's o, lse
         for (const BwdVersion& ver : kBwd) {
+            if (!selected(ver.name)) continue;
             const double bwd = median_ms([&] { ver.fn(&p, &in, o, lse, dout, &g, &ex); });
             const double both = median_ms([&] {
                 mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex);
