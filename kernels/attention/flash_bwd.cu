@@ -25,13 +25,16 @@
  * dS^T in shared memory and adds dQ_tile += dS K into a zeroed fp32 (B, H, L, d)
  * accumulator with atomics; a last kernel scales it into dq.
  * flash-v11 / v12 (deterministic, 5 tile products, no dQ kernel): as
- * flash-atomic, but the key blocks add to a query tile's fp32 dQ in their
- * fixed order 0, 1, .., last: a per-tile counter in global memory says whose
- * turn it is (key block j waits for j, adds with plain loads and stores, sets
- * j + 1). Key block 0 stores without reading; the last (diagonal) key block
- * scales and writes dq as bf16. Block j only waits for block j - 1 of the same
- * heads, which the grid issues before it (key blocks along blockIdx.y), so a
- * waiting block never holds up the block it waits for. Masking as in the
+ * flash-atomic, but the key blocks add to a query tile's fp32 dQ in a fixed
+ * order: from the tile's diagonal key block down to key block 0. A per-tile
+ * counter in global memory says whose turn it is (the block waits for it with
+ * acquire, adds with plain loads and stores, passes it on with release). The
+ * diagonal block stores without reading; key block 0 scales and writes dq as
+ * bf16. The grid issues the key blocks last to first (light ones first), so
+ * the block a key block waits for was issued before it (a waiting block never
+ * holds up the one it waits for) and, walking query tiles upward from its own
+ * diagonal, reaches every tile one step earlier: in steady state the turn is
+ * already there and the waits cost nothing. Masking as in the
  * forward: -inf scores become P = 0 above the diagonal and past L.
  *
  * Shapes: q, o, dout, dq (B, H, L, d); k, v, dk, dv (B, H_kv, L, d);
@@ -255,16 +258,17 @@ static __device__ __forceinline__ void wait_turn(const int* counter, int turn) {
 static __device__ __forceinline__ void pass_turn(int* counter, int next) {
     __syncthreads();
     if (threadIdx.x == 0) {
-        __threadfence();
         asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(counter), "r"(next) : "memory");
     }
 }
 
 /* The deterministic dQ path (flash-v11, v12): dQ_tile += dS K over the block's
- * BN keys, added to the tile's fp32 accumulator in key-block order (see the
- * file comment). Warps split the tile into BQ/16 row groups x the rest column
- * groups, 32 columns at a time (16 registers); the accumulator is read through
- * L2 only (written by other SMs). */
+ * BN keys, added to the tile's fp32 accumulator in the fixed order of the file
+ * comment; `turn` is this block's place in it (0: store without reading),
+ * `final`: scale and write dq as bf16. Warps split the tile into BQ/16 row
+ * groups x the rest column groups; 32 columns are 16 registers, and kBatch
+ * such chunks are formed before their old sums are read (one L2 round trip per
+ * batch). The accumulator is read and written through L2 only. */
 template <int D, int NW, int BN, int BQ>
 static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L, D) of head bh */
                                                           bf16* dq,       /* (L, D) of head bh */
@@ -272,49 +276,61 @@ static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L,
                                                           const bf16* dSs, /* (BN, BQ) dS^T */
                                                           const bf16* Ks,  /* (BN, D) */
                                                           int64_t m0, int64_t L, int turn,
-                                                          bool last, float scale, int warp,
+                                                          bool final, float scale, int warp,
                                                           int lane) {
     constexpr int RG = BQ / 16, CG = NW / RG, CW = D / CG;
     static_assert(NW % RG == 0 && CW % 32 == 0, "dQ tile split over the warps");
+    constexpr int kChunks = CW / 32, kBatch = kChunks < 2 ? kChunks : 2;
+    static_assert(kChunks % kBatch == 0, "whole batches");
     const int g = lane >> 2, t = lane & 3;
     const int rg = warp % RG, cg = warp / RG;
     uint32_t a[BN / 16][4];
 #pragma unroll
     for (int kk = 0; kk < BN / 16; kk++) ldsm_a_t<BQ>(a[kk], dSs, kk * 16, rg * 16, lane);
-    wait_turn(counter, turn);
 #pragma unroll
-    for (int nc = 0; nc < CW / 32; nc++) {
-        const int col0 = cg * CW + nc * 32;
-        float acc[4][4];
-        zero_acc<4>(acc);
+    for (int nb = 0; nb < kChunks / kBatch; nb++) {
+        float acc[kBatch][4][4];
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
+        for (int c = 0; c < kBatch; c++) {
+            const int col0 = cg * CW + (nb * kBatch + c) * 32;
+            zero_acc<4>(acc[c]);
 #pragma unroll
-            for (int p2 = 0; p2 < 2; p2++) {
-                uint32_t b[4];
-                ldsm_b_kn<D>(b, Ks, kk * 16, col0 / 16 + p2, lane);
-                mma16816(acc[2 * p2], a[kk], b[0], b[1]);
-                mma16816(acc[2 * p2 + 1], a[kk], b[2], b[3]);
+            for (int kk = 0; kk < BN / 16; kk++) {
+#pragma unroll
+                for (int p2 = 0; p2 < 2; p2++) {
+                    uint32_t b[4];
+                    ldsm_b_kn<D>(b, Ks, kk * 16, col0 / 16 + p2, lane);
+                    mma16816(acc[c][2 * p2], a[kk], b[0], b[1]);
+                    mma16816(acc[c][2 * p2 + 1], a[kk], b[2], b[3]);
+                }
             }
         }
+        if (nb == 0) wait_turn(counter, turn);
 #pragma unroll
         for (int hf = 0; hf < 2; hf++) {
             const int64_t row = m0 + rg * 16 + g + hf * 8;
             if (row >= L) continue;
+            float2 old[kBatch][4];
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int64_t at = row * D + col0 + j * 8 + 2 * t;
-                float2 sum = make_float2(acc[j][2 * hf], acc[j][2 * hf + 1]);
-                if (turn > 0) {
-                    const float2 old = __ldcg(reinterpret_cast<const float2*>(dq_acc + at));
-                    sum.x += old.x;
-                    sum.y += old.y;
+            for (int c = 0; c < kBatch; c++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const int64_t at = row * D + cg * CW + (nb * kBatch + c) * 32 + j * 8 + 2 * t;
+                    old[c][j] = turn > 0 ? __ldcg(reinterpret_cast<const float2*>(dq_acc + at))
+                                         : make_float2(0.f, 0.f);
                 }
-                if (last)
-                    *reinterpret_cast<uint32_t*>(dq + at) = pack_bf16(sum.x * scale, sum.y * scale);
-                else
-                    __stcg(reinterpret_cast<float2*>(dq_acc + at), sum);
-            }
+#pragma unroll
+            for (int c = 0; c < kBatch; c++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const int64_t at = row * D + cg * CW + (nb * kBatch + c) * 32 + j * 8 + 2 * t;
+                    const float x = old[c][j].x + acc[c][j][2 * hf];
+                    const float y = old[c][j].y + acc[c][j][2 * hf + 1];
+                    if (final)
+                        *reinterpret_cast<uint32_t*>(dq + at) = pack_bf16(x * scale, y * scale);
+                    else
+                        __stcg(reinterpret_cast<float2*>(dq_acc + at), make_float2(x, y));
+                }
         }
     }
     pass_turn(counter, turn + 1);
@@ -353,7 +369,8 @@ __global__ void __launch_bounds__(NW * 32)
     const int64_t L = s.L;
     const int64_t bkv = blockIdx.x; /* b * Hkv + kv head */
     const int64_t b = bkv / s.Hkv, hkv = bkv % s.Hkv;
-    const int64_t n0 = (int64_t)blockIdx.y * BN; /* block 0 (most work) first */
+    /* block 0 (most work) first; ordered dQ: the last block first (see the file comment) */
+    const int64_t n0 = (int64_t)(kOrdered ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BN;
     const int64_t wkey0 = n0 + warp * 16;
     const int64_t first_tile = n0 / BQ; /* earlier query tiles precede every key */
     const int64_t ntq = (L + BQ - 1) / BQ - first_tile;
@@ -479,10 +496,10 @@ __global__ void __launch_bounds__(NW * 32)
         if constexpr (kOrdered) {
             __syncthreads(); // dS^T complete
             const int64_t tile = m0 / BQ, kblock = n0 / BN;
+            const int turn = (int)(last_key_block<BN, BQ>(tile, L) - kblock);
             dq_partial_ordered<D, NW, BN, BQ>(dq_acc + bh * L * D, dq + bh * L * D,
                                               turns + bh * ((L + BQ - 1) / BQ) + tile, dSs, Ks, m0,
-                                              L, (int)kblock, kblock == last_key_block<BN, BQ>(tile, L),
-                                              s.scale, warp, lane);
+                                              L, turn, kblock == 0, s.scale, warp, lane);
         }
         __syncthreads(); // the next iteration refills this stage
     }
@@ -646,7 +663,7 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     }
     FLASH_PROF(1, stream);
     if (err == cudaSuccess) {
-        /* key blocks along y: block j of a head is issued after block j - 1 (ordered dQ waits on it) */
+        /* key blocks along y (ordered dQ: last to first, each block waits only on blocks issued before it) */
         dim3 grid((unsigned)(p->batch * s.Hkv), (unsigned)kblocks);
         kv_kernel<<<grid, TK::NT, TK::kSmemBytes, stream>>>(q, k, v, dO, lse2, dvec, (bf16*)gr->dk,
                                                             (bf16*)gr->dv, dq_acc, (bf16*)gr->dq,
