@@ -171,16 +171,25 @@ static __device__ __forceinline__ void store_rows(bf16* dst, /* (L, D) */
 // 2. dK, dV
 
 /* How the dK/dV kernel treats dQ: not at all (a dQ kernel follows), fp32
- * atomics (flash-atomic), or added in key-block order (flash-v11, v12). */
-enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqOrdered = 2 };
+ * atomics (flash-atomic), added in key-block order (flash-v11, v12), or the
+ * same order pipelined per warp (flash-v13, v14). */
+enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqOrdered = 2, kDqPipelined = 3 };
+
+/* The dQ tile (BQ rows x D) split over the NW warps: BQ/16 row groups x the
+ * rest column groups of CW columns. */
+template <int D, int NW, int BQ> struct DqSplit {
+    static constexpr int RG = BQ / 16, CG = NW / RG, CW = D / CG;
+    static constexpr bool valid() { return NW % RG == 0 && CW % 32 == 0; } /* asserted where used */
+};
 
 template <int D, int NW, int BQ, int kDq = kDqNone> struct KVTile {
     static constexpr int BN = 16 * NW; /* keys per block */
     static constexpr int NT = 32 * NW;
     /* K, V (BN, D); Q, dO 2 stages (BQ, D) bf16; lse2, Dvec 2 stages (BQ) fp32;
-     * with a dQ mode dS^T (BN, BQ) bf16 */
-    static constexpr int kSmemBytes =
-        (2 * BN * D + 4 * BQ * D) * 2 + 4 * BQ * 4 + (kDq != kDqNone ? BN * BQ * 2 : 0);
+     * with a dQ mode dS^T (BN, BQ) bf16; pipelined: the old dQ sums (BQ, D) fp32 */
+    static constexpr int kSmemBytes = (2 * BN * D + 4 * BQ * D) * 2 + 4 * BQ * 4 +
+                                      (kDq != kDqNone ? BN * BQ * 2 : 0) +
+                                      (kDq == kDqPipelined ? BQ * D * 4 : 0);
 };
 
 /* The key block of the last (diagonal) contribution to query tile `tile`. */
@@ -278,8 +287,8 @@ static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L,
                                                           int64_t m0, int64_t L, int turn,
                                                           bool final, float scale, int warp,
                                                           int lane) {
-    constexpr int RG = BQ / 16, CG = NW / RG, CW = D / CG;
-    static_assert(NW % RG == 0 && CW % 32 == 0, "dQ tile split over the warps");
+    constexpr int RG = DqSplit<D, NW, BQ>::RG, CW = DqSplit<D, NW, BQ>::CW;
+    static_assert(DqSplit<D, NW, BQ>::valid(), "dQ tile split over the warps");
     constexpr int kChunks = CW / 32, kBatch = kChunks < 2 ? kChunks : 2;
     static_assert(kChunks % kBatch == 0, "whole batches");
     const int g = lane >> 2, t = lane & 3;
@@ -336,6 +345,126 @@ static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L,
     pass_turn(counter, turn + 1);
 }
 
+/* ---- flash-v13, v14: the ordered dQ pipelined per warp ----
+ * Each warp owns the same (16 rows, CW columns) region of every dQ tile in
+ * every block, and a turn counter per (tile, region). Per query tile, between
+ * its own products, a warp: passes on the turn of its previous tile (its
+ * stores have drained by then), waits for this tile's turn (the block before
+ * it in the order walks the tiles one step ahead: the turn is normally there),
+ * starts cp.async of the region's old sums into its own shared memory; at the
+ * end it adds its dS K part to them and stores (key block 0: dq as bf16). */
+struct PendingTurn {
+    int* counter; /* NULL: nothing to pass on */
+    int next;
+};
+
+static __device__ __forceinline__ void warp_wait_turn(const int* counter, int turn, int lane) {
+    if (lane == 0) {
+        int seen;
+        for (;;) {
+            asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(seen) : "l"(counter) : "memory");
+            if (seen >= turn) break;
+            __nanosleep(32);
+        }
+    }
+    __syncwarp();
+}
+
+static __device__ __forceinline__ void warp_pass_turn(PendingTurn& p, int lane) {
+    __syncwarp();
+    if (p.counter && lane == 0)
+        asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(p.counter), "r"(p.next) : "memory");
+    p.counter = NULL;
+}
+
+/* Element (r, c) of a warp's (16, CW) fp32 region in shared memory: 16-byte
+ * chunks XOR-swizzled by the row (2-way bank conflicts on the fragment reads). */
+template <int CW>
+static __device__ __forceinline__ int old_at(int r, int c) {
+    return r * CW + (((c >> 2) ^ (r & 7)) << 2) + (c & 3);
+}
+
+/* cp.async of this warp's region of the tile's old dQ sums (rows past L: 0). */
+template <int D, int NW, int BQ>
+static __device__ __forceinline__ void dq_old_issue(float* Ob,           /* (16, CW) smem */
+                                                    const float* dq_acc, /* (L, D) of head bh */
+                                                    int64_t m0, int64_t L, int warp, int lane) {
+    using S = DqSplit<D, NW, BQ>;
+    static_assert(S::valid(), "dQ tile split over the warps");
+    constexpr int kChunksPerRow = S::CW / 4;
+    const int rg = warp % S::RG, cg = warp / S::RG;
+#pragma unroll
+    for (int i = lane; i < 16 * kChunksPerRow; i += 32) {
+        const int r = i / kChunksPerRow, c = (i % kChunksPerRow) * 4;
+        const int64_t row = m0 + rg * 16 + r;
+        const bool valid = row < L;
+        const float* src = valid ? dq_acc + row * D + cg * S::CW + c : dq_acc;
+        cp_async16(smem_addr(Ob + old_at<S::CW>(r, c)), src, valid);
+    }
+    cp_async_commit();
+}
+
+/* This warp's dS K part of the tile (over the block's BN keys), plus the old
+ * sums (unless first), stored as the new sums or, when final, as dq. */
+template <int D, int NW, int BN, int BQ>
+static __device__ __forceinline__ void dq_region_add(float* dq_acc,    /* (L, D) of head bh */
+                                                     bf16* dq,         /* (L, D) of head bh */
+                                                     const float* Ob,  /* (16, CW) smem */
+                                                     const bf16* dSs,  /* (BN, BQ) dS^T */
+                                                     const bf16* Ks,   /* (BN, D) */
+                                                     int64_t m0, int64_t L, bool first, bool final,
+                                                     float scale, int warp, int lane) {
+    using S = DqSplit<D, NW, BQ>;
+    static_assert(S::valid(), "dQ tile split over the warps");
+    const int g = lane >> 2, t = lane & 3;
+    const int rg = warp % S::RG, cg = warp / S::RG;
+    uint32_t a[BN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) ldsm_a_t<BQ>(a[kk], dSs, kk * 16, rg * 16, lane);
+    float acc[S::CW / 32][4][4];
+#pragma unroll
+    for (int c = 0; c < S::CW / 32; c++) {
+        zero_acc<4>(acc[c]);
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+#pragma unroll
+            for (int p2 = 0; p2 < 2; p2++) {
+                uint32_t b[4];
+                ldsm_b_kn<D>(b, Ks, kk * 16, (cg * S::CW + c * 32) / 16 + p2, lane);
+                mma16816(acc[c][2 * p2], a[kk], b[0], b[1]);
+                mma16816(acc[c][2 * p2 + 1], a[kk], b[2], b[3]);
+            }
+        }
+    }
+    if (!first) {
+        cp_async_wait<0>(); // this lane's old sums landed
+        __syncwarp();       // and every lane's
+    }
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        const int r = g + hf * 8;
+        const int64_t row = m0 + rg * 16 + r;
+        if (row >= L) continue;
+#pragma unroll
+        for (int c = 0; c < S::CW / 32; c++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int col = c * 32 + j * 8 + 2 * t;
+                float x = acc[c][j][2 * hf], y = acc[c][j][2 * hf + 1];
+                if (!first) {
+                    const float2 old = *reinterpret_cast<const float2*>(Ob + old_at<S::CW>(r, col));
+                    x += old.x;
+                    y += old.y;
+                }
+                const int64_t at = row * D + cg * S::CW + col;
+                if (final)
+                    *reinterpret_cast<uint32_t*>(dq + at) = pack_bf16(x * scale, y * scale);
+                else
+                    __stcg(reinterpret_cast<float2*>(dq_acc + at), make_float2(x, y));
+            }
+    }
+}
+
 template <int D, int NW, int BQ, bool kPackP, int kDq, int UNR>
 __global__ void __launch_bounds__(NW * 32)
     flash_bwd_dkdv_kernel(const bf16* __restrict__ q,    /* (B, H, L, D) */
@@ -348,11 +477,13 @@ __global__ void __launch_bounds__(NW * 32)
                           bf16* __restrict__ dv,         /* (B, Hkv, L, D) */
                           float* __restrict__ dq_acc,    /* (B, H, L, D) fp32: kDqAtomic zeroed, kDqOrdered scratch */
                           bf16* __restrict__ dq,         /* (B, H, L, D) kDqOrdered */
-                          int* __restrict__ turns,       /* (B, H, ceil(L / BQ)) zeroed, kDqOrdered */
+                          int* __restrict__ turns,       /* (B, H, ceil(L / BQ)) zeroed, kDqOrdered; x NW, kDqPipelined */
                           const AttnShape s) {
     constexpr bool kAtomic = kDq == kDqAtomic, kOrdered = kDq == kDqOrdered;
+    constexpr bool kPipe = kDq == kDqPipelined;
     static_assert(!kAtomic || (kPackP && BQ == 16 * NW && BQ == 64), "flash-atomic shape");
-    static_assert(!kOrdered || kPackP, "ordered dQ: packed P^T");
+    static_assert(!(kOrdered || kPipe) || kPackP, "ordered dQ: packed P^T");
+    static_assert(!kPipe || 16 * NW == 2 * BQ, "pipelined dQ: a key block spans two query tiles");
     using T = KVTile<D, NW, BQ, kDq>;
     constexpr int BN = T::BN, NT = T::NT;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -365,12 +496,14 @@ __global__ void __launch_bounds__(NW * 32)
     bf16* dSs = reinterpret_cast<bf16*>(Ds + 2 * BQ);       /* (BN, BQ) dS^T, with a dQ mode */
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float* Ob = reinterpret_cast<float*>(dSs + BN * BQ) + /* (16, CW) this warp's old dQ sums (pipelined) */
+                (kPipe ? warp * 16 * DqSplit<D, NW, BQ>::CW : 0);
     const int g = lane >> 2, t = lane & 3;
     const int64_t L = s.L;
     const int64_t bkv = blockIdx.x; /* b * Hkv + kv head */
     const int64_t b = bkv / s.Hkv, hkv = bkv % s.Hkv;
     /* block 0 (most work) first; ordered dQ: the last block first (see the file comment) */
-    const int64_t n0 = (int64_t)(kOrdered ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BN;
+    const int64_t n0 = (int64_t)(kOrdered || kPipe ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BN;
     const int64_t wkey0 = n0 + warp * 16;
     const int64_t first_tile = n0 / BQ; /* earlier query tiles precede every key */
     const int64_t ntq = (L + BQ - 1) / BQ - first_tile;
@@ -403,6 +536,10 @@ __global__ void __launch_bounds__(NW * 32)
     zero_acc<D / 8>(dkacc);
     zero_acc<D / 8>(dvacc);
 
+    // pipelined dQ: this warp's turn on the previous tile, passed on during the next one
+    PendingTurn pending = {NULL, 0};
+    const int64_t tiles_per_head = (L + BQ - 1) / BQ;
+
     for (int64_t it = 0; it < iters; it++) {
         const int cur = (int)(it & 1);
         if (it + 1 < iters) load_q_tile(it + 1, cur ^ 1);
@@ -411,6 +548,20 @@ __global__ void __launch_bounds__(NW * 32)
         __syncthreads();
         int64_t bh, m0;
         tile_of(it, bh, m0);
+        // pipelined dQ: this block's place in the tile's order (0: first), the warp's counter
+        const int turn = (int)(last_key_block<BN, BQ>(m0 / BQ, L) - n0 / BN);
+        int* const counter = turns + (bh * tiles_per_head + m0 / BQ) * NW + warp;
+        auto dq_stage = [&]() { // pass on the last turn, wait for this one, fetch the old sums
+            if constexpr (kPipe) {
+                warp_pass_turn(pending, lane);
+                if (turn > 0) {
+                    warp_wait_turn(counter, turn, lane);
+                    dq_old_issue<D, NW, BQ>(Ob, dq_acc + bh * L * D, m0, L, warp, lane);
+                }
+                pending.counter = counter;
+                pending.next = turn + 1;
+            }
+        };
         if (m0 + BQ - 1 >= wkey0) { // else every query of the tile precedes this warp's keys
             const bf16* Qt = Qs + cur * BQ * D;
             const bf16* dOt = dOs + cur * BQ * D;
@@ -424,6 +575,7 @@ __global__ void __launch_bounds__(NW * 32)
             float sT[BQ / 8][4];
             zero_acc<BQ / 8>(sT);
             gemm_abt<D, BQ / 8, UNR>(sT, Ks, warp * 16, Qt, lane);
+            if constexpr (kPipe) dq_stage();
             // P^T = exp2(S^T scale log2e - lse2), 0 where the query precedes the key or is past L
 #pragma unroll
             for (int j = 0; j < BQ / 8; j++) {
@@ -483,6 +635,7 @@ __global__ void __launch_bounds__(NW * 32)
                 gemm_regs_b<D, BQ / 16>(dkacc, dpT, Qt, lane);
             }
         } else if (kDq != kDqNone) { // no work: dS^T rows of this warp are 0
+            if constexpr (kPipe) dq_stage();
 #pragma unroll
             for (int j = 0; j < BQ / 8; j++)
 #pragma unroll
@@ -496,14 +649,19 @@ __global__ void __launch_bounds__(NW * 32)
         if constexpr (kOrdered) {
             __syncthreads(); // dS^T complete
             const int64_t tile = m0 / BQ, kblock = n0 / BN;
-            const int turn = (int)(last_key_block<BN, BQ>(tile, L) - kblock);
             dq_partial_ordered<D, NW, BN, BQ>(dq_acc + bh * L * D, dq + bh * L * D,
                                               turns + bh * ((L + BQ - 1) / BQ) + tile, dSs, Ks, m0,
                                               L, turn, kblock == 0, s.scale, warp, lane);
         }
+        if constexpr (kPipe) {
+            __syncthreads(); // dS^T complete
+            dq_region_add<D, NW, BN, BQ>(dq_acc + bh * L * D, dq + bh * L * D, Ob, dSs, Ks, m0, L,
+                                         turn == 0, n0 == 0, s.scale, warp, lane);
+        }
         __syncthreads(); // the next iteration refills this stage
     }
 
+    if constexpr (kPipe) warp_pass_turn(pending, lane);
     store_rows<D>(dk + bkv * L * D, dkacc, wkey0, L, s.scale, lane);
     store_rows<D>(dv + bkv * L * D, dvacc, wkey0, L, 1.f, lane);
 }
@@ -635,8 +793,9 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     if (st != MB_OK) return st;
 
     /* Dvec, lse2 (B, H, L) fp32; with a dQ mode the dQ accumulator (B, H, L, D)
-     * fp32; ordered: the turn counters (B, H, ceil(L / KV_BQ)) int32 */
-    const int64_t turn_count = DQ == kDqOrdered ? p->batch * s.H * ((s.L + KV_BQ - 1) / KV_BQ) : 0;
+     * fp32; ordered: the turn counters (B, H, ceil(L / KV_BQ)) int32, pipelined one per warp */
+    const int64_t turn_count = (DQ == kDqOrdered ? 1 : DQ == kDqPipelined ? KV_NW : 0) * p->batch *
+                               s.H * ((s.L + KV_BQ - 1) / KV_BQ);
     const size_t ws_bytes =
         (size_t)rows * (2 + (DQ != kDqNone ? D : 0)) * sizeof(float) + (size_t)turn_count * sizeof(int);
     void* ws = NULL;
@@ -645,7 +804,7 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     float* dvec = (float*)ws;  /* (B, H, L) */
     float* lse2 = dvec + rows; /* (B, H, L) */
     float* dq_acc = DQ != kDqNone ? lse2 + rows : NULL; /* (B, H, L, D) */
-    int* turns = DQ == kDqOrdered ? (int*)(dq_acc + rows * D) : NULL; /* (B, H, ceil(L / KV_BQ)) */
+    int* turns = turn_count ? (int*)(dq_acc + rows * D) : NULL; /* (B, H, ceil(L / KV_BQ)[, KV_NW]) */
     cudaStream_t stream = mb_stream(ex);
     const bf16* q = (const bf16*)in->q;
     const bf16* k = (const bf16*)in->k;
@@ -655,7 +814,7 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     FLASH_PROF(0, stream);
     cudaError_t err = cudaSuccess;
     if (DQ == kDqAtomic) err = cudaMemsetAsync(dq_acc, 0, (size_t)rows * D * sizeof(float), stream);
-    if (DQ == kDqOrdered) err = cudaMemsetAsync(turns, 0, (size_t)turn_count * sizeof(int), stream);
+    if (turn_count) err = cudaMemsetAsync(turns, 0, (size_t)turn_count * sizeof(int), stream);
     if (err == cudaSuccess) {
         bwd_preprocess_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
             (const bf16*)o, dO, (const float*)lse, dvec, lse2, rows);
@@ -792,4 +951,22 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_v12(const mb_attention_params* 
                                                     const void* lse, const void* dout,
                                                     const mb_attention_grads* g, const mb_exec* ex) {
     return bwd_dispatch<8, 64, 4, 64, true, kDqOrdered>(p, in, o, lse, dout, g, ex);
+}
+
+/* Deterministic, 5 tile products, the ordered dQ pipelined per warp (old sums
+ * fetched by cp.async during the tile's products, turns passed on a tile
+ * later). v13: 128 keys, 8 warps, query tiles of 64; v14: 64 keys, 4 warps,
+ * query tiles of 32. */
+extern "C" mb_status mb_attention_bwd_cuda_flash_v13(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, const void* o,
+                                                    const void* lse, const void* dout,
+                                                    const mb_attention_grads* g, const mb_exec* ex) {
+    return bwd_dispatch<8, 64, 4, 64, true, kDqPipelined>(p, in, o, lse, dout, g, ex);
+}
+
+extern "C" mb_status mb_attention_bwd_cuda_flash_v14(const mb_attention_params* p,
+                                                    const mb_attention_inputs* in, const void* o,
+                                                    const void* lse, const void* dout,
+                                                    const mb_attention_grads* g, const mb_exec* ex) {
+    return bwd_dispatch<4, 32, 4, 64, true, kDqPipelined>(p, in, o, lse, dout, g, ex);
 }

@@ -97,6 +97,7 @@ static const BwdVersion kBwd[] = {
     {"flash-v7", mb_attention_bwd_cuda_flash_v7}, {"flash-v8", mb_attention_bwd_cuda_flash_v8},
     {"flash-v9", mb_attention_bwd_cuda_flash_v9}, {"flash-v10", mb_attention_bwd_cuda_flash_v10},
     {"flash-v11", mb_attention_bwd_cuda_flash_v11}, {"flash-v12", mb_attention_bwd_cuda_flash_v12},
+    {"flash-v13", mb_attention_bwd_cuda_flash_v13}, {"flash-v14", mb_attention_bwd_cuda_flash_v14},
     {"flash-atomic", mb_attention_bwd_cuda_flash_atomic},
 };
 
