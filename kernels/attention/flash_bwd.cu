@@ -179,7 +179,7 @@ enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqOrdered = 2, kDqPipelined = 3 };
  * rest column groups of CW columns. */
 template <int D, int NW, int BQ> struct DqSplit {
     static constexpr int RG = BQ / 16, CG = NW / RG, CW = D / CG;
-    static constexpr bool valid() { return NW % RG == 0 && CW % 32 == 0; } /* asserted where used */
+    static constexpr __host__ __device__ bool valid() { return NW % RG == 0 && CW % 32 == 0; } /* asserted where used */
 };
 
 template <int D, int NW, int BQ, int kDq = kDqNone> struct KVTile {
