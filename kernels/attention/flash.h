@@ -115,10 +115,6 @@ mb_status mb_attention_bwd_cuda_flash_v13(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
                                          const void* lse, const void* dout,
                                          const mb_attention_grads* g, const mb_exec* ex);
-mb_status mb_attention_bwd_cuda_flash_v14(const mb_attention_params* p,
-                                         const mb_attention_inputs* in, const void* o,
-                                         const void* lse, const void* dout,
-                                         const mb_attention_grads* g, const mb_exec* ex);
 mb_status mb_attention_bwd_cuda_flash_atomic(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
                                          const void* lse, const void* dout,

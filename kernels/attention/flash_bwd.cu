@@ -172,8 +172,12 @@ static __device__ __forceinline__ void store_rows(bf16* dst, /* (L, D) */
 
 /* How the dK/dV kernel treats dQ: not at all (a dQ kernel follows), fp32
  * atomics (flash-atomic), added in key-block order (flash-v11, v12), or the
- * same order pipelined per warp (flash-v13, v14). */
+ * same order pipelined per warp (flash-v13). */
 enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqOrdered = 2, kDqPipelined = 3 };
+/* tools/flash_timing.cu only (wrong results, timing breakdown of the pipelined
+ * mode): kDqPipelined | bits << 4, bits: 1 no waits, 2 no releases, 4 no old
+ * sums fetched, 8 no dQ stores */
+enum DqExperiment { kExpNoWait = 1, kExpNoRelease = 2, kExpNoFetch = 4, kExpNoStore = 8 };
 
 /* The dQ tile (BQ rows x D) split over the NW warps: BQ/16 row groups x the
  * rest column groups of CW columns. */
@@ -182,7 +186,8 @@ template <int D, int NW, int BQ> struct DqSplit {
     static constexpr __host__ __device__ bool valid() { return NW % RG == 0 && CW % 32 == 0; } /* asserted where used */
 };
 
-template <int D, int NW, int BQ, int kDq = kDqNone> struct KVTile {
+template <int D, int NW, int BQ, int kDqBits = kDqNone> struct KVTile {
+    static constexpr int kDq = kDqBits & 15;
     static constexpr int BN = 16 * NW; /* keys per block */
     static constexpr int NT = 32 * NW;
     /* K, V (BN, D); Q, dO 2 stages (BQ, D) bf16; lse2, Dvec 2 stages (BQ) fp32;
@@ -345,7 +350,7 @@ static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L,
     pass_turn(counter, turn + 1);
 }
 
-/* ---- flash-v13, v14: the ordered dQ pipelined per warp ----
+/* ---- flash-v13: the ordered dQ pipelined per warp ----
  * Each warp owns the same (16 rows, CW columns) region of every dQ tile in
  * every block, and a turn counter per (tile, region). Per query tile, between
  * its own products, a warp: passes on the turn of its previous tile (its
@@ -406,7 +411,7 @@ static __device__ __forceinline__ void dq_old_issue(float* Ob,           /* (16,
 
 /* This warp's dS K part of the tile (over the block's BN keys), plus the old
  * sums (unless first), stored as the new sums or, when final, as dq. */
-template <int D, int NW, int BN, int BQ>
+template <int D, int NW, int BN, int BQ, int kExp = 0>
 static __device__ __forceinline__ void dq_region_add(float* dq_acc,    /* (L, D) of head bh */
                                                      bf16* dq,         /* (L, D) of head bh */
                                                      const float* Ob,  /* (16, CW) smem */
@@ -436,6 +441,7 @@ static __device__ __forceinline__ void dq_region_add(float* dq_acc,    /* (L, D)
             }
         }
     }
+    if (kExp & kExpNoFetch) first = true;
     if (!first) {
         cp_async_wait<0>(); // this lane's old sums landed
         __syncwarp();       // and every lane's
@@ -457,7 +463,9 @@ static __device__ __forceinline__ void dq_region_add(float* dq_acc,    /* (L, D)
                     y += old.y;
                 }
                 const int64_t at = row * D + cg * S::CW + col;
-                if (final)
+                if (kExp & kExpNoStore) {
+                    if (x == 12345.f) dq[at] = __float2bfloat16(y); // keeps the product alive
+                } else if (final)
                     *reinterpret_cast<uint32_t*>(dq + at) = pack_bf16(x * scale, y * scale);
                 else
                     __stcg(reinterpret_cast<float2*>(dq_acc + at), make_float2(x, y));
@@ -465,7 +473,7 @@ static __device__ __forceinline__ void dq_region_add(float* dq_acc,    /* (L, D)
     }
 }
 
-template <int D, int NW, int BQ, bool kPackP, int kDq, int UNR>
+template <int D, int NW, int BQ, bool kPackP, int kDqBits, int UNR>
 __global__ void __launch_bounds__(NW * 32)
     flash_bwd_dkdv_kernel(const bf16* __restrict__ q,    /* (B, H, L, D) */
                           const bf16* __restrict__ k,    /* (B, Hkv, L, D) */
@@ -479,12 +487,13 @@ __global__ void __launch_bounds__(NW * 32)
                           bf16* __restrict__ dq,         /* (B, H, L, D) kDqOrdered */
                           int* __restrict__ turns,       /* (B, H, ceil(L / BQ)) zeroed, kDqOrdered; x NW, kDqPipelined */
                           const AttnShape s) {
+    constexpr int kDq = kDqBits & 15, kExp = kDqBits >> 4;
     constexpr bool kAtomic = kDq == kDqAtomic, kOrdered = kDq == kDqOrdered;
     constexpr bool kPipe = kDq == kDqPipelined;
     static_assert(!kAtomic || (kPackP && BQ == 16 * NW && BQ == 64), "flash-atomic shape");
     static_assert(!(kOrdered || kPipe) || kPackP, "ordered dQ: packed P^T");
     static_assert(!kPipe || 16 * NW == 2 * BQ, "pipelined dQ: a key block spans two query tiles");
-    using T = KVTile<D, NW, BQ, kDq>;
+    using T = KVTile<D, NW, BQ, kDqBits>;
     constexpr int BN = T::BN, NT = T::NT;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* Ks = reinterpret_cast<bf16*>(smem_raw); /* (BN, D) */
@@ -553,10 +562,10 @@ __global__ void __launch_bounds__(NW * 32)
         int* const counter = turns + (bh * tiles_per_head + m0 / BQ) * NW + warp;
         auto dq_stage = [&]() { // pass on the last turn, wait for this one, fetch the old sums
             if constexpr (kPipe) {
-                warp_pass_turn(pending, lane);
+                if (!(kExp & kExpNoRelease)) warp_pass_turn(pending, lane);
                 if (turn > 0) {
-                    warp_wait_turn(counter, turn, lane);
-                    dq_old_issue<D, NW, BQ>(Ob, dq_acc + bh * L * D, m0, L, warp, lane);
+                    if (!(kExp & kExpNoWait)) warp_wait_turn(counter, turn, lane);
+                    if (!(kExp & kExpNoFetch)) dq_old_issue<D, NW, BQ>(Ob, dq_acc + bh * L * D, m0, L, warp, lane);
                 }
                 pending.counter = counter;
                 pending.next = turn + 1;
@@ -655,13 +664,13 @@ __global__ void __launch_bounds__(NW * 32)
         }
         if constexpr (kPipe) {
             __syncthreads(); // dS^T complete
-            dq_region_add<D, NW, BN, BQ>(dq_acc + bh * L * D, dq + bh * L * D, Ob, dSs, Ks, m0, L,
-                                         turn == 0, n0 == 0, s.scale, warp, lane);
+            dq_region_add<D, NW, BN, BQ, kExp>(dq_acc + bh * L * D, dq + bh * L * D, Ob, dSs, Ks, m0,
+                                               L, turn == 0, n0 == 0, s.scale, warp, lane);
         }
         __syncthreads(); // the next iteration refills this stage
     }
 
-    if constexpr (kPipe) warp_pass_turn(pending, lane);
+    if constexpr (kPipe && !(kExp & kExpNoRelease)) warp_pass_turn(pending, lane);
     store_rows<D>(dk + bkv * L * D, dkacc, wkey0, L, s.scale, lane);
     store_rows<D>(dv + bkv * L * D, dvacc, wkey0, L, 1.f, lane);
 }
@@ -787,23 +796,25 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
         return mb_fail(MB_ERR_BAD_DIM, "flash attention bwd: L = %lld or B*H too large for the grid",
                        (long long)s.L);
     auto kv_kernel = flash_bwd_dkdv_kernel<D, KV_NW, KV_BQ, KV_PACK, DQ, UNR>;
+    constexpr int kMode = DQ & 15;
     auto q_kernel = flash_bwd_dq_kernel<D, Q_NW, Q_BN, UNR>;
     mb_status st = allow_smem(kv_kernel, TK::kSmemBytes);
-    if (st == MB_OK && DQ == kDqNone) st = allow_smem(q_kernel, TQ::kSmemBytes);
+    if (st == MB_OK && kMode == kDqNone) st = allow_smem(q_kernel, TQ::kSmemBytes);
     if (st != MB_OK) return st;
 
     /* Dvec, lse2 (B, H, L) fp32; with a dQ mode the dQ accumulator (B, H, L, D)
      * fp32; ordered: the turn counters (B, H, ceil(L / KV_BQ)) int32, pipelined one per warp */
-    const int64_t turn_count = (DQ == kDqOrdered ? 1 : DQ == kDqPipelined ? KV_NW : 0) * p->batch *
+    const int64_t turn_count = (kMode == kDqOrdered ? 1 : kMode == kDqPipelined ? KV_NW : 0) * p->batch *
                                s.H * ((s.L + KV_BQ - 1) / KV_BQ);
-    const size_t ws_bytes =
-        (size_t)rows * (2 + (DQ != kDqNone ? D : 0)) * sizeof(float) + (size_t)turn_count * sizeof(int);
+    const int64_t dq_at = (2 * rows + 3) / 4 * 4; /* floats before dq_acc: 16-byte aligned (cp.async) */
+    const size_t ws_bytes = ((size_t)dq_at + (kMode != kDqNone ? rows * D : 0)) * sizeof(float) +
+                            (size_t)turn_count * sizeof(int);
     void* ws = NULL;
     st = mb_device_alloc(&ws, ws_bytes, ex->stream);
     if (st != MB_OK) return st;
     float* dvec = (float*)ws;  /* (B, H, L) */
     float* lse2 = dvec + rows; /* (B, H, L) */
-    float* dq_acc = DQ != kDqNone ? lse2 + rows : NULL; /* (B, H, L, D) */
+    float* dq_acc = kMode != kDqNone ? dvec + dq_at : NULL; /* (B, H, L, D) */
     int* turns = turn_count ? (int*)(dq_acc + rows * D) : NULL; /* (B, H, ceil(L / KV_BQ)[, KV_NW]) */
     cudaStream_t stream = mb_stream(ex);
     const bf16* q = (const bf16*)in->q;
@@ -813,7 +824,7 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
 
     FLASH_PROF(0, stream);
     cudaError_t err = cudaSuccess;
-    if (DQ == kDqAtomic) err = cudaMemsetAsync(dq_acc, 0, (size_t)rows * D * sizeof(float), stream);
+    if (kMode == kDqAtomic) err = cudaMemsetAsync(dq_acc, 0, (size_t)rows * D * sizeof(float), stream);
     if (turn_count) err = cudaMemsetAsync(turns, 0, (size_t)turn_count * sizeof(int), stream);
     if (err == cudaSuccess) {
         bwd_preprocess_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
@@ -830,10 +841,10 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
         err = cudaGetLastError();
     }
     FLASH_PROF(2, stream);
-    if (err == cudaSuccess && DQ == kDqAtomic) {
+    if (err == cudaSuccess && kMode == kDqAtomic) {
         dq_convert_kernel<<<1024, 256, 0, stream>>>(dq_acc, (bf16*)gr->dq, rows * D, s.scale);
         err = cudaGetLastError();
-    } else if (err == cudaSuccess && DQ == kDqNone) {
+    } else if (err == cudaSuccess && kMode == kDqNone) {
         dim3 grid((unsigned)(p->batch * s.H), (unsigned)qblocks);
         q_kernel<<<grid, TQ::NT, TQ::kSmemBytes, stream>>>(q, k, v, dO, lse2, dvec, (bf16*)gr->dq, s);
         err = cudaGetLastError();
@@ -955,8 +966,7 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_v12(const mb_attention_params* 
 
 /* Deterministic, 5 tile products, the ordered dQ pipelined per warp (old sums
  * fetched by cp.async during the tile's products, turns passed on a tile
- * later). v13: 128 keys, 8 warps, query tiles of 64; v14: 64 keys, 4 warps,
- * query tiles of 32. */
+ * later): 128 keys, 8 warps, query tiles of 64. */
 extern "C" mb_status mb_attention_bwd_cuda_flash_v13(const mb_attention_params* p,
                                                     const mb_attention_inputs* in, const void* o,
                                                     const void* lse, const void* dout,
@@ -964,9 +974,18 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_v13(const mb_attention_params* 
     return bwd_dispatch<8, 64, 4, 64, true, kDqPipelined>(p, in, o, lse, dout, g, ex);
 }
 
-extern "C" mb_status mb_attention_bwd_cuda_flash_v14(const mb_attention_params* p,
-                                                    const mb_attention_inputs* in, const void* o,
-                                                    const void* lse, const void* dout,
-                                                    const mb_attention_grads* g, const mb_exec* ex) {
-    return bwd_dispatch<4, 32, 4, 64, true, kDqPipelined>(p, in, o, lse, dout, g, ex);
+#ifdef MB_FLASH_PROFILE
+/* tools/flash_timing.cu: flash-v13 with parts left out (DqExperiment; wrong results) */
+extern "C" mb_status mb_flash_bwd_experiment(int bits, const mb_attention_params* p,
+                                             const mb_attention_inputs* in, const void* o,
+                                             const void* lse, const void* dout,
+                                             const mb_attention_grads* g, const mb_exec* ex) {
+    switch (bits) {
+    case 1: return bwd_dispatch<8, 64, 4, 64, true, kDqPipelined | 1 << 4>(p, in, o, lse, dout, g, ex);
+    case 3: return bwd_dispatch<8, 64, 4, 64, true, kDqPipelined | 3 << 4>(p, in, o, lse, dout, g, ex);
+    case 7: return bwd_dispatch<8, 64, 4, 64, true, kDqPipelined | 7 << 4>(p, in, o, lse, dout, g, ex);
+    case 15: return bwd_dispatch<8, 64, 4, 64, true, kDqPipelined | 15 << 4>(p, in, o, lse, dout, g, ex);
+    default: return MB_ERR_BAD_OPTION;
+    }
 }
+#endif

@@ -90,6 +90,22 @@ static const FwdVersion kFwd[] = {
     {"flash-v5", mb_attention_fwd_cuda_flash_v5}, {"flash-v6", mb_attention_fwd_cuda_flash_v6},
     {"flash-v7", mb_attention_fwd_cuda_flash_v7}, {"flash-v8", mb_attention_fwd_cuda_flash_v8},
 };
+/* flash-v13 with parts left out (wrong results, timing only): see DqExperiment in flash_bwd.cu */
+extern "C" mb_status mb_flash_bwd_experiment(int bits, const mb_attention_params* p,
+                                             const mb_attention_inputs* in, const void* o,
+                                             const void* lse, const void* dout,
+                                             const mb_attention_grads* g, const mb_exec* ex);
+#define FLASH_EXPERIMENT(name, bits)                                                              \
+    static mb_status name(const mb_attention_params* p, const mb_attention_inputs* in,            \
+                          const void* o, const void* lse, const void* dout,                       \
+                          const mb_attention_grads* g, const mb_exec* ex) {                       \
+        return mb_flash_bwd_experiment(bits, p, in, o, lse, dout, g, ex);                         \
+    }
+FLASH_EXPERIMENT(exp_nowait, 1)
+FLASH_EXPERIMENT(exp_norelease, 3)
+FLASH_EXPERIMENT(exp_nofetch, 7)
+FLASH_EXPERIMENT(exp_nostore, 15)
+
 static const BwdVersion kBwd[] = {
     {"flash-v1", mb_attention_bwd_cuda_flash_v1}, {"flash-v2", mb_attention_bwd_cuda_flash_v2},
     {"flash-v3", mb_attention_bwd_cuda_flash_v3}, {"flash-v4", mb_attention_bwd_cuda_flash_v4},
@@ -97,7 +113,9 @@ static const BwdVersion kBwd[] = {
     {"flash-v7", mb_attention_bwd_cuda_flash_v7}, {"flash-v8", mb_attention_bwd_cuda_flash_v8},
     {"flash-v9", mb_attention_bwd_cuda_flash_v9}, {"flash-v10", mb_attention_bwd_cuda_flash_v10},
     {"flash-v11", mb_attention_bwd_cuda_flash_v11}, {"flash-v12", mb_attention_bwd_cuda_flash_v12},
-    {"flash-v13", mb_attention_bwd_cuda_flash_v13}, {"flash-v14", mb_attention_bwd_cuda_flash_v14},
+    {"flash-v13", mb_attention_bwd_cuda_flash_v13},
+    {"exp-nowait", exp_nowait},          {"exp-nowait-norelease", exp_norelease},
+    {"exp-nosync-nofetch", exp_nofetch}, {"exp-dq-product-only", exp_nostore},
     {"flash-atomic", mb_attention_bwd_cuda_flash_atomic},
 };
 
