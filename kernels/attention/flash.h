@@ -103,14 +103,6 @@ mb_status mb_attention_bwd_cuda_flash_v10(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
                                          const void* lse, const void* dout,
                                          const mb_attention_grads* g, const mb_exec* ex);
-mb_status mb_attention_bwd_cuda_flash_v11(const mb_attention_params* p,
-                                         const mb_attention_inputs* in, const void* o,
-                                         const void* lse, const void* dout,
-                                         const mb_attention_grads* g, const mb_exec* ex);
-mb_status mb_attention_bwd_cuda_flash_v12(const mb_attention_params* p,
-                                         const mb_attention_inputs* in, const void* o,
-                                         const void* lse, const void* dout,
-                                         const mb_attention_grads* g, const mb_exec* ex);
 mb_status mb_attention_bwd_cuda_flash_v13(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
                                          const void* lse, const void* dout,

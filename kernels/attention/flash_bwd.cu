@@ -24,21 +24,25 @@
  * never the default, NOT deterministic) skips kernel 3: the dK, dV kernel puts
  * dS^T in shared memory and adds dQ_tile += dS K into a zeroed fp32 (B, H, L, d)
  * accumulator with atomics; a last kernel scales it into dq.
- * flash-v11 / v12 (deterministic, 5 tile products, no dQ kernel): as
- * flash-atomic, but the key blocks add to a query tile's fp32 dQ in a fixed
- * order: from the tile's diagonal key block down to key block 0. A per-tile
- * counter in global memory says whose turn it is (the block waits for it with
- * acquire, adds with plain loads and stores, passes it on with release). The
- * diagonal block stores without reading; key block 0 scales and writes dq as
- * bf16. The grid issues the key blocks last to first (light ones first), so
- * the block a key block waits for was issued before it (a waiting block never
- * holds up the one it waits for) and, walking query tiles upward from its own
- * diagonal, reaches every tile one step earlier: in steady state the turn is
- * already there and the waits cost nothing. Masking as in the
+ * flash-v13 (deterministic, 5 tile products, no dQ kernel; 128 keys x 8 warps
+ * per block, query tiles of 64): as flash-atomic, but the key blocks add to a
+ * query tile's fp32 dQ in a fixed order, from the tile's diagonal key block
+ * down to key block 0. Each warp owns the same (16 rows, 64 columns) region of
+ * every tile in every block and a turn counter per (tile, region) in global
+ * memory: it waits for its turn (acquire), fetches the old sums by cp.async
+ * while the tile's products run, adds its dS K part and stores, and passes the
+ * turn on (release) during its next tile, once the stores have drained. The
+ * diagonal block stores without reading; key block 0 writes dq as bf16. The
+ * grid issues the key blocks last to first, so the block waited for was issued
+ * earlier (no deadlock) and, walking the query tiles upward from its own
+ * diagonal, is two tiles ahead: the turn is normally already there. Measured
+ * slower than flash-v9 on the H100 (NOTES_flash.md: the fp32 dQ traffic and
+ * the fifth product cost more than v9's recomputation). Masking as in the
  * forward: -inf scores become P = 0 above the diagonal and past L.
  *
  * Shapes: q, o, dout, dq (B, H, L, d); k, v, dk, dv (B, H_kv, L, d);
- * lse (B, H, L) fp32; workspace Dvec and lse2 (B, H, L) fp32 each.
+ * lse (B, H, L) fp32; workspace Dvec and lse2 (B, H, L) fp32 each (+ the dQ
+ * accumulator (B, H, L, d) fp32 and turn counters for flash-atomic / v13).
  */
 #include "flash.h"
 #include "flash_common.cuh"
@@ -171,9 +175,9 @@ static __device__ __forceinline__ void store_rows(bf16* dst, /* (L, D) */
 // 2. dK, dV
 
 /* How the dK/dV kernel treats dQ: not at all (a dQ kernel follows), fp32
- * atomics (flash-atomic), added in key-block order (flash-v11, v12), or the
- * same order pipelined per warp (flash-v13). */
-enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqOrdered = 2, kDqPipelined = 3 };
+ * atomics (flash-atomic), or added in a fixed key-block order, pipelined per
+ * warp (flash-v13). */
+enum DqMode { kDqNone = 0, kDqAtomic = 1, kDqPipelined = 3 };
 /* tools/flash_timing.cu only (wrong results, timing breakdown of the pipelined
  * mode): kDqPipelined | bits << 4, bits: 1 no waits, 2 no releases, 4 no old
  * sums fetched, 8 no dQ stores */
@@ -252,102 +256,6 @@ static __device__ __forceinline__ void dq_partial_atomic(float* dq_acc, /* (L, D
             }
         }
     }
-}
-
-/* A query tile's turn counter (flash-v11, v12): one thread waits until key
- * block `turn` may add (acquire), then the whole block goes on. */
-static __device__ __forceinline__ void wait_turn(const int* counter, int turn) {
-    if (threadIdx.x == 0) {
-        int seen;
-        for (;;) {
-            asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(seen) : "l"(counter) : "memory");
-            if (seen >= turn) break;
-            __nanosleep(32);
-        }
-    }
-    __syncthreads();
-}
-
-/* Every thread's stores are issued; one thread publishes them (release). */
-static __device__ __forceinline__ void pass_turn(int* counter, int next) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(counter), "r"(next) : "memory");
-    }
-}
-
-/* The deterministic dQ path (flash-v11, v12): dQ_tile += dS K over the block's
- * BN keys, added to the tile's fp32 accumulator in the fixed order of the file
- * comment; `turn` is this block's place in it (0: store without reading),
- * `final`: scale and write dq as bf16. Warps split the tile into BQ/16 row
- * groups x the rest column groups; 32 columns are 16 registers, and kBatch
- * such chunks are formed before their old sums are read (one L2 round trip per
- * batch). The accumulator is read and written through L2 only. */
-template <int D, int NW, int BN, int BQ>
-static __device__ __forceinline__ void dq_partial_ordered(float* dq_acc,  /* (L, D) of head bh */
-                                                          bf16* dq,       /* (L, D) of head bh */
-                                                          int* counter,   /* this tile's turn */
-                                                          const bf16* dSs, /* (BN, BQ) dS^T */
-                                                          const bf16* Ks,  /* (BN, D) */
-                                                          int64_t m0, int64_t L, int turn,
-                                                          bool final, float scale, int warp,
-                                                          int lane) {
-    constexpr int RG = DqSplit<D, NW, BQ>::RG, CW = DqSplit<D, NW, BQ>::CW;
-    static_assert(DqSplit<D, NW, BQ>::valid(), "dQ tile split over the warps");
-    constexpr int kChunks = CW / 32, kBatch = kChunks < 2 ? kChunks : 2;
-    static_assert(kChunks % kBatch == 0, "whole batches");
-    const int g = lane >> 2, t = lane & 3;
-    const int rg = warp % RG, cg = warp / RG;
-    uint32_t a[BN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; kk++) ldsm_a_t<BQ>(a[kk], dSs, kk * 16, rg * 16, lane);
-#pragma unroll
-    for (int nb = 0; nb < kChunks / kBatch; nb++) {
-        float acc[kBatch][4][4];
-#pragma unroll
-        for (int c = 0; c < kBatch; c++) {
-            const int col0 = cg * CW + (nb * kBatch + c) * 32;
-            zero_acc<4>(acc[c]);
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-#pragma unroll
-                for (int p2 = 0; p2 < 2; p2++) {
-                    uint32_t b[4];
-                    ldsm_b_kn<D>(b, Ks, kk * 16, col0 / 16 + p2, lane);
-                    mma16816(acc[c][2 * p2], a[kk], b[0], b[1]);
-                    mma16816(acc[c][2 * p2 + 1], a[kk], b[2], b[3]);
-                }
-            }
-        }
-        if (nb == 0) wait_turn(counter, turn);
-#pragma unroll
-        for (int hf = 0; hf < 2; hf++) {
-            const int64_t row = m0 + rg * 16 + g + hf * 8;
-            if (row >= L) continue;
-            float2 old[kBatch][4];
-#pragma unroll
-            for (int c = 0; c < kBatch; c++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const int64_t at = row * D + cg * CW + (nb * kBatch + c) * 32 + j * 8 + 2 * t;
-                    old[c][j] = turn > 0 ? __ldcg(reinterpret_cast<const float2*>(dq_acc + at))
-                                         : make_float2(0.f, 0.f);
-                }
-#pragma unroll
-            for (int c = 0; c < kBatch; c++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const int64_t at = row * D + cg * CW + (nb * kBatch + c) * 32 + j * 8 + 2 * t;
-                    const float x = old[c][j].x + acc[c][j][2 * hf];
-                    const float y = old[c][j].y + acc[c][j][2 * hf + 1];
-                    if (final)
-                        *reinterpret_cast<uint32_t*>(dq + at) = pack_bf16(x * scale, y * scale);
-                    else
-                        __stcg(reinterpret_cast<float2*>(dq_acc + at), make_float2(x, y));
-                }
-        }
-    }
-    pass_turn(counter, turn + 1);
 }
 
 /* ---- flash-v13: the ordered dQ pipelined per warp ----
@@ -483,15 +391,14 @@ __global__ void __launch_bounds__(NW * 32)
                           const float* __restrict__ dvec, /* (B, H, L) */
                           bf16* __restrict__ dk,         /* (B, Hkv, L, D) */
                           bf16* __restrict__ dv,         /* (B, Hkv, L, D) */
-                          float* __restrict__ dq_acc,    /* (B, H, L, D) fp32: kDqAtomic zeroed, kDqOrdered scratch */
-                          bf16* __restrict__ dq,         /* (B, H, L, D) kDqOrdered */
-                          int* __restrict__ turns,       /* (B, H, ceil(L / BQ)) zeroed, kDqOrdered; x NW, kDqPipelined */
+                          float* __restrict__ dq_acc,    /* (B, H, L, D) fp32: atomic zeroed, pipelined scratch */
+                          bf16* __restrict__ dq,         /* (B, H, L, D) pipelined */
+                          int* __restrict__ turns,       /* (B, H, ceil(L / BQ), NW) zeroed, pipelined */
                           const AttnShape s) {
     constexpr int kDq = kDqBits & 15, kExp = kDqBits >> 4;
-    constexpr bool kAtomic = kDq == kDqAtomic, kOrdered = kDq == kDqOrdered;
-    constexpr bool kPipe = kDq == kDqPipelined;
+    constexpr bool kAtomic = kDq == kDqAtomic, kPipe = kDq == kDqPipelined;
     static_assert(!kAtomic || (kPackP && BQ == 16 * NW && BQ == 64), "flash-atomic shape");
-    static_assert(!(kOrdered || kPipe) || kPackP, "ordered dQ: packed P^T");
+    static_assert(!kPipe || kPackP, "ordered dQ: packed P^T");
     static_assert(!kPipe || 16 * NW == 2 * BQ, "pipelined dQ: a key block spans two query tiles");
     using T = KVTile<D, NW, BQ, kDqBits>;
     constexpr int BN = T::BN, NT = T::NT;
@@ -512,7 +419,7 @@ __global__ void __launch_bounds__(NW * 32)
     const int64_t bkv = blockIdx.x; /* b * Hkv + kv head */
     const int64_t b = bkv / s.Hkv, hkv = bkv % s.Hkv;
     /* block 0 (most work) first; ordered dQ: the last block first (see the file comment) */
-    const int64_t n0 = (int64_t)(kOrdered || kPipe ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BN;
+    const int64_t n0 = (int64_t)(kPipe ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BN;
     const int64_t wkey0 = n0 + warp * 16;
     const int64_t first_tile = n0 / BQ; /* earlier query tiles precede every key */
     const int64_t ntq = (L + BQ - 1) / BQ - first_tile;
@@ -655,13 +562,6 @@ __global__ void __launch_bounds__(NW * 32)
             __syncthreads(); // dS^T complete
             dq_partial_atomic<D, BN, BQ>(dq_acc + bh * L * D, dSs, Ks, m0, L, warp, lane);
         }
-        if constexpr (kOrdered) {
-            __syncthreads(); // dS^T complete
-            const int64_t tile = m0 / BQ, kblock = n0 / BN;
-            dq_partial_ordered<D, NW, BN, BQ>(dq_acc + bh * L * D, dq + bh * L * D,
-                                              turns + bh * ((L + BQ - 1) / BQ) + tile, dSs, Ks, m0,
-                                              L, turn, kblock == 0, s.scale, warp, lane);
-        }
         if constexpr (kPipe) {
             __syncthreads(); // dS^T complete
             dq_region_add<D, NW, BN, BQ, kExp>(dq_acc + bh * L * D, dq + bh * L * D, Ob, dSs, Ks, m0,
@@ -803,9 +703,9 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     if (st != MB_OK) return st;
 
     /* Dvec, lse2 (B, H, L) fp32; with a dQ mode the dQ accumulator (B, H, L, D)
-     * fp32; ordered: the turn counters (B, H, ceil(L / KV_BQ)) int32, pipelined one per warp */
-    const int64_t turn_count = (kMode == kDqOrdered ? 1 : kMode == kDqPipelined ? KV_NW : 0) * p->batch *
-                               s.H * ((s.L + KV_BQ - 1) / KV_BQ);
+     * fp32; pipelined: the turn counters (B, H, ceil(L / KV_BQ), KV_NW) int32 */
+    const int64_t turn_count =
+        (kMode == kDqPipelined ? KV_NW : 0) * p->batch * s.H * ((s.L + KV_BQ - 1) / KV_BQ);
     const int64_t dq_at = (2 * rows + 3) / 4 * 4; /* floats before dq_acc: 16-byte aligned (cp.async) */
     const size_t ws_bytes = ((size_t)dq_at + (kMode != kDqNone ? rows * D : 0)) * sizeof(float) +
                             (size_t)turn_count * sizeof(int);
@@ -815,7 +715,7 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     float* dvec = (float*)ws;  /* (B, H, L) */
     float* lse2 = dvec + rows; /* (B, H, L) */
     float* dq_acc = kMode != kDqNone ? dvec + dq_at : NULL; /* (B, H, L, D) */
-    int* turns = turn_count ? (int*)(dq_acc + rows * D) : NULL; /* (B, H, ceil(L / KV_BQ)[, KV_NW]) */
+    int* turns = turn_count ? (int*)(dq_acc + rows * D) : NULL; /* (B, H, ceil(L / KV_BQ), KV_NW) */
     cudaStream_t stream = mb_stream(ex);
     const bf16* q = (const bf16*)in->q;
     const bf16* k = (const bf16*)in->k;
@@ -945,23 +845,6 @@ extern "C" mb_status mb_attention_bwd_cuda_flash_v10(const mb_attention_params* 
                                                     const void* lse, const void* dout,
                                                     const mb_attention_grads* g, const mb_exec* ex) {
     return bwd_dispatch<8, 64, 4, 64, true>(p, in, o, lse, dout, g, ex);
-}
-
-/* Deterministic, 5 tile products: dQ added from the dK/dV kernel in key-block
- * order under per-tile turn counters. v11: v9's shape (64 keys, 4 warps);
- * v12: 128 keys, 8 warps (half the dQ traffic per product). */
-extern "C" mb_status mb_attention_bwd_cuda_flash_v11(const mb_attention_params* p,
-                                                    const mb_attention_inputs* in, const void* o,
-                                                    const void* lse, const void* dout,
-                                                    const mb_attention_grads* g, const mb_exec* ex) {
-    return bwd_dispatch<4, 64, 4, 64, true, kDqOrdered>(p, in, o, lse, dout, g, ex);
-}
-
-extern "C" mb_status mb_attention_bwd_cuda_flash_v12(const mb_attention_params* p,
-                                                    const mb_attention_inputs* in, const void* o,
-                                                    const void* lse, const void* dout,
-                                                    const mb_attention_grads* g, const mb_exec* ex) {
-    return bwd_dispatch<8, 64, 4, 64, true, kDqOrdered>(p, in, o, lse, dout, g, ex);
 }
 
 /* Deterministic, 5 tile products, the ordered dQ pipelined per warp (old sums

@@ -22,7 +22,7 @@ timeout 120 ./build/flash_timing ${FLASH_TIMING_MAXL:-16384} > $OUT/timing.txt 2
 if [[ " $* " != *" notorch "* ]]; then
   timeout 60 python3 kernels/attention/tools/torch_sdpa_timing.py ${FLASH_TIMING_MAXL:-16384} > $OUT/torch.txt 2>&1; echo "torch rc=$?"; tail -6 $OUT/torch.txt
 fi
-ONLY=flash-v1,flash-v4,flash-v8,flash-v9,flash-v10,flash-v11,flash-v12,flash-atomic
+ONLY=flash-v1,flash-v4,flash-v8,flash-v9,flash-v10,flash-v13,flash-atomic
 (timeout 150 ./build/test_cuda_attention > $OUT/test_cuda_attention.log 2>&1; echo "test_cuda_attention rc=$?" > $OUT/t1.rc) &
 (timeout 150 ./build/flash_check > $OUT/check.log 2>&1; echo "flash_check rc=$?" > $OUT/t2.rc) &
 (FLASH_CHECK_ONLY=$ONLY timeout 150 compute-sanitizer --tool racecheck ./build/flash_check --quick > $OUT/racecheck.log 2>&1; echo "racecheck rc=$?" > $OUT/t3.rc) &

@@ -112,7 +112,6 @@ static const BwdVersion kBwd[] = {
     {"flash-v5", mb_attention_bwd_cuda_flash_v5}, {"flash-v6", mb_attention_bwd_cuda_flash_v6},
     {"flash-v7", mb_attention_bwd_cuda_flash_v7}, {"flash-v8", mb_attention_bwd_cuda_flash_v8},
     {"flash-v9", mb_attention_bwd_cuda_flash_v9}, {"flash-v10", mb_attention_bwd_cuda_flash_v10},
-    {"flash-v11", mb_attention_bwd_cuda_flash_v11}, {"flash-v12", mb_attention_bwd_cuda_flash_v12},
     {"flash-v13", mb_attention_bwd_cuda_flash_v13},
     {"exp-nowait", exp_nowait},          {"exp-nowait-norelease", exp_norelease},
     {"exp-nosync-nofetch", exp_nofetch}, {"exp-dq-product-only", exp_nostore},
