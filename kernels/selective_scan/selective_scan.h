@@ -16,6 +16,10 @@
  *           the L2 traffic of B, C); v9: 4 channels per block
  *   fwd v5  v1 + two states per iteration (two scans in flight, one barrier per two
  *           states), next two states' B, C prefetched as packed words
+ *   fwd v10 the recurrence walked step by step in registers (8 states per thread,
+ *           no scans, no barriers), the sequence split into time segments: their
+ *           end states from zero, a fold, then the segments again (fwd_seg.cu);
+ *           segments for ~64K threads. v11: for ~32K threads
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -55,6 +59,10 @@ mb_status mb_scan_fwd_cuda_v7(const mb_selective_scan_params* p, const mb_select
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v8(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v10(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v11(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,

@@ -4,12 +4,13 @@
  * softplus, D and delta_bias, batch 1. CUDA events, 3 warm-ups, the L2 flushed
  * by writing a 256 MB buffer before every timed run, median of 15.
  *   fwd (no z)      L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K
+ *   (SCAN_TIMING_FWD / SCAN_TIMING_BWD = "v7,v10": only those versions)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
- *     kernels/selective_scan/tools/timing.cu kernels/selective_scan/{fwd,bwd,step}.cu \
+ *     kernels/selective_scan/tools/timing.cu kernels/selective_scan/{fwd,fwd_seg,bwd,step}.cu \
  *     kernels/common.cu src/common.c -DMB_SCAN_PROFILE -o timing
  */
 #include <cuda_bf16.h>
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "impl.h"
@@ -25,6 +27,16 @@
 #include "tools/timing_tools.cuh"
 
 extern "C" { int mb_scan_profile = 0; }
+
+/* env unset, or it lists `name` (comma-separated), e.g. SCAN_TIMING_FWD=v7,v10 */
+static bool selected(const char* env, const char* name) {
+    const char* only = getenv(env);
+    if (!only) return true;
+    char list[256], key[32];
+    snprintf(list, sizeof list, ",%s,", only);
+    snprintf(key, sizeof key, ",%s,", name);
+    return strstr(list, key) != NULL;
+}
 extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
 
 int main() {
@@ -32,7 +44,7 @@ int main() {
     for (int k = 0; k < 6; k++) CK(cudaEventCreate(&mb_scan_prof_ev[k]));
     mb_exec ex = {NULL};
     const long D = 4096;
-    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}};
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}};
     struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
@@ -53,25 +65,29 @@ int main() {
         mb_selective_scan_grads g = {gu, gd, gA, gB, gC, gD, gz, gb};
         char name[64];
         for (auto& fw : fwds) {
+            if (!selected("SCAN_TIMING_FWD", fw.name)) continue;
             double ms = time_ms([&] { fw.f(&p, &in_noz, y, fs, &ex); });
             snprintf(name, sizeof name, "fwd %s L=%ld", fw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
         }
         for (auto& bw : bwds) {
+            if (!selected("SCAN_TIMING_BWD", bw.name)) continue;
             double ms = time_ms([&] { mb_scan_fwd_cuda_v7(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
             snprintf(name, sizeof name, "fwd+bwd %s L=%ld", bw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
         }
         /* the newest fwd versions with the newest bwd versions */
-        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}};
+        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}};
         struct { const char* name; mb_scan_bwd_fn f; } bwd2[] = {{"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
         for (auto& fw : fwd2)
             for (auto& bw : bwd2) {
+                if (!selected("SCAN_TIMING_FWD", fw.name) || !selected("SCAN_TIMING_BWD", bw.name)) continue;
                 double ms = time_ms([&] { fw.f(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
                 snprintf(name, sizeof name, "fwd %s+bwd %s L=%ld", fw.name, bw.name, L);
                 printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
             }
         for (auto& bw : bwds) { /* one profiled backward: time of each kernel */
+            if (!selected("SCAN_TIMING_BWD", bw.name)) continue;
             CK(cudaMemsetAsync(flushbuf, 1, kFlush));
             mb_scan_profile = 1;
             bw.f(&p, &in_z, dy, &g, &ex);
@@ -93,6 +109,7 @@ int main() {
         mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
         mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, NULL, bias};
         for (auto& fw : fwds) {
+            if (!selected("SCAN_TIMING_FWD", fw.name)) continue;
             double ms = time_ms([&] { fw.f(&p, &in, y, fs, &ex); });
             printf("fwd %s N=256 L=4096        %10.4f %10.3f %8.2f\n", fw.name, ms, 4.00, 4.00 / ms);
         }
