@@ -24,10 +24,15 @@
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
  * D, delta_bias (D) fp32; final state (B, D, N) fp32.
  */
+#include "mma_sm80.cuh" /* cp.async */
 #include "scan_common.cuh"
 #include "selective_scan.h"
 
 using namespace mbscan;
+using mbmma::cp_async16;
+using mbmma::cp_async_commit;
+using mbmma::cp_async_wait;
+using mbmma::smem_addr;
 
 namespace {
 
@@ -102,6 +107,48 @@ static __device__ __forceinline__ void run_dt(const float (&x)[TI], int64_t vali
     }
 }
 
+/* One run of TI steps for the thread's 8 states: h = a h + du B, and with kY
+ * y_i = sum_k C h (this thread's part). loadB(k, run) / loadC(k, run) give
+ * state k's B / C over the run. */
+template <typename T, int TI, bool kY, typename LoadB, typename LoadC>
+static __device__ __forceinline__ void advance_run(const float (&dt)[TI], const float (&du)[TI],
+                                                   const float (&A2)[kStates], LoadB loadB,
+                                                   LoadC loadC, float (&h)[kStates],
+                                                   float (&y)[TI]) {
+#pragma unroll
+    for (int i = 0; i < TI; i++) y[i] = 0.f;
+#pragma unroll
+    for (int k = 0; k < kStates; k++) { // state by state: B, C of one state in registers
+        RawRun<T, TI> rb, rc;
+        loadB(k, rb);
+        if (kY) loadC(k, rc);
+#pragma unroll
+        for (int i = 0; i < TI; i++) {
+            const float a = fast_exp2(dt[i] * A2[k]);
+            h[k] = fmaf(a, h[k], du[i] * raw_at(rb, i));
+            if (kY) y[i] = fmaf(raw_at(rc, i), h[k], y[i]);
+        }
+    }
+}
+
+/* y of a run: the parts of the channel's LPC lanes summed (fixed butterfly),
+ * + D u, gated by z silu(z) when z is given; lane 0 of the channel stores. */
+template <typename T, int TI, int LPC, bool kVec>
+static __device__ __forceinline__ void finish_y(float (&y)[TI], const float (&uu)[TI],
+                                                const float* zz, float Dd, T* dst, int64_t valid,
+                                                const SegLane& w) {
+#pragma unroll
+    for (int off = 1; off < LPC; off <<= 1)
+#pragma unroll
+        for (int i = 0; i < TI; i++) y[i] += __shfl_xor_sync(0xffffffffu, y[i], off);
+#pragma unroll
+    for (int i = 0; i < TI; i++) {
+        y[i] = fmaf(Dd, uu[i], y[i]);
+        if (zz) y[i] *= zz[i] * sigmoidf(zz[i]);
+    }
+    if (w.live && w.lic == 0) store_run<T, TI, kVec>(dst, 0, valid, y);
+}
+
 /* Walk steps [t_begin, t_end) of a channel from the state h (in: start, out:
  * end); kY: also y. Returns the sum of dt' over the steps. */
 template <typename T, int LPC, bool kVec, bool kY>
@@ -135,44 +182,172 @@ static __device__ __forceinline__ float walk_segment(const SegArgs<T>& p, const 
             sdt += dt[i];
         }
         float y[TI];
-#pragma unroll
-        for (int i = 0; i < TI; i++) y[i] = 0.f;
-#pragma unroll
-        for (int k = 0; k < kStates; k++) { // state by state: B, C of one state in registers
-            const int64_t n = (int64_t)w.j * kStates + k;
-            RawRun<T, TI> rb, rc;
-            if (n < N) {
-                load_raw<T, TI, kVec>(p.Bm, bc + n * L + t, valid, rb);
-                if (kY) load_raw<T, TI, kVec>(p.Cm, bc + n * L + t, valid, rc);
-            } else {
-                raw_zero(rb);
-                if (kY) raw_zero(rc);
-            }
-#pragma unroll
-            for (int i = 0; i < TI; i++) {
-                const float a = fast_exp2(dt[i] * A2[k]);
-                h[k] = fmaf(a, h[k], du[i] * raw_at(rb, i));
-                if (kY) y[i] = fmaf(raw_at(rc, i), h[k], y[i]);
-            }
-        }
+        advance_run<T, TI, kY>(
+            dt, du, A2,
+            [&](int k, RawRun<T, TI>& r) {
+                const int64_t n = (int64_t)w.j * kStates + k;
+                if (n < N) load_raw<T, TI, kVec>(p.Bm, bc + n * L + t, valid, r);
+                else raw_zero(r);
+            },
+            [&](int k, RawRun<T, TI>& r) {
+                const int64_t n = (int64_t)w.j * kStates + k;
+                if (n < N) load_raw<T, TI, kVec>(p.Cm, bc + n * L + t, valid, r);
+                else raw_zero(r);
+            },
+            h, y);
         if (kY) {
-#pragma unroll
-            for (int off = 1; off < LPC; off <<= 1)
-#pragma unroll
-                for (int i = 0; i < TI; i++) y[i] += __shfl_xor_sync(0xffffffffu, y[i], off);
-            if (p.z) {
-                float zz[TI];
-                load_run<T, TI, kVec>(p.z, row + t, valid, zz, 0.f);
-#pragma unroll
-                for (int i = 0; i < TI; i++) y[i] = fmaf(Dd, uu[i], y[i]) * (zz[i] * sigmoidf(zz[i]));
-            } else {
-#pragma unroll
-                for (int i = 0; i < TI; i++) y[i] = fmaf(Dd, uu[i], y[i]);
-            }
-            if (w.live && w.lic == 0) store_run<T, TI, kVec>(p.y, row + t, valid, y);
+            float zz[TI];
+            if (p.z) load_run<T, TI, kVec>(p.z, row + t, valid, zz, 0.f);
+            finish_y<T, TI, LPC, kVec>(y, uu, p.z ? zz : NULL, Dd, p.y + row + t, valid, w);
         }
     }
     return sdt;
+}
+
+/* ---- v12: the block's inputs staged in shared memory ----
+ * The channels of a block walk the same steps, so B and C (one group) are
+ * loaded once per block, not once per warp, and every input arrives by
+ * cp.async kNumStages - 1 stages of kStageSteps steps ahead of its use. */
+constexpr int kNumStages = 3;
+constexpr int kStageSteps = 32;
+
+/* One stage buffer: B, C rows (state n = 8j + k of lane j at row k*LPC + j,
+ * rows n >= N zero) and delta, u, z rows of the block's channels, kStageSteps
+ * steps each (element offsets). */
+template <typename T, int LPC> struct StageLayout {
+    static constexpr int TS = kStageSteps, CH = kThreads / LPC, NR = LPC * kStates;
+    static constexpr int kChunks = TS * (int)sizeof(T) / 16; /* 16-byte pieces per row */
+    static constexpr int kB = 0, kC = NR * TS, kX = 2 * NR * TS, kU = kX + CH * TS, kZ = kU + CH * TS;
+    static constexpr int kElems = kZ + CH * TS;
+    static constexpr int kRows = 2 * NR + 3 * CH;
+};
+
+/* cp.async of steps [ts, ts + kStageSteps) into a stage buffer (past t1: 0). */
+template <typename T, int LPC, bool kY>
+static __device__ __forceinline__ void issue_stage(T* buf, const SegArgs<T>& p, int64_t b,
+                                                   int64_t d0, int64_t bc, int64_t ts, int64_t t1) {
+    using S = StageLayout<T, LPC>;
+    constexpr int PER = 16 / (int)sizeof(T);
+    for (int i = threadIdx.x; i < S::kRows * S::kChunks; i += kThreads) {
+        const int row = i / S::kChunks, c = i % S::kChunks;
+        const int64_t t = ts + (int64_t)c * PER;
+        bool ok = t < t1;
+        const T* src;
+        T* dst;
+        if (row < 2 * S::NR) { // B or C
+            const bool is_c = row >= S::NR;
+            if (is_c && !kY) continue;
+            const int r = row % S::NR;
+            const int64_t n = (int64_t)(r % LPC) * kStates + r / LPC;
+            ok = ok && n < p.N;
+            src = (is_c ? p.Cm : p.Bm) + bc + n * p.L + t;
+            dst = buf + (is_c ? S::kC : S::kB) + r * S::TS + c * PER;
+        } else { // delta, u or z of channel d0 + ch
+            const int q = row - 2 * S::NR, which = q / S::CH, ch = q % S::CH;
+            if (which == 2 && (!kY || !p.z)) continue;
+            const T* base = which == 0 ? p.delta : which == 1 ? p.u : p.z;
+            ok = ok && d0 + ch < p.D;
+            src = base + (b * p.D + d0 + ch) * p.L + t;
+            dst = buf + S::kX + which * S::CH * S::TS + ch * S::TS + c * PER;
+        }
+        cp_async16(smem_addr(dst), ok ? (const void*)src : (const void*)p.u, ok);
+    }
+}
+
+/* A run of TI elements (16 bytes) from shared memory. */
+template <typename T, int TI>
+static __device__ __forceinline__ void smem_run(const T* at, RawRun<T, TI>& r) {
+    const uint4 q = *reinterpret_cast<const uint4*>(at);
+    r.w[0] = q.x, r.w[1] = q.y, r.w[2] = q.z, r.w[3] = q.w;
+}
+
+template <typename T, int TI>
+static __device__ __forceinline__ void smem_floats(const T* at, float (&v)[TI]) {
+    RawRun<T, TI> r;
+    smem_run<T, TI>(at, r);
+#pragma unroll
+    for (int i = 0; i < TI; i++) v[i] = raw_at(r, i);
+}
+
+/* walk_segment with staged inputs (16-byte aligned rows, L a multiple of TI,
+ * every channel of the block in one group). */
+template <typename T, int LPC, bool kY>
+static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p, const SegLane& w,
+                                                            int64_t t0, int64_t t1,
+                                                            float (&h)[kStates], T* smem) {
+    using S = StageLayout<T, LPC>;
+    constexpr int TI = 16 / (int)sizeof(T);
+    const int64_t N = p.N, L = p.L;
+    const int64_t d0 = (int64_t)blockIdx.x * S::CH;
+    const int64_t bc = (w.b * p.G + d0 / p.dpg) * N * L;
+    const int64_t row = (w.b * p.D + w.d) * L;
+    const int ch = threadIdx.x / LPC;
+    float A2[kStates];
+#pragma unroll
+    for (int k = 0; k < kStates; k++) {
+        const int64_t n = (int64_t)w.j * kStates + k;
+        A2[k] = n < N ? p.A[w.d * N + n] * kLog2e : 0.f;
+    }
+    const float bias = p.bias ? p.bias[w.d] : 0.f;
+    const float Dd = p.Dv ? p.Dv[w.d] : 0.f;
+    const int64_t nst = (t1 - t0 + S::TS - 1) / S::TS;
+#pragma unroll
+    for (int q = 0; q < kNumStages - 1; q++) {
+        if (q < nst) issue_stage<T, LPC, kY>(smem + q * S::kElems, p, w.b, d0, bc, t0 + q * S::TS, t1);
+        cp_async_commit();
+    }
+    float sdt = 0.f;
+    for (int64_t st = 0; st < nst; st++) {
+        const int64_t ahead = st + kNumStages - 1;
+        if (ahead < nst)
+            issue_stage<T, LPC, kY>(smem + (ahead % kNumStages) * S::kElems, p, w.b, d0, bc,
+                                    t0 + ahead * S::TS, t1);
+        cp_async_commit();
+        cp_async_wait<kNumStages - 1>();
+        __syncthreads();
+        const T* buf = smem + (st % kNumStages) * S::kElems;
+#pragma unroll
+        for (int r = 0; r < S::TS / TI; r++) {
+            const int64_t t = t0 + st * S::TS + r * TI;
+            if (t >= t1) break;
+            const int64_t valid = t1 - t;
+            float x[TI], uu[TI], dt[TI], du[TI], y[TI];
+            smem_floats<T, TI>(buf + S::kX + ch * S::TS + r * TI, x);
+            smem_floats<T, TI>(buf + S::kU + ch * S::TS + r * TI, uu);
+#pragma unroll
+            for (int i = 0; i < TI; i++) x[i] += bias;
+            run_dt<TI, LPC>(x, valid, p.softplus != 0, w.lic, dt);
+#pragma unroll
+            for (int i = 0; i < TI; i++) {
+                du[i] = dt[i] * uu[i];
+                sdt += dt[i];
+            }
+            advance_run<T, TI, kY>(
+                dt, du, A2,
+                [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kB + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                h, y);
+            if (kY) {
+                float zz[TI];
+                if (p.z) smem_floats<T, TI>(buf + S::kZ + ch * S::TS + r * TI, zz);
+                finish_y<T, TI, LPC, true>(y, uu, p.z ? zz : NULL, Dd, p.y + row + t, valid, w);
+            }
+        }
+        __syncthreads(); // the buffer is refilled kNumStages - 1 stages later
+    }
+    return sdt;
+}
+
+/* The walker of a version: direct loads (v10, v11) or staged (v12). */
+template <typename T, int LPC, bool kVec, bool kY, bool kStaged>
+static __device__ __forceinline__ float walk(const SegArgs<T>& p, const SegLane& w, int64_t t0,
+                                             int64_t t1, float (&h)[kStates]) {
+    if constexpr (kStaged) {
+        extern __shared__ __align__(16) unsigned char seg_smem[];
+        return walk_segment_staged<T, LPC, kY>(p, w, t0, t1, h, reinterpret_cast<T*>(seg_smem));
+    } else {
+        return walk_segment<T, LPC, kVec, kY>(p, w, t0, t1, h);
+    }
 }
 
 /* The states of (b, d) this thread owns, into dst (N floats of one state row). */
@@ -184,7 +359,7 @@ static __device__ __forceinline__ void put_states(float* dst, const float (&h)[k
 }
 
 /* Launch 1: every segment (blockIdx.y) from the zero state. */
-template <typename T, int LPC, bool kVec>
+template <typename T, int LPC, bool kVec, bool kStaged>
 __global__ void __launch_bounds__(kThreads, 4) scan_seg_local_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
     const int64_t s = blockIdx.y;
@@ -194,7 +369,7 @@ __global__ void __launch_bounds__(kThreads, 4) scan_seg_local_kernel(const SegAr
     for (int k = 0; k < kStates; k++) h[k] = 0.f;
     const int64_t bd = w.b * p.D + w.d;
     if (s == 0) {
-        walk_segment<T, LPC, kVec, true>(p, w, t0, t1, h);
+        walk<T, LPC, kVec, true, kStaged>(p, w, t0, t1, h);
         if (!w.live) return;
         if (p.S == 1) {
             if (p.fstate) put_states(p.fstate + bd * p.N, h, w.j, p.N);
@@ -203,14 +378,14 @@ __global__ void __launch_bounds__(kThreads, 4) scan_seg_local_kernel(const SegAr
         }
         return;
     }
-    const float sdt = walk_segment<T, LPC, kVec, false>(p, w, t0, t1, h);
+    const float sdt = walk<T, LPC, kVec, false, kStaged>(p, w, t0, t1, h);
     if (!w.live) return;
     put_states(p.h_loc + (bd * p.S + s) * p.N, h, w.j, p.N);
     if (w.lic == 0) p.sum_dt[bd * p.S + s] = sdt;
 }
 
 /* Launch 2: segment blockIdx.y + 1 from its folded start state, writing y. */
-template <typename T, int LPC, bool kVec>
+template <typename T, int LPC, bool kVec, bool kStaged>
 __global__ void __launch_bounds__(kThreads, 4) scan_seg_replay_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
     const int64_t s = (int64_t)blockIdx.y + 1;
@@ -232,7 +407,7 @@ __global__ void __launch_bounds__(kThreads, 4) scan_seg_replay_kernel(const SegA
             h[k] = fmaf(fast_exp2(A2[k] * sdt), h[k], loc);
         }
     }
-    walk_segment<T, LPC, kVec, true>(p, w, t0, t1, h);
+    walk<T, LPC, kVec, true, kStaged>(p, w, t0, t1, h);
     if (w.live && s == p.S - 1 && p.fstate) put_states(p.fstate + bd * N, h, w.j, N);
 }
 
@@ -251,35 +426,42 @@ static void choose_segments(int64_t threads_per_segment, int64_t L, int64_t targ
     *S = (L + len - 1) / len;
 }
 
-template <typename T, int LPC, bool kVec>
+template <typename T, int LPC, bool kVec, bool kStaged>
 static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream) {
     const dim3 block(kThreads);
     const unsigned groups = (unsigned)((a.D + kThreads / LPC - 1) / (kThreads / LPC));
-    scan_seg_local_kernel<T, LPC, kVec><<<dim3(groups, (unsigned)a.S, (unsigned)batch), block, 0, stream>>>(a);
+    const int smem = kStaged ? kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T) : 0;
+    auto local = scan_seg_local_kernel<T, LPC, kVec, kStaged>;
+    auto replay = scan_seg_replay_kernel<T, LPC, kVec, kStaged>;
+    if (smem > 48 * 1024) {
+        MB_CUDA_CHECK(cudaFuncSetAttribute(local, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        MB_CUDA_CHECK(cudaFuncSetAttribute(replay, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    }
+    local<<<dim3(groups, (unsigned)a.S, (unsigned)batch), block, smem, stream>>>(a);
     MB_CUDA_CHECK(cudaGetLastError());
     if (a.S > 1) {
-        scan_seg_replay_kernel<T, LPC, kVec>
-            <<<dim3(groups, (unsigned)(a.S - 1), (unsigned)batch), block, 0, stream>>>(a);
+        replay<<<dim3(groups, (unsigned)(a.S - 1), (unsigned)batch), block, smem, stream>>>(a);
         MB_CUDA_CHECK(cudaGetLastError());
     }
     return MB_OK;
 }
 
-template <typename T, bool kVec>
+template <typename T, bool kVec, bool kStaged>
 static mb_status launch_seg_vec(const SegArgs<T>& a, int64_t lpc, int64_t batch, cudaStream_t stream) {
     switch (lpc) {
-    case 1: return launch_seg_lpc<T, 1, kVec>(a, batch, stream);
-    case 2: return launch_seg_lpc<T, 2, kVec>(a, batch, stream);
-    case 4: return launch_seg_lpc<T, 4, kVec>(a, batch, stream);
-    case 8: return launch_seg_lpc<T, 8, kVec>(a, batch, stream);
-    case 16: return launch_seg_lpc<T, 16, kVec>(a, batch, stream);
-    default: return launch_seg_lpc<T, 32, kVec>(a, batch, stream);
+    case 1: return launch_seg_lpc<T, 1, kVec, kStaged>(a, batch, stream);
+    case 2: return launch_seg_lpc<T, 2, kVec, kStaged>(a, batch, stream);
+    case 4: return launch_seg_lpc<T, 4, kVec, kStaged>(a, batch, stream);
+    case 8: return launch_seg_lpc<T, 8, kVec, kStaged>(a, batch, stream);
+    case 16: return launch_seg_lpc<T, 16, kVec, kStaged>(a, batch, stream);
+    default: return launch_seg_lpc<T, 32, kVec, kStaged>(a, batch, stream);
     }
 }
 
 template <typename T>
 static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
-                            void* y, void* final_state, const mb_exec* ex, int64_t target_threads) {
+                            void* y, void* final_state, const mb_exec* ex, int64_t target_threads,
+                            bool staged) {
     constexpr int TI = 16 / (int)sizeof(T);
     SegArgs<T> a;
     fill_common_args<T>(a, prm, in);
@@ -301,18 +483,23 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
     }
     a.h_loc = (float*)ws;                                          /* (B, D, S, N) */
     a.sum_dt = ws ? a.h_loc + prm->batch * a.D * a.S * a.N : NULL; /* (B, D, S) */
-    const mb_status st = vec ? launch_seg_vec<T, true>(a, lpc, prm->batch, mb_stream(ex))
-                             : launch_seg_vec<T, false>(a, lpc, prm->batch, mb_stream(ex));
+    /* staging needs 16-byte runs and every channel of a block in one group */
+    const int64_t block_channels = kThreads / lpc;
+    staged = staged && vec && (a.G == 1 || a.dpg % block_channels == 0);
+    const cudaStream_t stream = mb_stream(ex);
+    const mb_status st = staged ? launch_seg_vec<T, true, true>(a, lpc, prm->batch, stream)
+                         : vec  ? launch_seg_vec<T, true, false>(a, lpc, prm->batch, stream)
+                                : launch_seg_vec<T, false, false>(a, lpc, prm->batch, stream);
     if (ws) mb_device_free(ws, ws_floats * sizeof(float), ex->stream);
     return st;
 }
 
-template <int64_t kTargetThreads>
+template <int64_t kTargetThreads, bool kStaged>
 static mb_status seg_dispatch(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16)
-        return launch_seg<__nv_bfloat16>(p, in, y, final_state, ex, kTargetThreads);
-    return launch_seg<float>(p, in, y, final_state, ex, kTargetThreads);
+        return launch_seg<__nv_bfloat16>(p, in, y, final_state, ex, kTargetThreads, kStaged);
+    return launch_seg<float>(p, in, y, final_state, ex, kTargetThreads, kStaged);
 }
 
 } // namespace
@@ -321,12 +508,27 @@ static mb_status seg_dispatch(const mb_selective_scan_params* p, const mb_select
 extern "C" mb_status mb_scan_fwd_cuda_v10(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<65536>(p, in, y, final_state, ex);
+    return seg_dispatch<65536, false>(p, in, y, final_state, ex);
 }
 
 /* v11: segments for about 32K threads (less of the sequence walked twice). */
 extern "C" mb_status mb_scan_fwd_cuda_v11(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<32768>(p, in, y, final_state, ex);
+    return seg_dispatch<32768, false>(p, in, y, final_state, ex);
+}
+
+/* v12: v10 with the block's inputs staged in shared memory (cp.async, 3 stages of
+ * 32 steps; B, C loaded once per block); where the shapes do not allow it, v10. */
+extern "C" mb_status mb_scan_fwd_cuda_v12(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    return seg_dispatch<65536, true>(p, in, y, final_state, ex);
+}
+
+/* v13: v12 with segments for ~128K threads. */
+extern "C" mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    return seg_dispatch<131072, true>(p, in, y, final_state, ex);
 }

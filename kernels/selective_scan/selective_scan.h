@@ -20,6 +20,8 @@
  *           no scans, no barriers), the sequence split into time segments: their
  *           end states from zero, a fold, then the segments again (fwd_seg.cu);
  *           segments for ~64K threads. v11: for ~32K threads
+ *   fwd v12 v10 with the block's inputs staged in shared memory by cp.async (B, C
+ *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -62,6 +64,10 @@ mb_status mb_scan_fwd_cuda_v8(const mb_selective_scan_params* p, const mb_select
 mb_status mb_scan_fwd_cuda_v10(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v11(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v12(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
