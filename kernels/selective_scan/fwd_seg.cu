@@ -77,6 +77,23 @@ static __device__ __forceinline__ SegLane seg_lane(int64_t D) {
     return w;
 }
 
+/* softplus(x) = ln(1 + e^x) on the special-function unit (PyTorch's threshold
+ * 20): e = 2^(x log2 e); ln(1 + e) = lg2(1 + e) ln 2 where e >= 1/16 (1 + e is
+ * then far from 1: relative error ~1e-6), the series e - e^2/2 + .. + e^7/7
+ * below (truncation < 1e-9 relative). */
+static __device__ __forceinline__ float softplus_sfu(float x) {
+    const float e = fast_exp2(x * kLog2e);
+    const float series =
+        e * fmaf(e, fmaf(e, fmaf(e, fmaf(e, fmaf(e, fmaf(e, 1.f / 7, -1.f / 6), 0.2f), -0.25f),
+                                   1.f / 3),
+                         -0.5f),
+                 1.f);
+    float lg;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(lg) : "f"(1.f + e));
+    const float r = e < 0.0625f ? series : lg * 0.6931471805599453f;
+    return x > 20.f ? x : r;
+}
+
 /* dt' = softplus(delta + bias) (or delta + bias) of a run of TI steps, 0 past
  * `valid`. With softplus, the LPC lanes of a channel each compute TI/P of the
  * TI values (P = min(LPC, TI)) and pass them round by shuffles. */
@@ -97,7 +114,7 @@ static __device__ __forceinline__ void run_dt(const float (&x)[TI], int64_t vali
 #pragma unroll
         for (int i = 1; i < TI; i++)
             if (i == mine + m * P) pick = x[i];
-        v[m] = softplus(pick);
+        v[m] = softplus_sfu(pick);
     }
     const int base = (threadIdx.x & 31) - lic;
 #pragma unroll
@@ -359,8 +376,8 @@ static __device__ __forceinline__ void put_states(float* dst, const float (&h)[k
 }
 
 /* Launch 1: every segment (blockIdx.y) from the zero state. */
-template <typename T, int LPC, bool kVec, bool kStaged>
-__global__ void __launch_bounds__(kThreads, 4) scan_seg_local_kernel(const SegArgs<T> p) {
+template <typename T, int LPC, bool kVec, bool kStaged, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
     const int64_t s = blockIdx.y;
     const int64_t t0 = s * p.seg, t1 = t0 + p.seg < p.L ? t0 + p.seg : p.L;
@@ -385,8 +402,8 @@ __global__ void __launch_bounds__(kThreads, 4) scan_seg_local_kernel(const SegAr
 }
 
 /* Launch 2: segment blockIdx.y + 1 from its folded start state, writing y. */
-template <typename T, int LPC, bool kVec, bool kStaged>
-__global__ void __launch_bounds__(kThreads, 4) scan_seg_replay_kernel(const SegArgs<T> p) {
+template <typename T, int LPC, bool kVec, bool kStaged, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_replay_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
     const int64_t s = (int64_t)blockIdx.y + 1;
     const int64_t t0 = s * p.seg, t1 = t0 + p.seg < p.L ? t0 + p.seg : p.L;
@@ -426,13 +443,13 @@ static void choose_segments(int64_t threads_per_segment, int64_t L, int64_t targ
     *S = (L + len - 1) / len;
 }
 
-template <typename T, int LPC, bool kVec, bool kStaged>
+template <typename T, int LPC, bool kVec, bool kStaged, int kMinBlocks>
 static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream) {
     const dim3 block(kThreads);
     const unsigned groups = (unsigned)((a.D + kThreads / LPC - 1) / (kThreads / LPC));
     const int smem = kStaged ? kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T) : 0;
-    auto local = scan_seg_local_kernel<T, LPC, kVec, kStaged>;
-    auto replay = scan_seg_replay_kernel<T, LPC, kVec, kStaged>;
+    auto local = scan_seg_local_kernel<T, LPC, kVec, kStaged, kMinBlocks>;
+    auto replay = scan_seg_replay_kernel<T, LPC, kVec, kStaged, kMinBlocks>;
     if (smem > 48 * 1024) {
         MB_CUDA_CHECK(cudaFuncSetAttribute(local, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         MB_CUDA_CHECK(cudaFuncSetAttribute(replay, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -446,19 +463,19 @@ static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream
     return MB_OK;
 }
 
-template <typename T, bool kVec, bool kStaged>
+template <typename T, bool kVec, bool kStaged, int kMinBlocks>
 static mb_status launch_seg_vec(const SegArgs<T>& a, int64_t lpc, int64_t batch, cudaStream_t stream) {
     switch (lpc) {
-    case 1: return launch_seg_lpc<T, 1, kVec, kStaged>(a, batch, stream);
-    case 2: return launch_seg_lpc<T, 2, kVec, kStaged>(a, batch, stream);
-    case 4: return launch_seg_lpc<T, 4, kVec, kStaged>(a, batch, stream);
-    case 8: return launch_seg_lpc<T, 8, kVec, kStaged>(a, batch, stream);
-    case 16: return launch_seg_lpc<T, 16, kVec, kStaged>(a, batch, stream);
-    default: return launch_seg_lpc<T, 32, kVec, kStaged>(a, batch, stream);
+    case 1: return launch_seg_lpc<T, 1, kVec, kStaged, kMinBlocks>(a, batch, stream);
+    case 2: return launch_seg_lpc<T, 2, kVec, kStaged, kMinBlocks>(a, batch, stream);
+    case 4: return launch_seg_lpc<T, 4, kVec, kStaged, kMinBlocks>(a, batch, stream);
+    case 8: return launch_seg_lpc<T, 8, kVec, kStaged, kMinBlocks>(a, batch, stream);
+    case 16: return launch_seg_lpc<T, 16, kVec, kStaged, kMinBlocks>(a, batch, stream);
+    default: return launch_seg_lpc<T, 32, kVec, kStaged, kMinBlocks>(a, batch, stream);
     }
 }
 
-template <typename T>
+template <typename T, int kMinBlocks>
 static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                             void* y, void* final_state, const mb_exec* ex, int64_t target_threads,
                             bool staged) {
@@ -487,19 +504,19 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
     const int64_t block_channels = kThreads / lpc;
     staged = staged && vec && (a.G == 1 || a.dpg % block_channels == 0);
     const cudaStream_t stream = mb_stream(ex);
-    const mb_status st = staged ? launch_seg_vec<T, true, true>(a, lpc, prm->batch, stream)
-                         : vec  ? launch_seg_vec<T, true, false>(a, lpc, prm->batch, stream)
-                                : launch_seg_vec<T, false, false>(a, lpc, prm->batch, stream);
+    const mb_status st = staged ? launch_seg_vec<T, true, true, kMinBlocks>(a, lpc, prm->batch, stream)
+                         : vec  ? launch_seg_vec<T, true, false, kMinBlocks>(a, lpc, prm->batch, stream)
+                                : launch_seg_vec<T, false, false, kMinBlocks>(a, lpc, prm->batch, stream);
     if (ws) mb_device_free(ws, ws_floats * sizeof(float), ex->stream);
     return st;
 }
 
-template <int64_t kTargetThreads, bool kStaged>
+template <int64_t kTargetThreads, bool kStaged, int kMinBlocks = 4>
 static mb_status seg_dispatch(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16)
-        return launch_seg<__nv_bfloat16>(p, in, y, final_state, ex, kTargetThreads, kStaged);
-    return launch_seg<float>(p, in, y, final_state, ex, kTargetThreads, kStaged);
+        return launch_seg<__nv_bfloat16, kMinBlocks>(p, in, y, final_state, ex, kTargetThreads, kStaged);
+    return launch_seg<float, kMinBlocks>(p, in, y, final_state, ex, kTargetThreads, kStaged);
 }
 
 } // namespace

@@ -4,7 +4,8 @@
  * softplus, D and delta_bias, batch 1. CUDA events, 3 warm-ups, the L2 flushed
  * by writing a 256 MB buffer before every timed run, median of 15.
  *   fwd (no z)      L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K
- *   (SCAN_TIMING_FWD / SCAN_TIMING_BWD = "v7,v10": only those versions)
+ *   (SCAN_TIMING_FWD / SCAN_TIMING_BWD = "v7,v10": only those versions;
+ *    SCAN_TIMING_L = 16384: only that L, and no N 256 or step part)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
  * Build (from the repository root; links the kernel sources directly, the
@@ -49,7 +50,9 @@ int main() {
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
     printf("%-28s %10s %10s %8s\n", "what", "ms", "anchor", "ratio");
+    const long onlyL = getenv("SCAN_TIMING_L") ? atol(getenv("SCAN_TIMING_L")) : 0; /* one L (profiling) */
     for (int li = 0; li < 4; li++) {
+        if (onlyL && Ls[li] != onlyL) continue;
         long L = Ls[li], N = 16;
         size_t BDL = (size_t)D * L, NL = (size_t)N * L;
         void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *z = bf(BDL, -2, 2, 3), *dy = bf(BDL, -1, 1, 4);
@@ -100,7 +103,7 @@ int main() {
         void* ptrs[] = {u, dl, z, dy, Bm, Cm, A, Dv, bias, y, fs, gu, gd, gz, gA, gB, gC, gD, gb};
         for (void* q : ptrs) cudaFree(q);
     }
-    { /* N 256 at L 4096, fwd without z */
+    if (!onlyL) { /* N 256 at L 4096, fwd without z */
         long L = 4096, N = 256;
         size_t BDL = (size_t)D * L, NL = (size_t)N * L;
         void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *Bm = bf(NL, -1, 1, 5), *Cm = bf(NL, -1, 1, 6);
@@ -116,7 +119,7 @@ int main() {
         void* ptrs[] = {u, dl, Bm, Cm, A, Dv, bias, y, fs};
         for (void* q : ptrs) cudaFree(q);
     }
-    { /* step, batch 8 */
+    if (!onlyL) { /* step, batch 8 */
         long Bb = 8, N = 16;
         void *u = bf(Bb * D, -1, 1, 1), *dl = bf(Bb * D, -3, 0.5, 2), *z = bf(Bb * D, -2, 2, 3);
         void *Bm = bf(Bb * N, -1, 1, 5), *Cm = bf(Bb * N, -1, 1, 6), *A = ff(D * N, -2, -0.1, 7);
