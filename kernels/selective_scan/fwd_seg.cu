@@ -109,18 +109,27 @@ static __device__ __forceinline__ void run_dt(const float (&x)[TI], int64_t vali
     const int mine = lic % P;
     float v[M];
 #pragma unroll
-    for (int m = 0; m < M; m++) {
-        float pick = x[0];
+    for (int m = 0; m < M; m++) { // x[m P + mine], picked by the bits of `mine` (P - 1 selects)
+        float c[P];
 #pragma unroll
-        for (int i = 1; i < TI; i++)
-            if (i == mine + m * P) pick = x[i];
-        v[m] = softplus_sfu(pick);
+        for (int q = 0; q < P; q++) c[q] = x[m * P + q];
+#pragma unroll
+        for (int half = P / 2; half >= 1; half /= 2)
+#pragma unroll
+            for (int q = 0; q < half; q++) c[q] = (mine & half) ? c[q + half] : c[q];
+        v[m] = softplus_sfu(c[0]);
     }
     const int base = (threadIdx.x & 31) - lic;
+    if (valid >= TI) {
 #pragma unroll
-    for (int i = 0; i < TI; i++) {
-        const float s = P == 1 ? v[i] : __shfl_sync(0xffffffffu, v[i / P], base + i % P);
-        dt[i] = i < valid ? s : 0.f;
+        for (int i = 0; i < TI; i++)
+            dt[i] = P == 1 ? v[i] : __shfl_sync(0xffffffffu, v[i / P], base + i % P);
+    } else {
+#pragma unroll
+        for (int i = 0; i < TI; i++) {
+            const float s = P == 1 ? v[i] : __shfl_sync(0xffffffffu, v[i / P], base + i % P);
+            dt[i] = i < valid ? s : 0.f;
+        }
     }
 }
 
