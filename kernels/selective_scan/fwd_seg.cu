@@ -558,3 +558,10 @@ extern "C" mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p,
                                           void* final_state, const mb_exec* ex) {
     return seg_dispatch<131072, true>(p, in, y, final_state, ex);
 }
+
+/* v14: v12 with segments for ~256K threads. */
+extern "C" mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    return seg_dispatch<262144, true>(p, in, y, final_state, ex);
+}

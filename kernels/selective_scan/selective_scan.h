@@ -21,7 +21,8 @@
  *           end states from zero, a fold, then the segments again (fwd_seg.cu);
  *           segments for ~64K threads. v11: for ~32K threads
  *   fwd v12 v10 with the block's inputs staged in shared memory by cp.async (B, C
- *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads
+ *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads,
+ *           v14: ~256K
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -68,6 +69,8 @@ mb_status mb_scan_fwd_cuda_v11(const mb_selective_scan_params* p, const mb_selec
 mb_status mb_scan_fwd_cuda_v12(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
