@@ -23,6 +23,7 @@
  *   fwd v12 v10 with the block's inputs staged in shared memory by cp.async (B, C
  *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads,
  *           v14: ~256K
+ *   fwd v15 (default) v14 from L 4096 up at N <= 16, else v7
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -71,6 +72,8 @@ mb_status mb_scan_fwd_cuda_v12(const mb_selective_scan_params* p, const mb_selec
 mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
