@@ -157,22 +157,44 @@ static __device__ __forceinline__ void advance_run(const float (&dt)[TI], const 
     }
 }
 
-/* y of a run: the parts of the channel's LPC lanes summed (fixed butterfly),
- * + D u, gated by z silu(z) when z is given; lane 0 of the channel stores. */
-template <typename T, int TI, int LPC, bool kVec>
-static __device__ __forceinline__ void finish_y(float (&y)[TI], const float (&uu)[TI],
-                                                const float* zz, float Dd, T* dst, int64_t valid,
-                                                const SegLane& w) {
+/* y of a run: the parts of the channel's LPC lanes summed in a fixed order,
+ * + D u, gated by z silu(z) when z is given, stored. With LPC <= TI the sum is
+ * a reduce-scatter (each round a lane keeps half of its items and adds its
+ * partner's copy of them): lane lic ends with the TI/LPC steps from lic*TI/LPC,
+ * gates and stores only those. u_at(i0, cnt, v) / z_at give the inputs of
+ * steps i0 .. i0+cnt of the run; dst is the run's first output. */
+template <typename T, int TI, int LPC, bool kVec, typename UAt, typename ZAt>
+static __device__ __forceinline__ void finish_y(float (&y)[TI], UAt u_at, ZAt z_at, bool has_z,
+                                                float Dd, T* dst, int64_t valid, const SegLane& w) {
+    constexpr int K = LPC <= TI ? TI / LPC : TI; /* steps a lane finishes */
+    if constexpr (LPC <= TI) {
 #pragma unroll
-    for (int off = 1; off < LPC; off <<= 1)
+        for (int off = LPC / 2, cnt = TI; off >= 1; off /= 2, cnt /= 2) {
+            const bool upper = (w.lic & off) != 0;
 #pragma unroll
-        for (int i = 0; i < TI; i++) y[i] += __shfl_xor_sync(0xffffffffu, y[i], off);
+            for (int q = 0; q < cnt / 2; q++) {
+                const float keep = upper ? y[q + cnt / 2] : y[q];
+                const float give = upper ? y[q] : y[q + cnt / 2];
+                y[q] = keep + __shfl_xor_sync(0xffffffffu, give, off);
+            }
+        }
+    } else {
 #pragma unroll
-    for (int i = 0; i < TI; i++) {
-        y[i] = fmaf(Dd, uu[i], y[i]);
-        if (zz) y[i] *= zz[i] * sigmoidf(zz[i]);
+        for (int off = 1; off < LPC; off <<= 1)
+#pragma unroll
+            for (int i = 0; i < TI; i++) y[i] += __shfl_xor_sync(0xffffffffu, y[i], off);
     }
-    if (w.live && w.lic == 0) store_run<T, TI, kVec>(dst, 0, valid, y);
+    const int i0 = LPC <= TI ? w.lic * K : 0;
+    if (!w.live || (LPC > TI && w.lic != 0)) return;
+    float uu[K], zz[K], out[K];
+    u_at(i0, uu);
+    if (has_z) z_at(i0, zz);
+#pragma unroll
+    for (int q = 0; q < K; q++) {
+        out[q] = fmaf(Dd, uu[q], y[q]);
+        if (has_z) out[q] *= zz[q] * sigmoidf(zz[q]);
+    }
+    store_run<T, K, kVec>(dst, i0, valid - i0, out);
 }
 
 /* Walk steps [t_begin, t_end) of a channel from the state h (in: start, out:
@@ -222,9 +244,11 @@ static __device__ __forceinline__ float walk_segment(const SegArgs<T>& p, const 
             },
             h, y);
         if (kY) {
-            float zz[TI];
-            if (p.z) load_run<T, TI, kVec>(p.z, row + t, valid, zz, 0.f);
-            finish_y<T, TI, LPC, kVec>(y, uu, p.z ? zz : NULL, Dd, p.y + row + t, valid, w);
+            constexpr int K = LPC <= TI ? TI / LPC : TI;
+            finish_y<T, TI, LPC, kVec>(
+                y, [&](int i0, float (&v)[K]) { load_run<T, K, kVec>(p.u, row + t + i0, valid - i0, v, 0.f); },
+                [&](int i0, float (&v)[K]) { load_run<T, K, kVec>(p.z, row + t + i0, valid - i0, v, 0.f); },
+                p.z != NULL, Dd, p.y + row + t, valid, w);
         }
     }
     return sdt;
@@ -285,6 +309,28 @@ template <typename T, int TI>
 static __device__ __forceinline__ void smem_run(const T* at, RawRun<T, TI>& r) {
     const uint4 q = *reinterpret_cast<const uint4*>(at);
     r.w[0] = q.x, r.w[1] = q.y, r.w[2] = q.z, r.w[3] = q.w;
+}
+
+/* K consecutive elements from shared memory as floats (K * sizeof(T) of 2, 4, 8
+ * or 16 bytes, aligned to that size). */
+template <typename T, int K>
+static __device__ __forceinline__ void smem_small_run(const T* at, float (&v)[K]) {
+    constexpr int kBytes = K * (int)sizeof(T);
+    uint32_t w[(kBytes + 3) / 4];
+    if constexpr (kBytes == 16) {
+        const uint4 q = *reinterpret_cast<const uint4*>(at);
+        w[0] = q.x, w[1] = q.y, w[2] = q.z, w[3] = q.w;
+    } else if constexpr (kBytes == 8) {
+        const uint2 q = *reinterpret_cast<const uint2*>(at);
+        w[0] = q.x, w[1] = q.y;
+    } else if constexpr (kBytes == 4) {
+        w[0] = *reinterpret_cast<const uint32_t*>(at);
+    } else {
+        w[0] = *reinterpret_cast<const uint16_t*>(at);
+    }
+    const T* e = reinterpret_cast<const T*>(w);
+#pragma unroll
+    for (int k = 0; k < K; k++) v[k] = mb_to_float(e[k]);
 }
 
 template <typename T, int TI>
@@ -354,9 +400,13 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
                 [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
                 h, y);
             if (kY) {
-                float zz[TI];
-                if (p.z) smem_floats<T, TI>(buf + S::kZ + ch * S::TS + r * TI, zz);
-                finish_y<T, TI, LPC, true>(y, uu, p.z ? zz : NULL, Dd, p.y + row + t, valid, w);
+                constexpr int K = LPC <= TI ? TI / LPC : TI;
+                const T* urow = buf + S::kU + ch * S::TS + r * TI;
+                const T* zrow = buf + S::kZ + ch * S::TS + r * TI;
+                finish_y<T, TI, LPC, true>(
+                    y, [&](int i0, float (&v)[K]) { smem_small_run<T, K>(urow + i0, v); },
+                    [&](int i0, float (&v)[K]) { smem_small_run<T, K>(zrow + i0, v); },
+                    p.z != NULL, Dd, p.y + row + t, valid, w);
             }
         }
         __syncthreads(); // the buffer is refilled kNumStages - 1 stages later

@@ -3,7 +3,7 @@
  * not the benchmark harness): canonical shape D 4096, N 16, G 1, bf16,
  * softplus, D and delta_bias, batch 1. CUDA events, 3 warm-ups, the L2 flushed
  * by writing a 256 MB buffer before every timed run, median of 15.
- *   fwd (no z)      L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K
+ *   fwd (with z, as the anchors) L = 2K, 8K, 16K, 128K, every fwd version; N 256 at L 4K (no z)
  *   (SCAN_TIMING_FWD / SCAN_TIMING_BWD = "v7,v10": only those versions;
  *    SCAN_TIMING_L = 16384: only that L, and no N 256 or step part)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
@@ -69,7 +69,7 @@ int main() {
         char name[64];
         for (auto& fw : fwds) {
             if (!selected("SCAN_TIMING_FWD", fw.name)) continue;
-            double ms = time_ms([&] { fw.f(&p, &in_noz, y, fs, &ex); });
+            double ms = time_ms([&] { fw.f(&p, &in_z, y, fs, &ex); });
             snprintf(name, sizeof name, "fwd %s L=%ld", fw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
         }
