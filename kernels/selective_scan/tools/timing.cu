@@ -63,7 +63,6 @@ int main() {
         CK(cudaMalloc(&gA, D * N * 4)); CK(cudaMalloc(&gB, NL * 2)); CK(cudaMalloc(&gC, NL * 2));
         CK(cudaMalloc(&gD, D * 4)); CK(cudaMalloc(&gb, D * 4));
         mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
-        mb_selective_scan_inputs in_noz = {u, dl, A, Bm, Cm, Dv, NULL, bias};
         mb_selective_scan_inputs in_z = {u, dl, A, Bm, Cm, Dv, z, bias};
         mb_selective_scan_grads g = {gu, gd, gA, gB, gC, gD, gz, gb};
         char name[64];
