@@ -54,7 +54,7 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_FWD, CUDA, "v12", 12, 0, MB_DT_F32_BF16, 256, 0, "v10 with the block's inputs staged in shared memory by cp.async (B, C once per block, 3 stages of 32 steps ahead)", {.scan_fwd = mb_scan_fwd_cuda_v12}},
     {SCAN, MB_DIR_FWD, CUDA, "v13", 13, 0, MB_DT_F32_BF16, 256, 0, "v12 with segments for ~128K threads", {.scan_fwd = mb_scan_fwd_cuda_v13}},
     {SCAN, MB_DIR_FWD, CUDA, "v14", 14, 0, MB_DT_F32_BF16, 256, 0, "v12 with segments for ~256K threads", {.scan_fwd = mb_scan_fwd_cuda_v14}},
-    {SCAN, MB_DIR_FWD, CUDA, "v15", 15, 1, MB_DT_F32_BF16, 256, 0, "v14 from L 4096 up at N <= 16, else v7", {.scan_fwd = mb_scan_fwd_cuda_v15}},
+    {SCAN, MB_DIR_FWD, CUDA, "v15", 15, 1, MB_DT_F32_BF16, 256, 0, "v14 from L 8192 up at N <= 16, else v7", {.scan_fwd = mb_scan_fwd_cuda_v15}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
     {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},

@@ -616,11 +616,11 @@ extern "C" mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p,
     return seg_dispatch<262144, true>(p, in, y, final_state, ex);
 }
 
-/* v15 (default): v14 from L 4096 up at N <= 16, where it is the faster (H100: 8K, 16K,
- * 128K), else v7 (short sequences, where v7's one pass wins, and large N). */
+/* v15 (default): v14 from L 8192 up at N <= 16, where it is the faster (H100: 8K, 16K,
+ * 128K), else v7 (shorter sequences, where v7's one pass wins, and larger N). */
 extern "C" mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    if (p->seqlen >= 4096 && p->dstate <= 16) return mb_scan_fwd_cuda_v14(p, in, y, final_state, ex);
+    if (p->seqlen >= 8192 && p->dstate <= 16) return mb_scan_fwd_cuda_v14(p, in, y, final_state, ex);
     return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
 }

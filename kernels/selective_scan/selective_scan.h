@@ -23,7 +23,7 @@
  *   fwd v12 v10 with the block's inputs staged in shared memory by cp.async (B, C
  *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads,
  *           v14: ~256K
- *   fwd v15 (default) v14 from L 4096 up at N <= 16, else v7
+ *   fwd v15 (default) v14 from L 8192 up at N <= 16, else v7
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
