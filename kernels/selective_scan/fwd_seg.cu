@@ -1,5 +1,5 @@
 /*
- * fwd_seg.cu -- selective-scan forward v10, v11: the recurrence walked step by
+ * fwd_seg.cu -- selective-scan forward v10-v15: the recurrence walked step by
  * step in registers, the sequence split into time segments.
  *
  * Each thread owns 8 states (n = 8j .. 8j+7) of one channel (b, d) over one
@@ -19,6 +19,8 @@
  *      the segment again from it, writing y (the last one the final state).
  * Segments 1 .. S-1 are walked twice: S trades parallelism for exp2 work.
  * S is chosen so that about kTargetThreads threads run: v10 64K, v11 32K.
+ * v12-v14 stage the block's inputs in shared memory (below) for 64K, 128K,
+ * 256K threads; v15 (the default) is v14 from L 8192 at N <= 16, else v7.
  * Segment lengths are whole 16-byte runs (8 bf16 or 4 fp32 steps).
  *
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
@@ -546,7 +548,7 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
     int64_t lpc = 1;
     while (lpc * kStates < a.N) lpc *= 2; /* N <= 256: lpc <= 32 */
     choose_segments(prm->batch * a.D * lpc, a.L, target_threads, TI, &a.S, &a.seg);
-    if (a.S > 65535 || prm->batch > 65535 || (a.D + kThreads - 1) / (kThreads / lpc) > 0x7fffffff)
+    if (a.S > 65535 || prm->batch > 65535 || (a.D + kThreads / lpc - 1) / (kThreads / lpc) > 0x7fffffff)
         return mb_fail(MB_ERR_BAD_DIM, "selective scan fwd v10/v11: grid too large (batch %lld)",
                        (long long)prm->batch);
     const bool vec = a.L % TI == 0 && aligned16(a.u) && aligned16(a.delta) && aligned16(a.Bm) &&
