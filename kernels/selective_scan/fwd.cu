@@ -28,22 +28,6 @@ using namespace mbscan;
 
 namespace {
 
-template <typename T>
-struct FwdArgs {
-    const T* u;        /* (B, D, L) */
-    const T* delta;    /* (B, D, L) */
-    const float* A;    /* (D, N) */
-    const T* Bm;       /* (B, G, N, L) */
-    const T* Cm;       /* (B, G, N, L) */
-    const float* Dv;   /* (D) or NULL */
-    const T* z;        /* (B, D, L) or NULL */
-    const float* bias; /* (D) or NULL */
-    T* y;              /* (B, D, L) */
-    float* fstate;     /* (B, D, N) or NULL */
-    int64_t D, L, N, G, dpg;
-    int softplus;
-};
-
 template <typename T, int ITEMS, int NW, bool kVec, bool kPrefetch>
 __global__ void __launch_bounds__(NW * 32, kPrefetch ? 4 : 0) scan_fwd_kernel(const FwdArgs<T> p) {
     constexpr int kThreads = NW * 32;

@@ -41,25 +41,13 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kStates = 8; /* states per thread */
 
+/* FwdArgs and the segment split with its workspace. */
 template <typename T>
-struct SegArgs {
-    const T* u;        /* (B, D, L) */
-    const T* delta;    /* (B, D, L) */
-    const float* A;    /* (D, N) */
-    const T* Bm;       /* (B, G, N, L) */
-    const T* Cm;       /* (B, G, N, L) */
-    const float* Dv;   /* (D) or NULL */
-    const T* z;        /* (B, D, L) or NULL */
-    const float* bias; /* (D) or NULL */
-    T* y;              /* (B, D, L) */
-    float* fstate;     /* (B, D, N) or NULL */
-    float* h_loc;      /* (B, D, S, N) workspace: segment end states from the zero state */
-    float* sum_dt;     /* (B, D, S) workspace: sum of dt' over each segment */
-    int64_t D, L, N, G, dpg;
+struct SegArgs : FwdArgs<T> {
+    float* h_loc;   /* (B, D, S, N) workspace: segment end states from the zero state */
+    float* sum_dt;  /* (B, D, S) workspace: sum of dt' over each segment */
     int64_t S, seg; /* segments, steps per segment (a multiple of the run) */
-    int softplus;
 };
-
 /* Where a thread is: channel (b, d), its state group j, its lane in the channel. */
 struct SegLane {
     int64_t b, d;
@@ -77,6 +65,17 @@ static __device__ __forceinline__ SegLane seg_lane(int64_t D) {
     w.lic = threadIdx.x % LPC;
     w.j = w.lic;
     return w;
+}
+
+/* A log2(e) of the thread's 8 states (0 past N: those states stay 0). */
+template <typename T>
+static __device__ __forceinline__ void load_a2(const SegArgs<T>& p, const SegLane& w,
+                                               float (&A2)[kStates]) {
+#pragma unroll
+    for (int k = 0; k < kStates; k++) {
+        const int64_t n = (int64_t)w.j * kStates + k;
+        A2[k] = n < p.N ? p.A[w.d * p.N + n] * kLog2e : 0.f;
+    }
 }
 
 /* softplus(x) = ln(1 + e^x) on the special-function unit (PyTorch's threshold
@@ -210,11 +209,7 @@ static __device__ __forceinline__ float walk_segment(const SegArgs<T>& p, const 
     const int64_t row = (w.b * p.D + w.d) * L;
     const int64_t bc = (w.b * p.G + w.d / p.dpg) * N * L;
     float A2[kStates];
-#pragma unroll
-    for (int k = 0; k < kStates; k++) {
-        const int64_t n = (int64_t)w.j * kStates + k;
-        A2[k] = n < N ? p.A[w.d * N + n] * kLog2e : 0.f;
-    }
+    load_a2(p, w, A2);
     const float bias = p.bias ? p.bias[w.d] : 0.f;
     const float Dd = p.Dv ? p.Dv[w.d] : 0.f;
     float sdt = 0.f;
@@ -357,11 +352,7 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
     const int64_t row = (w.b * p.D + w.d) * L;
     const int ch = threadIdx.x / LPC;
     float A2[kStates];
-#pragma unroll
-    for (int k = 0; k < kStates; k++) {
-        const int64_t n = (int64_t)w.j * kStates + k;
-        A2[k] = n < N ? p.A[w.d * N + n] * kLog2e : 0.f;
-    }
+    load_a2(p, w, A2);
     const float bias = p.bias ? p.bias[w.d] : 0.f;
     const float Dd = p.Dv ? p.Dv[w.d] : 0.f;
     const int64_t nst = (t1 - t0 + S::TS - 1) / S::TS;
@@ -470,10 +461,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_replay_kernel(c
     const int64_t t0 = s * p.seg, t1 = t0 + p.seg < p.L ? t0 + p.seg : p.L;
     const int64_t bd = w.b * p.D + w.d, N = p.N;
     float h[kStates], A2[kStates];
+    load_a2(p, w, A2);
 #pragma unroll
     for (int k = 0; k < kStates; k++) {
         const int64_t n = (int64_t)w.j * kStates + k;
-        A2[k] = n < N ? p.A[w.d * N + n] * kLog2e : 0.f;
         h[k] = n < N ? p.h_loc[bd * p.S * N + n] : 0.f;
     }
     for (int64_t r = 1; r < s; r++) {

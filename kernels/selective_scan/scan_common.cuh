@@ -175,6 +175,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 
+/* The arguments of a forward kernel (fwd.cu; fwd_seg.cu extends them). */
+template <typename T>
+struct FwdArgs {
+    const T* u;        /* (B, D, L) */
+    const T* delta;    /* (B, D, L) */
+    const float* A;    /* (D, N) */
+    const T* Bm;       /* (B, G, N, L) */
+    const T* Cm;       /* (B, G, N, L) */
+    const float* Dv;   /* (D) or NULL */
+    const T* z;        /* (B, D, L) or NULL */
+    const float* bias; /* (D) or NULL */
+    T* y;              /* (B, D, L) */
+    float* fstate;     /* (B, D, N) or NULL */
+    int64_t D, L, N, G, dpg;
+    int softplus;
+};
+
 /* The fields every scan kernel's argument struct shares (FwdArgs, BwdArgs): the
  * typed input pointers and the shape, from the call's params and inputs. */
 template <typename T, typename Args>

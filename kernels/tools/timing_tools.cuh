@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mambabench.h"
+#include "env_list.h"
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
 

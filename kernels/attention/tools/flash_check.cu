@@ -186,10 +186,7 @@ static std::vector<std::string> flash_versions(mb_direction dir) {
         MB(mb_impl_get(MB_OP_ATTENTION, dir, MB_BACKEND_CUDA, i, &info));
         if (strncmp(info.name, "flash", 5) != 0) continue;
         // FLASH_CHECK_ONLY="flash-v8,flash-v9": only those (for the slow sanitizers)
-        const char* only = getenv("FLASH_CHECK_ONLY");
-        if (only && !strstr((std::string(",") + only + ",").c_str(),
-                            (std::string(",") + info.name + ",").c_str()))
-            continue;
+        if (!env_list_selects("FLASH_CHECK_ONLY", info.name)) continue;
         names.push_back(info.name);
     }
     return names;

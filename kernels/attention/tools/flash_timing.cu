@@ -118,14 +118,6 @@ static const BwdVersion kBwd[] = {
     {"flash-atomic", mb_attention_bwd_cuda_flash_atomic},
 };
 
-/* FLASH_TIMING_ONLY unset, or it lists `name` (comma-separated) */
-static bool selected(const char* name) {
-    const char* only = getenv("FLASH_TIMING_ONLY");
-    if (!only) return true;
-    const std::string list = std::string(",") + only + ",";
-    return list.find(std::string(",") + name + ",") != std::string::npos;
-}
-
 /* the three kernels of one backward call, ms each (one profiled run) */
 static void bwd_split(const BwdVersion& ver, const mb_attention_params* p,
                       const mb_attention_inputs* in, void* o, void* lse, void* dout,
@@ -163,14 +155,14 @@ int main(int argc, char** argv) {
         const double flops = 2.0 * B * H * (double)L * L * d;
         const mb_exec ex = {NULL};
         for (const FwdVersion& ver : kFwd) {
-            if (!selected(ver.name)) continue;
+            if (!env_list_selects("FLASH_TIMING_ONLY", ver.name)) continue;
             const double ms = median_ms([&] { ver.fn(&p, &in, o, lse, &ex); });
             printf("L %6lld  fwd      %-12s %9.4f ms  %6.1f TFLOP/s\n", (long long)L, ver.name, ms,
                    flops / ms * 1e-9);
         }
         MB(mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex)); // the backward's o, lse
         for (const BwdVersion& ver : kBwd) {
-            if (!selected(ver.name)) continue;
+            if (!env_list_selects("FLASH_TIMING_ONLY", ver.name)) continue;
             const double bwd = median_ms([&] { ver.fn(&p, &in, o, lse, dout, &g, &ex); });
             const double both = median_ms([&] {
                 mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex);

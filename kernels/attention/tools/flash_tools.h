@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "mambabench.h"
+#include "../../tools/env_list.h" /* the version filters */
 
 #define CK(x)                                                                     \
     do {                                                                          \

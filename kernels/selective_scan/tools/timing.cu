@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "impl.h"
@@ -28,16 +27,6 @@
 #include "tools/timing_tools.cuh"
 
 extern "C" { int mb_scan_profile = 0; }
-
-/* env unset, or it lists `name` (comma-separated), e.g. SCAN_TIMING_FWD=v7,v10 */
-static bool selected(const char* env, const char* name) {
-    const char* only = getenv(env);
-    if (!only) return true;
-    char list[256], key[32];
-    snprintf(list, sizeof list, ",%s,", only);
-    snprintf(key, sizeof key, ",%s,", name);
-    return strstr(list, key) != NULL;
-}
 extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
 
 int main() {
@@ -67,13 +56,13 @@ int main() {
         mb_selective_scan_grads g = {gu, gd, gA, gB, gC, gD, gz, gb};
         char name[64];
         for (auto& fw : fwds) {
-            if (!selected("SCAN_TIMING_FWD", fw.name)) continue;
+            if (!env_list_selects("SCAN_TIMING_FWD", fw.name)) continue;
             double ms = time_ms([&] { fw.f(&p, &in_z, y, fs, &ex); });
             snprintf(name, sizeof name, "fwd %s L=%ld", fw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_f[li], anchor_f[li] / ms);
         }
         for (auto& bw : bwds) {
-            if (!selected("SCAN_TIMING_BWD", bw.name)) continue;
+            if (!env_list_selects("SCAN_TIMING_BWD", bw.name)) continue;
             double ms = time_ms([&] { mb_scan_fwd_cuda_v7(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
             snprintf(name, sizeof name, "fwd+bwd %s L=%ld", bw.name, L);
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
@@ -83,13 +72,13 @@ int main() {
         struct { const char* name; mb_scan_bwd_fn f; } bwd2[] = {{"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
         for (auto& fw : fwd2)
             for (auto& bw : bwd2) {
-                if (!selected("SCAN_TIMING_FWD", fw.name) || !selected("SCAN_TIMING_BWD", bw.name)) continue;
+                if (!env_list_selects("SCAN_TIMING_FWD", fw.name) || !env_list_selects("SCAN_TIMING_BWD", bw.name)) continue;
                 double ms = time_ms([&] { fw.f(&p, &in_z, y, fs, &ex); bw.f(&p, &in_z, dy, &g, &ex); });
                 snprintf(name, sizeof name, "fwd %s+bwd %s L=%ld", fw.name, bw.name, L);
                 printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
             }
         for (auto& bw : bwds) { /* one profiled backward: time of each kernel */
-            if (!selected("SCAN_TIMING_BWD", bw.name)) continue;
+            if (!env_list_selects("SCAN_TIMING_BWD", bw.name)) continue;
             CK(cudaMemsetAsync(flushbuf, 1, kFlush));
             mb_scan_profile = 1;
             bw.f(&p, &in_z, dy, &g, &ex);
@@ -111,7 +100,7 @@ int main() {
         mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
         mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, NULL, bias};
         for (auto& fw : fwds) {
-            if (!selected("SCAN_TIMING_FWD", fw.name)) continue;
+            if (!env_list_selects("SCAN_TIMING_FWD", fw.name)) continue;
             double ms = time_ms([&] { fw.f(&p, &in, y, fs, &ex); });
             printf("fwd %s N=256 L=4096        %10.4f %10.3f %8.2f\n", fw.name, ms, 4.00, 4.00 / ms);
         }
