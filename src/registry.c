@@ -26,6 +26,8 @@
 #define CUDA MB_BACKEND_CUDA
 /* head dims 64 and 128 (bit i = head dim 8*(i+1)) */
 #define FLASH_HD (MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128))
+/* head dims 8, 16, ..., 64 */
+#define SIMT_HD (MB_ATTN_HEADDIM(64) * 2 - 1)
 
 const mb_impl mb_registry[] = {
     // CPU references: exact fp64 math (reference/)
@@ -66,6 +68,7 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
     {ATTN, MB_DIR_FWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
     {ATTN, MB_DIR_BWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S and dP = dO V^T (2 x (B*H, L, L) fp32), row kernel P and dS in place, cuBLAS dV, dQ, dK", {.attention_bwd = mb_attention_bwd_cuda_naive}},
+    {ATTN, MB_DIR_FWD, CUDA, "flash-simt", 0, 0, MB_DT_F32_BF16, 0, SIMT_HD, "exact O(L)-memory forward on the CUDA cores: a thread per query row, K/V tiles of 64 in shared memory, online softmax in fp32 (head dims 8..64)", {.attention_fwd = mb_attention_fwd_cuda_flash_simt}},
     {ATTN, MB_DIR_DECODE, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "flash-decoding: cache split over blocks, K/V read once per group with 16-byte loads, lse combine", {.attention_decode = mb_attention_decode_cuda_v1}},
     {ATTN, MB_DIR_DECODE, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 0, MB_ATTN_HEADDIM(32) | MB_ATTN_HEADDIM(64) | MB_ATTN_HEADDIM(128), "v1 + the combine as a programmatic dependent launch, >= 128 keys per split", {.attention_decode = mb_attention_decode_cuda_v2}},
     {ATTN, MB_DIR_FWD, CUDA, "flash-v1", 1, 0, MB_DT(MB_DTYPE_BF16), 0, FLASH_HD, "flash: 4 warps x 16 rows, key tiles 64, Q in registers, cp.async K/V double buffer, exp2 online softmax, causal tile skipping", {.attention_fwd = mb_attention_fwd_cuda_flash_v1}},

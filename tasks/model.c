@@ -29,7 +29,7 @@
 // ----------------------------------------------------------------------------
 // configuration
 
-static const char* const mixer_names[MIXER_COUNT] = {"mamba", "lti", "mamba2", "mha-abs", "mha-rope"};
+static const char* const mixer_names[MIXER_COUNT] = {"mamba", "lti", "mamba2", "mha-abs", "mha-rope", "mha-nope"};
 
 int mixer_from_name(const char* name) {
     for (int k = 0; k < MIXER_COUNT; k++)
@@ -38,7 +38,9 @@ int mixer_from_name(const char* name) {
 }
 const char* mixer_name(int mixer) { return (mixer >= 0 && mixer < MIXER_COUNT) ? mixer_names[mixer] : "?"; }
 int mixer_is_ssm(int mixer) { return mixer == MIXER_MAMBA || mixer == MIXER_LTI || mixer == MIXER_MAMBA2; }
-int mixer_is_attention(int mixer) { return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE; }
+int mixer_is_attention(int mixer) {
+    return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE || mixer == MIXER_MHA_NOPE;
+}
 
 model_config model_default_config(int mixer, int vocab, int dim, int layers) {
     model_config c = {mixer, vocab, dim, layers, 16, 2, 4, (dim + 15) / 16, 1, 1};

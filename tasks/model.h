@@ -18,6 +18,8 @@
  *   mha-abs, mha-rope  a Transformer layer: RMSNorm -> causal multi-head
  *           attention -> residual, RMSNorm -> MLP (4C, GELU) -> residual,
  *           with absolute sinusoidal positions or rotary embeddings
+ *   mha-nope  the same layer with no position encoding (causal masking alone
+ *           tells positions apart; the length-generalising baseline of copying)
  *
  * Dimension legend: B = batch, T = time, C = model width, V = vocabulary,
  * nL = layers, Di = E*C inner width, N = state size, R = dt rank, K = conv
@@ -38,7 +40,7 @@ extern "C" {
 
 typedef enum {
     MIXER_MAMBA = 0, MIXER_LTI = 1, MIXER_MAMBA2 = 2, MIXER_MHA_ABS = 3, MIXER_MHA_ROPE = 4,
-    MIXER_COUNT = 5
+    MIXER_MHA_NOPE = 5, MIXER_COUNT = 6
 } mixer_kind;
 
 typedef struct {
@@ -69,7 +71,7 @@ size_t model_scratch_width(const model_dims* d);
 int mixer_from_name(const char* name); /* -1 if unknown */
 const char* mixer_name(int mixer);
 int mixer_is_ssm(int mixer);           /* mamba, lti, mamba2 */
-int mixer_is_attention(int mixer);     /* mha-abs, mha-rope */
+int mixer_is_attention(int mixer);     /* mha-abs, mha-rope, mha-nope */
 /* The defaults for a mixer at width C (N 16 or 64, E 2, K 4, R ceil(C/16), heads). */
 model_config model_default_config(int mixer, int vocab, int dim, int layers);
 /* 0 if usable, else a reason in msg and -1. */

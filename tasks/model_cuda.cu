@@ -259,7 +259,7 @@ static int ensure_tokens(gpu_model* g, size_t BT) {
  * for a captured graph). */
 static int ensure_positions(gpu_model* g, int T) {
     int mixer = g->d.mixer;
-    if (!mixer_is_attention(mixer) || T <= g->pos_T) return 0;
+    if (!mixer_is_attention(mixer) || mixer == MIXER_MHA_NOPE || T <= g->pos_T) return 0;
     int C = g->d.C, half = g->d.hd / 2;
     size_t n = mixer == MIXER_MHA_ABS ? (size_t)T * C : (size_t)T * half * 2;
     float* host = (float*)malloc(n * sizeof(float));
@@ -606,7 +606,8 @@ static int ssm_block_backward(gpu_model* g, int l, int B, int T, const float* do
 }
 
 // ----------------------------------------------------------------------------
-// attention through mb_attention_{fwd,bwd}_cuda (fp32: the cuBLAS version)
+// attention through mb_attention_{fwd,bwd}_cuda (fp32: the cuBLAS version in training,
+// flash-simt in gpu_model_forward)
 
 typedef struct {
     float *q, *k, *v, *o, *dout, *dq, *dk, *dv; /* (B, H, T, hd) each */
@@ -842,11 +843,24 @@ static float stats_loss(const gpu_model* g, int64_t* correct, int64_t* marked) {
     return s->marked ? (float)(s->loss_sum / s->marked) : 0.0f;
 }
 
+/* This thread's attention forward for a forward outside training: flash-simt
+ * (O(L) memory, head dims up to 64), so that evaluation reaches lengths whose
+ * (B*H, L, L) scores naive cannot hold; training steps keep the default (naive
+ * for fp32). Returns the selection to restore, or NULL when unchanged. */
+static const char* select_eval_attention(const gpu_model* g) {
+    if (!mixer_is_attention(g->d.mixer) || g->d.hd % 8 || g->d.hd > 64) return NULL;
+    const char* was = mb_impl_selected(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA);
+    if (mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, "flash-simt") != MB_OK) return NULL;
+    return was;
+}
+
 float gpu_model_forward(gpu_model* g, const int32_t* tokens, const int32_t* targets, int B, int T,
                         int64_t* correct, int64_t* marked) {
-    if (prepare(g, tokens, targets, B, T) || upload_batch(g, (size_t)B * T) || forward_all(g, B, T) ||
-        read_stats_async(g))
-        return NAN;
+    const char* was = select_eval_attention(g);
+    int rc = prepare(g, tokens, targets, B, T) || upload_batch(g, (size_t)B * T) || forward_all(g, B, T) ||
+             read_stats_async(g);
+    if (was) mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, was);
+    if (rc) return NAN;
     cudaError_t e = cudaStreamSynchronize(g->stream);
     if (e != cudaSuccess) { fail(g, "forward: %s", cudaGetErrorString(e)); return NAN; }
     return stats_loss(g, correct, marked);

@@ -55,7 +55,7 @@ static void usage(void) {
     printf(
         "usage: mambabench-train [flags]\n"
         "  --task NAME        copy | selective-copy | induction | mqar | string-copy (selective-copy)\n"
-        "  --mixer NAME       mamba | lti | mamba2 | mha-abs | mha-rope (mamba)\n"
+        "  --mixer NAME       mamba | lti | mamba2 | mha-abs | mha-rope | mha-nope (mamba)\n"
         "  --layers N --dim N model depth and width (2, 64)\n"
         "  --len N            training sequence length (256)\n"
         "  --vocab N --n N    task vocabulary (16; mqar 64), tokens to copy / pairs / longest string\n"
@@ -81,7 +81,7 @@ static void usage(void) {
         "  --max-parallel-tokens N  longest parallel-mode evaluation of an SSM, and its chunk in\n"
         "                     tokens up to 65536 (65536)\n"
         "  --attn-max-len N   longest attention evaluation (4096 on the CPU, whose reference is\n"
-        "                     O(L^2); 16384 with --device cuda)\n"
+        "                     O(L^2); 65536 with --device cuda: O(L) memory, O(L^2) time)\n"
         "  --recurrent-max-len N   longest recurrent evaluation (1048576)\n");
 }
 
@@ -210,13 +210,13 @@ static int parse_args(int argc, char** argv, options* o) {
     if (task_from_name(o->task) < 0)
         return die("unknown task '%s'%s (copy, selective-copy, induction, mqar, string-copy)", o->task, "");
     if (mixer_from_name(o->mixer) < 0)
-        return die("unknown mixer '%s'%s (mamba, lti, mamba2, mha-abs, mha-rope)", o->mixer, "");
+        return die("unknown mixer '%s'%s (mamba, lti, mamba2, mha-abs, mha-rope, mha-nope)", o->mixer, "");
     if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "cosine"))
         return die("unknown --schedule '%s'%s (constant, cosine)", o->schedule, "");
     if (o->min_lr_frac > 1) return die("--min-lr-frac must be in [0, 1]%s%s", "", "");
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
         return die("unknown --device '%s'%s (cpu, cuda)", o->device, "");
-    if (!strcmp(o->device, "cuda") && !given(o, "--attn-max-len")) o->attn_max_len = 16384;
+    if (!strcmp(o->device, "cuda") && !given(o, "--attn-max-len")) o->attn_max_len = 65536;
     return 0;
 }
 

@@ -18,6 +18,10 @@
  *               kernel making P and dS = P o (dP - rowsum(dO o O)) in place, then
  *               cuBLAS dV = P^T dO, dQ = scale dS K, dK = scale dS^T Q (the heads
  *               of a group summed inside the GEMM: deterministic)
+ *   fwd flash-simt  exact O(L)-memory forward on the CUDA cores (flash_simt.cu):
+ *               one thread per query row, K/V tiles of 64 in shared memory, online
+ *               softmax; fp32 or bf16 in, fp32 math, head dims 8..64 (the fp32
+ *               task models' small heads at lengths naive cannot hold)
  *   decode v1   flash-decoding: the cache split over (split, H_kv, B) blocks, each
  *               reading K/V once for the heads of its group with 16-byte loads
  *               and an online softmax; a combine kernel merges the splits by lse
@@ -47,6 +51,11 @@ mb_status mb_attention_bwd_cuda_naive(const mb_attention_params* p,
                                       const void* lse,  /* (B, H, L) fp32 */
                                       const void* dout, /* (B, H, L, d) */
                                       const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_simt(const mb_attention_params* p,
+                                           const mb_attention_inputs* in,
+                                           void* o,   /* (B, H, L, d) */
+                                           void* lse, /* (B, H, L) fp32 or NULL */
+                                           const mb_exec* ex);
 mb_status mb_attention_decode_cuda_v1(const mb_attention_decode_params* p,
                                       const mb_attention_decode_inputs* in,
                                       void* o,   /* (B, H, d) */

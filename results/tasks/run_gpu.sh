@@ -14,7 +14,14 @@
 #   recall       MQAR at width 64 (Mamba-1 N 16, Mamba-2 N 64 / 256, attention) and long-string
 #                copying (Mamba vs attention, trained at 128, tested on longer strings)
 #   extra        more steps for the induction runs the table needs, and a smaller MQAR
-#   extend-*     resume a stage's runs for another time budget (same flags)
+#   round2       the second session's runs: the learning-rate sweeps (3 values per model and
+#                task), second seeds of the headline cells, MQAR with attention at lower rates,
+#                string copying with mha-nope, attention evaluated to 2^17 (flash-simt)
+#   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
+#                checkpoint are skipped (a fresh device machine lost them), not restarted
+# Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
+# result lines, curves and logs (results/tasks/h100); runs are spread round robin over the
+# GPUs nvidia-smi lists (one process each; several share a GPU).
 set -euo pipefail
 build=${1:-build}
 stage=${2:-induction}
@@ -22,22 +29,45 @@ budget=${MB_TASKS_BUDGET_S:-400} # training seconds per run in this call
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 train="$build/tasks/mambabench-train"
-out="$here/h100"
+out=${MB_TASKS_OUT:-$here/h100}
+ngpu=$( (nvidia-smi -L 2>/dev/null || true) | grep -c "^GPU" || true)
+[ "$ngpu" -ge 1 ] || ngpu=1
+launched=0
+extend=0
+case $stage in extend-*) extend=1 ;; esac
 ckpts="$root/.devwork/ckpt" # carry ckpts/GROUP to a later call that extends its runs
 mkdir -p "$out/logs"
 pids=()
+stamp=$(mktemp)
 
 # run NAME STEPS ARGS...: train (or resume) NAME toward STEPS in the background
 run() {
   local name=$1 steps=$2; shift 2
   local ckpt="$ckpts/$(group_of "$name")" start=()
   mkdir -p "$ckpt"
-  if [ -f "$ckpt/$name.ckpt" ]; then start=(--resume "$ckpt/$name.ckpt"); fi
-  echo "== $name: to $steps steps ${start[*]:-} $*"
-  "$train" --device cuda "${start[@]}" --steps "$steps" "$@" --label "$name" --out "$out/$name.jsonl" \
+  if [ -f "$ckpt/$name.ckpt" ]; then
+    start=(--resume "$ckpt/$name.ckpt")
+  elif [ $extend = 1 ]; then
+    echo "== $name: no checkpoint in $ckpt, skipped"; return 0
+  fi
+  echo "== $name: to $steps steps ${start[*]:-} $* (GPU $((launched % ngpu)))"
+  CUDA_VISIBLE_DEVICES=$((launched % ngpu)) "$train" --device cuda "${start[@]}" --steps "$steps" "$@" --label "$name" --out "$out/$name.jsonl" \
     --curve "$out/$name.curve.jsonl" --log-every 500 --save "$ckpt/$name.ckpt" --time-limit "$budget" \
     --no-recurrent >> "$out/logs/$name.log" 2>&1 &
   pids+=($!)
+  launched=$((launched + 1))
+}
+
+# evaluate NAME ARGS...: evaluate a checkpoint again (no training), e.g. at more lengths
+evaluate() {
+  local name=$1; shift
+  local ckpt="$ckpts/$(group_of "$name")/$name.ckpt"
+  if [ ! -f "$ckpt" ]; then echo "== $name: no checkpoint to evaluate, skipped"; return 0; fi
+  echo "== $name: evaluate $* (GPU $((launched % ngpu)))"
+  CUDA_VISIBLE_DEVICES=$((launched % ngpu)) "$train" --device cuda --resume "$ckpt" "$@" --label "$name" \
+    --out "$out/$name.jsonl" --no-recurrent >> "$out/logs/$name.log" 2>&1 &
+  pids+=($!)
+  launched=$((launched + 1))
 }
 
 group_of() { # the checkpoint folder of a run, by its name
@@ -51,7 +81,10 @@ group_of() { # the checkpoint folder of a run, by its name
 finish() { # wait for every run; report each one's last progress line
   local rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  for f in "$out"/logs/*.log; do echo "$(basename "$f" .log): $(grep -E '^step ' "$f" | tail -1)"; done
+  for f in "$out"/logs/*.log; do
+    [ -n "$(find "$f" -newer "$stamp")" ] || continue # this call's runs only
+    echo "$(basename "$f" .log): $(grep -E '^step ' "$f" | tail -1)"
+  done
   return $rc
 }
 
@@ -127,7 +160,82 @@ extra() {
   mqar_runs mqar8 --len 128 --n 8 --vocab 128 --eval-lens 128
 }
 
+# Session 2 (round2, extend-round2). The issue asks for >= 3 learning rates per model and task
+# and 2 seeds of the headline cells; the first session swept only induction. New here:
+#   copy       LTI at 3e-3 and 1e-2 (1e-3 was at 61% and rising), Mamba at 3e-4 and 3e-3
+#   selcopy    Mamba 3e-4, LTI 3e-3 / 1e-2 and a second LTI seed, MHA-RoPE 1e-4 / 3e-4 and a
+#              second seed
+#   induction  second seeds of the best rates (Mamba 3e-3, MHA 1e-4), the MHA lr 1e-4 runs
+#              resumed; MHA checkpoints evaluated to 2^17 with flash-simt (O(L) memory)
+#   mqar       attention at 1e-4 / 3e-4 (1e-3 failed, as it did for induction) and the SSMs at
+#              3e-4 / 1e-3, in both sizes: 8 pairs in 128 (vocab 128), 32 pairs in 256 (vocab 512)
+#   string     mha-nope (no positions, the length-generalising baseline) at 3 rates, MHA-RoPE
+#              and Mamba at two more rates
+round2() {
+  local ev_attn ind sel cp sc
+  ev_attn=$(pow2s 64 131072)
+  ind=(--task induction --len 256 --layers 2 --batch 64)
+  sel=(--task selective-copy --len 1024 --n 16 --vocab 16 --layers 2 --batch 64 --eval-lens 1024)
+  cp=(--task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --dim 64 --eval-lens 256)
+  sc=(--task string-copy --len 128 --vocab 16 --layers 2 --batch 64 --eval-lens 64,128,256,512,1024)
+  local attn=(--dim 128 --heads 8 --max-parallel-tokens 16384)
+  # the heaviest (attention at 1024) first, one per GPU
+  run sel-mha-rope-lr1e-3-s0 100000 "${sel[@]}" --mixer mha-rope "${attn[@]}" --lr 1e-3 --seed 0
+  run sel-mha-rope-lr1e-4-s0 100000 "${sel[@]}" --mixer mha-rope "${attn[@]}" --lr 1e-4 --seed 0
+  run sel-mha-rope-lr3e-4-s0 100000 "${sel[@]}" --mixer mha-rope "${attn[@]}" --lr 3e-4 --seed 0
+  run sel-mha-rope-lr3e-4-s1 100000 "${sel[@]}" --mixer mha-rope "${attn[@]}" --lr 3e-4 --seed 1
+  run sel-mamba-lr3e-4-s0 100000 "${sel[@]}" --mixer mamba --dim 64 --lr 3e-4 --seed 0
+  run sel-lti-lr3e-3-s0 100000 "${sel[@]}" --mixer lti --dim 64 --lr 3e-3 --seed 0
+  run sel-lti-lr1e-2-s0 100000 "${sel[@]}" --mixer lti --dim 64 --lr 1e-2 --seed 0
+  run sel-lti-lr1e-3-s1 100000 "${sel[@]}" --mixer lti --dim 64 --lr 1e-3 --seed 1
+  run copy-lti-lr1e-3-s0 100000 "${cp[@]}" --mixer lti --lr 1e-3 --seed 0
+  run copy-lti-lr3e-3-s0 100000 "${cp[@]}" --mixer lti --lr 3e-3 --seed 0
+  run copy-lti-lr1e-2-s0 100000 "${cp[@]}" --mixer lti --lr 1e-2 --seed 0
+  run copy-mamba-lr3e-4-s0 100000 "${cp[@]}" --mixer mamba --lr 3e-4 --seed 0
+  run copy-mamba-lr3e-3-s0 100000 "${cp[@]}" --mixer mamba --lr 3e-3 --seed 0
+  run ind-mamba-lr3e-3-s1 100000 "${ind[@]}" --mixer mamba --dim 64 --lr 3e-3 --seed 1 \
+    --eval-lens "$(pow2s 64 1048576)" --max-parallel-tokens 1048576
+  for m in mha-abs mha-rope; do
+    for seed in 0 1; do
+      run ind-$m-lr1e-4-s$seed 100000 "${ind[@]}" --mixer $m "${attn[@]}" --lr 1e-4 --seed $seed \
+        --eval-lens "$ev_attn" --attn-max-len 131072
+    done
+  done
+  local q8=(--len 128 --n 8 --vocab 128 --eval-lens 128) q32=(--len 256 --n 32 --vocab 512 --eval-lens 256)
+  for size in 8 32; do
+    local prefix=mqar$size q
+    [ $size = 8 ] && q=("${q8[@]}") || q=("${q32[@]}")
+    [ $size = 32 ] && prefix=mqar # the first session's name for 32 pairs in 256
+    local mq=(--task mqar "${q[@]}" --layers 2 --batch 64 --dim 64)
+    for lr in 1e-4 3e-4; do
+      run $prefix-mha-rope-lr$lr-s0 100000 "${mq[@]}" --mixer mha-rope --heads 4 --lr $lr --seed 0 \
+        --max-parallel-tokens 16384
+    done
+    for lr in 3e-4 1e-3; do
+      run $prefix-mamba-n16-lr$lr-s0 100000 "${mq[@]}" --mixer mamba --lr $lr --seed 0
+      run $prefix-mamba2-n64-lr$lr-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 64 --lr $lr --seed 0
+      run $prefix-mamba2-n256-lr$lr-s0 100000 "${mq[@]}" --mixer mamba2 --d-state 256 --lr $lr --seed 0
+    done
+  done
+  for lr in 1e-4 3e-4 1e-3; do
+    run str-mha-nope-lr$lr-s0 100000 "${sc[@]}" --mixer mha-nope "${attn[@]}" --lr $lr --seed 0
+  done
+  for lr in 1e-4 3e-4; do
+    run str-mha-rope-lr$lr-s0 100000 "${sc[@]}" --mixer mha-rope "${attn[@]}" --lr $lr --seed 0
+  done
+  for lr in 3e-4 3e-3; do
+    run str-mamba-lr$lr-s0 100000 "${sc[@]}" --mixer mamba --dim 64 --lr $lr --seed 0
+  done
+  # the earlier attention induction runs at the other rates, evaluated to 2^17 (no training)
+  if [ $extend = 0 ]; then
+    for r in ind-mha-rope-lr3e-4-s0 ind-mha-rope-lr1e-3-s0 ind-mha-abs-lr3e-4-s0 ind-mha-abs-lr1e-3-s0; do
+      evaluate $r --eval-lens "$(pow2s 16384 131072)" --attn-max-len 131072 --max-parallel-tokens 16384
+    done
+  fi
+}
+
 case $stage in
+  round2 | extend-round2) round2 ;;
   extra) extra ;;
   induction | extend-induction) induction ;;
   selcopy | extend-selcopy) selcopy ;;

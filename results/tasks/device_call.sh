@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# device_call.sh STAGE SECONDS [tests] -- one device call of the GPU task trainings
+# (results/tasks/run_gpu.sh STAGE), ending within SECONDS of its start:
+#   - builds the CUDA tree into build-tasks/ unless a warm machine kept it from the last call;
+#   - with `tests`, runs the GPU tests the trainings rely on (test_cuda_attention,
+#     test_tasks_cuda) beside them, log in $OUT/ctest.log;
+#   - starts an MPS daemon where the machine has one, so that the processes sharing a GPU run
+#     at once rather than in time slices (without it they still run, sliced);
+#   - seeds .devwork/h100 with the committed results/tasks/h100 on a fresh machine and
+#     writes every result line, curve and log there (it outlives the call on a warm machine,
+#     as .devwork/ckpt does); checkpoints carried in .devwork/carry/GROUP/ join
+#     .devwork/ckpt/GROUP/ unless that already holds a newer one;
+#   - packs .devwork/h100 into $OUT/tasks.tgz at the end, or at the deadline if runs are late.
+# The training budget of each run is what is left of SECONDS after the build, less a margin
+# for the evaluations. MB_COMMIT names the commit (the device copy's git is stale).
+set -uo pipefail
+stage=$1
+seconds=$2
+tests=${3:-}
+t0=$(date +%s)
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+bt=build-tasks
+out=.devwork/h100
+OUT=${OUT:-/tmp/device-out}
+mkdir -p "$OUT" .devwork/ckpt
+
+if [ ! -x $bt/tasks/mambabench-train ]; then
+  echo "build: $bt"
+  cmake -S . -B $bt -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
+    cmake --build $bt -j"$(nproc)" >> "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+fi
+echo "built at +$(($(date +%s) - t0)) s"
+if [ ! -d $out ]; then mkdir -p $out && cp -r results/tasks/h100/. $out/; fi
+for d in .devwork/carry/*/; do
+  [ -d "$d" ] || continue
+  g=$(basename "$d")
+  mkdir -p .devwork/ckpt/"$g"
+  cp -n "$d"*.ckpt .devwork/ckpt/"$g"/ 2>/dev/null
+done
+
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+if command -v nvidia-cuda-mps-control > /dev/null; then
+  if ! echo get_server_list | nvidia-cuda-mps-control > /dev/null 2>&1; then
+    nvidia-cuda-mps-control -d && echo "MPS daemon started" || echo "MPS daemon failed to start"
+  else
+    echo "MPS daemon running"
+  fi
+else
+  echo "no MPS on this machine: runs sharing a GPU are time-sliced"
+fi
+nvidia-smi --query-gpu=index,name,clocks.sm,clocks.max.sm,memory.used --format=csv > "$OUT/gpus.csv" 2>&1
+
+test_pid=
+if [ "$tests" = tests ]; then
+  (ctest --test-dir $bt -R "test_cuda_attention|test_tasks_cuda" --output-on-failure > "$OUT/ctest.log" 2>&1
+   echo "ctest rc $?" >> "$OUT/ctest.log") &
+  test_pid=$!
+fi
+
+left=$((seconds - ($(date +%s) - t0)))
+export MB_TASKS_BUDGET_S=$((left - 150)) MB_TASKS_OUT=$root/$out
+echo "stage $stage: $MB_TASKS_BUDGET_S s of training per run, $left s left"
+results/tasks/run_gpu.sh $bt "$stage" > "$OUT/stage.log" 2>&1 &
+stage_pid=$!
+while kill -0 $stage_pid 2> /dev/null && [ $(($(date +%s) - t0)) -lt $((seconds - 15)) ]; do sleep 5; done
+if kill -0 $stage_pid 2> /dev/null; then echo "deadline: packing while runs are still going"; fi
+[ -n "$test_pid" ] && wait $test_pid
+tail -50 "$OUT/stage.log"
+[ -f "$OUT/ctest.log" ] && tail -5 "$OUT/ctest.log"
+nvidia-smi --query-gpu=index,clocks.sm,memory.used,utilization.gpu --format=csv >> "$OUT/gpus.csv" 2>&1
+tar czf "$OUT/tasks.tgz" -C .devwork h100
+echo "packed at +$(($(date +%s) - t0)) s"
