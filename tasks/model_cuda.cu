@@ -846,20 +846,20 @@ static float stats_loss(const gpu_model* g, int64_t* correct, int64_t* marked) {
 /* This thread's attention forward for a forward outside training: flash-simt
  * (O(L) memory, head dims up to 64), so that evaluation reaches lengths whose
  * (B*H, L, L) scores naive cannot hold; training steps keep the default (naive
- * for fp32). Returns the selection to restore, or NULL when unchanged. */
-static const char* select_eval_attention(const gpu_model* g) {
-    if (!mixer_is_attention(g->d.mixer) || g->d.hd % 8 || g->d.hd > 64) return NULL;
-    const char* was = mb_impl_selected(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA);
-    if (mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, "flash-simt") != MB_OK) return NULL;
-    return was;
+ * for fp32: the model never selects another). 1 when selected (then the caller
+ * selects the default back: selecting the default's name instead would refuse
+ * fp32, an explicit selection being held to its own dtypes). */
+static int select_eval_attention(const gpu_model* g) {
+    if (!mixer_is_attention(g->d.mixer) || g->d.hd % 8 || g->d.hd > 64) return 0;
+    return mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, "flash-simt") == MB_OK;
 }
 
 float gpu_model_forward(gpu_model* g, const int32_t* tokens, const int32_t* targets, int B, int T,
                         int64_t* correct, int64_t* marked) {
-    const char* was = select_eval_attention(g);
+    const int selected = select_eval_attention(g);
     int rc = prepare(g, tokens, targets, B, T) || upload_batch(g, (size_t)B * T) || forward_all(g, B, T) ||
              read_stats_async(g);
-    if (was) mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, was);
+    if (selected) mb_impl_select(MB_OP_ATTENTION, MB_DIR_FWD, MB_BACKEND_CUDA, NULL);
     if (rc) return NAN;
     cudaError_t e = cudaStreamSynchronize(g->stream);
     if (e != cudaSuccess) { fail(g, "forward: %s", cudaGetErrorString(e)); return NAN; }

@@ -6,11 +6,12 @@
 #     test_tasks_cuda) beside them, log in $OUT/ctest.log;
 #   - starts an MPS daemon where the machine has one, so that the processes sharing a GPU run
 #     at once rather than in time slices (without it they still run, sliced);
-#   - seeds .devwork/h100 with the committed results/tasks/h100 on a fresh machine and
-#     writes every result line, curve and log there (it outlives the call on a warm machine,
-#     as .devwork/ckpt does); checkpoints carried in .devwork/carry/GROUP/ join
-#     .devwork/ckpt/GROUP/ unless that already holds a newer one;
-#   - packs .devwork/h100 into $OUT/tasks.tgz at the end, or at the deadline if runs are late.
+#   - seeds build-tasks/h100 with the committed results/tasks/h100 on a fresh machine and
+#     writes every result line, curve and log there, checkpoints in build-tasks/ckpt (paths
+#     that .gitignore ignores outlive the call on a warm machine; .devwork/, ignored only by
+#     this checkout's .git/info/exclude, does not); checkpoints carried in
+#     .devwork/carry/GROUP/ join build-tasks/ckpt/GROUP/ unless that holds a newer one;
+#   - packs build-tasks/h100 into $OUT/tasks.tgz at the end, or at the deadline if runs are late.
 # The training budget of each run is what is left of SECONDS after the build, less a margin
 # for the evaluations. MB_COMMIT names the commit (the device copy's git is stale).
 set -uo pipefail
@@ -21,9 +22,10 @@ t0=$(date +%s)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bt=build-tasks
-out=.devwork/h100
+out=$bt/h100
+ckpt=$bt/ckpt
 OUT=${OUT:-/tmp/device-out}
-mkdir -p "$OUT" .devwork/ckpt
+mkdir -p "$OUT"
 
 if [ ! -x $bt/tasks/mambabench-train ]; then
   echo "build: $bt"
@@ -32,11 +34,12 @@ if [ ! -x $bt/tasks/mambabench-train ]; then
 fi
 echo "built at +$(($(date +%s) - t0)) s"
 if [ ! -d $out ]; then mkdir -p $out && cp -r results/tasks/h100/. $out/; fi
+mkdir -p $ckpt
 for d in .devwork/carry/*/; do
   [ -d "$d" ] || continue
   g=$(basename "$d")
-  mkdir -p .devwork/ckpt/"$g"
-  cp -n "$d"*.ckpt .devwork/ckpt/"$g"/ 2>/dev/null
+  mkdir -p $ckpt/"$g"
+  cp -n "$d"*.ckpt $ckpt/"$g"/ 2>/dev/null
 done
 
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
@@ -60,7 +63,7 @@ if [ "$tests" = tests ]; then
 fi
 
 left=$((seconds - ($(date +%s) - t0)))
-export MB_TASKS_BUDGET_S=$((left - 150)) MB_TASKS_OUT=$root/$out
+export MB_TASKS_BUDGET_S=$((left - 150)) MB_TASKS_OUT=$root/$out MB_TASKS_CKPT=$root/$ckpt
 echo "stage $stage: $MB_TASKS_BUDGET_S s of training per run, $left s left"
 results/tasks/run_gpu.sh $bt "$stage" > "$OUT/stage.log" 2>&1 &
 stage_pid=$!
@@ -70,5 +73,5 @@ if kill -0 $stage_pid 2> /dev/null; then echo "deadline: packing while runs are 
 tail -50 "$OUT/stage.log"
 [ -f "$OUT/ctest.log" ] && tail -5 "$OUT/ctest.log"
 nvidia-smi --query-gpu=index,clocks.sm,memory.used,utilization.gpu --format=csv >> "$OUT/gpus.csv" 2>&1
-tar czf "$OUT/tasks.tgz" -C .devwork h100
+tar czf "$OUT/tasks.tgz" -C $bt h100
 echo "packed at +$(($(date +%s) - t0)) s"

@@ -35,7 +35,7 @@ ngpu=$( (nvidia-smi -L 2>/dev/null || true) | grep -c "^GPU" || true)
 launched=0
 extend=0
 case $stage in extend-*) extend=1 ;; esac
-ckpts="$root/.devwork/ckpt" # carry ckpts/GROUP to a later call that extends its runs
+ckpts=${MB_TASKS_CKPT:-$root/.devwork/ckpt} # carry ckpts/GROUP to a later call that extends its runs
 mkdir -p "$out/logs"
 pids=()
 stamp=$(mktemp)
