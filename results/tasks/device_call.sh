@@ -13,7 +13,7 @@
 #     .devwork/carry/GROUP/ join build-tasks/ckpt/GROUP/ unless that holds a newer one;
 #   - packs build-tasks/h100 into $OUT/tasks.tgz at the end, or at the deadline if runs are late.
 # The training budget of each run is what is left of SECONDS after the build, less a margin
-# for the evaluations. MB_COMMIT names the commit (the device copy's git is stale).
+# for the evaluations (MB_TASKS_MARGIN_S, 150). MB_COMMIT names the commit (the device copy's git is stale).
 set -uo pipefail
 stage=$1
 seconds=$2
@@ -63,7 +63,7 @@ if [ "$tests" = tests ]; then
 fi
 
 left=$((seconds - ($(date +%s) - t0)))
-export MB_TASKS_BUDGET_S=$((left - 150)) MB_TASKS_OUT=$root/$out MB_TASKS_CKPT=$root/$ckpt
+export MB_TASKS_BUDGET_S=$((left - ${MB_TASKS_MARGIN_S:-150})) MB_TASKS_OUT=$root/$out MB_TASKS_CKPT=$root/$ckpt
 echo "stage $stage: $MB_TASKS_BUDGET_S s of training per run, $left s left"
 results/tasks/run_gpu.sh $bt "$stage" > "$OUT/stage.log" 2>&1 &
 stage_pid=$!
