@@ -218,11 +218,23 @@ static int probe(void* user, int64_t L) {
 // ----------------------------------------------------------------------------
 // registration: every implementation in the registry
 
-/* Register one family per implementation of (dir, backend), from a template. */
+/* Does implementation i of (dir, backend) take the template's dtype and head dim? (The
+ * registry line says; flash-simt, for one, stops at head dim 64.) */
+static int takes_shape(mb_direction dir, int i, const attn_family* tmpl) {
+    mb_impl_info info;
+    if (mb_impl_get(MB_OP_ATTENTION, dir, tmpl->backend, i, &info) != MB_OK) return 0;
+    if (!(info.dtypes & (1u << tmpl->dtype))) return 0;
+    return !info.headdims || (tmpl->d % 8 == 0 && tmpl->d <= 256 &&
+                              (info.headdims & (1u << (tmpl->d / 8 - 1))));
+}
+
+/* Register one family per implementation of (dir, backend) that takes the template's
+ * dtype and head dim. */
 static void register_impls(mb_direction dir, const char* dirname, attn_family tmpl) {
     const char* impl;
     for (int i = 0; nfamilies < MAX_FAMILIES &&
                     (impl = bc_impl_name(MB_OP_ATTENTION, dir, tmpl.backend, i)); i++) {
+        if (!takes_shape(dir, i, &tmpl)) continue;
         attn_family* f = &families[nfamilies++];
         *f = tmpl;
         f->dir = dirname, f->impl = impl;

@@ -19,6 +19,8 @@ the same directory):
                             evaluated at several lengths (skipped without matplotlib)
   tasks_accuracy_vs_steps.png    training accuracy against step, one panel per task
                             with curves (skipped without matplotlib)
+  Both plots show the headline runs: per task, size and model configuration, every
+  seed at the best learning rate (the tables list every run).
 With DIR/bench/*.jsonl (tasks/bench_train_gpu.sh), summary.md also gets the training
 throughput table (Mamba against the issue's PyTorch reference).
 Where a length has both modes, the parallel one is shown (the two agree; the
@@ -262,8 +264,80 @@ def induction_table(rows, task="induction"):
                  ["model"] + [str(n) for n in lens] + ["run"], body)
 
 
-def paper_tables(rows):
-    lines = selective_copy_table(rows) + induction_table(rows)
+def config_of(r):
+    """A model with the sizes that tell its runs apart: state N (SSMs), heads x head dim
+    (attention), width."""
+    name = r["model"]
+    if r["model"].startswith("mha") and r.get("heads"):
+        name += f" {r['heads']}x{r['dim'] // r['heads']}"
+    elif r.get("d_state"):
+        name += f" N {r['d_state']}"
+    return name + f" d {r['dim']}" if r.get("dim") else name
+
+
+def setting_of(r):
+    """The task's size: training length, n (tokens, pairs or longest string), vocabulary."""
+    return f"len {r['train_len']}, n {dash(r.get('n'))}, vocab {dash(r.get('vocab'))}"
+
+
+def first_solved(curves, run):
+    """The first logged step at training accuracy >= SOLVED of a run's curve, or None."""
+    for (task, model, label, seed), lines in curve_groups(curves).items():
+        if label == run.label and seed == run.seed and task == run.task:
+            return first_step_at(lines, SOLVED)
+    return None
+
+
+def best_lr_row(task, setting, config, runs, evals, trained, curves):
+    best = max(runs, key=lambda run: rank(trained[run]))
+    lrs = sorted({run.lr for run in runs if run.lr is not None})
+    seeds = sorted({run.seed for run in runs if run.lr == best.lr and run.seed is not None})
+    longer = [n for n in sorted(evals[best]) if best.train_len < n <= 8 * best.train_len]
+    return [task, setting, config, ", ".join(fmt_lr(lr) for lr in lrs) or "—", fmt_lr(best.lr),
+            ", ".join(str(x) for x in seeds) or "—", opt(best.steps), fmt_acc(trained[best]["accuracy"]),
+            opt(first_solved(curves, best)),
+            ", ".join(f"{n}: {fmt_acc(evals[best][n]['accuracy'])}" for n in longer) or "—"]
+
+
+def best_lr_table(rows, curves):
+    """Per task, task size and model configuration: the learning rates tried and the best
+    run at the training length, with its first step at >= SOLVED and its accuracy at test
+    lengths up to 8x the training length."""
+    body = []
+    for task in sorted({r["task"] for r in rows}):
+        evals = evaluations(rows, task)
+        trained = at_train_len(evals)
+        groups = {}
+        for run, r in trained.items():
+            groups.setdefault((setting_of(r), config_of(r)), []).append(run)
+        for (setting, config), runs in sorted(groups.items()):
+            body.append(best_lr_row(task, setting, config, runs, evals, trained, curves))
+    return table("Best learning rate per model",
+                 "Each (task, size, model configuration): the learning rates tried, the best run at the "
+                 "training length (best accuracy, ties: more steps) with its seeds at that rate, the first "
+                 f"logged step at training accuracy >= {SOLVED} (from its curve; — if never or not "
+                 "logged), and its accuracy % at longer test lengths (up to 8x).",
+                 ["task", "size", "model", "lrs tried", "best lr", "seeds at it", "steps", "accuracy %",
+                  f"first step ≥ {SOLVED}", "longer lengths"], body)
+
+
+def headline_runs(rows):
+    """The labels of the runs the plots show: per (task, size, model configuration), every
+    seed at the best learning rate (best accuracy at the training length, ties: more steps)."""
+    keep = set()
+    for task in {r["task"] for r in rows}:
+        trained = at_train_len(evaluations(rows, task))
+        groups = {}
+        for run, r in trained.items():
+            groups.setdefault((setting_of(r), config_of(r)), []).append(run)
+        for runs in groups.values():
+            lr = max(runs, key=lambda run: rank(trained[run])).lr
+            keep |= {run.label or f"{run.task}-{run.model}" for run in runs if run.lr == lr}
+    return keep
+
+
+def paper_tables(rows, curves=()):
+    lines = selective_copy_table(rows) + induction_table(rows) + best_lr_table(rows, list(curves))
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -370,15 +444,16 @@ def finish(plt, fig, axes, path):
     for ax in axes:
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below the axes and their label
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
-def plot_curves(curves, path):
+def plot_curves(curves, path, shown=None):
+    """Training accuracy against step, one panel per task: the runs in `shown` (labels), or all."""
     plt = pyplot()
-    groups = curve_groups(curves)
+    groups = {k: v for k, v in curve_groups(curves).items() if shown is None or k[2] in shown}
     tasks = sorted({key[0] for key in groups})
     if plt is None or not tasks:
         return False
@@ -396,11 +471,17 @@ def plot_curves(curves, path):
 
 
 def plot(rows, path):
+    """Accuracy against test length, one panel per task whose runs were tested at several
+    lengths: the headline runs (every seed at each model's best learning rate)."""
     plt = pyplot()
     if plt is None:
         return False
+    shown = headline_runs(rows)
+    rows = [r for r in rows if r["run"] in shown]
     by = best_mode(rows)
-    tasks = [t for t in sorted({r["task"] for r in rows}) if len({r["len"] for r in rows if r["task"] == t}) > 1]
+    tasks = [t for t in sorted({r["task"] for r in rows})
+             if any(len({r["len"] for r in rows if r["run"] == name}) > 1
+                    for name in {r["run"] for r in rows if r["task"] == t})]
     if not tasks:
         return False
     fig, axes = panels(plt, len(tasks))
@@ -436,7 +517,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     text = "# Synthetic tasks: results (generated by plots/plot_tasks.py)\n\n"
     if rows:
-        text += tables(rows) + paper_tables(rows)
+        text += tables(rows) + paper_tables(rows, curves)
     if curves:
         text += curve_table(curves)
     throughput = load_throughput(args.directory)
@@ -445,10 +526,11 @@ def main():
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
-    for name, draw, lines in (("tasks_accuracy_vs_length.png", plot, rows),
-                              ("tasks_accuracy_vs_steps.png", plot_curves, curves)):
-        if lines and draw(lines, os.path.join(out, name)):
-            print(f"wrote {os.path.join(out, name)}")
+    if rows and plot(rows, os.path.join(out, "tasks_accuracy_vs_length.png")):
+        print(f"wrote {os.path.join(out, 'tasks_accuracy_vs_length.png')}")
+    shown = headline_runs(rows) if rows else None
+    if curves and plot_curves(curves, os.path.join(out, "tasks_accuracy_vs_steps.png"), shown):
+        print(f"wrote {os.path.join(out, 'tasks_accuracy_vs_steps.png')}")
 
 
 if __name__ == "__main__":

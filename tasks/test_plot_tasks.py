@@ -3,7 +3,7 @@
 (tasks/testdata/plot_sample.jsonl, plot_sample_paper.jsonl) and training-curve
 lines (plot_sample.curve.jsonl): the tables carry the right cells (the parallel
 mode preferred, the recurrent one beyond it, '—' where a length was not run; the
-Mamba paper's Table 1 and Table 11 layouts; the curves' first step at accuracy
+Mamba paper's Table 1 and Table 11 layouts; the best learning rate per model; the curves' first step at accuracy
 >= 0.99, a resumed curve's repeated step keeping its last line), the plots are
 written when matplotlib is present, and bad input exits non-zero."""
 import json
@@ -71,6 +71,10 @@ with tempfile.TemporaryDirectory() as tmp:
           "Table 11: mamba's run best at 64 (tie: more steps), its row across the lengths")
     check("| mha-abs | 98.0* | 25.0 | — | ind-mha: lr —, seed —, 100 steps |" in md,
           "Table 11: mha-abs, '—' where not evaluated")
+    check("| induction | len 64, n —, vocab 16 | mamba d 32 | 2e-3, 1e-2 | 2e-3 | 1 | 200 | 100.0 | — | 256: 90.0 |" in md,
+          "best-lr table: the rates tried, the best one's seed, its accuracy at 4x the training length")
+    check("| selective-copy | len 64, n —, vocab 16 | mamba d 32 | 1e-3, 3e-3 | 3e-3 | 0, 1 | 1000 | 98.7 | — | — |" in md,
+          "best-lr table: both seeds at the best rate")
     check("| induction | mamba | lr1e-3-s0 | 0 | 600 | 1.000 | 400 | 12.3 | 3050000 | cuda |" in md,
           "curve of a resumed run: the repeated step 300 keeps its last line, first at 0.99: 400")
     check("| induction | mha-rope | lr1e-3-s0 | 0 | 300 | 0.700 | — | 3.0 | 5100000 | cuda |" in md,
