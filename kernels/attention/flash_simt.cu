@@ -38,7 +38,8 @@ struct SimtArgs {
 
 /* Stage keys [k0, k0 + kKeys) of one K/V head into shared memory (rows past L as 0). */
 template <typename T, int D>
-__device__ void stage_tile(float* __restrict__ dst, const T* __restrict__ src, /* (L, D) */
+__device__ void stage_tile(float* __restrict__ dst,       /* (kKeys, D) shared */
+                           const T* __restrict__ src, /* (L, D) */
                            int64_t k0, int64_t L) {
     const int64_t avail = (L - k0) * D;
     for (int e = threadIdx.x; e < kKeys * D; e += kRows)
@@ -48,7 +49,8 @@ __device__ void stage_tile(float* __restrict__ dst, const T* __restrict__ src, /
 /* Scores of keys [c, c + kChunk) of the staged tile against q (keys from n on masked). */
 template <int D>
 __device__ __forceinline__ void chunk_scores(float (&s)[kChunk], const float (&q)[D],
-                                             const float* __restrict__ ks, int c, int n) {
+                                             const float* __restrict__ ks, /* (kKeys, D) */
+                                             int c, int n) {
 #pragma unroll
     for (int j = 0; j < kChunk; j++) {
         const float4* kr = reinterpret_cast<const float4*>(ks + (c + j) * D);
@@ -69,7 +71,8 @@ __device__ __forceinline__ void chunk_scores(float (&s)[kChunk], const float (&q
 template <int D>
 __device__ __forceinline__ void chunk_update(float& m, float& l, float (&acc)[D],
                                              const float (&s)[kChunk],
-                                             const float* __restrict__ vs, int c) {
+                                             const float* __restrict__ vs, /* (kKeys, D) */
+                                             int c) {
     float mx = m;
 #pragma unroll
     for (int j = 0; j < kChunk; j++) mx = fmaxf(mx, s[j]);
