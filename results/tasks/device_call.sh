@@ -11,7 +11,8 @@
 #     that .gitignore ignores outlive the call on a warm machine; .devwork/, ignored only by
 #     this checkout's .git/info/exclude, does not); checkpoints carried in
 #     .devwork/carry/GROUP/ join build-tasks/ckpt/GROUP/ unless that holds a newer one;
-#   - packs build-tasks/h100 into $OUT/tasks.tgz at the end, or at the deadline if runs are late.
+#   - packs build-tasks/h100 into $OUT/tasks.tgz at the end, or at the deadline if runs are late,
+#     and the checkpoints under 2 MB (the SSM runs) into $OUT/ckpt.tgz.part0..2.
 # The training budget of each run is what is left of SECONDS after the build, less a margin
 # for the evaluations (MB_TASKS_MARGIN_S, 150). MB_COMMIT names the commit (the device copy's git is stale).
 set -uo pipefail
@@ -74,4 +75,14 @@ tail -50 "$OUT/stage.log"
 [ -f "$OUT/ctest.log" ] && tail -5 "$OUT/ctest.log"
 nvidia-smi --query-gpu=index,clocks.sm,memory.used,utilization.gpu --format=csv >> "$OUT/gpus.csv" 2>&1
 tar czf "$OUT/tasks.tgz" -C $bt h100
+# the small checkpoints (the SSMs at d 64: ~0.8 MB; attention at d 128 is ~4.8 MB) come back
+# too, for a later session to carry and resume: at most 45 MB in 3 parts (the device returns
+# 8 files of 16 MB at most); unpack here with
+#   cat ckpt.tgz.part* | tar xzf - -C .devwork/carry
+small=$(cd $ckpt && find . -name '*.ckpt' -size -2048k | sort)
+if [ -n "$small" ]; then
+  (cd $ckpt && tar czf - $small) | split -b 15M -d -a 1 - "$OUT/ckpt.tgz.part"
+  ls "$OUT"/ckpt.tgz.part* | tail -n +4 | xargs -r rm -f # over 3 parts: the rest stays behind
+  echo "checkpoints back: $(echo "$small" | wc -l) files, $(cat "$OUT"/ckpt.tgz.part* | wc -c) bytes packed"
+fi
 echo "packed at +$(($(date +%s) - t0)) s"
