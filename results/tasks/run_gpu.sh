@@ -39,7 +39,8 @@ case $stage in extend-*) extend=1 ;; esac
 ckpts=${MB_TASKS_CKPT:-$root/.devwork/ckpt} # carry ckpts/GROUP to a later call that extends its runs
 mkdir -p "$out/logs"
 pids=()
-stamp=$(mktemp)
+stamp=$(mktemp) # logs newer than this are this call's
+trap 'rm -f "$stamp"' EXIT
 
 # run NAME STEPS ARGS...: train (or resume) NAME toward STEPS in the background
 run() {
