@@ -28,6 +28,11 @@ static inline cudaStream_t mb_stream(const mb_exec* ex) { return (cudaStream_t)e
 /* log2(e): exp(x) = exp2(x log2(e)) on the special-function unit. */
 constexpr float kLog2e = 1.4426950408889634f;
 
+/* The softmax scale of attention: the caller's, or 1/sqrt(head dim) where it is 0. */
+static inline double mb_attention_scale(double scale, int64_t headdim) {
+    return scale == 0.0 ? 1.0 / sqrt((double)headdim) : scale;
+}
+
 /* A pointer 16-byte aligned (for 16-byte vector and cp.async access). */
 static inline bool aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
 

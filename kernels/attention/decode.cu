@@ -289,7 +289,7 @@ mb_status launch_decode(const mb_attention_decode_params* p, const mb_attention_
     int64_t max_len = 1;
     for (int64_t b = 0; b < B; b++) max_len = in->seqlens[b] > max_len ? in->seqlens[b] : max_len;
     const Plan plan = plan_splits(launch_b * Hkv * gchunks, max_len, (int64_t)SLOTS * kUnroll, tune);
-    const float scale = (float)(p->scale == 0.0 ? 1.0 / sqrt((double)D) : p->scale);
+    const float scale = (float)mb_attention_scale(p->scale, D);
 
     float* part = nullptr; /* o_part then lse_part, for launch_b sequences */
     const size_t part_bytes = (size_t)(launch_b * H * plan.splits) * (D + 1) * sizeof(float);

@@ -78,7 +78,7 @@ static inline AttnShape attn_shape(const mb_attention_params* p) {
     s.H = (int)p->nheads;
     s.Hkv = (int)(p->nheads_kv ? p->nheads_kv : p->nheads);
     s.group = s.H / s.Hkv;
-    const double scale = p->scale == 0.0 ? 1.0 / sqrt((double)p->headdim) : p->scale;
+    const double scale = mb_attention_scale(p->scale, p->headdim);
     s.scale = (float)scale;
     s.scale_log2 = (float)(scale * 1.4426950408889634);
     return s;

@@ -18,7 +18,7 @@
  * and o = acc / l, lse = (m + log2 l) ln 2 at the end.
  */
 #include "attention/attention.h"
-#include "common.cuh"
+#include "attention/flash_common.cuh"
 
 namespace {
 
@@ -164,13 +164,12 @@ mb_status launch_for_headdim(int64_t d, const SimtArgs& a, cudaStream_t stream) 
 extern "C" mb_status mb_attention_fwd_cuda_flash_simt(const mb_attention_params* p,
                                                       const mb_attention_inputs* in, void* o,
                                                       void* lse, const mb_exec* ex) {
-    const int64_t Hkv = p->nheads_kv ? p->nheads_kv : p->nheads;
+    const mbflash::AttnShape s = mbflash::attn_shape(p);
     SimtArgs a;
     a.q = in->q, a.k = in->k, a.v = in->v, a.o = o, a.lse = (float*)lse;
-    a.H = p->nheads, a.G = p->nheads / Hkv, a.L = p->seqlen, a.BH = p->batch * p->nheads;
-    a.nqb = (p->seqlen + kRows - 1) / kRows;
-    const double scale = p->scale == 0.0 ? 1.0 / sqrt((double)p->headdim) : p->scale;
-    a.qscale = (float)(scale * 1.4426950408889634);
+    a.H = s.H, a.G = s.group, a.L = s.L, a.BH = p->batch * p->nheads;
+    a.nqb = (s.L + kRows - 1) / kRows;
+    a.qscale = s.scale_log2;
     if (a.nqb * a.BH > 0x7fffffff)
         return mb_fail(MB_ERR_BAD_OPTION,
                        "attention fwd flash-simt: B*H*ceil(L/128) = %lld blocks exceed 2^31 - 1",

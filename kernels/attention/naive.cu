@@ -108,7 +108,7 @@ Shape shape_of(const mb_attention_params* p) {
     s.B = p->batch, s.H = p->nheads, s.Hkv = p->nheads_kv ? p->nheads_kv : p->nheads;
     s.G = s.H / s.Hkv, s.L = p->seqlen, s.d = p->headdim;
     s.ld = (s.L + 7) / 8 * 8;
-    s.scale = (float)(p->scale == 0.0 ? 1.0 / sqrt((double)p->headdim) : p->scale);
+    s.scale = (float)mb_attention_scale(p->scale, p->headdim);
     return s;
 }
 
