@@ -288,6 +288,19 @@ def first_solved(curves, run):
     return None
 
 
+def model_groups(rows):
+    """(task, size, model configuration, its runs at the training length, the task's
+    evaluations {run: {length: row}}, {run: row at the training length}), sorted."""
+    for task in sorted({r["task"] for r in rows}):
+        evals = evaluations(rows, task)
+        trained = at_train_len(evals)
+        groups = {}
+        for run, r in trained.items():
+            groups.setdefault((setting_of(r), config_of(r)), []).append(run)
+        for (setting, config), runs in sorted(groups.items()):
+            yield task, setting, config, runs, evals, trained
+
+
 def best_lr_row(task, setting, config, runs, evals, trained, curves):
     best = max(runs, key=lambda run: rank(trained[run]))
     lrs = sorted({run.lr for run in runs if run.lr is not None})
@@ -303,15 +316,7 @@ def best_lr_table(rows, curves):
     """Per task, task size and model configuration: the learning rates tried and the best
     run at the training length, with its first step at >= SOLVED and its accuracy at test
     lengths up to 8x the training length."""
-    body = []
-    for task in sorted({r["task"] for r in rows}):
-        evals = evaluations(rows, task)
-        trained = at_train_len(evals)
-        groups = {}
-        for run, r in trained.items():
-            groups.setdefault((setting_of(r), config_of(r)), []).append(run)
-        for (setting, config), runs in sorted(groups.items()):
-            body.append(best_lr_row(task, setting, config, runs, evals, trained, curves))
+    body = [best_lr_row(*group, curves) for group in model_groups(rows)]
     return table("Best learning rate per model",
                  "Each (task, size, model configuration): the learning rates tried, the best run at the "
                  "training length (best accuracy, ties: more steps) with its seeds at that rate, the first "
@@ -325,14 +330,9 @@ def headline_runs(rows):
     """The labels of the runs the plots show: per (task, size, model configuration), every
     seed at the best learning rate (best accuracy at the training length, ties: more steps)."""
     keep = set()
-    for task in {r["task"] for r in rows}:
-        trained = at_train_len(evaluations(rows, task))
-        groups = {}
-        for run, r in trained.items():
-            groups.setdefault((setting_of(r), config_of(r)), []).append(run)
-        for runs in groups.values():
-            lr = max(runs, key=lambda run: rank(trained[run])).lr
-            keep |= {run.label or f"{run.task}-{run.model}" for run in runs if run.lr == lr}
+    for _, _, _, runs, _, trained in model_groups(rows):
+        lr = max(runs, key=lambda run: rank(trained[run])).lr
+        keep |= {run.label or f"{run.task}-{run.model}" for run in runs if run.lr == lr}
     return keep
 
 

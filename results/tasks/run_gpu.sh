@@ -53,8 +53,15 @@ run() {
     echo "== $name: no checkpoint in $ckpt, skipped"; return 0
   fi
   echo "== $name: to $steps steps ${start[*]:-} $* (GPU $((launched % ngpu)))"
-  CUDA_VISIBLE_DEVICES=$((launched % ngpu)) "$train" --device cuda "${start[@]}" --steps "$steps" "$@" --label "$name" --out "$out/$name.jsonl" \
-    --curve "$out/$name.curve.jsonl" --log-every 500 --save "$ckpt/$name.ckpt" --time-limit "$budget" \
+  launch "$name" "${start[@]}" --steps "$steps" "$@" --curve "$out/$name.curve.jsonl" --log-every 500 \
+    --save "$ckpt/$name.ckpt" --time-limit "$budget"
+}
+
+# launch NAME ARGS...: mambabench-train on the next GPU in turn, in the background, its result
+# lines in NAME.jsonl and its console in logs/NAME.log
+launch() {
+  local name=$1; shift
+  CUDA_VISIBLE_DEVICES=$((launched % ngpu)) "$train" --device cuda "$@" --label "$name" --out "$out/$name.jsonl" \
     --no-recurrent >> "$out/logs/$name.log" 2>&1 &
   pids+=($!)
   launched=$((launched + 1))
@@ -66,10 +73,7 @@ evaluate() {
   local ckpt="$ckpts/$(group_of "$name")/$name.ckpt"
   if [ ! -f "$ckpt" ]; then echo "== $name: no checkpoint to evaluate, skipped"; return 0; fi
   echo "== $name: evaluate $* (GPU $((launched % ngpu)))"
-  CUDA_VISIBLE_DEVICES=$((launched % ngpu)) "$train" --device cuda --resume "$ckpt" "$@" --label "$name" \
-    --out "$out/$name.jsonl" --no-recurrent >> "$out/logs/$name.log" 2>&1 &
-  pids+=($!)
-  launched=$((launched + 1))
+  launch "$name" --resume "$ckpt" "$@"
 }
 
 group_of() { # the checkpoint folder of a run, by its name
