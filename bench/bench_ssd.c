@@ -18,6 +18,7 @@
  *                      time should stay flat where the scan's grows with N
  *   CUDA step          one token, batch 1, 8, 64 (the argument is B), timed
  *                      over 100 steps in one event pair: ms per step
+ *   CUDA step_bf16state  the same with the state stored in bf16 (state_bf16)
  * Family names: ssd_<dir>_<backend>_<impl>; the row's label has typed fields.
  *
  * FLOP estimate of the chunked forward, per call (L/Q chunks, each term a
@@ -45,7 +46,8 @@ typedef enum { FWD, BWD, FWDBWD, STEP } ssd_kind;
 
 typedef struct {
     char name[96];
-    const char* dir;          /* the row's dir field: fwd, bwd, fwdbwd, fwd_state, step */
+    const char* dir;          /* the row's dir field: fwd, bwd, fwdbwd, fwd_state, step,
+                                 step_bf16state */
     ssd_kind kind;
     mb_backend backend;
     const char* impl;         /* the implementation timed (of fwd, bwd or step) */
@@ -53,6 +55,7 @@ typedef struct {
     mb_dtype dtype;
     char arg;                 /* the argument: 'L', 'N' or 'B' */
     int64_t L;                /* fixed L when the argument is not L */
+    int state_bf16;           /* step: the state in bf16 (params.state_bf16) */
 } ssd_family;
 
 #define MAX_FAMILIES 64
@@ -113,11 +116,11 @@ static mb_status ssd_call(void* ctx) {
 
 /* The shape of family f at argument value `arg`. */
 static mb_ssd_params params_at(const ssd_family* f, int64_t arg) {
-    mb_ssd_params p = {f->B, f->L, f->H, f->P, f->N, f->G, f->Q, f->dtype, 1, MB_SSD_CHUNKED};
+    mb_ssd_params p = {f->B, f->L, f->H, f->P, f->N, f->G, f->Q, f->dtype, 1, MB_SSD_CHUNKED, 0};
     if (f->arg == 'L') p.seqlen = arg;
     if (f->arg == 'N') p.dstate = arg;
     if (f->arg == 'B') p.batch = arg;
-    if (f->kind == STEP) p.seqlen = 1;
+    if (f->kind == STEP) p.seqlen = 1, p.state_bf16 = f->state_bf16;
     return p;
 }
 
@@ -167,7 +170,7 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t arg, int an
     c->p = params_at(f, arg);
     build_inputs(c, &c->p);
     if (f->kind == STEP)
-        c->state = bc_pool_uniform(&c->pool, mb_param_dtype(f->dtype),
+        c->state = bc_pool_uniform(&c->pool, f->state_bf16 ? f->dtype : mb_param_dtype(f->dtype),
                                    c->p.batch * c->p.nheads * c->p.headdim * c->p.dstate,
                                    -1.0, 1.0);
     if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
@@ -200,7 +203,9 @@ static void bm_ssd(gb_state* st, void* user) {
     if (f->kind == STEP) // the constant state one sequence keeps to decode (bench_attention.c)
         gb_set_counter(st, "decode_state_bytes",
                        (double)(p->nheads * p->headdim * p->dstate *
-                                (int64_t)mb_dtype_size(mb_param_dtype(p->dtype))), 0);
+                                (int64_t)mb_dtype_size(p->state_bf16 ? p->dtype
+                                                                     : mb_param_dtype(p->dtype))),
+                       0);
 }
 
 /* bc_probe_fn: does the family run at its first argument? (one untimed call) */
@@ -260,11 +265,13 @@ static void register_cuda(void) {
     for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_BWD, gpu); i++)
         register_family(add_family("fwdbwd", FWDBWD, gpu, impl_name(MB_DIR_BWD, gpu, i)), lmin,
                         lmax);
-    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_STEP, gpu); i++) {
-        ssd_family* step = add_family("step", STEP, gpu, impl_name(MB_DIR_STEP, gpu, i));
-        if (step) step->arg = 'B';
-        register_family(step, 0, 0);
-    }
+    for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_STEP, gpu); i++)
+        for (int state_bf16 = 0; state_bf16 <= 1; state_bf16++) {
+            ssd_family* step = add_family(state_bf16 ? "step_bf16state" : "step", STEP, gpu,
+                                          impl_name(MB_DIR_STEP, gpu, i));
+            if (step) step->arg = 'B', step->state_bf16 = state_bf16;
+            register_family(step, 0, 0);
+        }
 }
 
 int main(int argc, char** argv) {

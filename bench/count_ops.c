@@ -69,7 +69,7 @@ static int run_scan(int bwd, int64_t L) {
 
 static int run_ssd(int bwd, int64_t L) {
     const int64_t B = 1, H = 4, P = 16, N = 16, G = 1;
-    mb_ssd_params p = {B, L, H, P, N, G, 32, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
+    mb_ssd_params p = {B, L, H, P, N, G, 32, MB_DTYPE_F32, 1, MB_SSD_CHUNKED, 0};
     mb_ssd_inputs in = {tensor(B * L * H * P, -1, 1), tensor(B * L * H, -2, 0),
                         tensor(H, -1.5f, -0.5f),      tensor(B * L * G * N, -1, 1),
                         tensor(B * L * G * N, -1, 1), tensor(H, -1, 1),

@@ -183,6 +183,10 @@ typedef struct {
     mb_dtype dtype;     /* of x, dt, B, C, z, y and their gradients */
     int dt_softplus;    /* 0 or 1 */
     mb_ssd_form form;   /* which formulation the CPU reference runs; CUDA ignores it */
+    int state_bf16;     /* the step's state storage: 0 = param dtype (fp32), 1 = bf16
+                           (needs bf16 activations; math stays fp32; half the bytes per
+                           token, as mamba_ssm's decode cache of a bf16 model). The
+                           forward and backward take 0 only. */
 } mb_ssd_params;
 
 typedef struct {
@@ -220,8 +224,8 @@ MB_API mb_status mb_ssd_bwd_cpu(const mb_ssd_params* params, const mb_ssd_inputs
 
 /* One-token step: params->seqlen must be 1, so x, z are (B, H, P), dt is (B, H),
  * B, C are (B, G, N); initial_state must be NULL (the state is `state`).
- * state: (B, H, P, N) param dtype, in/out. y: (B, H, P) dtype. chunk_size and
- * form are ignored. */
+ * state: (B, H, P, N) param dtype (bf16 with params->state_bf16), in/out.
+ * y: (B, H, P) dtype. chunk_size and form are ignored. */
 MB_API mb_status mb_ssd_step_cpu(const mb_ssd_params* params, const mb_ssd_inputs* in,
                                  void* state, void* y);
 

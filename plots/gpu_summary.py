@@ -253,6 +253,10 @@ def ssd_section(ours, cvs, anchors):
                          anchor_ms(anchors, "fb_mamba2_ssd_triton"))
     md += step_section("SSD one-token step", ours, cvs, default_key(ours, "ssd", "step"),
                        "decode_mamba2_state_update", anchors)
+    md += step_section("SSD one-token step, state stored in bf16 (state_bf16, as mamba_ssm's "
+                       "decode cache of a bf16 model)", ours, cvs,
+                       default_key(ours, "ssd", "step_bf16state"), "decode_mamba2_state_update",
+                       anchors)
     return md
 
 

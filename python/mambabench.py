@@ -66,7 +66,8 @@ class ScanGrads(ct.Structure):
 class SsdParams(ct.Structure):
     _fields_ = [("batch", _i64), ("seqlen", _i64), ("nheads", _i64), ("headdim", _i64),
                 ("dstate", _i64), ("ngroups", _i64), ("chunk_size", _i64),
-                ("dtype", ct.c_int), ("dt_softplus", ct.c_int), ("form", ct.c_int)]
+                ("dtype", ct.c_int), ("dt_softplus", ct.c_int), ("form", ct.c_int),
+                ("state_bf16", ct.c_int)]
 
 
 class SsdInputs(ct.Structure):

@@ -285,7 +285,7 @@ static mb_status ssd_step(const char* fn, mb_backend backend, const mb_ssd_param
     ssd_counts c = ssd_counts_of(p); /* L = 1 */
     mb_slot s[11];
     int n = ssd_input_slots(s, &a.in, &c);
-    s[n++] = (mb_slot)SLOT(a.state, c.bhpn, PAR, INOUT);
+    s[n++] = (mb_slot)SLOT(a.state, c.bhpn, p->state_bf16 ? ACT : PAR, INOUT);
     s[n++] = (mb_slot)SLOT(a.y, c.blhp, ACT, OUT);
     mb_call call = make_call(MB_OP_SSD, MB_DIR_STEP, backend, p->dtype, p->dstate, 0, stream,
                              &a, ssd_step_run, s, n);

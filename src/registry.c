@@ -56,7 +56,8 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_FWD, CUDA, "v12", 12, 0, MB_DT_F32_BF16, 256, 0, "v10 with the block's inputs staged in shared memory by cp.async (B, C once per block, 3 stages of 32 steps ahead)", {.scan_fwd = mb_scan_fwd_cuda_v12}},
     {SCAN, MB_DIR_FWD, CUDA, "v13", 13, 0, MB_DT_F32_BF16, 256, 0, "v12 with segments for ~128K threads", {.scan_fwd = mb_scan_fwd_cuda_v13}},
     {SCAN, MB_DIR_FWD, CUDA, "v14", 14, 0, MB_DT_F32_BF16, 256, 0, "v12 with segments for ~256K threads", {.scan_fwd = mb_scan_fwd_cuda_v14}},
-    {SCAN, MB_DIR_FWD, CUDA, "v15", 15, 1, MB_DT_F32_BF16, 256, 0, "v14 from L 8192 up at N <= 16, else v7", {.scan_fwd = mb_scan_fwd_cuda_v15}},
+    {SCAN, MB_DIR_FWD, CUDA, "v15", 15, 0, MB_DT_F32_BF16, 256, 0, "v14 from L 8192 up at N <= 16, else v7", {.scan_fwd = mb_scan_fwd_cuda_v15}},
+    {SCAN, MB_DIR_FWD, CUDA, "v16", 16, 1, MB_DT_F32_BF16, 256, 0, "from L 2048: v14 (N <= 16 from L 4096, N <= 32), v13 (N <= 64), v12 (N <= 128); else v7", {.scan_fwd = mb_scan_fwd_cuda_v16}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
     {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},
@@ -100,7 +101,8 @@ const mb_impl mb_registry[] = {
     {SSD, MB_DIR_BWD, CUDA, "v3", 3, 1, MB_DT_F32_BF16, 256, 0, "every chunk matmul on mma.sync (dx, adjoints: hi + lo bf16 operands); dB, dC summed over the heads of a group in-kernel (bf16, fwd v4's shapes; else v1)", {.ssd_bwd = mb_ssd_bwd_cuda_v3}},
     {SSD, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, one warp per channel, in-place fp32 state", {.ssd_step = mb_ssd_step_cuda_v1}},
     {SSD, MB_DIR_STEP, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "N % 4 == 0: 4 consecutive states per lane, float4 access", {.ssd_step = mb_ssd_step_cuda_v2}},
-    {SSD, MB_DIR_STEP, CUDA, "v3", 3, 1, MB_DT_F32_BF16, 256, 0, "one block per head (N 16/32/64/128, >= 256 heads in the batch, else v2): decay once per head, 8 float4 of state in flight per thread", {.ssd_step = mb_ssd_step_cuda_v3}},
+    {SSD, MB_DIR_STEP, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "one block per head (N 16/32/64/128, >= 256 heads in the batch, else v2): decay once per head, 8 float4 of state in flight per thread", {.ssd_step = mb_ssd_step_cuda_v3}},
+    {SSD, MB_DIR_STEP, CUDA, "v4", 4, 1, MB_DT_F32_BF16, 256, 0, "v3's kernel held to 64 registers (4 blocks of 256 per SM: 528 block slots, one wave at batch 8 x 64 heads)", {.ssd_step = mb_ssd_step_cuda_v4}},
 #endif
 };
 

@@ -197,15 +197,26 @@ static mb_status validate_ssd_common(const char* fn, const mb_ssd_params* params
     RETURN_IF_FAIL(check_groups(fn, "nheads", params->nheads, params->ngroups));
     RETURN_IF_FAIL(check_dstate(fn, params->dstate));
     RETURN_IF_FAIL(check_flag(fn, "dt_softplus", params->dt_softplus));
+    RETURN_IF_FAIL(check_flag(fn, "state_bf16", params->state_bf16));
     if (params->form != MB_SSD_CHUNKED && params->form != MB_SSD_RECURRENT &&
         params->form != MB_SSD_QUADRATIC)
         return mb_fail(MB_ERR_BAD_OPTION, "%s: unknown SSD form %d", fn, (int)params->form);
     return MB_OK;
 }
 
+/* state_bf16 is the step's option: the forward's initial and final states, and
+ * the backward's, stay in the param dtype. */
+static mb_status check_no_bf16_state(const char* fn, const mb_ssd_params* params) {
+    if (params->state_bf16)
+        return mb_fail(MB_ERR_BAD_OPTION, "%s: state_bf16 = 1 applies to the one-token step "
+                       "only (the forward and backward keep their states in fp32)", fn);
+    return MB_OK;
+}
+
 mb_status mb_validate_ssd_fwd(const char* fn, const mb_ssd_params* params,
                               const mb_ssd_inputs* in, const void* y) {
     RETURN_IF_FAIL(validate_ssd_common(fn, params, in));
+    RETURN_IF_FAIL(check_no_bf16_state(fn, params));
     REQUIRE_PTR(fn, y);
     return MB_OK;
 }
@@ -213,6 +224,7 @@ mb_status mb_validate_ssd_fwd(const char* fn, const mb_ssd_params* params,
 mb_status mb_validate_ssd_bwd(const char* fn, const mb_ssd_params* params,
                               const mb_ssd_inputs* in, const void* dy, const mb_ssd_grads* grads) {
     RETURN_IF_FAIL(validate_ssd_common(fn, params, in));
+    RETURN_IF_FAIL(check_no_bf16_state(fn, params));
     REQUIRE_PTR(fn, dy);
     REQUIRE_PTR(fn, grads);
     REQUIRE_PTR(fn, grads->dx);
@@ -235,6 +247,9 @@ mb_status mb_validate_ssd_step(const char* fn, const mb_ssd_params* params,
     if (in->initial_state)
         return mb_fail(MB_ERR_BAD_OPTION, "%s: initial_state must be NULL for a step (the "
                        "state is the `state` argument)", fn);
+    if (params->state_bf16 && params->dtype != MB_DTYPE_BF16)
+        return mb_fail(MB_ERR_DTYPE, "%s: state_bf16 = 1 needs bf16 activations (dtype is %s)",
+                       fn, mb_dtype_name(params->dtype));
     REQUIRE_PTR(fn, state);
     REQUIRE_PTR(fn, y);
     return MB_OK;

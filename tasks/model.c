@@ -831,7 +831,7 @@ static void ssd_inputs(model* m, int l, int B, int T, ssd_bufs* s) {
 
 static mb_status ssd_seq(model* m, int l, int b, int T, const ssd_bufs* s, const float* dy, float* y) {
     dims d = m->d;
-    mb_ssd_params prm = {1, T, d.H, d.P, d.N, 1, MODEL_SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
+    mb_ssd_params prm = {1, T, d.H, d.P, d.N, 1, MODEL_SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED, 0};
     size_t x = (size_t)b * T * d.Di, t = (size_t)b * T * d.H, n = (size_t)b * T * d.N;
     mb_ssd_inputs in = {s->x + x, s->dt + t, s->A, s->Bm + n, s->Cm + n,
                         m->p.Dskip + (size_t)l * d.H, s->z + x, m->p.dt_bias + (size_t)l * d.H, NULL};

@@ -486,7 +486,7 @@ static int ssd_inputs(gpu_model* g, int l, int B, int T, const ssd_bufs* s) {
 }
 
 static mb_ssd_params ssd_params(const gpu_model* g, int B, int T) {
-    mb_ssd_params prm = {B, T, g->d.H, g->d.P, g->d.N, 1, MODEL_SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED};
+    mb_ssd_params prm = {B, T, g->d.H, g->d.P, g->d.N, 1, MODEL_SSD_CHUNK, MB_DTYPE_F32, 1, MB_SSD_CHUNKED, 0};
     return prm;
 }
 

@@ -242,17 +242,62 @@ static void check_ssd_steps(mb_ssd_params p, int with, uint64_t seed) {
     tb_ssd_free(&pr);
 }
 
+/* n uniform values in [lo, hi) rounded to bf16: *packed the bf16 copy, returns fp64 */
+static double* bf16_values(int64_t n, double lo, double hi, void** packed) {
+    double* v = rand_uniform_f64(n, lo, hi);
+    *packed = tb_pack(v, n, MB_DTYPE_BF16);
+    double* exact = tb_unpack(*packed, n, MB_DTYPE_BF16);
+    free(v);
+    return exact;
+}
+
+/* state_bf16: the step reads the bf16 state, computes in fp64 and rounds the new
+ * state to bf16, so y and the state equal the fp64 step from the same values
+ * within bf16's rounding (half an ulp: 2^-9 relative; 2^-8 allowed). */
+static void check_ssd_step_bf16_state(void) {
+    rng_seed(44);
+    const int64_t B = 2, H = 4, P = 3, N = 5, G = 2, HP = B * H * P, ST = HP * N, GN = B * G * N;
+    void *x16, *dt16, *B16, *C16, *z16, *s16;
+    double *x = bf16_values(HP, -1, 1, &x16), *dt = bf16_values(B * H, -2, 0.5, &dt16);
+    double *Bm = bf16_values(GN, -1, 1, &B16), *Cm = bf16_values(GN, -1, 1, &C16);
+    double *z = bf16_values(HP, -2, 2, &z16), *s = bf16_values(ST, -1, 1, &s16);
+    float A[4] = {-0.5f, -1.0f, -2.0f, -0.25f}, D[4] = {0.5f, -1.0f, 0.25f, 1.0f};
+    float bias[4] = {0.1f, -0.2f, 0.3f, 0.0f};
+    double A64[4], D64[4], bias64[4], y64[HP];
+    for (int h = 0; h < 4; h++) A64[h] = A[h], D64[h] = D[h], bias64[h] = bias[h];
+    uint16_t y16[HP];
+    mb_ssd_params p = {B, 1, H, P, N, G, 4, MB_DTYPE_BF16, 1, MB_SSD_RECURRENT, 1};
+    mb_ssd_inputs in = {x16, dt16, A, B16, C16, D, z16, bias, NULL};
+    CHECK_OK(mb_ssd_step_cpu(&p, &in, s16, y16));
+    mb_ssd_params p64 = p;
+    p64.dtype = MB_DTYPE_F64, p64.state_bf16 = 0;
+    mb_ssd_inputs in64 = {x, dt, A64, Bm, Cm, D64, z, bias64, NULL};
+    CHECK_OK(mb_ssd_step_cpu(&p64, &in64, s, y64));
+    double* ygot = tb_unpack(y16, HP, MB_DTYPE_BF16);
+    double* sgot = tb_unpack(s16, ST, MB_DTYPE_BF16);
+    int bad = 0;
+    for (int64_t i = 0; i < HP; i++) bad += !(fabs(ygot[i] - y64[i]) <= fabs(y64[i]) / 256);
+    for (int64_t i = 0; i < ST; i++) bad += !(fabs(sgot[i] - s[i]) <= fabs(s[i]) / 256);
+    CHECK(bad == 0, "ssd step with a bf16 state: %d values beyond bf16 rounding of the fp64 step",
+          bad);
+    printf("  ssd step, bf16 state: y and state within bf16 rounding of the fp64 step\n");
+    free(x), free(dt), free(Bm), free(Cm), free(z), free(s), free(ygot), free(sgot);
+    free(x16), free(dt16), free(B16), free(C16), free(z16), free(s16);
+}
+
 static void test_steps(void) {
     /*                          B  D  L   N  G  dtype         softplus */
     check_scan_steps((mb_selective_scan_params){2, 4, 9, 3, 2, MB_DTYPE_F64, 1}, TB_WITH_ALL, 31);
     check_scan_steps((mb_selective_scan_params){1, 3, 5, 2, 1, MB_DTYPE_F64, 0}, 0, 32);
     check_scan_steps((mb_selective_scan_params){2, 6, 1, 4, 3, MB_DTYPE_F64, 1}, TB_WITH_Z, 33);
     /*                  B  L   H  P  N  G  chunk dtype        softplus form */
-    check_ssd_steps((mb_ssd_params){2, 11, 4, 3, 5, 2, 4, MB_DTYPE_F64, 1, MB_SSD_CHUNKED},
+    check_ssd_steps((mb_ssd_params){2, 11, 4, 3, 5, 2, 4, MB_DTYPE_F64, 1, MB_SSD_CHUNKED, 0},
                     TB_WITH_ALL, 41);
-    check_ssd_steps((mb_ssd_params){1, 6, 2, 2, 3, 1, 8, MB_DTYPE_F64, 0, MB_SSD_RECURRENT}, 0, 42);
-    check_ssd_steps((mb_ssd_params){3, 1, 6, 2, 2, 3, 1, MB_DTYPE_F64, 1, MB_SSD_QUADRATIC},
+    check_ssd_steps((mb_ssd_params){1, 6, 2, 2, 3, 1, 8, MB_DTYPE_F64, 0, MB_SSD_RECURRENT, 0}, 0,
+                    42);
+    check_ssd_steps((mb_ssd_params){3, 1, 6, 2, 2, 3, 1, MB_DTYPE_F64, 1, MB_SSD_QUADRATIC, 0},
                     TB_WITH_D | TB_WITH_Z, 43);
+    check_ssd_step_bf16_state();
 }
 
 // ----------------------------------------------------------------------------

@@ -198,6 +198,9 @@ static void test_ssd_bad_input(const char* backend, ssd_fwd_fn fwd, ssd_bwd_fn b
     ssd_case(backend, fwd, bwd, "form 7", p, ssd_inputs(), g, MB_ERR_BAD_OPTION);
     p = ssd_params(), p.dt_softplus = -1;
     ssd_case(backend, fwd, bwd, "softplus flag -1", p, ssd_inputs(), g, MB_ERR_BAD_OPTION);
+    p = ssd_params(), p.dtype = MB_DTYPE_BF16, p.state_bf16 = 1;
+    ssd_case(backend, fwd, bwd, "state_bf16 (the step's option)", p, ssd_inputs(), g,
+             MB_ERR_BAD_OPTION);
 
     char label[128];
     mb_ssd_grads gg = ssd_grads();
@@ -349,6 +352,12 @@ static void test_new_entry_points(const char* backend, const entries* e) {
     din.initial_state = NULL;
     REFUSED("ssd step", e->ssd_step(&dp, &din, NULL, out_bufs[1]), MB_ERR_NULL_POINTER);
     REFUSED("ssd step", e->ssd_step(&dp, NULL, out_bufs[0], out_bufs[1]), MB_ERR_NULL_POINTER);
+    dp.state_bf16 = 1; /* ssd_params() has fp32 activations */
+    REFUSED("ssd step bf16 state with fp32 activations",
+            e->ssd_step(&dp, &din, out_bufs[0], out_bufs[1]), MB_ERR_DTYPE);
+    dp.state_bf16 = 2, dp.dtype = MB_DTYPE_BF16;
+    REFUSED("ssd step state_bf16 2", e->ssd_step(&dp, &din, out_bufs[0], out_bufs[1]),
+            MB_ERR_BAD_OPTION);
 
     // decode: every cache length in 1..L_max, H_kv divides H
     mb_attention_decode_params ap = {.batch = 3, .nheads = 4, .nheads_kv = 2, .headdim = 4,

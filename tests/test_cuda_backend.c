@@ -76,7 +76,7 @@ static void test_scan_cuda(mb_dtype dtype) {
 static void test_ssd_cuda(mb_dtype dtype) {
     const int64_t B = 2, L = 150, H = 4, P = 16, N = 32, G = 2;
     mb_dtype pd = mb_param_dtype(dtype);
-    mb_ssd_params p = {B, L, H, P, N, G, 64, dtype, 1, MB_SSD_CHUNKED};
+    mb_ssd_params p = {B, L, H, P, N, G, 64, dtype, 1, MB_SSD_CHUNKED, 0};
     tb_ssd_problem pr = tb_ssd_make(p, TB_WITH_ALL);
     tb_tensor* ins[] = {&pr.x, &pr.dt, &pr.A, &pr.B, &pr.C,
                         &pr.D, &pr.z, &pr.dt_bias, &pr.initial_state};

@@ -6,7 +6,8 @@
  * tb_tensor), and the same rounded values go to the CPU reference in fp64.
  * Every device output is poisoned with 0xFF bytes (NaN) before each run. The
  * backward runs twice and must give identical bytes. The step, token by token
- * from the initial state, must equal the full forward on the GPU. Duality: the
+ * from the initial state, must equal the full forward on the GPU; with the state
+ * kept in bf16 (state_bf16) it must equal the CPU step with that option. Duality: the
  * SSD forward equals the CUDA selective-scan forward with A repeated over the
  * state (the P channels of a head as scan channels). `--small` runs the first
  * cases only (for compute-sanitizer). Skips (exit TB_SKIP, 77) without CUDA in
@@ -128,7 +129,7 @@ static void free_data(ssd_data* d) {
 }
 
 static mb_ssd_params params_of(const scase* c, mb_dtype dt) {
-    mb_ssd_params p = {c->B, c->L, c->H, c->P, c->N, c->G, c->Q, dt, c->softplus, MB_SSD_RECURRENT};
+    mb_ssd_params p = {c->B, c->L, c->H, c->P, c->N, c->G, c->Q, dt, c->softplus, MB_SSD_RECURRENT, 0};
     return p;
 }
 
@@ -242,14 +243,55 @@ static void gather_token(void* dst, const void* src, int64_t B, int64_t L, int64
                "gather");
 }
 
+/* one token's inputs and output on the device: x, z (B, H, P); dt (B, H); B, C (B, G, N); y */
+typedef struct {
+    dtens x, z, dt, B, C, y;
+} token_bufs;
+
+static token_bufs token_bufs_new(const scase* c, mb_dtype dt) {
+    const int64_t HP = c->H * c->P, GN = c->G * c->N;
+    return (token_bufs){d_output(c->B * HP, dt), d_output(c->B * HP, dt),
+                        d_output(c->B * c->H, dt), d_output(c->B * GN, dt),
+                        d_output(c->B * GN, dt), d_output(c->B * HP, dt)};
+}
+static void token_bufs_free(token_bufs* t) {
+    dtens* all[] = {&t->x, &t->z, &t->dt, &t->B, &t->C, &t->y};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) d_free(all[k]);
+}
+
+/* The selected CUDA step on every token of d in turn from `state` (in place),
+ * ystep (B, L, H, P) poisoned first and filled token by token; 0 if a call failed. */
+static int gpu_steps(const scase* c, const mb_ssd_params* ps, const ssd_data* d, token_bufs* tok,
+                     void* state, dtens* ystep) {
+    const int64_t HP = c->H * c->P, GN = c->G * c->N;
+    const size_t es = mb_dtype_size(ps->dtype);
+    d_poison(ystep);
+    int ok = 1;
+    for (int64_t t = 0; t < c->L; t++) {
+        gather_token(tok->x.dev, d->x.dev, c->B, c->L, HP, t, es);
+        gather_token(tok->dt.dev, d->dt.dev, c->B, c->L, c->H, t, es);
+        gather_token(tok->B.dev, d->Bm.dev, c->B, c->L, GN, t, es);
+        gather_token(tok->C.dev, d->Cm.dev, c->B, c->L, GN, t, es);
+        if (c->use_z) gather_token(tok->z.dev, d->z.dev, c->B, c->L, HP, t, es);
+        mb_ssd_inputs id = {tok->x.dev, tok->dt.dev, d->A.dev, tok->B.dev, tok->C.dev, d->D.dev,
+                            c->use_z ? tok->z.dev : NULL, d->bias.dev, NULL};
+        d_poison(&tok->y);
+        if (mb_ssd_step_cuda(ps, &id, state, tok->y.dev, NULL) != MB_OK) ok = 0;
+        /* scatter y_t (B, H, P) into ystep (B, L, H, P) */
+        tb_cuda_ok(cudaMemcpy2D((char*)ystep->dev + (size_t)(t * HP) * es,
+                                (size_t)(c->L * HP) * es, tok->y.dev, (size_t)HP * es,
+                                (size_t)HP * es, (size_t)c->B, cudaMemcpyDeviceToDevice),
+                   "scatter");
+    }
+    return ok;
+}
+
 static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dtens* y_fwd,
                        const double* y_ref, const double* fs_ref) {
-    const int64_t HP = c->H * c->P, GN = c->G * c->N, BHPN = c->B * c->H * c->P * c->N;
-    const size_t es = mb_dtype_size(dt);
+    const int64_t HP = c->H * c->P, BHPN = c->B * c->H * c->P * c->N;
     mb_ssd_params ps = params_of(c, dt);
     ps.seqlen = 1;
-    dtens xt = d_output(c->B * HP, dt), zt = d_output(c->B * HP, dt), dtt = d_output(c->B * c->H, dt);
-    dtens bt = d_output(c->B * GN, dt), ct = d_output(c->B * GN, dt), yt = d_output(c->B * HP, dt);
+    token_bufs tok = token_bufs_new(c, dt);
     dtens state = d_output(BHPN, MB_DTYPE_F32), ystep = d_output(c->B * c->L * HP, dt);
     /* the fwd's y, as the GPU wrote it, in fp64 */
     tb_cuda_ok(cudaDeviceSynchronize(), "sync");
@@ -264,25 +306,8 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
                                   cudaMemcpyDeviceToDevice), "h0");
         else
             tb_cuda_ok(cudaMemset(state.dev, 0, tb_tensor_bytes(&state.t)), "zero state");
-        d_poison(&ystep);
-        int ok = 1;
-        for (int64_t t = 0; t < c->L; t++) {
-            gather_token(xt.dev, d->x.dev, c->B, c->L, HP, t, es);
-            gather_token(dtt.dev, d->dt.dev, c->B, c->L, c->H, t, es);
-            gather_token(bt.dev, d->Bm.dev, c->B, c->L, GN, t, es);
-            gather_token(ct.dev, d->Cm.dev, c->B, c->L, GN, t, es);
-            if (c->use_z) gather_token(zt.dev, d->z.dev, c->B, c->L, HP, t, es);
-            mb_ssd_inputs id = {xt.dev, dtt.dev, d->A.dev, bt.dev, ct.dev, d->D.dev,
-                                c->use_z ? zt.dev : NULL, d->bias.dev, NULL};
-            d_poison(&yt);
-            if (mb_ssd_step_cuda(&ps, &id, state.dev, yt.dev, NULL) != MB_OK) ok = 0;
-            /* scatter y_t (B, H, P) into ystep (B, L, H, P) */
-            tb_cuda_ok(cudaMemcpy2D((char*)ystep.dev + (size_t)(t * HP) * es,
-                                    (size_t)(c->L * HP) * es, yt.dev, (size_t)HP * es,
-                                    (size_t)HP * es, (size_t)c->B, cudaMemcpyDeviceToDevice),
-                       "scatter");
-        }
-        CHECK(ok, "step %s calls failed: %s", name, mb_last_error());
+        CHECK(gpu_steps(c, &ps, d, &tok, state.dev, &ystep), "step %s calls failed: %s", name,
+              mb_last_error());
         printf("   step %s token by token vs the GPU forward and the fp64 forward\n", name);
         compare("step y vs gpu", &ystep, y_gpu, rtol_of(dt), atol_of(dt));
         compare("step y vs ref", &ystep, y_ref, rtol_of(dt), atol_of(dt));
@@ -290,8 +315,72 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
     }
     CHECK_OK(mb_impl_select(MB_OP_SSD, MB_DIR_STEP, MB_BACKEND_CUDA, NULL));
     free(y_gpu);
-    dtens* all[] = {&xt, &zt, &dtt, &bt, &ct, &yt, &state, &ystep};
-    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) d_free(all[k]);
+    token_bufs_free(&tok);
+    d_free(&state), d_free(&ystep);
+}
+
+/* dst (B, rows) <- src[:, t, :] of a (B, L, rows) host tensor of es-byte elements */
+static void gather_host(void* dst, const void* src, int64_t B, int64_t L, int64_t rows, int64_t t,
+                        size_t es) {
+    for (int64_t b = 0; b < B; b++)
+        memcpy((char*)dst + (size_t)(b * rows) * es,
+               (const char*)src + (size_t)((b * L + t) * rows) * es, (size_t)rows * es);
+}
+
+/* The state kept in bf16 (params.state_bf16, bf16 activations): every step
+ * version, token by token from the initial state rounded to bf16, vs the CPU
+ * step with the same option (fp64 math, the state rounded to bf16 after every
+ * token): y of every token and the last state. */
+static void check_step_bf16_state(const scase* c, const ssd_data* d) {
+    const mb_dtype dt = MB_DTYPE_BF16;
+    const int64_t HP = c->H * c->P, GN = c->G * c->N, BHPN = c->B * c->H * c->P * c->N;
+    const int64_t BL = c->B * c->L;
+    const size_t es = 2;
+    mb_ssd_params ps = params_of(c, dt);
+    ps.seqlen = 1, ps.state_bf16 = 1;
+    /* the CPU run: bf16 slices of every token's inputs, the state in bf16 */
+    double* h0 = zeros_f64(BHPN);
+    if (c->use_h0) memcpy(h0, d->h0.t.host, (size_t)BHPN * sizeof(double));
+    void* st_cpu = tb_pack(h0, BHPN, dt);
+    void *xh = tb_malloc(c->B * HP * es), *zh = tb_malloc(c->B * HP * es);
+    void *dth = tb_malloc(c->B * c->H * es), *bh = tb_malloc(c->B * GN * es);
+    void *chh = tb_malloc(c->B * GN * es), *yh = tb_malloc(c->B * HP * es);
+    double* y_cpu = zeros_f64(BL * HP); /* (B, L, H, P) */
+    for (int64_t t = 0; t < c->L; t++) {
+        gather_host(xh, d->x.t.data, c->B, c->L, HP, t, es);
+        gather_host(dth, d->dt.t.data, c->B, c->L, c->H, t, es);
+        gather_host(bh, d->Bm.t.data, c->B, c->L, GN, t, es);
+        gather_host(chh, d->Cm.t.data, c->B, c->L, GN, t, es);
+        if (c->use_z) gather_host(zh, d->z.t.data, c->B, c->L, HP, t, es);
+        mb_ssd_inputs ih = {xh, dth, d->A.t.data, bh, chh, d->D.t.data,
+                            c->use_z ? zh : NULL, d->bias.t.data, NULL};
+        CHECK_OK(mb_ssd_step_cpu(&ps, &ih, st_cpu, yh));
+        double* yt = tb_unpack(yh, c->B * HP, dt);
+        for (int64_t b = 0; b < c->B; b++)
+            memcpy(y_cpu + (b * c->L + t) * HP, yt + b * HP, (size_t)HP * sizeof(double));
+        free(yt);
+    }
+    double* st_ref = tb_unpack(st_cpu, BHPN, dt);
+    /* every GPU version, the same tokens */
+    token_bufs tok = token_bufs_new(c, dt);
+    dtens state = d_output(BHPN, dt), ystep = d_output(BL * HP, dt);
+    void* st0 = tb_pack(h0, BHPN, dt);
+    int ns = mb_impl_count(MB_OP_SSD, MB_DIR_STEP, MB_BACKEND_CUDA);
+    for (int k = 0; k < ns; k++) {
+        const char* name = select_version(MB_DIR_STEP, k, c->N);
+        if (!name) continue;
+        tb_cuda_ok(cudaMemcpy(state.dev, st0, (size_t)BHPN * es, cudaMemcpyHostToDevice), "h0");
+        CHECK(gpu_steps(c, &ps, d, &tok, state.dev, &ystep), "step %s (bf16 state) calls "
+              "failed: %s", name, mb_last_error());
+        printf("   step %s, state in bf16, token by token vs the CPU step with a bf16 state\n", name);
+        compare("bf16-state y", &ystep, y_cpu, TOL_GPU_BF16_RTOL, TOL_GPU_BF16_ATOL);
+        compare("bf16 state", &state, st_ref, TOL_GPU_BF16_RTOL, TOL_GPU_BF16_ATOL);
+    }
+    CHECK_OK(mb_impl_select(MB_OP_SSD, MB_DIR_STEP, MB_BACKEND_CUDA, NULL));
+    token_bufs_free(&tok);
+    d_free(&state), d_free(&ystep);
+    free(h0), free(st_cpu), free(st0), free(st_ref), free(y_cpu);
+    free(xh), free(zh), free(dth), free(bh), free(chh), free(yh);
 }
 
 // ----------------------------------------------------------------------------
@@ -386,6 +475,7 @@ static void run_case(const scase* c, mb_dtype dt) {
     check_fwd(c, dt, &d, y_ref, fs_ref, &y, &fs);
     check_bwd(c, dt, &d);
     if (c->L <= 300) check_step(c, dt, &d, &y, y_ref, fs_ref);
+    if (c->L <= 300 && dt == MB_DTYPE_BF16) check_step_bf16_state(c, &d);
     if (!c->use_h0 && c->L <= 4096) check_duality(c, dt, &d, &y);
     free(y_ref), free(fs_ref);
     d_free(&y), d_free(&fs);

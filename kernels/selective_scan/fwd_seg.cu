@@ -20,7 +20,8 @@
  * Segments 1 .. S-1 are walked twice: S trades parallelism for exp2 work.
  * S is chosen so that about kTargetThreads threads run: v10 64K, v11 32K.
  * v12-v14 stage the block's inputs in shared memory (below) for 64K, 128K,
- * 256K threads; v15 (the default) is v14 from L 8192 at N <= 16, else v7.
+ * 256K threads; v15 is v14 from L 8192 at N <= 16, else v7; v16 (the default)
+ * picks v7, v12, v13 or v14 by N and L.
  * Segment lengths are whole 16-byte runs (8 bf16 or 4 fp32 steps).
  *
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
@@ -615,5 +616,22 @@ extern "C" mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
     if (p->seqlen >= 8192 && p->dstate <= 16) return mb_scan_fwd_cuda_v14(p, in, y, final_state, ex);
+    return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
+}
+
+/* v16 (default): v15's choice redrawn from a grid of N 16..256 x L 2K..32K (H100, bf16,
+ * D 4096, with z; kernels/selective_scan/NOTES.md): from L 2048, N <= 16: v14 from L 4096
+ * (v7 below); N <= 32: v14; N <= 64: v13; N <= 128: v12 (the fewest segments: most states
+ * per thread); N > 128 and L < 2048: v7. */
+extern "C" mb_status mb_scan_fwd_cuda_v16(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    const int64_t L = p->seqlen, N = p->dstate;
+    if (L >= 2048) {
+        if (N <= 16 && L >= 4096) return mb_scan_fwd_cuda_v14(p, in, y, final_state, ex);
+        if (N > 16 && N <= 32) return mb_scan_fwd_cuda_v14(p, in, y, final_state, ex);
+        if (N > 32 && N <= 64) return mb_scan_fwd_cuda_v13(p, in, y, final_state, ex);
+        if (N > 64 && N <= 128) return mb_scan_fwd_cuda_v12(p, in, y, final_state, ex);
+    }
     return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
 }

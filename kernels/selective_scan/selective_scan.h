@@ -23,7 +23,9 @@
  *   fwd v12 v10 with the block's inputs staged in shared memory by cp.async (B, C
  *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads,
  *           v14: ~256K
- *   fwd v15 (default) v14 from L 8192 up at N <= 16, else v7
+ *   fwd v15 v14 from L 8192 up at N <= 16, else v7
+ *   fwd v16 (default) from L 2048: v14 (N <= 16 from L 4096; N <= 32), v13 (N <= 64),
+ *           v12 (N <= 128); else v7
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -74,6 +76,8 @@ mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p, const mb_selec
 mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v16(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);

@@ -33,7 +33,9 @@
  *   step v1  one launch, one warp per channel, the fp32 state updated in place
  *   step v2  N % 4 == 0: each lane owns 4 consecutive states, float4 access
  *   step v3  one block per head (N 16..128, powers of two): the decay once per
- *            head, 8 float4 of state in flight per thread, one wave of blocks
+ *            head, 8 float4 of state in flight per thread
+ *   step v4  v3 held to 64 registers (4 blocks per SM, v3 3): one wave at batch 8 x 64 heads
+ *   every step: the state in fp32 or, with state_bf16, in bf16
  */
 #ifndef MB_SSD_H
 #define MB_SSD_H
@@ -63,6 +65,8 @@ mb_status mb_ssd_step_cuda_v1(const mb_ssd_params* p, const mb_ssd_inputs* in, v
 mb_status mb_ssd_step_cuda_v2(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);
 
 #ifdef __cplusplus

@@ -244,7 +244,7 @@ static void fuzz_scan(reader* r, int dir, int cuda) {
 
 static void fuzz_ssd(reader* r, int dir, int cuda) {
     mb_ssd_params p = {dim(r), dim(r), dim(r), dim(r), dim(r), dim(r), dim(r), dtype_of(r),
-                       flag(r), (mb_ssd_form)(u8(r) % 5 - 1)};
+                       flag(r), (mb_ssd_form)(u8(r) % 5 - 1), flag(r)};
     if (dir == 2 && u8(r) % 4) p.seqlen = 1;
     arena a = {.mask = (uint32_t)u64(r)};
     const int64_t blhp[] = {p.batch, p.seqlen, p.nheads, p.headdim},

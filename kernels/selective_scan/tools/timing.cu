@@ -8,6 +8,8 @@
  *    SCAN_TIMING_L = 16384: only that L, and no N 256 or step part)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
+ *   SCAN_TIMING_GRID=1: instead, fwd (with z) of v7, v12, v13, v14 over N 16..256 x
+ *                   L 2K..32K (where v15's dispatch should switch between them)
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
@@ -29,10 +31,39 @@
 extern "C" { int mb_scan_profile = 0; }
 extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
 
+/* fwd with z, D 4096, of the dispatch candidates over N x L: one line per (N, L) */
+static void dispatch_grid(const mb_exec* ex) {
+    const long D = 4096;
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v7", mb_scan_fwd_cuda_v7}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}};
+    printf("grid: fwd with z, D 4096, ms (median of 15)\n%-6s %-7s", "N", "L");
+    for (auto& fw : fwds) printf(" %9s", fw.name);
+    printf("\n");
+    for (long N : {16L, 32L, 64L, 128L, 256L})
+        for (long L : {2048L, 4096L, 8192L, 16384L, 32768L}) {
+            size_t BDL = (size_t)D * L, NL = (size_t)N * L;
+            void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *z = bf(BDL, -2, 2, 3);
+            void *Bm = bf(NL, -1, 1, 5), *Cm = bf(NL, -1, 1, 6), *A = ff(D * N, -2, -0.1, 7);
+            void *Dv = ff(D, -1, 1, 8), *bias = ff(D, -1, 0.5, 9), *y, *fs;
+            CK(cudaMalloc(&y, BDL * 2)); CK(cudaMalloc(&fs, D * N * 4));
+            mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
+            mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, z, bias};
+            printf("%-6ld %-7ld", N, L);
+            for (auto& fw : fwds) printf(" %9.4f", time_ms([&] { return fw.f(&p, &in, y, fs, ex); }));
+            printf("\n");
+            fflush(stdout);
+            void* ptrs[] = {u, dl, z, Bm, Cm, A, Dv, bias, y, fs};
+            for (void* q : ptrs) cudaFree(q);
+        }
+}
+
 int main() {
     CK(cudaMalloc(&flushbuf, kFlush));
     for (int k = 0; k < 6; k++) CK(cudaEventCreate(&mb_scan_prof_ev[k]));
     mb_exec ex = {NULL};
+    if (getenv("SCAN_TIMING_GRID")) {
+        dispatch_grid(&ex);
+        return 0;
+    }
     const long D = 4096;
     struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}};
     struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};

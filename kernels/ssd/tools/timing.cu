@@ -171,7 +171,7 @@ static Canon make_canon(long L) {
     CK(cudaMalloc(&c.gx, BLHP * 2)); CK(cudaMalloc(&c.gdt, L * kH * 2)); CK(cudaMalloc(&c.gz, BLHP * 2));
     CK(cudaMalloc(&c.gA, kH * 4)); CK(cudaMalloc(&c.gB, BLN * 2)); CK(cudaMalloc(&c.gC, BLN * 2));
     CK(cudaMalloc(&c.gD, kH * 4)); CK(cudaMalloc(&c.gb, kH * 4));
-    c.p = {1, L, kH, kP, kN, 1, kQ, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+    c.p = {1, L, kH, kP, kN, 1, kQ, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED, 0};
     c.in_noz = {c.x, c.dt, c.A, c.Bm, c.Cm, c.Dv, NULL, c.bias, NULL};
     c.in_z = {c.x, c.dt, c.A, c.Bm, c.Cm, c.Dv, c.z, c.bias, NULL};
     c.g = {c.gx, c.gdt, c.gA, c.gB, c.gC, c.gD, c.gz, c.gb, NULL};
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
         void *Bm = bf(Bb * N, -1, 1, 5), *Cm = bf(Bb * N, -1, 1, 6), *A = ff(H, -2, -0.1, 7);
         void *Dv = ff(H, -1, 1, 8), *bias = ff(H, -1, 0.5, 9), *st = ff(Bb * H * P * N, -1, 1, 10), *y;
         CK(cudaMalloc(&y, Bb * H * P * 2));
-        mb_ssd_params p = {Bb, 1, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED};
+        mb_ssd_params p = {Bb, 1, H, P, N, 1, Q, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED, 0};
         mb_ssd_inputs in = {x, dt, A, Bm, Cm, Dv, z, bias, NULL};
         mb_ssd_step_fn steps[3] = {mb_ssd_step_cuda_v1, mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3};
         for (int k = 0; k < 3; k++) {
