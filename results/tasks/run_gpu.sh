@@ -18,6 +18,8 @@
 #                task), second seeds of the headline cells, MQAR with attention at lower rates,
 #                string copying with mha-nope, attention evaluated to 2^17 (flash-simt)
 #   mqar-heads   MQAR attention with one head of 64 (round2's 4 heads of 16 did not solve it)
+#   round3       the copying control's LTI at 1e-2 (two new seeds) and 3e-2; one-head MQAR
+#                attention at 1e-4
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -252,7 +254,20 @@ mqar_heads() {
   done
 }
 
+# Session 3 (round3, one H100): the copying control's LTI (best 87.7% at lr 1e-2 after 12.5K
+# steps of a shared GPU, still rising; its checkpoint was lost) again at 1e-2 with two new seeds
+# and at 3e-2, now with a GPU to four runs; and one-head MQAR attention's third rate (1e-4).
+round3() {
+  local cp=(--task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --dim 64 --eval-lens 256)
+  run copy-lti-lr1e-2-s1 100000 "${cp[@]}" --mixer lti --lr 1e-2 --seed 1
+  run copy-lti-lr1e-2-s2 100000 "${cp[@]}" --mixer lti --lr 1e-2 --seed 2
+  run copy-lti-lr3e-2-s0 100000 "${cp[@]}" --mixer lti --lr 3e-2 --seed 0
+  run mqar8-mha-rope-h1-lr1e-4-s0 100000 --task mqar --layers 2 --batch 64 --dim 64 --mixer mha-rope \
+    --heads 1 --max-parallel-tokens 16384 --len 128 --n 8 --vocab 128 --eval-lens 128 --lr 1e-4 --seed 0
+}
+
 case $stage in
+  round3 | extend-round3) round3 ;;
   mqar-heads) mqar_heads ;;
   round2 | extend-round2) round2 ;;
   extra) extra ;;
