@@ -407,6 +407,8 @@ int main(int argc, char** argv) {
         {2, 4, 37, 64, 2, 1, 1, 1, 1},
         {1, 2, 50, 128, 1, 0, 1, 1, 0},
         {1, 3, 40, 256, 3, 1, 0, 0, 1},
+        {2, 4, 2048, 64, 1, 1, 1, 1, 1}, /* staged segments at N 64 (fwd v17/v18's fp32 B, C) */
+        {1, 6, 2048, 32, 1, 1, 0, 1, 1}, /* and at N 32 */
     };
     int ncases = small ? 3 : (int)(sizeof cases / sizeof cases[0]);
     mb_dtype dts[] = {MB_DTYPE_F32, MB_DTYPE_BF16};

@@ -20,8 +20,9 @@
  * Segments 1 .. S-1 are walked twice: S trades parallelism for exp2 work.
  * S is chosen so that about kTargetThreads threads run: v10 64K, v11 32K.
  * v12-v14 stage the block's inputs in shared memory (below) for 64K, 128K,
- * 256K threads; v15 is v14 from L 8192 at N <= 16, else v7; v16 (the default)
- * picks v7, v12, v13 or v14 by N and L.
+ * 256K threads; v15 is v14 from L 8192 at N <= 16, else v7; v16 picks v7, v12, v13
+ * or v14 by N and L; v17 is v14 with B, C converted to fp32 once per stage; v18 (the
+ * default) is v16 with v17 for v14 and v13.
  * Segment lengths are whole 16-byte runs (8 bf16 or 4 fp32 steps).
  *
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
@@ -259,6 +260,11 @@ static __device__ __forceinline__ float walk_segment(const SegArgs<T>& p, const 
 constexpr int kNumStages = 3;
 constexpr int kStageSteps = 32;
 
+/* How a version reads its inputs: directly (v10, v11), staged in shared memory (v12-v14),
+ * or staged with each stage's B and C rows converted once to fp32 in shared memory (v17:
+ * bf16 at LPC <= 8, i.e. N <= 64; else staged). */
+enum StageMode { kDirect = 0, kStagedBf = 1, kStagedF32BC = 2 };
+
 /* One stage buffer: B, C rows (state n = 8j + k of lane j at row k*LPC + j,
  * rows n >= N zero) and delta, u, z rows of the block's channels, kStageSteps
  * steps each (element offsets). */
@@ -339,13 +345,50 @@ static __device__ __forceinline__ void smem_floats(const T* at, float (&v)[TI]) 
     for (int i = 0; i < TI; i++) v[i] = raw_at(r, i);
 }
 
-/* walk_segment with staged inputs (16-byte aligned rows, L a multiple of TI,
- * every channel of the block in one group). */
+/* A run of TI fp32 elements (TI * 4 bytes, 16-byte aligned) from shared memory. */
+template <int TI>
+static __device__ __forceinline__ void smem_run_f32(const float* at, RawRun<float, TI>& r) {
+#pragma unroll
+    for (int v = 0; v < TI / 4; v++) {
+        const uint4 q = reinterpret_cast<const uint4*>(at)[v];
+        r.w[4 * v] = q.x, r.w[4 * v + 1] = q.y, r.w[4 * v + 2] = q.z, r.w[4 * v + 3] = q.w;
+    }
+}
+
+/* The stage's B rows (and C rows with kY), bf16, into fp32 rows of the same layout at f:
+ * every thread of the block converts a share once, instead of each thread unpacking the
+ * rows it reads at every use (one instruction per element and use). */
 template <typename T, int LPC, bool kY>
+static __device__ __forceinline__ void stage_bc_to_f32(const T* buf, float* f) {
+    using S = StageLayout<T, LPC>;
+    static_assert(sizeof(T) == 2 && S::kB == 0 && S::kC == S::NR * S::TS, "bf16 B then C rows");
+    constexpr int kPieces = (kY ? 2 : 1) * S::NR * S::TS / 8; /* 8 bf16 = 16 bytes each */
+    for (int i = threadIdx.x; i < kPieces; i += kThreads) {
+        const uint4 q = reinterpret_cast<const uint4*>(buf)[i];
+        const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+        float4 lo, hi;
+        lo.x = __uint_as_float(w[0] << 16), lo.y = __uint_as_float(w[0] & 0xffff0000u);
+        lo.z = __uint_as_float(w[1] << 16), lo.w = __uint_as_float(w[1] & 0xffff0000u);
+        hi.x = __uint_as_float(w[2] << 16), hi.y = __uint_as_float(w[2] & 0xffff0000u);
+        hi.z = __uint_as_float(w[3] << 16), hi.w = __uint_as_float(w[3] & 0xffff0000u);
+        reinterpret_cast<float4*>(f)[2 * i] = lo;
+        reinterpret_cast<float4*>(f)[2 * i + 1] = hi;
+    }
+}
+
+/* bytes of fp32 B, C rows a block of mode kStagedF32BC adds to its stages */
+template <typename T, int LPC>
+constexpr int f32_bc_bytes() { return 2 * StageLayout<T, LPC>::NR * kStageSteps * 4; }
+
+/* walk_segment with staged inputs (16-byte aligned rows, L a multiple of TI,
+ * every channel of the block in one group). kF32: B, C read as fp32 rows converted
+ * once per stage into f32bc (after the stage buffers). */
+template <typename T, int LPC, bool kY, bool kF32>
 static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p, const SegLane& w,
                                                             int64_t t0, int64_t t1,
                                                             float (&h)[kStates], T* smem) {
     using S = StageLayout<T, LPC>;
+    float* const f32bc = reinterpret_cast<float*>(smem + kNumStages * S::kElems); /* kF32 */
     constexpr int TI = 16 / (int)sizeof(T);
     const int64_t N = p.N, L = p.L;
     const int64_t d0 = (int64_t)blockIdx.x * S::CH;
@@ -372,6 +415,10 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
         cp_async_wait<kNumStages - 1>();
         __syncthreads();
         const T* buf = smem + (st % kNumStages) * S::kElems;
+        if constexpr (kF32) {
+            stage_bc_to_f32<T, LPC, kY>(buf, f32bc);
+            __syncthreads();
+        }
 #pragma unroll
         for (int r = 0; r < S::TS / TI; r++) {
             const int64_t t = t0 + st * S::TS + r * TI;
@@ -388,11 +435,18 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
                 du[i] = dt[i] * uu[i];
                 sdt += dt[i];
             }
-            advance_run<T, TI, kY>(
-                dt, du, A2,
-                [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kB + (k * LPC + w.j) * S::TS + r * TI, rr); },
-                [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
-                h, y);
+            if constexpr (kF32)
+                advance_run<float, TI, kY>(
+                    dt, du, A2,
+                    [&](int k, RawRun<float, TI>& rr) { smem_run_f32<TI>(f32bc + S::kB + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                    [&](int k, RawRun<float, TI>& rr) { smem_run_f32<TI>(f32bc + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                    h, y);
+            else
+                advance_run<T, TI, kY>(
+                    dt, du, A2,
+                    [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kB + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                    [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                    h, y);
             if (kY) {
                 constexpr int K = LPC <= TI ? TI / LPC : TI;
                 const T* urow = buf + S::kU + ch * S::TS + r * TI;
@@ -408,13 +462,14 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
     return sdt;
 }
 
-/* The walker of a version: direct loads (v10, v11) or staged (v12). */
-template <typename T, int LPC, bool kVec, bool kY, bool kStaged>
+/* The walker of a version: direct loads (v10, v11) or staged (v12; kStage a StageMode). */
+template <typename T, int LPC, bool kVec, bool kY, int kStage>
 static __device__ __forceinline__ float walk(const SegArgs<T>& p, const SegLane& w, int64_t t0,
                                              int64_t t1, float (&h)[kStates]) {
-    if constexpr (kStaged) {
+    if constexpr (kStage != kDirect) {
         extern __shared__ __align__(16) unsigned char seg_smem[];
-        return walk_segment_staged<T, LPC, kY>(p, w, t0, t1, h, reinterpret_cast<T*>(seg_smem));
+        return walk_segment_staged<T, LPC, kY, kStage == kStagedF32BC>(
+            p, w, t0, t1, h, reinterpret_cast<T*>(seg_smem));
     } else {
         return walk_segment<T, LPC, kVec, kY>(p, w, t0, t1, h);
     }
@@ -429,7 +484,7 @@ static __device__ __forceinline__ void put_states(float* dst, const float (&h)[k
 }
 
 /* Launch 1: every segment (blockIdx.y) from the zero state. */
-template <typename T, int LPC, bool kVec, bool kStaged, int kMinBlocks>
+template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
     const int64_t s = blockIdx.y;
@@ -439,7 +494,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(co
     for (int k = 0; k < kStates; k++) h[k] = 0.f;
     const int64_t bd = w.b * p.D + w.d;
     if (s == 0) {
-        walk<T, LPC, kVec, true, kStaged>(p, w, t0, t1, h);
+        walk<T, LPC, kVec, true, kStage>(p, w, t0, t1, h);
         if (!w.live) return;
         if (p.S == 1) {
             if (p.fstate) put_states(p.fstate + bd * p.N, h, w.j, p.N);
@@ -448,14 +503,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(co
         }
         return;
     }
-    const float sdt = walk<T, LPC, kVec, false, kStaged>(p, w, t0, t1, h);
+    const float sdt = walk<T, LPC, kVec, false, kStage>(p, w, t0, t1, h);
     if (!w.live) return;
     put_states(p.h_loc + (bd * p.S + s) * p.N, h, w.j, p.N);
     if (w.lic == 0) p.sum_dt[bd * p.S + s] = sdt;
 }
 
 /* Launch 2: segment blockIdx.y + 1 from its folded start state, writing y. */
-template <typename T, int LPC, bool kVec, bool kStaged, int kMinBlocks>
+template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_replay_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
     const int64_t s = (int64_t)blockIdx.y + 1;
@@ -477,7 +532,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_replay_kernel(c
             h[k] = fmaf(fast_exp2(A2[k] * sdt), h[k], loc);
         }
     }
-    walk<T, LPC, kVec, true, kStaged>(p, w, t0, t1, h);
+    walk<T, LPC, kVec, true, kStage>(p, w, t0, t1, h);
     if (w.live && s == p.S - 1 && p.fstate) put_states(p.fstate + bd * N, h, w.j, N);
 }
 
@@ -496,13 +551,15 @@ static void choose_segments(int64_t threads_per_segment, int64_t L, int64_t targ
     *S = (L + len - 1) / len;
 }
 
-template <typename T, int LPC, bool kVec, bool kStaged, int kMinBlocks>
+template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream) {
     const dim3 block(kThreads);
     const unsigned groups = (unsigned)((a.D + kThreads / LPC - 1) / (kThreads / LPC));
-    const int smem = kStaged ? kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T) : 0;
-    auto local = scan_seg_local_kernel<T, LPC, kVec, kStaged, kMinBlocks>;
-    auto replay = scan_seg_replay_kernel<T, LPC, kVec, kStaged, kMinBlocks>;
+    const int smem = kStage == kDirect ? 0
+                     : kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T) +
+                           (kStage == kStagedF32BC ? f32_bc_bytes<T, LPC>() : 0);
+    auto local = scan_seg_local_kernel<T, LPC, kVec, kStage, kMinBlocks>;
+    auto replay = scan_seg_replay_kernel<T, LPC, kVec, kStage, kMinBlocks>;
     if (smem > 48 * 1024) {
         MB_CUDA_CHECK(cudaFuncSetAttribute(local, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         MB_CUDA_CHECK(cudaFuncSetAttribute(replay, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -516,22 +573,29 @@ static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream
     return MB_OK;
 }
 
-template <typename T, bool kVec, bool kStaged, int kMinBlocks>
+/* kStagedF32BC only where it is defined (bf16) and its fp32 rows are small: LPC <= 8
+ * (N <= 64: 16 KB of fp32 rows beside 34 KB of stages, 4 blocks per SM still fit) */
+template <typename T, int LPC, int kStage>
+constexpr int stage_for() {
+    return kStage == kStagedF32BC && (sizeof(T) != 2 || LPC > 8) ? kStagedBf : kStage;
+}
+
+template <typename T, bool kVec, int kStage, int kMinBlocks>
 static mb_status launch_seg_vec(const SegArgs<T>& a, int64_t lpc, int64_t batch, cudaStream_t stream) {
     switch (lpc) {
-    case 1: return launch_seg_lpc<T, 1, kVec, kStaged, kMinBlocks>(a, batch, stream);
-    case 2: return launch_seg_lpc<T, 2, kVec, kStaged, kMinBlocks>(a, batch, stream);
-    case 4: return launch_seg_lpc<T, 4, kVec, kStaged, kMinBlocks>(a, batch, stream);
-    case 8: return launch_seg_lpc<T, 8, kVec, kStaged, kMinBlocks>(a, batch, stream);
-    case 16: return launch_seg_lpc<T, 16, kVec, kStaged, kMinBlocks>(a, batch, stream);
-    default: return launch_seg_lpc<T, 32, kVec, kStaged, kMinBlocks>(a, batch, stream);
+    case 1: return launch_seg_lpc<T, 1, kVec, stage_for<T, 1, kStage>(), kMinBlocks>(a, batch, stream);
+    case 2: return launch_seg_lpc<T, 2, kVec, stage_for<T, 2, kStage>(), kMinBlocks>(a, batch, stream);
+    case 4: return launch_seg_lpc<T, 4, kVec, stage_for<T, 4, kStage>(), kMinBlocks>(a, batch, stream);
+    case 8: return launch_seg_lpc<T, 8, kVec, stage_for<T, 8, kStage>(), kMinBlocks>(a, batch, stream);
+    case 16: return launch_seg_lpc<T, 16, kVec, stage_for<T, 16, kStage>(), kMinBlocks>(a, batch, stream);
+    default: return launch_seg_lpc<T, 32, kVec, stage_for<T, 32, kStage>(), kMinBlocks>(a, batch, stream);
     }
 }
 
 template <typename T, int kMinBlocks>
 static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                             void* y, void* final_state, const mb_exec* ex, int64_t target_threads,
-                            bool staged) {
+                            int stage) {
     constexpr int TI = 16 / (int)sizeof(T);
     SegArgs<T> a;
     fill_common_args<T>(a, prm, in);
@@ -555,21 +619,23 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
     a.sum_dt = ws ? a.h_loc + prm->batch * a.D * a.S * a.N : NULL; /* (B, D, S) */
     /* staging needs 16-byte runs and every channel of a block in one group */
     const int64_t block_channels = kThreads / lpc;
-    staged = staged && vec && (a.G == 1 || a.dpg % block_channels == 0);
+    if (!(vec && (a.G == 1 || a.dpg % block_channels == 0))) stage = kDirect;
     const cudaStream_t stream = mb_stream(ex);
-    const mb_status st = staged ? launch_seg_vec<T, true, true, kMinBlocks>(a, lpc, prm->batch, stream)
-                         : vec  ? launch_seg_vec<T, true, false, kMinBlocks>(a, lpc, prm->batch, stream)
-                                : launch_seg_vec<T, false, false, kMinBlocks>(a, lpc, prm->batch, stream);
+    const mb_status st =
+        stage == kStagedF32BC ? launch_seg_vec<T, true, kStagedF32BC, kMinBlocks>(a, lpc, prm->batch, stream)
+        : stage == kStagedBf  ? launch_seg_vec<T, true, kStagedBf, kMinBlocks>(a, lpc, prm->batch, stream)
+        : vec                 ? launch_seg_vec<T, true, kDirect, kMinBlocks>(a, lpc, prm->batch, stream)
+                              : launch_seg_vec<T, false, kDirect, kMinBlocks>(a, lpc, prm->batch, stream);
     if (ws) mb_device_free(ws, ws_floats * sizeof(float), ex->stream);
     return st;
 }
 
-template <int64_t kTargetThreads, bool kStaged, int kMinBlocks = 4>
+template <int64_t kTargetThreads, int kStage, int kMinBlocks = 4>
 static mb_status seg_dispatch(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16)
-        return launch_seg<__nv_bfloat16, kMinBlocks>(p, in, y, final_state, ex, kTargetThreads, kStaged);
-    return launch_seg<float, kMinBlocks>(p, in, y, final_state, ex, kTargetThreads, kStaged);
+        return launch_seg<__nv_bfloat16, kMinBlocks>(p, in, y, final_state, ex, kTargetThreads, kStage);
+    return launch_seg<float, kMinBlocks>(p, in, y, final_state, ex, kTargetThreads, kStage);
 }
 
 } // namespace
@@ -578,14 +644,14 @@ static mb_status seg_dispatch(const mb_selective_scan_params* p, const mb_select
 extern "C" mb_status mb_scan_fwd_cuda_v10(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<65536, false>(p, in, y, final_state, ex);
+    return seg_dispatch<65536, kDirect>(p, in, y, final_state, ex);
 }
 
 /* v11: segments for about 32K threads (less of the sequence walked twice). */
 extern "C" mb_status mb_scan_fwd_cuda_v11(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<32768, false>(p, in, y, final_state, ex);
+    return seg_dispatch<32768, kDirect>(p, in, y, final_state, ex);
 }
 
 /* v12: v10 with the block's inputs staged in shared memory (cp.async, 3 stages of
@@ -593,24 +659,32 @@ extern "C" mb_status mb_scan_fwd_cuda_v11(const mb_selective_scan_params* p,
 extern "C" mb_status mb_scan_fwd_cuda_v12(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<65536, true>(p, in, y, final_state, ex);
+    return seg_dispatch<65536, kStagedBf>(p, in, y, final_state, ex);
 }
 
 /* v13: v12 with segments for ~128K threads. */
 extern "C" mb_status mb_scan_fwd_cuda_v13(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<131072, true>(p, in, y, final_state, ex);
+    return seg_dispatch<131072, kStagedBf>(p, in, y, final_state, ex);
 }
 
 /* v14: v12 with segments for ~256K threads. */
 extern "C" mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    return seg_dispatch<262144, true>(p, in, y, final_state, ex);
+    return seg_dispatch<262144, kStagedBf>(p, in, y, final_state, ex);
 }
 
-/* v15 (default): v14 from L 8192 up at N <= 16, where it is the faster (H100: 8K, 16K,
+/* v17: v14 with each stage's B and C rows converted once to fp32 in shared memory (bf16,
+ * N <= 64; else as v14): the walk then reads fp32 runs, no bf16 unpack per element and use. */
+extern "C" mb_status mb_scan_fwd_cuda_v17(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    return seg_dispatch<262144, kStagedF32BC>(p, in, y, final_state, ex);
+}
+
+/* v15: v14 from L 8192 up at N <= 16, where it is the faster (H100: 8K, 16K,
  * 128K), else v7 (shorter sequences, where v7's one pass wins, and larger N). */
 extern "C" mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
@@ -619,7 +693,7 @@ extern "C" mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p,
     return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
 }
 
-/* v16 (default): v15's choice redrawn from a grid of N 16..256 x L 2K..32K (H100, bf16,
+/* v16: v15's choice redrawn from a grid of N 16..256 x L 2K..32K (H100, bf16,
  * D 4096, with z; kernels/selective_scan/NOTES.md): from L 2048, N <= 16: v14 from L 4096
  * (v7 below); N <= 32: v14; N <= 64: v13; N <= 128: v12 (the fewest segments: most states
  * per thread); N > 128 and L < 2048: v7. */
@@ -634,4 +708,14 @@ extern "C" mb_status mb_scan_fwd_cuda_v16(const mb_selective_scan_params* p,
         if (N > 64 && N <= 128) return mb_scan_fwd_cuda_v12(p, in, y, final_state, ex);
     }
     return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
+}
+
+/* v18 (default): v16 with v17 where v16 takes v14 or v13 (N <= 64). */
+extern "C" mb_status mb_scan_fwd_cuda_v18(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    const int64_t L = p->seqlen, N = p->dstate;
+    if (L >= 2048 && ((N <= 16 && L >= 4096) || (N > 16 && N <= 64)))
+        return mb_scan_fwd_cuda_v17(p, in, y, final_state, ex);
+    return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
 }

@@ -24,8 +24,11 @@
  *           once per block, 3 stages of 32 steps ahead). v13: for ~128K threads,
  *           v14: ~256K
  *   fwd v15 v14 from L 8192 up at N <= 16, else v7
- *   fwd v16 (default) from L 2048: v14 (N <= 16 from L 4096; N <= 32), v13 (N <= 64),
+ *   fwd v16 from L 2048: v14 (N <= 16 from L 4096; N <= 32), v13 (N <= 64),
  *           v12 (N <= 128); else v7
+ *   fwd v17 v14 with each stage's B, C rows converted once to fp32 in shared memory
+ *           (bf16, N <= 64): no bf16 unpack per element and use
+ *   fwd v18 (default) v16 with v17 where v16 takes v14 or v13
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -78,6 +81,10 @@ mb_status mb_scan_fwd_cuda_v14(const mb_selective_scan_params* p, const mb_selec
 mb_status mb_scan_fwd_cuda_v15(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v16(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v17(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v18(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
