@@ -59,7 +59,7 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_FWD, CUDA, "v15", 15, 0, MB_DT_F32_BF16, 256, 0, "v14 from L 8192 up at N <= 16, else v7", {.scan_fwd = mb_scan_fwd_cuda_v15}},
     {SCAN, MB_DIR_FWD, CUDA, "v16", 16, 0, MB_DT_F32_BF16, 256, 0, "from L 2048: v14 (N <= 16 from L 4096, N <= 32), v13 (N <= 64), v12 (N <= 128); else v7", {.scan_fwd = mb_scan_fwd_cuda_v16}},
     {SCAN, MB_DIR_FWD, CUDA, "v17", 17, 0, MB_DT_F32_BF16, 256, 0, "v14 with each stage's B, C rows converted once to fp32 in shared memory (bf16, N <= 64): no bf16 unpack per element and use", {.scan_fwd = mb_scan_fwd_cuda_v17}},
-    {SCAN, MB_DIR_FWD, CUDA, "v18", 18, 1, MB_DT_F32_BF16, 256, 0, "v16 with v17 where v16 takes v14 or v13", {.scan_fwd = mb_scan_fwd_cuda_v18}},
+    {SCAN, MB_DIR_FWD, CUDA, "v18", 18, 1, MB_DT_F32_BF16, 256, 0, "v16 with v17 where v16 takes v14 at N <= 16 (from L 4096)", {.scan_fwd = mb_scan_fwd_cuda_v18}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
     {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},

@@ -22,7 +22,7 @@
  * v12-v14 stage the block's inputs in shared memory (below) for 64K, 128K,
  * 256K threads; v15 is v14 from L 8192 at N <= 16, else v7; v16 picks v7, v12, v13
  * or v14 by N and L; v17 is v14 with B, C converted to fp32 once per stage; v18 (the
- * default) is v16 with v17 for v14 and v13.
+ * default) is v16 with v17 for v14 at N <= 16.
  * Segment lengths are whole 16-byte runs (8 bf16 or 4 fp32 steps).
  *
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
@@ -355,14 +355,20 @@ static __device__ __forceinline__ void smem_run_f32(const float* at, RawRun<floa
     }
 }
 
-/* The stage's B rows (and C rows with kY), bf16, into fp32 rows of the same layout at f:
- * every thread of the block converts a share once, instead of each thread unpacking the
- * rows it reads at every use (one instruction per element and use). */
+/* fp32 B, C rows: kStageSteps floats and 4 of padding, so that the rows the LPC lanes of
+ * a channel read at once start 4 banks apart (unpadded, 128-byte rows put them all on the
+ * same banks: an LPC-way conflict); C rows after the NR B rows */
+constexpr int kF32Row = kStageSteps + 4;
+
+/* The stage's B rows (and C rows with kY), bf16, into the fp32 rows at f: every thread
+ * of the block converts a share once, instead of each thread unpacking the rows it reads
+ * at every use (one instruction per element and use). */
 template <typename T, int LPC, bool kY>
 static __device__ __forceinline__ void stage_bc_to_f32(const T* buf, float* f) {
     using S = StageLayout<T, LPC>;
     static_assert(sizeof(T) == 2 && S::kB == 0 && S::kC == S::NR * S::TS, "bf16 B then C rows");
-    constexpr int kPieces = (kY ? 2 : 1) * S::NR * S::TS / 8; /* 8 bf16 = 16 bytes each */
+    constexpr int kPerRow = S::TS / 8; /* pieces of 8 bf16 = 16 bytes per row */
+    constexpr int kPieces = (kY ? 2 : 1) * S::NR * kPerRow;
     for (int i = threadIdx.x; i < kPieces; i += kThreads) {
         const uint4 q = reinterpret_cast<const uint4*>(buf)[i];
         const uint32_t w[4] = {q.x, q.y, q.z, q.w};
@@ -371,14 +377,15 @@ static __device__ __forceinline__ void stage_bc_to_f32(const T* buf, float* f) {
         lo.z = __uint_as_float(w[1] << 16), lo.w = __uint_as_float(w[1] & 0xffff0000u);
         hi.x = __uint_as_float(w[2] << 16), hi.y = __uint_as_float(w[2] & 0xffff0000u);
         hi.z = __uint_as_float(w[3] << 16), hi.w = __uint_as_float(w[3] & 0xffff0000u);
-        reinterpret_cast<float4*>(f)[2 * i] = lo;
-        reinterpret_cast<float4*>(f)[2 * i + 1] = hi;
+        float* dst = f + (i / kPerRow) * kF32Row + (i % kPerRow) * 8;
+        reinterpret_cast<float4*>(dst)[0] = lo;
+        reinterpret_cast<float4*>(dst)[1] = hi;
     }
 }
 
 /* bytes of fp32 B, C rows a block of mode kStagedF32BC adds to its stages */
 template <typename T, int LPC>
-constexpr int f32_bc_bytes() { return 2 * StageLayout<T, LPC>::NR * kStageSteps * 4; }
+constexpr int f32_bc_bytes() { return 2 * StageLayout<T, LPC>::NR * kF32Row * 4; }
 
 /* walk_segment with staged inputs (16-byte aligned rows, L a multiple of TI,
  * every channel of the block in one group). kF32: B, C read as fp32 rows converted
@@ -438,8 +445,8 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
             if constexpr (kF32)
                 advance_run<float, TI, kY>(
                     dt, du, A2,
-                    [&](int k, RawRun<float, TI>& rr) { smem_run_f32<TI>(f32bc + S::kB + (k * LPC + w.j) * S::TS + r * TI, rr); },
-                    [&](int k, RawRun<float, TI>& rr) { smem_run_f32<TI>(f32bc + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
+                    [&](int k, RawRun<float, TI>& rr) { smem_run_f32<TI>(f32bc + (k * LPC + w.j) * kF32Row + r * TI, rr); },
+                    [&](int k, RawRun<float, TI>& rr) { smem_run_f32<TI>(f32bc + (S::NR + k * LPC + w.j) * kF32Row + r * TI, rr); },
                     h, y);
             else
                 advance_run<T, TI, kY>(
@@ -574,7 +581,7 @@ static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream
 }
 
 /* kStagedF32BC only where it is defined (bf16) and its fp32 rows are small: LPC <= 8
- * (N <= 64: 16 KB of fp32 rows beside 34 KB of stages, 4 blocks per SM still fit) */
+ * (N <= 64: 18 KB of fp32 rows beside 34 KB of stages, 4 blocks per SM still fit) */
 template <typename T, int LPC, int kStage>
 constexpr int stage_for() {
     return kStage == kStagedF32BC && (sizeof(T) != 2 || LPC > 8) ? kStagedBf : kStage;
@@ -710,12 +717,14 @@ extern "C" mb_status mb_scan_fwd_cuda_v16(const mb_selective_scan_params* p,
     return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
 }
 
-/* v18 (default): v16 with v17 where v16 takes v14 or v13 (N <= 64). */
+/* v18 (default): v16 with v17 where v16 takes v14 at N <= 16 (from L 4096). H100 (sweep at
+ * 5e55918, with z): 4K 0.289 ms, 16K 1.037, 128K 7.58 vs v16's 0.318, 1.147, 8.58. At N 32
+ * and 64 v17 was 2x and 3.3x slower than v14 at 5e55918 (its unpadded fp32 rows: bank
+ * conflicts), so those stay with v16's choice until v17 is measured there again. */
 extern "C" mb_status mb_scan_fwd_cuda_v18(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
-    const int64_t L = p->seqlen, N = p->dstate;
-    if (L >= 2048 && ((N <= 16 && L >= 4096) || (N > 16 && N <= 64)))
+    if (p->seqlen >= 4096 && p->dstate <= 16)
         return mb_scan_fwd_cuda_v17(p, in, y, final_state, ex);
     return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
 }

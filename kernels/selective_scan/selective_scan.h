@@ -28,7 +28,7 @@
  *           v12 (N <= 128); else v7
  *   fwd v17 v14 with each stage's B, C rows converted once to fp32 in shared memory
  *           (bf16, N <= 64): no bf16 unpack per element and use
- *   fwd v18 (default) v16 with v17 where v16 takes v14 or v13
+ *   fwd v18 (default) v16 with v17 where v16 takes v14 at N <= 16
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
