@@ -8,8 +8,8 @@
  *    SCAN_TIMING_L = 16384: only that L, and no N 256 or step part)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
- *   SCAN_TIMING_GRID=1: instead, fwd (with z) of v7, v12, v13, v14 over N 16..256 x
- *                   L 2K..32K (where v15's dispatch should switch between them)
+ *   SCAN_TIMING_GRID=1: instead, fwd (with z) of v7, v12, v13, v14, v17 over N 16..256 x
+ *                   L 2K..32K (where the default's dispatch should switch between them)
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
@@ -34,7 +34,7 @@ extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
 /* fwd with z, D 4096, of the dispatch candidates over N x L: one line per (N, L) */
 static void dispatch_grid(const mb_exec* ex) {
     const long D = 4096;
-    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v7", mb_scan_fwd_cuda_v7}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}};
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v7", mb_scan_fwd_cuda_v7}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v17", mb_scan_fwd_cuda_v17}};
     printf("grid: fwd with z, D 4096, ms (median of 15)\n%-6s %-7s", "N", "L");
     for (auto& fw : fwds) printf(" %9s", fw.name);
     printf("\n");
@@ -65,7 +65,7 @@ int main() {
         return 0;
     }
     const long D = 4096;
-    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}};
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v16", mb_scan_fwd_cuda_v16}, {"v17", mb_scan_fwd_cuda_v17}, {"v18", mb_scan_fwd_cuda_v18}};
     struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
