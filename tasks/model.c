@@ -29,7 +29,8 @@
 // ----------------------------------------------------------------------------
 // configuration
 
-static const char* const mixer_names[MIXER_COUNT] = {"mamba", "lti", "mamba2", "mha-abs", "mha-rope", "mha-nope"};
+static const char* const mixer_names[MIXER_COUNT] = {"mamba", "lti", "mamba2", "mha-abs", "mha-rope", "mha-nope",
+                                                     "mha-hardalibi"};
 
 int mixer_from_name(const char* name) {
     for (int k = 0; k < MIXER_COUNT; k++)
@@ -39,7 +40,13 @@ int mixer_from_name(const char* name) {
 const char* mixer_name(int mixer) { return (mixer >= 0 && mixer < MIXER_COUNT) ? mixer_names[mixer] : "?"; }
 int mixer_is_ssm(int mixer) { return mixer == MIXER_MAMBA || mixer == MIXER_LTI || mixer == MIXER_MAMBA2; }
 int mixer_is_attention(int mixer) {
-    return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE || mixer == MIXER_MHA_NOPE;
+    return mixer == MIXER_MHA_ABS || mixer == MIXER_MHA_ROPE || mixer == MIXER_MHA_NOPE ||
+           mixer == MIXER_MHA_HARD_ALIBI;
+}
+
+int hard_alibi_window(int h, int H) {
+    const int global = H - H / 2; /* the first heads attend to everything */
+    return h < global ? 0 : 2 << (h - global < 5 ? h - global : 5); /* 2 .. 64 */
 }
 
 model_config model_default_config(int mixer, int vocab, int dim, int layers) {
@@ -958,10 +965,76 @@ typedef struct {
     float *dout, *dq, *dk, *dv; /* (B, H, T, hd) */
 } attn_bufs;
 
+/* Attention head h of sequence b ((T, hd) rows at o of the (B, H, T, hd) buffers)
+ * restricted to the last `w` tokens (Hard-ALiBi's local heads), scale 1/sqrt(hd):
+ * o_t = sum_s p_ts v_s over s in (t - w, t], lse_t = log sum_s exp(score_ts). fp64
+ * sums; a window holds at most w scores. */
+static void local_head_forward(const attn_bufs* s, size_t o, int T, int hd, int w, float* lse) {
+    const float *q = s->q + o, *k = s->k + o, *v = s->v + o;
+    float* out = s->o + o;
+    const double scale = 1.0 / sqrt((double)hd);
+    double sc[64];
+    for (int t = 0; t < T; t++) {
+        const int s0 = t - w + 1 > 0 ? t - w + 1 : 0, n = t - s0 + 1;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n; j++) {
+            double dot = 0;
+            for (int c = 0; c < hd; c++) dot += (double)q[(size_t)t * hd + c] * k[(size_t)(s0 + j) * hd + c];
+            sc[j] = dot * scale;
+            if (sc[j] > mx) mx = sc[j];
+        }
+        for (int j = 0; j < n; j++) sum += exp(sc[j] - mx);
+        for (int c = 0; c < hd; c++) {
+            double acc = 0;
+            for (int j = 0; j < n; j++) acc += exp(sc[j] - mx) / sum * v[(size_t)(s0 + j) * hd + c];
+            out[(size_t)t * hd + c] = (float)acc;
+        }
+        lse[t] = (float)(mx + log(sum));
+    }
+}
+
+/* Its backward: dq, dk, dv of the head (overwritten) from dout, o and lse:
+ * dS_ts = p_ts (dout_t . v_s - dout_t . o_t), dq_t = scale sum_s dS_ts k_s,
+ * dk_s = scale sum_t dS_ts q_t, dv_s = sum_t p_ts dout_t. */
+static void local_head_backward(const attn_bufs* s, size_t o, int T, int hd, int w, const float* lse) {
+    const float *q = s->q + o, *k = s->k + o, *v = s->v + o, *out = s->o + o, *dout = s->dout + o;
+    float *dq = s->dq + o, *dk = s->dk + o, *dv = s->dv + o;
+    const double scale = 1.0 / sqrt((double)hd);
+    memset(dq, 0, sizeof(float) * (size_t)T * hd);
+    memset(dk, 0, sizeof(float) * (size_t)T * hd);
+    memset(dv, 0, sizeof(float) * (size_t)T * hd);
+    for (int t = 0; t < T; t++) {
+        const int s0 = t - w + 1 > 0 ? t - w + 1 : 0;
+        const float *qt = q + (size_t)t * hd, *dot_ = dout + (size_t)t * hd;
+        double Dt = 0;
+        for (int c = 0; c < hd; c++) Dt += (double)dot_[c] * out[(size_t)t * hd + c];
+        for (int u = s0; u <= t; u++) {
+            const float *ku = k + (size_t)u * hd, *vu = v + (size_t)u * hd;
+            double sc = 0, dp = 0;
+            for (int c = 0; c < hd; c++) sc += (double)qt[c] * ku[c], dp += (double)dot_[c] * vu[c];
+            const double p = exp(sc * scale - lse[t]), ds = p * (dp - Dt);
+            for (int c = 0; c < hd; c++) {
+                dq[(size_t)t * hd + c] += (float)(scale * ds * ku[c]);
+                dk[(size_t)u * hd + c] += (float)(scale * ds * qt[c]);
+                dv[(size_t)u * hd + c] += (float)(p * dot_[c]);
+            }
+        }
+    }
+}
+
 /* The one place that calls the attention API. Sequence b of the (B, H, T, hd)
- * buffers; lse (H, T) of that sequence. */
+ * buffers; lse (H, T) of that sequence. Hard-ALiBi: the global heads (the first
+ * H - H/2) through the API, the local ones above. */
 static mb_status attention_api(const model* m, int T, const attn_bufs* s, int b, float* lse, int backward) {
-    mb_attention_params prm = {1, m->d.H, T, m->d.hd, 0.0, MB_DTYPE_F32, 0};
+    const int H = m->d.H, hd = m->d.hd;
+    const int Hg = m->d.mixer == MIXER_MHA_HARD_ALIBI ? H - H / 2 : H;
+    for (int h = Hg; h < H; h++) {
+        const size_t o = ((size_t)b * H + h) * T * hd;
+        const int w = hard_alibi_window(h, H);
+        if (backward) local_head_backward(s, o, T, hd, w, lse + (size_t)h * T);
+        else local_head_forward(s, o, T, hd, w, lse + (size_t)h * T);
+    }
+    mb_attention_params prm = {1, Hg, T, m->d.hd, 0.0, MB_DTYPE_F32, 0};
     size_t o = (size_t)b * m->d.H * T * m->d.hd;
     mb_attention_inputs in = {s->q + o, s->k + o, s->v + o};
     if (!backward) return mb_attention_fwd_cpu(&prm, &in, s->o + o, lse);

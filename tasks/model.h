@@ -20,6 +20,10 @@
  *           with absolute sinusoidal positions or rotary embeddings
  *   mha-nope  the same layer with no position encoding (causal masking alone
  *           tells positions apart; the length-generalising baseline of copying)
+ *   mha-hardalibi  the same layer with Hard-ALiBi heads ("Repeat After Me",
+ *           arXiv 2402.01032): no position encoding; heads [0, H - H/2) attend to
+ *           every earlier token, the H/2 local heads i = 0, 1, .. only to the last
+ *           2^(i+1) tokens (windows 2, 4, 8, .., at most 64). CPU only for now.
  *
  * Dimension legend: B = batch, T = time, C = model width, V = vocabulary,
  * nL = layers, Di = E*C inner width, N = state size, R = dt rank, K = conv
@@ -40,7 +44,7 @@ extern "C" {
 
 typedef enum {
     MIXER_MAMBA = 0, MIXER_LTI = 1, MIXER_MAMBA2 = 2, MIXER_MHA_ABS = 3, MIXER_MHA_ROPE = 4,
-    MIXER_MHA_NOPE = 5, MIXER_COUNT = 6
+    MIXER_MHA_NOPE = 5, MIXER_MHA_HARD_ALIBI = 6, MIXER_COUNT = 7
 } mixer_kind;
 
 typedef struct {
@@ -71,7 +75,9 @@ size_t model_scratch_width(const model_dims* d);
 int mixer_from_name(const char* name); /* -1 if unknown */
 const char* mixer_name(int mixer);
 int mixer_is_ssm(int mixer);           /* mamba, lti, mamba2 */
-int mixer_is_attention(int mixer);     /* mha-abs, mha-rope, mha-nope */
+int mixer_is_attention(int mixer);     /* mha-abs, mha-rope, mha-nope, mha-hardalibi */
+/* Hard-ALiBi: the window of attention head h of H (0: every earlier token) */
+int hard_alibi_window(int h, int H);
 /* The defaults for a mixer at width C (N 16 or 64, E 2, K 4, R ceil(C/16), heads). */
 model_config model_default_config(int mixer, int vocab, int dim, int layers);
 /* 0 if usable, else a reason in msg and -1. */

@@ -977,6 +977,10 @@ static int create_device_state(gpu_model* g, const model* host) {
 }
 
 gpu_model* gpu_model_create(const model* host, char* msg, int msg_size) {
+    if (model_cfg(host)->mixer == MIXER_MHA_HARD_ALIBI) { /* its local heads are CPU code (model.c) */
+        snprintf(msg, (size_t)msg_size, "cuda: mixer mha-hardalibi has no GPU path yet (CPU only)");
+        return NULL;
+    }
     gpu_model* g = (gpu_model*)calloc(1, sizeof(gpu_model));
     if (!g) { snprintf(msg, (size_t)msg_size, "out of memory"); return NULL; }
     g->cfg = *model_cfg(host);

@@ -231,7 +231,20 @@ int main(void) {
         return 77;
     }
     model_set_threads(2);
-    for (int mixer = 0; mixer < MIXER_COUNT; mixer++) check_mixer(mixer, 1);
+    for (int mixer = 0; mixer < MIXER_COUNT; mixer++) {
+        if (mixer == MIXER_MHA_HARD_ALIBI) { /* refused on the GPU, with its reason */
+            model_config c = model_default_config(mixer, V, 32, 1);
+            model* m = model_create(&c, 1, msg, sizeof msg);
+            gpu_model* gm = m ? gpu_model_create(m, msg, sizeof msg) : NULL;
+            checks++;
+            if (gm || !strstr(msg, "no GPU path")) { failures++; printf("FAIL mha-hardalibi: not refused\n"); }
+            else printf("ok   mha-hardalibi refused on the GPU: %s\n", msg);
+            gpu_model_free(gm);
+            model_free(m);
+            continue;
+        }
+        check_mixer(mixer, 1);
+    }
     check_mixer(MIXER_MAMBA, 0);
     check_bad_input();
     printf("%d checks, %d failures\n", checks, failures);

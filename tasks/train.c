@@ -55,7 +55,8 @@ static void usage(void) {
     printf(
         "usage: mambabench-train [flags]\n"
         "  --task NAME        copy | selective-copy | induction | mqar | string-copy (selective-copy)\n"
-        "  --mixer NAME       mamba | lti | mamba2 | mha-abs | mha-rope | mha-nope (mamba)\n"
+        "  --mixer NAME       mamba | lti | mamba2 | mha-abs | mha-rope | mha-nope |\n"
+        "                     mha-hardalibi (CPU only) (mamba)\n"
         "  --layers N --dim N model depth and width (2, 64)\n"
         "  --len N            training sequence length (256)\n"
         "  --vocab N --n N    task vocabulary (16; mqar 64), tokens to copy / pairs / longest string\n"
@@ -210,7 +211,8 @@ static int parse_args(int argc, char** argv, options* o) {
     if (task_from_name(o->task) < 0)
         return die("unknown task '%s'%s (copy, selective-copy, induction, mqar, string-copy)", o->task, "");
     if (mixer_from_name(o->mixer) < 0)
-        return die("unknown mixer '%s'%s (mamba, lti, mamba2, mha-abs, mha-rope, mha-nope)", o->mixer, "");
+        return die("unknown mixer '%s'%s (mamba, lti, mamba2, mha-abs, mha-rope, mha-nope, mha-hardalibi)",
+                   o->mixer, "");
     if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "cosine"))
         return die("unknown --schedule '%s'%s (constant, cosine)", o->schedule, "");
     if (o->min_lr_frac > 1) return die("--min-lr-frac must be in [0, 1]%s%s", "", "");
