@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend|gaps|gaps-extend|mqar-heads] -- the CPU results of results/tasks/ (2 shared
+# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend|gaps|gaps-extend|mqar-heads|hardalibi] -- the CPU results of results/tasks/ (2 shared
 # cores, one training at a time, ~20 minutes; gaps + gaps-extend ~20 more). Appends JSON lines to
 # results/tasks/*.jsonl; logs in results/tasks/logs/. Then:
 #   python3 plots/plot_tasks.py results/tasks
@@ -90,6 +90,17 @@ if [ "$stage" = mqar-heads ]; then # ~8 minutes
     run mqar-mha-rope-h$h --task mqar --mixer mha-rope --len 64 --n 8 --vocab 64 --dim 32 --heads $h --batch 16 \
         --lr 1e-3 --steps 10000 --seed 0 --eval-lens 128
   done
+  exit 0
+fi
+if [ "$stage" = hardalibi ]; then # ~9 minutes, the two runs at once (one core each)
+  # long-string copying with Hard-ALiBi heads ("Repeat After Me": 2 global heads, no positions,
+  # and 2 local heads of windows 2 and 4) against the same layer with no positions at all
+  # (mha-nope), d 64 x 4 heads, trained at 64 (strings <= 31), tested on longer strings
+  for m in mha-hardalibi mha-nope; do
+    run strcopy-$m-d64 --task string-copy --mixer $m --len 64 --dim 64 --heads 4 --batch 16 --lr 1e-3 \
+        --steps 15000 --seed 0 --threads 1 --eval-lens 32,128,256,512 &
+  done
+  wait
   exit 0
 fi
 if [ "$stage" = gaps-extend ]; then # the gaps runs to 4,000 steps, the budget of the extended rows
