@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend|gaps|gaps-extend|mqar-heads|hardalibi] -- the CPU results of results/tasks/ (2 shared
+# run_cpu.sh BUILD_DIR [all|extend|extend2|mqar|mqar-extend|gaps|gaps-extend|mqar-heads|hardalibi|hardalibi2] -- the CPU results of results/tasks/ (2 shared
 # cores, one training at a time, ~20 minutes; gaps + gaps-extend ~20 more). Appends JSON lines to
 # results/tasks/*.jsonl; logs in results/tasks/logs/. Then:
 #   python3 plots/plot_tasks.py results/tasks
@@ -100,6 +100,14 @@ if [ "$stage" = hardalibi ]; then # ~9 minutes, the two runs at once (one core e
     run strcopy-$m-d64 --task string-copy --mixer $m --len 64 --dim 64 --heads 4 --batch 16 --lr 1e-3 \
         --steps 15000 --seed 0 --threads 1 --eval-lens 32,128,256,512 &
   done
+  wait
+  exit 0
+fi
+if [ "$stage" = hardalibi2 ]; then # ~13 minutes: Mamba at the same width and a second Hard-ALiBi seed
+  run strcopy-mamba-d64 --task string-copy --mixer mamba --len 64 --dim 64 --batch 16 --lr 3e-3 \
+      --steps 15000 --seed 0 --threads 1 --eval-lens 32,128,256,512 &
+  run strcopy-mha-hardalibi-d64-s1 --task string-copy --mixer mha-hardalibi --len 64 --dim 64 --heads 4 \
+      --batch 16 --lr 1e-3 --steps 15000 --seed 1 --threads 1 --eval-lens 32,128,256,512 &
   wait
   exit 0
 fi
