@@ -965,28 +965,28 @@ typedef struct {
     float *dout, *dq, *dk, *dv; /* (B, H, T, hd) */
 } attn_bufs;
 
-/* Attention head h of sequence b ((T, hd) rows at o of the (B, H, T, hd) buffers)
- * restricted to the last `w` tokens (Hard-ALiBi's local heads), scale 1/sqrt(hd):
- * o_t = sum_s p_ts v_s over s in (t - w, t], lse_t = log sum_s exp(score_ts). fp64
- * sums; a window holds at most w scores. */
+/* One attention head, its (T, hd) rows at offset o of the (B, H, T, hd) buffers,
+ * restricted to the last w <= 64 tokens (Hard-ALiBi's local heads), scale 1/sqrt(hd):
+ * o_t = sum_s p_ts v_s over s in (t - w, t], lse_t = log sum_s exp(score_ts); fp64 sums. */
 static void local_head_forward(const attn_bufs* s, size_t o, int T, int hd, int w, float* lse) {
     const float *q = s->q + o, *k = s->k + o, *v = s->v + o;
     float* out = s->o + o;
     const double scale = 1.0 / sqrt((double)hd);
-    double sc[64];
+    double pr[64]; /* the window's scores, then its probabilities */
     for (int t = 0; t < T; t++) {
         const int s0 = t - w + 1 > 0 ? t - w + 1 : 0, n = t - s0 + 1;
         double mx = -INFINITY, sum = 0;
         for (int j = 0; j < n; j++) {
             double dot = 0;
             for (int c = 0; c < hd; c++) dot += (double)q[(size_t)t * hd + c] * k[(size_t)(s0 + j) * hd + c];
-            sc[j] = dot * scale;
-            if (sc[j] > mx) mx = sc[j];
+            pr[j] = dot * scale;
+            if (pr[j] > mx) mx = pr[j];
         }
-        for (int j = 0; j < n; j++) sum += exp(sc[j] - mx);
+        for (int j = 0; j < n; j++) sum += (pr[j] = exp(pr[j] - mx));
+        for (int j = 0; j < n; j++) pr[j] /= sum;
         for (int c = 0; c < hd; c++) {
             double acc = 0;
-            for (int j = 0; j < n; j++) acc += exp(sc[j] - mx) / sum * v[(size_t)(s0 + j) * hd + c];
+            for (int j = 0; j < n; j++) acc += pr[j] * v[(size_t)(s0 + j) * hd + c];
             out[(size_t)t * hd + c] = (float)acc;
         }
         lse[t] = (float)(mx + log(sum));
@@ -1005,18 +1005,18 @@ static void local_head_backward(const attn_bufs* s, size_t o, int T, int hd, int
     memset(dv, 0, sizeof(float) * (size_t)T * hd);
     for (int t = 0; t < T; t++) {
         const int s0 = t - w + 1 > 0 ? t - w + 1 : 0;
-        const float *qt = q + (size_t)t * hd, *dot_ = dout + (size_t)t * hd;
+        const float *qt = q + (size_t)t * hd, *dyt = dout + (size_t)t * hd;
         double Dt = 0;
-        for (int c = 0; c < hd; c++) Dt += (double)dot_[c] * out[(size_t)t * hd + c];
+        for (int c = 0; c < hd; c++) Dt += (double)dyt[c] * out[(size_t)t * hd + c];
         for (int u = s0; u <= t; u++) {
             const float *ku = k + (size_t)u * hd, *vu = v + (size_t)u * hd;
             double sc = 0, dp = 0;
-            for (int c = 0; c < hd; c++) sc += (double)qt[c] * ku[c], dp += (double)dot_[c] * vu[c];
+            for (int c = 0; c < hd; c++) sc += (double)qt[c] * ku[c], dp += (double)dyt[c] * vu[c];
             const double p = exp(sc * scale - lse[t]), ds = p * (dp - Dt);
             for (int c = 0; c < hd; c++) {
                 dq[(size_t)t * hd + c] += (float)(scale * ds * ku[c]);
                 dk[(size_t)u * hd + c] += (float)(scale * ds * qt[c]);
-                dv[(size_t)u * hd + c] += (float)(p * dot_[c]);
+                dv[(size_t)u * hd + c] += (float)(p * dyt[c]);
             }
         }
     }
