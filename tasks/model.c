@@ -44,9 +44,11 @@ int mixer_is_attention(int mixer) {
            mixer == MIXER_MHA_HARD_ALIBI;
 }
 
+enum { kMaxLocalWindow = 64 }; /* the widest local head: 2 << 5 */
+
 int hard_alibi_window(int h, int H) {
     const int global = H - H / 2; /* the first heads attend to everything */
-    return h < global ? 0 : 2 << (h - global < 5 ? h - global : 5); /* 2 .. 64 */
+    return h < global ? 0 : 2 << (h - global < 5 ? h - global : 5); /* 2 .. kMaxLocalWindow */
 }
 
 model_config model_default_config(int mixer, int vocab, int dim, int layers) {
@@ -966,13 +968,13 @@ typedef struct {
 } attn_bufs;
 
 /* One attention head, its (T, hd) rows at offset o of the (B, H, T, hd) buffers,
- * restricted to the last w <= 64 tokens (Hard-ALiBi's local heads), scale 1/sqrt(hd):
+ * restricted to the last w <= kMaxLocalWindow tokens (Hard-ALiBi's local heads), scale 1/sqrt(hd):
  * o_t = sum_s p_ts v_s over s in (t - w, t], lse_t = log sum_s exp(score_ts); fp64 sums. */
 static void local_head_forward(const attn_bufs* s, size_t o, int T, int hd, int w, float* lse) {
     const float *q = s->q + o, *k = s->k + o, *v = s->v + o;
     float* out = s->o + o;
     const double scale = 1.0 / sqrt((double)hd);
-    double pr[64]; /* the window's scores, then its probabilities */
+    double pr[kMaxLocalWindow]; /* the window's scores, then its probabilities */
     for (int t = 0; t < T; t++) {
         const int s0 = t - w + 1 > 0 ? t - w + 1 : 0, n = t - s0 + 1;
         double mx = -INFINITY, sum = 0;
