@@ -551,8 +551,8 @@ static int time_cpu(gb_state* st, const char* name, bc_call_fn call, void* ctx) 
     return 1;
 }
 
-int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
-                   void* ctx, int calls_per_iteration) {
+/* 1 when the validating call passed; else the run is skipped with its reason. */
+static int check_passed(gb_state* st, const bc_check* check) {
     if (check->status != MB_OK && check->does_not_fit) {
         char msg[600];
         snprintf(msg, sizeof msg, "does not fit (expected, not a failure): %s", check->err);
@@ -563,9 +563,25 @@ int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_cal
         gb_skip_with_error(st, check->err);
         return 0;
     }
+    return 1;
+}
+
+int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                   void* ctx, int calls_per_iteration) {
+    if (!check_passed(st, check)) return 0;
     if (check->backend == MB_BACKEND_CUDA)
         return bc_time_gpu(st, name, call, ctx, calls_per_iteration);
     return time_cpu(st, name, call, ctx);
+}
+
+int bc_time_case_graph(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                       void* ctx, int calls_per_iteration) {
+    if (!check_passed(st, check)) return 0;
+    if (check->backend != MB_BACKEND_CUDA) {
+        gb_skip_with_error(st, "CUDA graphs time CUDA calls only");
+        return 0;
+    }
+    return bc_time_gpu_graph(st, name, call, ctx, calls_per_iteration);
 }
 
 // ----------------------------------------------------------------------------

@@ -171,6 +171,9 @@ int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_
                  void* ctx);
 int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                    void* ctx, int calls_per_iteration);
+/* bc_time_case_n with the CUDA calls replayed from a graph (bc_time_gpu_graph). */
+int bc_time_case_graph(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
+                       void* ctx, int calls_per_iteration);
 
 /* Register family `name` over the given argument values (named arg_name),
  * with the settings of bc_register_sweep, timed as `backend` needs (CUDA:
@@ -215,6 +218,14 @@ double bc_gpu_copy_ceiling(void);
 mb_status bc_gpu_sync(char* err, size_t cap);
 /* The CUDA timing loop of bc_time_case_n. */
 int bc_time_gpu(gb_state* st, const char* name, bc_call_fn call, void* ctx, int calls);
+/* The same timing with the `calls` calls captured once in a CUDA graph on a
+ * stream of their own and replayed per iteration (what a decoding loop under
+ * CUDA graphs pays: no host launch cost); the L2 flush and the events on that
+ * stream. call(ctx) must launch on bc_call_stream(). */
+int bc_time_gpu_graph(gb_state* st, const char* name, bc_call_fn call, void* ctx, int calls);
+/* The stream a bc_call_fn launches on: NULL (the legacy default stream), or the
+ * capturing stream inside bc_time_gpu_graph. */
+void* bc_call_stream(void);
 
 /* ------------------------------------------------------------------------ */
 /* reporting */

@@ -8,7 +8,9 @@
  *   event start; `calls` calls of the op; event stop; synchronize
  *   manual time = elapsed / calls
  * The flush sits outside the events; the events sit on the legacy default
- * stream, which every entry point is given (stream NULL).
+ * stream, which every entry point is given (stream NULL). The graph timing
+ * (bc_time_gpu_graph) captures the `calls` calls once on a stream of its own
+ * and replays the graph between the events, flush and events on that stream.
  */
 #include "bench_common.h"
 
@@ -151,6 +153,79 @@ int bc_time_gpu(gb_state* st, const char* name, bc_call_fn call, void* ctx, int 
     return ok;
 }
 
+static void* call_stream; /* the capturing stream inside bc_time_gpu_graph, else NULL */
+
+void* bc_call_stream(void) { return call_stream; }
+
+/* Skip the run with "<name>: <what>: <CUDA error>"; returns 0. */
+static int skip_cuda(gb_state* st, const char* name, const char* what, cudaError_t e) {
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s: %s: %s", name, what, cudaGetErrorString(e));
+    cudaGetLastError(); /* clear a non-sticky error */
+    gb_skip_with_error(st, msg);
+    return 0;
+}
+
+/* `calls` calls of call(ctx) captured on s and instantiated into *exec; 1 on success. */
+static int capture_calls(gb_state* st, const char* name, bc_call_fn call, void* ctx, int calls,
+                         cudaStream_t s, cudaGraphExec_t* exec) {
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) return skip_cuda(st, name, "cudaStreamBeginCapture", e);
+    call_stream = s;
+    mb_status status = MB_OK;
+    for (int i = 0; i < calls && status == MB_OK; i++) status = call(ctx);
+    call_stream = NULL;
+    e = cudaStreamEndCapture(s, &graph);
+    if (status != MB_OK) {
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        bc_skip_status(st, name, status);
+        return 0;
+    }
+    if (e != cudaSuccess) return skip_cuda(st, name, "stream capture", e);
+    e = cudaGraphInstantiate(exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) return skip_cuda(st, name, "cudaGraphInstantiate", e);
+    return 1;
+}
+
+/* One timed replay of exec on s after the L2 flush: ms, or -1 after skipping the run. */
+static float time_replay(gb_state* st, const char* name, cudaGraphExec_t exec, cudaStream_t s,
+                         cudaEvent_t t0, cudaEvent_t t1) {
+    if (flush_buf) cudaMemsetAsync(flush_buf, 0, flush_bytes, s);
+    cudaEventRecord(t0, s);
+    cudaError_t e = cudaGraphLaunch(exec, s);
+    cudaEventRecord(t1, s);
+    if (e == cudaSuccess) e = cudaEventSynchronize(t1);
+    float ms = 0.0f;
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, t0, t1);
+    if (e != cudaSuccess) return (float)skip_cuda(st, name, "graph replay", e) - 1.0f;
+    return ms;
+}
+
+int bc_time_gpu_graph(gb_state* st, const char* name, bc_call_fn call, void* ctx, int calls) {
+    cudaStream_t s = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaDeviceSynchronize(); /* the case was built on the legacy stream */
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaEventCreate(&t0);
+    if (e == cudaSuccess) e = cudaEventCreate(&t1);
+    int ok = e == cudaSuccess ? capture_calls(st, name, call, ctx, calls, s, &exec)
+                              : skip_cuda(st, name, "stream or event set-up", e);
+    while (ok && gb_keep_running(st)) {
+        const float ms = time_replay(st, name, exec, s, t0, t1);
+        ok = ms >= 0.0f;
+        gb_set_iteration_time(st, ok ? ms * 1e-3 / calls : 0.0);
+    }
+    if (exec) cudaGraphExecDestroy(exec);
+    if (t0) cudaEventDestroy(t0);
+    if (t1) cudaEventDestroy(t1);
+    if (s) cudaStreamDestroy(s);
+    return ok;
+}
+
 #else /* no CUDA in the build */
 
 int bc_have_gpu(void) { return 0; }
@@ -165,5 +240,9 @@ int bc_time_gpu(gb_state* st, const char* name, bc_call_fn call, void* ctx, int 
     gb_skip_with_error(st, "built without CUDA");
     return 0;
 }
+int bc_time_gpu_graph(gb_state* st, const char* name, bc_call_fn call, void* ctx, int calls) {
+    return bc_time_gpu(st, name, call, ctx, calls);
+}
+void* bc_call_stream(void) { return NULL; }
 
 #endif

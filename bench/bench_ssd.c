@@ -19,6 +19,9 @@
  *   CUDA step          one token, batch 1, 8, 64 (the argument is B), timed
  *                      over 100 steps in one event pair: ms per step
  *   CUDA step_bf16state  the same with the state stored in bf16 (state_bf16)
+ *   CUDA step_graph, step_bf16state_graph  the same 100 steps captured once in a
+ *                      CUDA graph and replayed between the events (decoding under
+ *                      CUDA graphs: no host launch cost per step)
  * Family names: ssd_<dir>_<backend>_<impl>; the row's label has typed fields.
  *
  * FLOP estimate of the chunked forward, per call (L/Q chunks, each term a
@@ -56,6 +59,7 @@ typedef struct {
     char arg;                 /* the argument: 'L', 'N' or 'B' */
     int64_t L;                /* fixed L when the argument is not L */
     int state_bf16;           /* step: the state in bf16 (params.state_bf16) */
+    int graph;                /* step: the 100 steps replayed from a CUDA graph */
 } ssd_family;
 
 #define MAX_FAMILIES 64
@@ -104,7 +108,7 @@ static mb_status ssd_call(void* ctx) {
     const int cuda = f->backend == MB_BACKEND_CUDA;
     mb_status st = MB_OK;
     if (f->kind == STEP)
-        return cuda ? mb_ssd_step_cuda(&c->p, &c->in, c->state, c->y, NULL)
+        return cuda ? mb_ssd_step_cuda(&c->p, &c->in, c->state, c->y, bc_call_stream())
                     : mb_ssd_step_cpu(&c->p, &c->in, c->state, c->y);
     if (f->kind == FWD || f->kind == FWDBWD)
         st = cuda ? mb_ssd_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL)
@@ -190,7 +194,9 @@ static void bm_ssd(gb_state* st, void* user) {
         return;
     }
     int calls = f->kind == STEP ? 100 : 1;
-    if (!bc_time_case_n(st, f->name, &cur.check, ssd_call, &cur, calls)) return;
+    if (!(f->graph ? bc_time_case_graph(st, f->name, &cur.check, ssd_call, &cur, calls)
+                   : bc_time_case_n(st, f->name, &cur.check, ssd_call, &cur, calls)))
+        return;
     const mb_ssd_params* p = &cur.p;
     char extra[160];
     snprintf(extra, sizeof extra, "B=%lld L=%lld H=%lld P=%lld N=%lld G=%lld chunk=%lld",
@@ -265,13 +271,16 @@ static void register_cuda(void) {
     for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_BWD, gpu); i++)
         register_family(add_family("fwdbwd", FWDBWD, gpu, impl_name(MB_DIR_BWD, gpu, i)), lmin,
                         lmax);
+    static const char* step_dirs[2][2] = {{"step", "step_graph"},
+                                          {"step_bf16state", "step_bf16state_graph"}};
     for (int i = 0; i < mb_impl_count(MB_OP_SSD, MB_DIR_STEP, gpu); i++)
-        for (int state_bf16 = 0; state_bf16 <= 1; state_bf16++) {
-            ssd_family* step = add_family(state_bf16 ? "step_bf16state" : "step", STEP, gpu,
-                                          impl_name(MB_DIR_STEP, gpu, i));
-            if (step) step->arg = 'B', step->state_bf16 = state_bf16;
-            register_family(step, 0, 0);
-        }
+        for (int state_bf16 = 0; state_bf16 <= 1; state_bf16++)
+            for (int graph = 0; graph <= 1; graph++) {
+                ssd_family* step = add_family(step_dirs[state_bf16][graph], STEP, gpu,
+                                              impl_name(MB_DIR_STEP, gpu, i));
+                if (step) step->arg = 'B', step->state_bf16 = state_bf16, step->graph = graph;
+                register_family(step, 0, 0);
+            }
 }
 
 int main(int argc, char** argv) {

@@ -257,6 +257,12 @@ def ssd_section(ours, cvs, anchors):
                        "decode cache of a bf16 model)", ours, cvs,
                        default_key(ours, "ssd", "step_bf16state"), "decode_mamba2_state_update",
                        anchors)
+    md += step_section("SSD one-token step, the 100 steps replayed from a CUDA graph (no host "
+                       "launch cost)", ours, cvs, default_key(ours, "ssd", "step_graph"),
+                       "decode_mamba2_state_update", anchors)
+    md += step_section("SSD one-token step, state in bf16, replayed from a CUDA graph", ours, cvs,
+                       default_key(ours, "ssd", "step_bf16state_graph"),
+                       "decode_mamba2_state_update", anchors)
     return md
 
 

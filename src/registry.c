@@ -59,7 +59,8 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_FWD, CUDA, "v15", 15, 0, MB_DT_F32_BF16, 256, 0, "v14 from L 8192 up at N <= 16, else v7", {.scan_fwd = mb_scan_fwd_cuda_v15}},
     {SCAN, MB_DIR_FWD, CUDA, "v16", 16, 0, MB_DT_F32_BF16, 256, 0, "from L 2048: v14 (N <= 16 from L 4096, N <= 32), v13 (N <= 64), v12 (N <= 128); else v7", {.scan_fwd = mb_scan_fwd_cuda_v16}},
     {SCAN, MB_DIR_FWD, CUDA, "v17", 17, 0, MB_DT_F32_BF16, 256, 0, "v14 with each stage's B, C rows converted once to fp32 in shared memory (bf16, N <= 64): no bf16 unpack per element and use", {.scan_fwd = mb_scan_fwd_cuda_v17}},
-    {SCAN, MB_DIR_FWD, CUDA, "v18", 18, 1, MB_DT_F32_BF16, 256, 0, "v16 with v17 where v16 takes v14 at N <= 16 (from L 4096)", {.scan_fwd = mb_scan_fwd_cuda_v18}},
+    {SCAN, MB_DIR_FWD, CUDA, "v18", 18, 0, MB_DT_F32_BF16, 256, 0, "v16 with v17 where v16 takes v14 at N <= 16 (from L 4096)", {.scan_fwd = mb_scan_fwd_cuda_v18}},
+    {SCAN, MB_DIR_FWD, CUDA, "v19", 19, 1, MB_DT_F32_BF16, 256, 0, "v17 for bf16 at N <= 64 from L 2048 (first at every N 16-64 x L 2K-32K of the H100 grid), else v16", {.scan_fwd = mb_scan_fwd_cuda_v19}},
     {SCAN, MB_DIR_BWD, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "deterministic: chunk aggregates, combine, warp-chunk grads (8-state tiles), fixed-order reductions", {.scan_bwd = mb_scan_bwd_cuda_v1}},
     {SCAN, MB_DIR_BWD, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "16-state register tiles: N <= 16 in one pass over each channel", {.scan_bwd = mb_scan_bwd_cuda_v2}},
     {SCAN, MB_DIR_BWD, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v1 + the next state's B, C, A and chunk carries prefetched", {.scan_bwd = mb_scan_bwd_cuda_v3}},
@@ -104,7 +105,11 @@ const mb_impl mb_registry[] = {
     {SSD, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, one warp per channel, in-place fp32 state", {.ssd_step = mb_ssd_step_cuda_v1}},
     {SSD, MB_DIR_STEP, CUDA, "v2", 2, 0, MB_DT_F32_BF16, 256, 0, "N % 4 == 0: 4 consecutive states per lane, float4 access", {.ssd_step = mb_ssd_step_cuda_v2}},
     {SSD, MB_DIR_STEP, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "one block per head (N 16/32/64/128, >= 256 heads in the batch, else v2): decay once per head, 8 float4 of state in flight per thread", {.ssd_step = mb_ssd_step_cuda_v3}},
-    {SSD, MB_DIR_STEP, CUDA, "v4", 4, 1, MB_DT_F32_BF16, 256, 0, "v3's kernel held to 64 registers (4 blocks of 256 per SM: 528 block slots, one wave at batch 8 x 64 heads)", {.ssd_step = mb_ssd_step_cuda_v4}},
+    {SSD, MB_DIR_STEP, CUDA, "v4", 4, 0, MB_DT_F32_BF16, 256, 0, "v3's kernel held to 64 registers (4 blocks of 256 per SM: 528 block slots, one wave at batch 8 x 64 heads)", {.ssd_step = mb_ssd_step_cuda_v4}},
+    {SSD, MB_DIR_STEP, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "one thread per 8 states (N 8-256, powers of two, else v4): 16-byte loads, the decay per thread, no shared memory or barrier", {.ssd_step = mb_ssd_step_cuda_v5}},
+    {SSD, MB_DIR_STEP, CUDA, "v6", 6, 1, MB_DT_F32_BF16, 256, 0, "v5 lean: 3-D grid (no per-thread divisions but one), fast-intrinsic dt' / decay / gate, fp32 state runs filling whole sectors (else v4)", {.ssd_step = mb_ssd_step_cuda_v6}},
+    {SSD, MB_DIR_STEP, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 with 2 rows of a head per thread (B, C, dt' and the decay once for both)", {.ssd_step = mb_ssd_step_cuda_v7}},
+    {SSD, MB_DIR_STEP, CUDA, "v8", 8, 0, MB_DT_F32_BF16, 256, 0, "v6 with 4 rows of a head per thread", {.ssd_step = mb_ssd_step_cuda_v8}},
 #endif
 };
 

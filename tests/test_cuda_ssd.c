@@ -506,6 +506,8 @@ int main(int argc, char** argv) {
         {2, 4099, 4, 64, 128, 2, 256, 1, 1, 1, 0, 1, 1, 0},
         {1, 16384, 2, 64, 64, 1, 256, 1, 1, 1, 1, 1, 1, 0},
         {1, 2048, 64, 64, 128, 1, 256, 1, 1, 1, 0, 1, 1, 1}, /* the canonical bench shape */
+        {3, 5, 3, 20, 8, 1, 64, 1, 1, 1, 0, 1, 0, 0},  /* step v5: N 8, 180 threads (a partial warp) */
+        {1, 4, 3, 20, 32, 1, 64, 1, 1, 1, 1, 1, 1, 0}, /* step v5: N 32, 240 threads */
     };
     int ncases = small ? 3 : (int)(sizeof cases / sizeof cases[0]);
     mb_dtype dts[] = {MB_DTYPE_F32, MB_DTYPE_BF16};

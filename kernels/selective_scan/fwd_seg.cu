@@ -21,8 +21,8 @@
  * S is chosen so that about kTargetThreads threads run: v10 64K, v11 32K.
  * v12-v14 stage the block's inputs in shared memory (below) for 64K, 128K,
  * 256K threads; v15 is v14 from L 8192 at N <= 16, else v7; v16 picks v7, v12, v13
- * or v14 by N and L; v17 is v14 with B, C converted to fp32 once per stage; v18 (the
- * default) is v16 with v17 for v14 at N <= 16.
+ * or v14 by N and L; v17 is v14 with B, C converted to fp32 once per stage; v18 is v16
+ * with v17 for v14 at N <= 16; v19 (the default) takes v17 at every N <= 64 from L 2048.
  * Segment lengths are whole 16-byte runs (8 bf16 or 4 fp32 steps).
  *
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
@@ -717,7 +717,7 @@ extern "C" mb_status mb_scan_fwd_cuda_v16(const mb_selective_scan_params* p,
     return mb_scan_fwd_cuda_v7(p, in, y, final_state, ex);
 }
 
-/* v18 (default): v16 with v17 where v16 takes v14 at N <= 16 (from L 4096). H100 (sweep at
+/* v18: v16 with v17 where v16 takes v14 at N <= 16 (from L 4096). H100 (sweep at
  * 5e55918, with z): 4K 0.289 ms, 16K 1.037, 128K 7.58 vs v16's 0.318, 1.147, 8.58. At N 32
  * and 64 v17 was 2x and 3.3x slower than v14 at 5e55918 (its unpadded fp32 rows: bank
  * conflicts), so those stay with v16's choice until v17 is measured there again. */
@@ -725,6 +725,18 @@ extern "C" mb_status mb_scan_fwd_cuda_v18(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, const mb_exec* ex) {
     if (p->seqlen >= 4096 && p->dstate <= 16)
+        return mb_scan_fwd_cuda_v17(p, in, y, final_state, ex);
+    return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
+}
+
+/* v19 (default): v17 for bf16 at N <= 64 from L 2048, else v16. The grid of v7, v12, v13,
+ * v14, v17 (H100, D 4096, with z, tools/h100_dispatch_grid_v17.txt) puts v17 first at every
+ * N 16 / 32 / 64 x L 2K - 32K: at N 32 / 64 and 16K 1.69 / 3.09 ms vs 1.88 (v14) / 3.95
+ * (v13), at N 16 and 2K 0.170 vs v7's 0.172. */
+extern "C" mb_status mb_scan_fwd_cuda_v19(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    if (p->seqlen >= 2048 && p->dstate <= 64 && p->dtype == MB_DTYPE_BF16)
         return mb_scan_fwd_cuda_v17(p, in, y, final_state, ex);
     return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
 }

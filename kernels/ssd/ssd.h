@@ -68,6 +68,14 @@ mb_status mb_ssd_step_cuda_v3(const mb_ssd_params* p, const mb_ssd_inputs* in, v
                               void* y, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                               void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v5(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v6(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v7(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v8(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex);
 
 #ifdef __cplusplus
 }

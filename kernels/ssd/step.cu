@@ -15,6 +15,22 @@
  *     Fewer than kMinHeads heads in the batch run v2 (more, smaller blocks).
  * v4: v3's kernel held to 64 registers (4 blocks per SM instead of 3: one wave
  *     at batch 8 x 64 heads).
+ * v5: one thread per 8 consecutive states of a row (N 8, 16, 32, 64, 128 or 256;
+ *     16-byte aligned; else v4): the state, B and C as 16-byte loads (fp32: two),
+ *     dt', softplus and the decay recomputed by every thread (no shared memory, no
+ *     barrier), C . h reduced over the N / 8 lanes of a row by shuffles. The launch
+ *     has the shape of a plain copy of the state: every load of a thread is issued
+ *     before its first use, and nothing waits on another thread but the shuffles.
+ * v6 (default): v5 made lean, since at batch 8 v5 is bound by its instructions,
+ *     not its bytes (bf16 state: 8.5 us in a CUDA graph where a bare read-modify-write
+ *     of the same state takes 4.5): a 3-D grid (row groups, head, batch) leaves one
+ *     integer division per thread (the group of the head), dt', the decay and the
+ *     gate by the fast intrinsics, and an fp32 state read as two 16-byte vectors
+ *     q and q + N / 8 of its row, so that each load instruction of a row's threads
+ *     covers whole 32-byte sectors (v5's two halves of one 32-byte run each sent
+ *     every sector twice).
+ * v7, v8: v6 with 2 and 4 rows of a head per thread (B, C unpacked, dt' and the decay
+ *     computed once for them all; fewer threads, each with more loads in flight).
  * State in bf16 (params->state_bf16): every version reads and writes the state
  * as bf16 and computes in fp32 (half the bytes of the fp32 state); v1's
  * recurrent kernel is fp32-only, so its bf16 state runs a warp per channel
@@ -245,6 +261,223 @@ static mb_status step_head(const mb_ssd_params* p, const mb_ssd_inputs* in, void
     }
 }
 
+/* 8 consecutive elements of p from index i (16-byte aligned), as float */
+struct Float8 {
+    float v[8];
+};
+template <typename I>
+static __device__ __forceinline__ Float8 load8(const float* p, I i) {
+    const float4 lo = load4(p, i), hi = load4(p, i + 4);
+    return Float8{{lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}};
+}
+template <typename I>
+static __device__ __forceinline__ Float8 load8(const bf16* p, I i) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p + i);
+    const __nv_bfloat162* e = reinterpret_cast<const __nv_bfloat162*>(&raw);
+    Float8 f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const float2 t = __bfloat1622float2(e[k]);
+        f.v[2 * k] = t.x, f.v[2 * k + 1] = t.y;
+    }
+    return f;
+}
+/* f into p[i .. i + 7] (fp32: two 16-byte stores; bf16: one, rounded to nearest) */
+template <typename I>
+static __device__ __forceinline__ void store8(float* p, I i, const Float8& f) {
+    store4(p, i, make_float4(f.v[0], f.v[1], f.v[2], f.v[3]));
+    store4(p, i + 4, make_float4(f.v[4], f.v[5], f.v[6], f.v[7]));
+}
+template <typename I>
+static __device__ __forceinline__ void store8(bf16* p, I i, const Float8& f) {
+    uint4 raw;
+    uint32_t* w = reinterpret_cast<uint32_t*>(&raw);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const __nv_bfloat162 t = __floats2bfloat162_rn(f.v[2 * k], f.v[2 * k + 1]);
+        w[k] = *reinterpret_cast<const uint32_t*>(&t);
+    }
+    *reinterpret_cast<uint4*>(p + i) = raw;
+}
+
+constexpr int kThread8Block = 256;
+
+/* one thread per 8 states: thread i owns states 8 (i % kQ) .. + 7 of channel
+ * (b, h, p) = i / kQ, kQ = N / 8 (a power of two <= 32, so a row never straddles
+ * a warp). total = B * H * P * kQ < 2^31 (checked by the launcher). */
+template <typename T, typename S, int kQ>
+__global__ void __launch_bounds__(kThread8Block) step_thread8_kernel(const SsdArgs<T> a, S* state,
+                                                                     T* __restrict__ y, int total) {
+    const int i = blockIdx.x * kThread8Block + threadIdx.x;
+    const bool live = i < total; /* dead lanes still take part in the shuffles */
+    const int ch = i / kQ, q = i % kQ;
+    const int P = (int)a.P, H = (int)a.H;
+    const int bh = ch / P, h = bh % H, b = bh / H;
+    const int64_t n = 8 * q;
+    const int64_t grow = ((int64_t)b * a.G + h / a.hpg) * a.N; /* (b, g, :) of B, C */
+    const int64_t sidx = (int64_t)ch * a.N + n;                /* this thread's states */
+    float acc = 0.f, xv = 0.f;
+    if (live) {
+        /* every load before the first use */
+        Float8 hs = load8(state, sidx);
+        const Float8 Bv = load8(a.Bm, grow + n), Cv = load8(a.Cm, grow + n);
+        xv = mb_to_float(a.x[ch]);
+        const float dtv = step_dt(a, (int64_t)bh, (int64_t)h);
+        const float decay = expf(dtv * a.A[h]), dx = dtv * xv;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            // h = exp(dt' A) h + dt' x B
+            hs.v[k] = fmaf(decay, hs.v[k], dx * Bv.v[k]);
+            acc = fmaf(hs.v[k], Cv.v[k], acc);
+        }
+        store8(state, sidx, hs);
+    }
+#pragma unroll
+    for (int off = kQ / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (live && q == 0) step_out(a, y, (int64_t)ch, a.Dv ? a.Dv[h] : 0.f, xv, acc);
+}
+
+template <typename T, typename S, int kQ>
+static mb_status step_thread8_q(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                                void* y, const mb_exec* ex) {
+    SsdArgs<T> a = make_args<T>(p, in);
+    a.L = 1;
+    const int64_t total = a.Bsz * a.H * a.P * kQ;
+    const unsigned blocks = (unsigned)ceil_div(total, kThread8Block);
+    step_thread8_kernel<T, S, kQ><<<blocks, kThread8Block, 0, mb_stream(ex)>>>(a, (S*)state, (T*)y,
+                                                                              (int)total);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
+}
+
+template <typename T, typename S>
+static mb_status step_thread8(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                              void* y, const mb_exec* ex) {
+    switch (p->dstate) {
+    case 8: return step_thread8_q<T, S, 1>(p, in, state, y, ex);
+    case 16: return step_thread8_q<T, S, 2>(p, in, state, y, ex);
+    case 32: return step_thread8_q<T, S, 4>(p, in, state, y, ex);
+    case 64: return step_thread8_q<T, S, 8>(p, in, state, y, ex);
+    case 128: return step_thread8_q<T, S, 16>(p, in, state, y, ex);
+    default: return step_thread8_q<T, S, 32>(p, in, state, y, ex); /* 256 */
+    }
+}
+
+/* kSV consecutive elements of p from index i (16-byte aligned runs of the state) */
+template <int kSV, typename X>
+static __device__ __forceinline__ void load_run_f(const X* p, int i, float* out) {
+    if constexpr (kSV == 4) {
+        const float4 f = load4(p, i);
+        out[0] = f.x, out[1] = f.y, out[2] = f.z, out[3] = f.w;
+    } else {
+        const Float8 f = load8(p, i);
+#pragma unroll
+        for (int k = 0; k < 8; k++) out[k] = f.v[k];
+    }
+}
+template <int kSV, typename S>
+static __device__ __forceinline__ void store_run_f(S* p, int i, const float* v) {
+    if constexpr (kSV == 4) {
+        store4(p, i, make_float4(v[0], v[1], v[2], v[3]));
+    } else {
+        Float8 f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) f.v[k] = v[k];
+        store8(p, i, f);
+    }
+}
+
+/* grid (ceil(P kQ / (256 kG)), H, B): thread t of block x of head (b, h) owns 8
+ * states of each of the kG rows p_j = e_j / kQ, e_j = 256 (kG x + j) + t, as kV runs of
+ * kSV (16 bytes of state each) at runs q and q + kQ of the row, q = t % kQ (the same for
+ * every j, so B and C are loaded and unpacked once); B * H * P * N < 2^31 (checked by the
+ * launcher). */
+template <typename T, typename S, int kQ, int kG>
+__global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<T> a, S* state,
+                                                                  T* __restrict__ y) {
+    constexpr int kSV = 16 / (int)sizeof(S), kV = 8 / kSV;
+    const int t = threadIdx.x, q = t % kQ, e0 = blockIdx.x * kThread8Block * kG + t;
+    const int h = blockIdx.y, b = blockIdx.z, H = gridDim.y, P = (int)a.P, N = 8 * kQ;
+    const int bh = b * H + h;
+    const int grow = (b * (int)a.G + h / (int)a.hpg) * N; /* (b, g, :) of B, C */
+    float hs[kG][8], Bv[8], Cv[8], xv[kG], acc[kG];
+    /* every load before the first use: B, C, the kG state runs, x */
+#pragma unroll
+    for (int j = 0; j < kV; j++) {
+        load_run_f<kSV>(a.Bm, grow + kSV * (q + j * kQ), Bv + j * kSV);
+        load_run_f<kSV>(a.Cm, grow + kSV * (q + j * kQ), Cv + j * kSV);
+    }
+#pragma unroll
+    for (int g = 0; g < kG; g++) {
+        const int p = (e0 + g * kThread8Block) / kQ, ch = bh * P + p;
+        xv[g] = 0.f;
+        if (p < P) {
+#pragma unroll
+            for (int j = 0; j < kV; j++) load_run_f<kSV>(state, ch * N + kSV * (q + j * kQ), hs[g] + j * kSV);
+            xv[g] = mb_to_float(a.x[ch]);
+        }
+    }
+    float dtv = mb_to_float(a.dt[bh]) + (a.bias ? a.bias[h] : 0.f);
+    if (a.softplus) dtv = dtv > 20.f ? dtv : __logf(1.f + __expf(dtv));
+    const float decay = __expf(dtv * a.A[h]), Dh = a.Dv ? a.Dv[h] : 0.f;
+#pragma unroll
+    for (int g = 0; g < kG; g++) {
+        const int p = (e0 + g * kThread8Block) / kQ, ch = bh * P + p;
+        acc[g] = 0.f;
+        if (p < P) { /* rows past P: dead lanes, which still take part in the shuffles */
+            const float dx = dtv * xv[g];
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                // h = exp(dt' A) h + dt' x B
+                hs[g][k] = fmaf(decay, hs[g][k], dx * Bv[k]);
+                acc[g] = fmaf(hs[g][k], Cv[k], acc[g]);
+            }
+#pragma unroll
+            for (int j = 0; j < kV; j++) store_run_f<kSV>(state, ch * N + kSV * (q + j * kQ), hs[g] + j * kSV);
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < kG; g++) {
+#pragma unroll
+        for (int off = kQ / 2; off > 0; off >>= 1) acc[g] += __shfl_xor_sync(0xffffffffu, acc[g], off);
+        const int p = (e0 + g * kThread8Block) / kQ, ch = bh * P + p;
+        if (p < P && q == 0) {
+            float out = fmaf(Dh, xv[g], acc[g]);
+            if (a.z) {
+                /* z loaded here, by the row's first lane: loading it with x (every lane)
+                 * measured no faster at batch 8 and cost 8 registers (H100, 2026-11-27) */
+                const float zv = mb_to_float(a.z[ch]);
+                out *= __fdividef(zv, 1.f + __expf(-zv));
+            }
+            y[ch] = mb_from_float<T>(out);
+        }
+    }
+}
+
+template <typename T, typename S, int kQ, int kG>
+static mb_status step_lean_q(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                             void* y, const mb_exec* ex) {
+    SsdArgs<T> a = make_args<T>(p, in);
+    a.L = 1;
+    const dim3 grid((unsigned)ceil_div(a.P * kQ, kThread8Block * kG), (unsigned)a.H, (unsigned)a.Bsz);
+    step_lean_kernel<T, S, kQ, kG><<<grid, kThread8Block, 0, mb_stream(ex)>>>(a, (S*)state, (T*)y);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
+}
+
+template <typename T, typename S, int kG>
+static mb_status step_lean(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state, void* y,
+                           const mb_exec* ex) {
+    switch (p->dstate) {
+    case 8: return step_lean_q<T, S, 1, kG>(p, in, state, y, ex);
+    case 16: return step_lean_q<T, S, 2, kG>(p, in, state, y, ex);
+    case 32: return step_lean_q<T, S, 4, kG>(p, in, state, y, ex);
+    case 64: return step_lean_q<T, S, 8, kG>(p, in, state, y, ex);
+    case 128: return step_lean_q<T, S, 16, kG>(p, in, state, y, ex);
+    default: return step_lean_q<T, S, 32, kG>(p, in, state, y, ex); /* 256 */
+    }
+}
+
 } // namespace
 
 /* Is the state 16-byte (fp32) or 8-byte (bf16) aligned, as 4 states at a time need? */
@@ -305,4 +538,55 @@ extern "C" mb_status mb_ssd_step_cuda_v3(const mb_ssd_params* p, const mb_ssd_in
 extern "C" mb_status mb_ssd_step_cuda_v4(const mb_ssd_params* p, const mb_ssd_inputs* in,
                                          void* state, void* y, const mb_exec* ex) {
     return step_per_head<4>(p, in, state, y, ex);
+}
+
+/* Does the thread-per-8-states kernel of v5 / v6 take this call? (else v4) v6
+ * indexes the state in 32 bits and puts heads and batch on grid y and z. */
+static bool thread8_fits(const mb_ssd_params* p, const mb_ssd_inputs* in, const void* state) {
+    const int64_t N = p->dstate;
+    const bool pow2 = N == 8 || N == 16 || N == 32 || N == 64 || N == 128 || N == 256;
+    return pow2 && ((uintptr_t)state & 15u) == 0 && aligned16(in->B) && aligned16(in->C) &&
+           p->batch * p->nheads * p->headdim * N <= 0x7fffffff && p->nheads <= 65535 &&
+           p->batch <= 65535;
+}
+
+/* v5: one thread per 8 states, no shared memory or barrier (N 8 .. 256, powers of
+ * two, 16-byte aligned state, B, C; else v4) */
+extern "C" mb_status mb_ssd_step_cuda_v5(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                         void* state, void* y, const mb_exec* ex) {
+    if (!thread8_fits(p, in, state)) return mb_ssd_step_cuda_v4(p, in, state, y, ex);
+    const bool bf = p->dtype == MB_DTYPE_BF16;
+    if (p->state_bf16) return step_thread8<bf16, bf16>(p, in, state, y, ex); /* bf16 activations */
+    if (bf) return step_thread8<bf16, float>(p, in, state, y, ex);
+    return step_thread8<float, float>(p, in, state, y, ex);
+}
+
+/* The lean kernel with kG rows per thread (v6, v7, v8), where it fits (else v4). */
+template <int kG>
+static mb_status step_lean_rows(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                                void* y, const mb_exec* ex) {
+    if (!thread8_fits(p, in, state)) return mb_ssd_step_cuda_v4(p, in, state, y, ex);
+    const bool bf = p->dtype == MB_DTYPE_BF16;
+    if (p->state_bf16) return step_lean<bf16, bf16, kG>(p, in, state, y, ex); /* bf16 activations */
+    if (bf) return step_lean<bf16, float, kG>(p, in, state, y, ex);
+    return step_lean<float, float, kG>(p, in, state, y, ex);
+}
+
+/* v6: v5 lean: a 3-D grid without per-thread divisions but one, fast intrinsics for
+ * dt', the decay and the gate, fp32 state runs that fill whole sectors (else v4) */
+extern "C" mb_status mb_ssd_step_cuda_v6(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                         void* state, void* y, const mb_exec* ex) {
+    return step_lean_rows<1>(p, in, state, y, ex);
+}
+
+/* v7: v6 with 2 rows per thread: B, C, dt' and the decay once for both */
+extern "C" mb_status mb_ssd_step_cuda_v7(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                         void* state, void* y, const mb_exec* ex) {
+    return step_lean_rows<2>(p, in, state, y, ex);
+}
+
+/* v8: v6 with 4 rows per thread */
+extern "C" mb_status mb_ssd_step_cuda_v8(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                         void* state, void* y, const mb_exec* ex) {
+    return step_lean_rows<4>(p, in, state, y, ex);
 }

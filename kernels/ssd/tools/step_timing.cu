@@ -4,11 +4,12 @@
  * D, dt_bias, z; batch 1, 8, 64; state fp32 and bf16. Every row: 100 steps
  * between one pair of CUDA events after an L2 flush (the benchmark's method),
  * median of 15, printed per step:
- *   launches   v2 / v3 / v4 through their entry points, 100 launches from the host
+ *   launches   v2 - v8 through their entry points, 100 launches from the host
  *   graph      the same 100 launches captured once in a CUDA graph and replayed
  *              (what a decoding loop under CUDA graphs pays: no host launch cost)
- *   floor      an in-place read-modify-write of the state, 16 bytes per thread:
- *              the bytes of a step and nothing else
+ *   floor      an in-place read-modify-write of the state, 4 elements per thread
+ *              (16 bytes fp32, 8 bytes bf16): the bytes of a step and nothing else
+ *   floor8     the same with 8 elements per thread (32 / 16 bytes)
  * Build (repository root):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
  *     kernels/ssd/tools/step_timing.cu kernels/ssd/fwd.cu kernels/common.cu \
@@ -27,6 +28,17 @@ __global__ void state_rmw_kernel(S* state, int64_t n4) {
     float4 v = load4(state, 4 * i);
     v.x *= 0.999f, v.y *= 0.999f, v.z *= 0.999f, v.w *= 0.999f;
     store4(state, 4 * i, v);
+}
+
+/* 8 elements per thread (two 16-byte accesses fp32, one bf16) */
+template <typename S>
+__global__ void state_rmw8_kernel(S* state, int64_t n8) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n8) return;
+    Float8 v = load8(state, 8 * i);
+#pragma unroll
+    for (int k = 0; k < 8; k++) v.v[k] *= 0.999f;
+    store8(state, 8 * i, v);
 }
 
 constexpr int kSteps = 100;
@@ -69,9 +81,11 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
         printf("B %-3ld state %s %-22s %8.2f us  %7.0f GB/s of state\n", Bb, sname, what, ms * 1e3,
                mb / ms);
     };
-    mb_ssd_step_fn steps[3] = {mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3, mb_ssd_step_cuda_v4};
-    const char* names[3] = {"v2", "v3", "v4"};
-    for (int k = 0; k < 3; k++) {
+    mb_ssd_step_fn steps[7] = {mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3, mb_ssd_step_cuda_v4,
+                               mb_ssd_step_cuda_v5, mb_ssd_step_cuda_v6, mb_ssd_step_cuda_v7,
+                               mb_ssd_step_cuda_v8};
+    const char* names[7] = {"v2", "v3", "v4", "v5", "v6", "v7", "v8"};
+    for (int k = 0; k < 7; k++) {
         char label[64];
         if (steps[k](&p, &in, st, y, &ex) != MB_OK) { printf("%s refused\n", names[k]); continue; }
         snprintf(label, sizeof label, "%s launches", names[k]);
@@ -86,6 +100,13 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
     };
     row("floor launches", per_step(floor_rmw));
     row("floor graph", per_step_graph(stream, floor_rmw));
+    const int64_t n8 = (int64_t)nstate / 8;
+    auto floor_rmw8 = [&] {
+        if (state_bf16) state_rmw8_kernel<bf16><<<(unsigned)ceil_div(n8, 256), 256, 0, stream>>>((bf16*)st, n8);
+        else state_rmw8_kernel<float><<<(unsigned)ceil_div(n8, 256), 256, 0, stream>>>((float*)st, n8);
+    };
+    row("floor8 launches", per_step(floor_rmw8));
+    row("floor8 graph", per_step_graph(stream, floor_rmw8));
     CK(cudaGetLastError());
     for (void* q : {x, dt, z, Bm, Cm, A, Dv, bias, st, y}) cudaFree(q);
 }
