@@ -55,7 +55,7 @@ typedef struct {
     int64_t lmin, lmax;  /* default sweep */
 } attn_family;
 
-#define MAX_FAMILIES 48
+#define MAX_FAMILIES 128
 static attn_family families[MAX_FAMILIES];
 static int nfamilies;
 
@@ -232,9 +232,9 @@ static int takes_shape(mb_direction dir, int i, const attn_family* tmpl) {
  * dtype and head dim. */
 static void register_impls(mb_direction dir, const char* dirname, attn_family tmpl) {
     const char* impl;
-    for (int i = 0; nfamilies < MAX_FAMILIES &&
-                    (impl = bc_impl_name(MB_OP_ATTENTION, dir, tmpl.backend, i)); i++) {
+    for (int i = 0; (impl = bc_impl_name(MB_OP_ATTENTION, dir, tmpl.backend, i)); i++) {
         if (!takes_shape(dir, i, &tmpl)) continue;
+        bc_require_family_slot("bench_attention", nfamilies, MAX_FAMILIES);
         attn_family* f = &families[nfamilies++];
         *f = tmpl;
         f->dir = dirname, f->impl = impl;
@@ -254,7 +254,8 @@ static void register_decode(attn_family tmpl) {
     static const int64_t batches[] = {1, 8, 64};
     const char* impl;
     for (int i = 0; (impl = bc_impl_name(MB_OP_ATTENTION, MB_DIR_DECODE, tmpl.backend, i)); i++)
-        for (int j = 0; j < 3 && nfamilies < MAX_FAMILIES; j++) {
+        for (int j = 0; j < 3; j++) {
+            bc_require_family_slot("bench_attention", nfamilies, MAX_FAMILIES);
             attn_family* f = &families[nfamilies++];
             *f = tmpl;
             f->kind = DECODE, f->dir = "decode", f->impl = impl, f->B = batches[j];

@@ -566,6 +566,13 @@ static int check_passed(gb_state* st, const bc_check* check) {
     return 1;
 }
 
+void bc_require_family_slot(const char* bench, int n, int max) {
+    if (n < max) return;
+    fprintf(stderr, "%s: more than %d benchmark families registered: raise MAX_FAMILIES\n",
+            bench, max);
+    exit(2);
+}
+
 int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                    void* ctx, int calls_per_iteration) {
     if (!check_passed(st, check)) return 0;

@@ -175,6 +175,10 @@ int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_cal
 int bc_time_case_graph(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                        void* ctx, int calls_per_iteration);
 
+/* Exit with a message when a bench's table of `max` families is full (n == max):
+ * a family left unregistered would drop its rows from the sweep without a word. */
+void bc_require_family_slot(const char* bench, int n, int max);
+
 /* Register family `name` over the given argument values (named arg_name),
  * with the settings of bc_register_sweep, timed as `backend` needs (CUDA:
  * manual time from events). bc_register_sweep is this over powers of two of L. */

@@ -48,7 +48,7 @@ typedef struct {
     int64_t L;           /* fixed L when the argument is not L */
 } scan_family;
 
-#define MAX_FAMILIES 64
+#define MAX_FAMILIES 128
 static scan_family families[MAX_FAMILIES];
 static int nfamilies;
 
@@ -199,7 +199,7 @@ static int probe(void* user, int64_t arg) {
 
 static scan_family* add_family(const char* dir, scan_kind kind, mb_backend backend,
                                const char* impl) {
-    if (nfamilies == MAX_FAMILIES) return NULL;
+    bc_require_family_slot("bench_selective_scan", nfamilies, MAX_FAMILIES);
     scan_family* f = &families[nfamilies++];
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "selective_scan_%s_%s_%s", dir, mb_backend_name(backend),

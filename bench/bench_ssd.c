@@ -62,7 +62,7 @@ typedef struct {
     int graph;                /* step: the 100 steps replayed from a CUDA graph */
 } ssd_family;
 
-#define MAX_FAMILIES 64
+#define MAX_FAMILIES 128
 static ssd_family families[MAX_FAMILIES];
 static int nfamilies;
 
@@ -226,7 +226,7 @@ static int probe(void* user, int64_t arg) {
 /* A family of `backend`'s shape (CPU: small fp32; CUDA: the canonical bf16). */
 static ssd_family* add_family(const char* dir, ssd_kind kind, mb_backend backend,
                               const char* impl) {
-    if (nfamilies == MAX_FAMILIES) return NULL;
+    bc_require_family_slot("bench_ssd", nfamilies, MAX_FAMILIES);
     ssd_family* f = &families[nfamilies++];
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "ssd_%s_%s_%s", dir, mb_backend_name(backend), impl);
