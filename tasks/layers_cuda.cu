@@ -435,6 +435,132 @@ void lc_heads_merge(float* dst, int ld, const float* src, int B, int T, int H, i
     heads_kernel<<<blocks_for(n), kThreads, 0, s>>>((float*)src, dst, ld, T, H, hd, 1, n);
 }
 
+// ----------------------------------------------------------------------------
+// Hard-ALiBi's local heads
+
+/* Where row t of local head j of sequence b starts in the (B, H, T, hd) buffers, and its
+ * lse index; i runs over (B, H - Hg, T). */
+struct LocalRow {
+    size_t head; /* b * H + Hg + j */
+    int j, t;
+};
+__device__ static LocalRow local_row(size_t i, int H, int Hg, int T) {
+    LocalRow r;
+    r.t = (int)(i % T);
+    const size_t bj = i / T;
+    r.j = (int)(bj % (H - Hg));
+    r.head = bj / (H - Hg) * H + Hg + r.j;
+    return r;
+}
+
+__device__ static float dot_rows(const float* a, const float* b, int hd) {
+    float acc = 0.f;
+    for (int c = 0; c < hd; c++) acc += a[c] * b[c];
+    return acc;
+}
+
+/* model.c's local_head_forward, one thread per query row */
+__global__ static void local_attention_forward_kernel(const float* q, const float* k, const float* v,
+                                                      float* out, float* lse, int H, int Hg, int T,
+                                                      int hd, lc_windows win, size_t n) {
+    GRID_STRIDE(i, n) {
+        const LocalRow r = local_row(i, H, Hg, T);
+        const float* kh = k + r.head * T * hd;
+        const float* vh = v + r.head * T * hd;
+        const float* qt = q + (r.head * T + r.t) * hd;
+        const int s0 = max(r.t - win.w[r.j] + 1, 0), nw = r.t - s0 + 1;
+        const float scale = 1.0f / sqrtf((float)hd);
+        float pr[LC_MAX_LOCAL_WINDOW]; /* the window's scores, then its weights */
+        float mx = -INFINITY, sum = 0.f;
+        for (int u = 0; u < nw; u++) {
+            pr[u] = dot_rows(qt, kh + (size_t)(s0 + u) * hd, hd) * scale;
+            mx = fmaxf(mx, pr[u]);
+        }
+        for (int u = 0; u < nw; u++) sum += (pr[u] = expf(pr[u] - mx));
+        float* ot = out + (r.head * T + r.t) * hd;
+        for (int c = 0; c < hd; c++) {
+            float acc = 0.f;
+            for (int u = 0; u < nw; u++) acc += pr[u] * vh[(size_t)(s0 + u) * hd + c];
+            ot[c] = acc / sum;
+        }
+        lse[r.head * T + r.t] = mx + logf(sum);
+    }
+}
+
+/* dq of a query row t: sum over its window of scale dS_tu k_u,
+ * dS_tu = p_tu (dout_t . v_u - dout_t . o_t) */
+__global__ static void local_attention_dq_kernel(const float* q, const float* k, const float* v,
+                                                 const float* out, const float* dout,
+                                                 const float* lse, float* dq, int H, int Hg, int T,
+                                                 int hd, lc_windows win, size_t n) {
+    GRID_STRIDE(i, n) {
+        const LocalRow r = local_row(i, H, Hg, T);
+        const size_t row = (r.head * T + r.t) * hd;
+        const float* kh = k + r.head * T * hd;
+        const float* vh = v + r.head * T * hd;
+        const int s0 = max(r.t - win.w[r.j] + 1, 0);
+        const float scale = 1.0f / sqrtf((float)hd), l = lse[r.head * T + r.t];
+        const float Dt = dot_rows(dout + row, out + row, hd);
+        float acc[LC_MAX_LOCAL_HD];
+        for (int c = 0; c < hd; c++) acc[c] = 0.f;
+        for (int u = s0; u <= r.t; u++) {
+            const float* ku = kh + (size_t)u * hd;
+            const float p = expf(dot_rows(q + row, ku, hd) * scale - l);
+            const float ds = p * (dot_rows(dout + row, vh + (size_t)u * hd, hd) - Dt);
+            for (int c = 0; c < hd; c++) acc[c] += scale * ds * ku[c];
+        }
+        for (int c = 0; c < hd; c++) dq[row + c] = acc[c];
+    }
+}
+
+/* dk, dv of a key row s: over the queries t in [s, s + w) that see it,
+ * dk_s = sum scale dS_ts q_t, dv_s = sum p_ts dout_t */
+__global__ static void local_attention_dkv_kernel(const float* q, const float* k, const float* v,
+                                                  const float* out, const float* dout,
+                                                  const float* lse, float* dk, float* dv, int H,
+                                                  int Hg, int T, int hd, lc_windows win, size_t n) {
+    GRID_STRIDE(i, n) {
+        const LocalRow r = local_row(i, H, Hg, T); /* r.t is the key row s */
+        const size_t base = r.head * T * hd, row = base + (size_t)r.t * hd;
+        const int t1 = min(r.t + win.w[r.j] - 1, T - 1);
+        const float scale = 1.0f / sqrtf((float)hd);
+        float ak[LC_MAX_LOCAL_HD], av[LC_MAX_LOCAL_HD];
+        for (int c = 0; c < hd; c++) ak[c] = av[c] = 0.f;
+        for (int t = r.t; t <= t1; t++) {
+            const size_t qrow = base + (size_t)t * hd;
+            const float p = expf(dot_rows(q + qrow, k + row, hd) * scale - lse[r.head * T + t]);
+            const float Dt = dot_rows(dout + qrow, out + qrow, hd);
+            const float ds = p * (dot_rows(dout + qrow, v + row, hd) - Dt);
+            for (int c = 0; c < hd; c++) {
+                ak[c] += scale * ds * q[qrow + c];
+                av[c] += p * dout[qrow + c];
+            }
+        }
+        for (int c = 0; c < hd; c++) dk[row + c] = ak[c], dv[row + c] = av[c];
+    }
+}
+
+void lc_local_attention_forward(const float* q, const float* k, const float* v, float* out,
+                                float* lse, int B, int H, int Hg, int T, int hd,
+                                const lc_windows* win, cudaStream_t s) {
+    const size_t n = (size_t)B * (H - Hg) * T;
+    if (n == 0) return;
+    local_attention_forward_kernel<<<blocks_for(n), kThreads, 0, s>>>(q, k, v, out, lse, H, Hg, T,
+                                                                      hd, *win, n);
+}
+
+void lc_local_attention_backward(const float* q, const float* k, const float* v,
+                                 const float* out, const float* dout, const float* lse,
+                                 float* dq, float* dk, float* dv, int B, int H, int Hg, int T,
+                                 int hd, const lc_windows* win, cudaStream_t s) {
+    const size_t n = (size_t)B * (H - Hg) * T;
+    if (n == 0) return;
+    local_attention_dq_kernel<<<blocks_for(n), kThreads, 0, s>>>(q, k, v, out, dout, lse, dq, H, Hg,
+                                                                 T, hd, *win, n);
+    local_attention_dkv_kernel<<<blocks_for(n), kThreads, 0, s>>>(q, k, v, out, dout, lse, dk, dv,
+                                                                  H, Hg, T, hd, *win, n);
+}
+
 __global__ static void broadcast_bt_kernel(float* dst, const float* src, size_t M, int T, size_t n) {
     GRID_STRIDE(i, n) dst[i] = src[(i / T) % M];
 }

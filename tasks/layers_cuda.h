@@ -99,6 +99,25 @@ void lc_from_channels_first(float* dst, int ldd, const float* src, int B, int T,
 /* dst (rows, ldd) columns [0, W) = src (rows, lds) columns [0, W) */
 void lc_copy_cols(float* dst, int ldd, const float* src, int lds, size_t rows, int W, cudaStream_t s);
 /* (BT, ld) columns [0, H*hd) <-> (B, H, T, hd) */
+/* Hard-ALiBi's local heads (model.c's local_head_forward / backward): heads Hg + j,
+ * j < H - Hg, of every sequence of the (B, H, T, hd) buffers, head Hg + j attending to
+ * its last w[j] <= LC_MAX_LOCAL_WINDOW tokens, scale 1/sqrt(hd), hd <= LC_MAX_LOCAL_HD;
+ * lse (B, H, T) rows of those heads written. Backward: dq, dk, dv (B, H, T, hd) of those
+ * heads overwritten (one thread per query row for dq, per key row for dk, dv: no atomics). */
+#define LC_MAX_LOCAL_HEADS 32
+#define LC_MAX_LOCAL_WINDOW 64
+#define LC_MAX_LOCAL_HD 64
+typedef struct {
+    int w[LC_MAX_LOCAL_HEADS];
+} lc_windows;
+void lc_local_attention_forward(const float* q, const float* k, const float* v, float* out,
+                                float* lse, int B, int H, int Hg, int T, int hd,
+                                const lc_windows* win, cudaStream_t s);
+void lc_local_attention_backward(const float* q, const float* k, const float* v,
+                                 const float* out, const float* dout, const float* lse,
+                                 float* dq, float* dk, float* dv, int B, int H, int Hg, int T,
+                                 int hd, const lc_windows* win, cudaStream_t s);
+
 void lc_heads_split(float* dst, const float* src, int ld, int B, int T, int H, int hd, cudaStream_t s);
 void lc_heads_merge(float* dst, int ld, const float* src, int B, int T, int H, int hd, cudaStream_t s);
 /* dst (B, M, T) = src (M) at every b and t */

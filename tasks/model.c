@@ -44,7 +44,7 @@ int mixer_is_attention(int mixer) {
            mixer == MIXER_MHA_HARD_ALIBI;
 }
 
-enum { kMaxLocalWindow = 64 }; /* the widest local head: 2 << 5 */
+enum { kMaxLocalWindow = MODEL_MAX_LOCAL_WINDOW }; /* the widest local head: 2 << 5 */
 
 int hard_alibi_window(int h, int H) {
     const int global = H - H / 2; /* the first heads attend to everything */

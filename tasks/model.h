@@ -23,7 +23,8 @@
  *   mha-hardalibi  the same layer with Hard-ALiBi heads ("Repeat After Me",
  *           arXiv 2402.01032): no position encoding; heads [0, H - H/2) attend to
  *           every earlier token, the H/2 local heads i = 0, 1, .. only to the last
- *           2^(i+1) tokens (windows 2, 4, 8, .., at most 64). CPU only for now.
+ *           2^(i+1) tokens (windows 2, 4, 8, .., at most 64); on the GPU the local heads run
+ *           layers_cuda.cu's lc_local_attention_*.
  *
  * Dimension legend: B = batch, T = time, C = model width, V = vocabulary,
  * nL = layers, Di = E*C inner width, N = state size, R = dt rank, K = conv
@@ -77,6 +78,8 @@ const char* mixer_name(int mixer);
 int mixer_is_ssm(int mixer);           /* mamba, lti, mamba2 */
 int mixer_is_attention(int mixer);     /* mha-abs, mha-rope, mha-nope, mha-hardalibi */
 /* Hard-ALiBi: the window of attention head h of H (0: every earlier token) */
+/* The widest local window of a Hard-ALiBi head (2 << 5). */
+#define MODEL_MAX_LOCAL_WINDOW 64
 int hard_alibi_window(int h, int H);
 /* The defaults for a mixer at width C (N 16 or 64, E 2, K 4, R ceil(C/16), heads). */
 model_config model_default_config(int mixer, int vocab, int dim, int layers);

@@ -628,16 +628,50 @@ static void attn_split_qkv(gpu_model* g, int l, int B, int T, const attn_bufs* s
     lc_heads_split(s->v, qkv + 2 * d->C, 3 * d->C, B, T, d->H, d->hd, g->stream);
 }
 
+/* Hard-ALiBi (model.c's attention_api): the local heads (the last H/2 of each sequence)
+ * by lc_local_attention_*, the global ones (the first Hg = H - H/2, a contiguous (Hg, T,
+ * hd) block of each sequence) through the API, one call per sequence. lse (B, H, T). */
+static int hard_alibi_attention(gpu_model* g, int B, int T, const attn_bufs* s, float* lse, int backward) {
+    const model_dims* d = &g->d;
+    const int H = d->H, hd = d->hd, Hg = H - H / 2;
+    lc_windows win;
+    for (int h = Hg; h < H; h++) win.w[h - Hg] = hard_alibi_window(h, H); /* gpu_model_create checked the sizes */
+    if (backward)
+        lc_local_attention_backward(s->q, s->k, s->v, s->o, s->dout, lse, s->dq, s->dk, s->dv, B, H, Hg, T, hd,
+                                    &win, g->stream);
+    else
+        lc_local_attention_forward(s->q, s->k, s->v, s->o, lse, B, H, Hg, T, hd, &win, g->stream);
+    LAUNCHES_OK(g);
+    for (int b = 0; b < B; b++) {
+        const size_t o = (size_t)b * H * T * hd;
+        mb_attention_params prm = {1, Hg, T, hd, 0.0, MB_DTYPE_F32, 0};
+        mb_attention_inputs in = {s->q + o, s->k + o, s->v + o};
+        float* lse_b = lse + (size_t)b * H * T;
+        if (!backward) {
+            MB_OK_OR_FAIL(g, "attention forward", mb_attention_fwd_cuda(&prm, &in, s->o + o, lse_b, g->stream));
+        } else {
+            mb_attention_grads gr = {s->dq + o, s->dk + o, s->dv + o};
+            MB_OK_OR_FAIL(g, "attention backward",
+                          mb_attention_bwd_cuda(&prm, &in, s->o + o, lse_b, s->dout + o, &gr, g->stream));
+        }
+    }
+    return 0;
+}
+
 static int attn_forward(gpu_model* g, int l, int B, int T) {
     const model_dims* d = &g->d;
     attn_bufs s;
     attn_carve(g, B, T, &s);
     attn_split_qkv(g, l, B, T, &s);
     LAUNCHES_OK(g);
+    float* lse = g->a.lse + (size_t)l * B * d->H * T;
     mb_attention_params prm = {B, d->H, T, d->hd, 0.0, MB_DTYPE_F32, 0};
     mb_attention_inputs in = {s.q, s.k, s.v};
-    MB_OK_OR_FAIL(g, "attention forward",
-                  mb_attention_fwd_cuda(&prm, &in, s.o, g->a.lse + (size_t)l * B * d->H * T, g->stream));
+    if (d->mixer == MIXER_MHA_HARD_ALIBI) {
+        if (hard_alibi_attention(g, B, T, &s, lse, 0)) return -1;
+    } else {
+        MB_OK_OR_FAIL(g, "attention forward", mb_attention_fwd_cuda(&prm, &in, s.o, lse, g->stream));
+    }
     lc_heads_merge(g->a.y + (size_t)l * B * T * d->C, d->C, s.o, B, T, d->H, d->hd, g->stream);
     LAUNCHES_OK(g);
     return 0;
@@ -653,11 +687,15 @@ static int attn_backward(gpu_model* g, int l, int B, int T, const float* dy, flo
     lc_heads_split(s.o, g->a.y + (size_t)l * B * T * d->C, d->C, B, T, d->H, d->hd, st);
     lc_heads_split(s.dout, dy, d->C, B, T, d->H, d->hd, st);
     LAUNCHES_OK(g);
+    float* lse = g->a.lse + (size_t)l * B * d->H * T;
     mb_attention_params prm = {B, d->H, T, d->hd, 0.0, MB_DTYPE_F32, 0};
     mb_attention_inputs in = {s.q, s.k, s.v};
     mb_attention_grads gr = {s.dq, s.dk, s.dv};
-    MB_OK_OR_FAIL(g, "attention backward",
-                  mb_attention_bwd_cuda(&prm, &in, s.o, g->a.lse + (size_t)l * B * d->H * T, s.dout, &gr, st));
+    if (d->mixer == MIXER_MHA_HARD_ALIBI) {
+        if (hard_alibi_attention(g, B, T, &s, lse, 1)) return -1;
+    } else {
+        MB_OK_OR_FAIL(g, "attention backward", mb_attention_bwd_cuda(&prm, &in, s.o, lse, s.dout, &gr, st));
+    }
     lc_heads_merge(dqkv, 3 * d->C, s.dq, B, T, d->H, d->hd, st);
     lc_heads_merge(dqkv + d->C, 3 * d->C, s.dk, B, T, d->H, d->hd, st);
     lc_heads_merge(dqkv + 2 * d->C, 3 * d->C, s.dv, B, T, d->H, d->hd, st);
@@ -977,9 +1015,13 @@ static int create_device_state(gpu_model* g, const model* host) {
 }
 
 gpu_model* gpu_model_create(const model* host, char* msg, int msg_size) {
-    if (model_cfg(host)->mixer == MIXER_MHA_HARD_ALIBI) { /* its local heads are CPU code (model.c) */
-        snprintf(msg, (size_t)msg_size, "cuda: mixer mha-hardalibi has no GPU path yet (CPU only)");
-        return NULL;
+    if (model_cfg(host)->mixer == MIXER_MHA_HARD_ALIBI) { /* the local-head kernels' limits */
+        const model_dims d = model_dims_of(model_cfg(host));
+        if (d.H / 2 > LC_MAX_LOCAL_HEADS || d.hd > LC_MAX_LOCAL_HD || MODEL_MAX_LOCAL_WINDOW > LC_MAX_LOCAL_WINDOW) {
+            snprintf(msg, (size_t)msg_size, "cuda: mha-hardalibi takes at most %d local heads of dim <= %d "
+                     "(this model: %d of dim %d)", LC_MAX_LOCAL_HEADS, LC_MAX_LOCAL_HD, d.H / 2, d.hd);
+            return NULL;
+        }
     }
     gpu_model* g = (gpu_model*)calloc(1, sizeof(gpu_model));
     if (!g) { snprintf(msg, (size_t)msg_size, "out of memory"); return NULL; }

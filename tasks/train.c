@@ -56,7 +56,7 @@ static void usage(void) {
         "usage: mambabench-train [flags]\n"
         "  --task NAME        copy | selective-copy | induction | mqar | string-copy (selective-copy)\n"
         "  --mixer NAME       mamba | lti | mamba2 | mha-abs | mha-rope | mha-nope |\n"
-        "                     mha-hardalibi (CPU only) (mamba)\n"
+        "                     mha-hardalibi (mamba)\n"
         "  --layers N --dim N model depth and width (2, 64)\n"
         "  --len N            training sequence length (256)\n"
         "  --vocab N --n N    task vocabulary (16; mqar 64), tokens to copy / pairs / longest string\n"

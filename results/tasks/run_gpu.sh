@@ -20,6 +20,8 @@
 #   mqar-heads   MQAR attention with one head of 64 (round2's 4 heads of 16 did not solve it)
 #   round3       the copying control's LTI at 1e-2 (two new seeds) and 3e-2; one-head MQAR
 #                attention at 1e-4
+#   hardalibi    long-string copying with Hard-ALiBi heads (d 128 x 8 heads, 4 of them local),
+#                three rates and a second seed
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -266,7 +268,21 @@ round3() {
     --heads 1 --max-parallel-tokens 16384 --len 128 --n 8 --vocab 128 --eval-lens 128 --lr 1e-4 --seed 0
 }
 
+# Session 4 (hardalibi, one H100): long-string copying with Hard-ALiBi heads ("Repeat After
+# Me"), now that they have a GPU path: d 128 x 8 heads (4 global heads without positions, 4
+# local ones of windows 2, 4, 8, 16), the size of round2's mha-rope / mha-nope string-copy runs
+# (same task, length, batch and test lengths); three rates and a second seed at 3e-4.
+hardalibi() {
+  local sc=(--task string-copy --len 128 --vocab 16 --layers 2 --batch 64 --eval-lens 64,128,256,512,1024)
+  local ha=(--mixer mha-hardalibi --dim 128 --heads 8 --max-parallel-tokens 16384)
+  for lr in 1e-4 3e-4 1e-3; do
+    run str-mha-hardalibi-lr$lr-s0 100000 "${sc[@]}" "${ha[@]}" --lr $lr --seed 0
+  done
+  run str-mha-hardalibi-lr3e-4-s1 100000 "${sc[@]}" "${ha[@]}" --lr 3e-4 --seed 1
+}
+
 case $stage in
+  hardalibi | extend-hardalibi) hardalibi ;;
   round3 | extend-round3) round3 ;;
   mqar-heads) mqar_heads ;;
   round2 | extend-round2) round2 ;;
