@@ -21,7 +21,7 @@
  *     barrier), C . h reduced over the N / 8 lanes of a row by shuffles. The launch
  *     has the shape of a plain copy of the state: every load of a thread is issued
  *     before its first use, and nothing waits on another thread but the shuffles.
- * v6 (default): v5 made lean, since at batch 8 v5 is bound by its instructions,
+ * v6: v5 made lean, since at batch 8 v5 is bound by its instructions,
  *     not its bytes (bf16 state: 8.5 us in a CUDA graph where a bare read-modify-write
  *     of the same state takes 4.5): a 3-D grid (row groups, head, batch) leaves one
  *     integer division per thread (the group of the head), dt', the decay and the
@@ -31,6 +31,10 @@
  *     every sector twice).
  * v7, v8: v6 with 2 and 4 rows of a head per thread (B, C unpacked, dt' and the decay
  *     computed once for them all; fewer threads, each with more loads in flight).
+ * v9, v10 (default): v6, v7 as programmatic dependent launches (griddepcontrol.wait
+ *     before any memory access): the next token's blocks are scheduled while this one's
+ *     finish. H100, batch 8, bf16 state (tools/step_timing.cu, trigger after the wait):
+ *     v10 5.04 us in a CUDA graph, 5.37 from host launches (v7 5.68 / 6.45).
  * State in bf16 (params->state_bf16): every version reads and writes the state
  * as bf16 and computes in fp32 (half the bytes of the fp32 state); v1's
  * recurrent kernel is fp32-only, so its bf16 state runs a warp per channel
@@ -392,10 +396,18 @@ static __device__ __forceinline__ void store_run_f(S* p, int i, const float* v) 
  * kSV (16 bytes of state each) at runs q and q + kQ of the row, q = t % kQ (the same for
  * every j, so B and C are loaded and unpacked once); B * H * P * N < 2^31 (checked by the
  * launcher). */
-template <typename T, typename S, int kQ, int kG>
+template <typename T, typename S, int kQ, int kG, bool kPDL>
 __global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<T> a, S* state,
                                                                   T* __restrict__ y) {
     constexpr int kSV = 16 / (int)sizeof(S), kV = 8 / kSV;
+    if constexpr (kPDL) { /* launched with programmatic stream serialization (v9, v10) */
+        /* let the next kernel be scheduled once every block of this grid has started: its
+         * blocks take the SM slots this grid frees, and wait as this one does below */
+        asm volatile("griddepcontrol.launch_dependents;");
+        /* wait until the kernel before this one in the stream has finished and its writes
+         * (the state of the previous token) are visible: before any global access */
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+    }
     const int t = threadIdx.x, q = t % kQ, e0 = blockIdx.x * kThread8Block * kG + t;
     const int h = blockIdx.y, b = blockIdx.z, H = gridDim.y, P = (int)a.P, N = 8 * kQ;
     const int bh = b * H + h;
@@ -454,27 +466,37 @@ __global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<
     }
 }
 
-template <typename T, typename S, int kQ, int kG>
+template <typename T, typename S, int kQ, int kG, bool kPDL>
 static mb_status step_lean_q(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                              void* y, const mb_exec* ex) {
     SsdArgs<T> a = make_args<T>(p, in);
     a.L = 1;
     const dim3 grid((unsigned)ceil_div(a.P * kQ, kThread8Block * kG), (unsigned)a.H, (unsigned)a.Bsz);
-    step_lean_kernel<T, S, kQ, kG><<<grid, kThread8Block, 0, mb_stream(ex)>>>(a, (S*)state, (T*)y);
+    if constexpr (kPDL) { /* programmatic dependent launch: overlaps this launch with the tail of the last kernel */
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid, cfg.blockDim = dim3(kThread8Block), cfg.stream = mb_stream(ex);
+        cfg.attrs = attr, cfg.numAttrs = 1;
+        MB_CUDA_CHECK(cudaLaunchKernelEx(&cfg, step_lean_kernel<T, S, kQ, kG, kPDL>, a, (S*)state, (T*)y));
+    } else {
+        step_lean_kernel<T, S, kQ, kG, kPDL><<<grid, kThread8Block, 0, mb_stream(ex)>>>(a, (S*)state, (T*)y);
+    }
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
 
-template <typename T, typename S, int kG>
+template <typename T, typename S, int kG, bool kPDL>
 static mb_status step_lean(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state, void* y,
                            const mb_exec* ex) {
     switch (p->dstate) {
-    case 8: return step_lean_q<T, S, 1, kG>(p, in, state, y, ex);
-    case 16: return step_lean_q<T, S, 2, kG>(p, in, state, y, ex);
-    case 32: return step_lean_q<T, S, 4, kG>(p, in, state, y, ex);
-    case 64: return step_lean_q<T, S, 8, kG>(p, in, state, y, ex);
-    case 128: return step_lean_q<T, S, 16, kG>(p, in, state, y, ex);
-    default: return step_lean_q<T, S, 32, kG>(p, in, state, y, ex); /* 256 */
+    case 8: return step_lean_q<T, S, 1, kG, kPDL>(p, in, state, y, ex);
+    case 16: return step_lean_q<T, S, 2, kG, kPDL>(p, in, state, y, ex);
+    case 32: return step_lean_q<T, S, 4, kG, kPDL>(p, in, state, y, ex);
+    case 64: return step_lean_q<T, S, 8, kG, kPDL>(p, in, state, y, ex);
+    case 128: return step_lean_q<T, S, 16, kG, kPDL>(p, in, state, y, ex);
+    default: return step_lean_q<T, S, 32, kG, kPDL>(p, in, state, y, ex); /* 256 */
     }
 }
 
@@ -561,15 +583,16 @@ extern "C" mb_status mb_ssd_step_cuda_v5(const mb_ssd_params* p, const mb_ssd_in
     return step_thread8<float, float>(p, in, state, y, ex);
 }
 
-/* The lean kernel with kG rows per thread (v6, v7, v8), where it fits (else v4). */
-template <int kG>
+/* The lean kernel with kG rows per thread (v6 - v10), where it fits (else v4); kPDL:
+ * launched as a programmatic dependent launch (v9, v10). */
+template <int kG, bool kPDL = false>
 static mb_status step_lean_rows(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                                 void* y, const mb_exec* ex) {
     if (!thread8_fits(p, in, state)) return mb_ssd_step_cuda_v4(p, in, state, y, ex);
     const bool bf = p->dtype == MB_DTYPE_BF16;
-    if (p->state_bf16) return step_lean<bf16, bf16, kG>(p, in, state, y, ex); /* bf16 activations */
-    if (bf) return step_lean<bf16, float, kG>(p, in, state, y, ex);
-    return step_lean<float, float, kG>(p, in, state, y, ex);
+    if (p->state_bf16) return step_lean<bf16, bf16, kG, kPDL>(p, in, state, y, ex); /* bf16 activations */
+    if (bf) return step_lean<bf16, float, kG, kPDL>(p, in, state, y, ex);
+    return step_lean<float, float, kG, kPDL>(p, in, state, y, ex);
 }
 
 /* v6: v5 lean: a 3-D grid without per-thread divisions but one, fast intrinsics for
@@ -589,4 +612,20 @@ extern "C" mb_status mb_ssd_step_cuda_v7(const mb_ssd_params* p, const mb_ssd_in
 extern "C" mb_status mb_ssd_step_cuda_v8(const mb_ssd_params* p, const mb_ssd_inputs* in,
                                          void* state, void* y, const mb_exec* ex) {
     return step_lean_rows<4>(p, in, state, y, ex);
+}
+
+/* v9: v6 launched as a programmatic dependent launch (cudaLaunchKernelEx with
+ * programmatic stream serialization): its blocks are scheduled while the kernel before it
+ * in the stream finishes, and wait (griddepcontrol.wait) for it before touching memory, so
+ * a loop of steps no longer pays the whole launch gap between tokens. Safe after any kernel:
+ * nothing is read or written before the wait. */
+extern "C" mb_status mb_ssd_step_cuda_v9(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                         void* state, void* y, const mb_exec* ex) {
+    return step_lean_rows<1, true>(p, in, state, y, ex);
+}
+
+/* v10: v7 (2 rows per thread) launched as v9 */
+extern "C" mb_status mb_ssd_step_cuda_v10(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                          void* state, void* y, const mb_exec* ex) {
+    return step_lean_rows<2, true>(p, in, state, y, ex);
 }

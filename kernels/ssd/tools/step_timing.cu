@@ -4,7 +4,7 @@
  * D, dt_bias, z; batch 1, 8, 64; state fp32 and bf16. Every row: 100 steps
  * between one pair of CUDA events after an L2 flush (the benchmark's method),
  * median of 15, printed per step:
- *   launches   v2 - v8 through their entry points, 100 launches from the host
+ *   launches   v2 - v10 through their entry points, 100 launches from the host
  *   graph      the same 100 launches captured once in a CUDA graph and replayed
  *              (what a decoding loop under CUDA graphs pays: no host launch cost)
  *   floor      an in-place read-modify-write of the state, 4 elements per thread
@@ -30,9 +30,14 @@ __global__ void state_rmw_kernel(S* state, int64_t n4) {
     store4(state, 4 * i, v);
 }
 
-/* 8 elements per thread (two 16-byte accesses fp32, one bf16) */
-template <typename S>
+/* 8 elements per thread (two 16-byte accesses fp32, one bf16); kPDL: launched as a
+ * programmatic dependent launch, as step v9 / v10 */
+template <typename S, bool kPDL = false>
 __global__ void state_rmw8_kernel(S* state, int64_t n8) {
+    if constexpr (kPDL) {
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+        asm volatile("griddepcontrol.launch_dependents;");
+    }
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n8) return;
     Float8 v = load8(state, 8 * i);
@@ -81,11 +86,11 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
         printf("B %-3ld state %s %-22s %8.2f us  %7.0f GB/s of state\n", Bb, sname, what, ms * 1e3,
                mb / ms);
     };
-    mb_ssd_step_fn steps[7] = {mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3, mb_ssd_step_cuda_v4,
+    mb_ssd_step_fn steps[9] = {mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3, mb_ssd_step_cuda_v4,
                                mb_ssd_step_cuda_v5, mb_ssd_step_cuda_v6, mb_ssd_step_cuda_v7,
-                               mb_ssd_step_cuda_v8};
-    const char* names[7] = {"v2", "v3", "v4", "v5", "v6", "v7", "v8"};
-    for (int k = 0; k < 7; k++) {
+                               mb_ssd_step_cuda_v8, mb_ssd_step_cuda_v9, mb_ssd_step_cuda_v10};
+    const char* names[9] = {"v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"};
+    for (int k = 0; k < 9; k++) {
         char label[64];
         if (steps[k](&p, &in, st, y, &ex) != MB_OK) { printf("%s refused\n", names[k]); continue; }
         snprintf(label, sizeof label, "%s launches", names[k]);
@@ -107,6 +112,18 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
     };
     row("floor8 launches", per_step(floor_rmw8));
     row("floor8 graph", per_step_graph(stream, floor_rmw8));
+    auto floor_rmw8_pdl = [&] {
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3((unsigned)ceil_div(n8, 256)), cfg.blockDim = dim3(256), cfg.stream = stream;
+        cfg.attrs = attr, cfg.numAttrs = 1;
+        if (state_bf16) CK(cudaLaunchKernelEx(&cfg, state_rmw8_kernel<bf16, true>, (bf16*)st, n8));
+        else CK(cudaLaunchKernelEx(&cfg, state_rmw8_kernel<float, true>, (float*)st, n8));
+    };
+    row("floor8 pdl launches", per_step(floor_rmw8_pdl));
+    row("floor8 pdl graph", per_step_graph(stream, floor_rmw8_pdl));
     CK(cudaGetLastError());
     for (void* q : {x, dt, z, Bm, Cm, A, Dv, bias, st, y}) cudaFree(q);
 }
