@@ -21,7 +21,7 @@
  *     barrier), C . h reduced over the N / 8 lanes of a row by shuffles. The launch
  *     has the shape of a plain copy of the state: every load of a thread is issued
  *     before its first use, and nothing waits on another thread but the shuffles.
- * v6: v5 made lean, since at batch 8 v5 is bound by its instructions,
+ * v6 (default): v5 made lean, since at batch 8 v5 is bound by its instructions,
  *     not its bytes (bf16 state: 8.5 us in a CUDA graph where a bare read-modify-write
  *     of the same state takes 4.5): a 3-D grid (row groups, head, batch) leaves one
  *     integer division per thread (the group of the head), dt', the decay and the
@@ -31,10 +31,11 @@
  *     every sector twice).
  * v7, v8: v6 with 2 and 4 rows of a head per thread (B, C unpacked, dt' and the decay
  *     computed once for them all; fewer threads, each with more loads in flight).
- * v9, v10 (default): v6, v7 as programmatic dependent launches (griddepcontrol.wait
- *     before any memory access): the next token's blocks are scheduled while this one's
- *     finish. H100, batch 8, bf16 state (tools/step_timing.cu, trigger after the wait):
- *     v10 5.04 us in a CUDA graph, 5.37 from host launches (v7 5.68 / 6.45).
+ * v9, v10: v6, v7 as programmatic dependent launches (griddepcontrol.wait before any
+ *     memory access): the next token's blocks are scheduled while this one's finish.
+ *     H100, batch 8, bf16 state (tools/step_timing.cu, tools/h100_step_timing_v9v10.txt):
+ *     v10 5.04 us in a CUDA graph, 5.37 from host launches (v7 5.68 / 6.45). Not the
+ *     default: the benchmark sweep (made with v6 the default) has not run them.
  * State in bf16 (params->state_bf16): every version reads and writes the state
  * as bf16 and computes in fp32 (half the bytes of the fp32 state); v1's
  * recurrent kernel is fp32-only, so its bf16 state runs a warp per channel
@@ -401,12 +402,12 @@ __global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<
                                                                   T* __restrict__ y) {
     constexpr int kSV = 16 / (int)sizeof(S), kV = 8 / kSV;
     if constexpr (kPDL) { /* launched with programmatic stream serialization (v9, v10) */
-        /* let the next kernel be scheduled once every block of this grid has started: its
-         * blocks take the SM slots this grid frees, and wait as this one does below */
-        asm volatile("griddepcontrol.launch_dependents;");
         /* wait until the kernel before this one in the stream has finished and its writes
          * (the state of the previous token) are visible: before any global access */
         asm volatile("griddepcontrol.wait;" ::: "memory");
+        /* then let the next one be scheduled: its blocks take the SM slots this grid frees
+         * (triggering before the wait would let it start sooner: not measured) */
+        asm volatile("griddepcontrol.launch_dependents;");
     }
     const int t = threadIdx.x, q = t % kQ, e0 = blockIdx.x * kThread8Block * kG + t;
     const int h = blockIdx.y, b = blockIdx.z, H = gridDim.y, P = (int)a.P, N = 8 * kQ;
