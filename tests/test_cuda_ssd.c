@@ -7,7 +7,8 @@
  * Every device output is poisoned with 0xFF bytes (NaN) before each run. The
  * backward runs twice and must give identical bytes. The step, token by token
  * from the initial state, must equal the full forward on the GPU; with the state
- * kept in bf16 (state_bf16) it must equal the CPU step with that option. Duality: the
+ * kept in bf16 (state_bf16) it must equal the CPU step with that option; steps replayed
+ * from a CUDA graph must give the bytes of the same steps launched one by one. Duality: the
  * SSD forward equals the CUDA selective-scan forward with A repeated over the
  * state (the P channels of a head as scan channels). `--small` runs the first
  * cases only (for compute-sanitizer). Skips (exit TB_SKIP, 77) without CUDA in
@@ -259,22 +260,37 @@ static void token_bufs_free(token_bufs* t) {
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) d_free(all[k]);
 }
 
+/* x, dt, B, C, z of token t of d gathered into tok; the step's inputs */
+static mb_ssd_inputs token_inputs(const scase* c, const ssd_data* d, token_bufs* tok, int64_t t,
+                                  size_t es) {
+    const int64_t HP = c->H * c->P, GN = c->G * c->N;
+    gather_token(tok->x.dev, d->x.dev, c->B, c->L, HP, t, es);
+    gather_token(tok->dt.dev, d->dt.dev, c->B, c->L, c->H, t, es);
+    gather_token(tok->B.dev, d->Bm.dev, c->B, c->L, GN, t, es);
+    gather_token(tok->C.dev, d->Cm.dev, c->B, c->L, GN, t, es);
+    if (c->use_z) gather_token(tok->z.dev, d->z.dev, c->B, c->L, HP, t, es);
+    return (mb_ssd_inputs){tok->x.dev, tok->dt.dev, d->A.dev, tok->B.dev, tok->C.dev, d->D.dev,
+                           c->use_z ? tok->z.dev : NULL, d->bias.dev, NULL};
+}
+
+/* the case's start state (h0, or zeros) into s */
+static void start_state(const scase* c, const ssd_data* d, dtens* s) {
+    if (c->use_h0)
+        tb_cuda_ok(cudaMemcpy(s->dev, d->h0.dev, tb_tensor_bytes(&s->t), cudaMemcpyDeviceToDevice), "h0");
+    else
+        tb_cuda_ok(cudaMemset(s->dev, 0, tb_tensor_bytes(&s->t)), "zero state");
+}
+
 /* The selected CUDA step on every token of d in turn from `state` (in place),
  * ystep (B, L, H, P) poisoned first and filled token by token; 0 if a call failed. */
 static int gpu_steps(const scase* c, const mb_ssd_params* ps, const ssd_data* d, token_bufs* tok,
                      void* state, dtens* ystep) {
-    const int64_t HP = c->H * c->P, GN = c->G * c->N;
+    const int64_t HP = c->H * c->P;
     const size_t es = mb_dtype_size(ps->dtype);
     d_poison(ystep);
     int ok = 1;
     for (int64_t t = 0; t < c->L; t++) {
-        gather_token(tok->x.dev, d->x.dev, c->B, c->L, HP, t, es);
-        gather_token(tok->dt.dev, d->dt.dev, c->B, c->L, c->H, t, es);
-        gather_token(tok->B.dev, d->Bm.dev, c->B, c->L, GN, t, es);
-        gather_token(tok->C.dev, d->Cm.dev, c->B, c->L, GN, t, es);
-        if (c->use_z) gather_token(tok->z.dev, d->z.dev, c->B, c->L, HP, t, es);
-        mb_ssd_inputs id = {tok->x.dev, tok->dt.dev, d->A.dev, tok->B.dev, tok->C.dev, d->D.dev,
-                            c->use_z ? tok->z.dev : NULL, d->bias.dev, NULL};
+        const mb_ssd_inputs id = token_inputs(c, d, tok, t, es);
         d_poison(&tok->y);
         if (mb_ssd_step_cuda(ps, &id, state, tok->y.dev, NULL) != MB_OK) ok = 0;
         /* scatter y_t (B, H, P) into ystep (B, L, H, P) */
@@ -301,11 +317,7 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
     for (int k = 0; k < ns; k++) {
         const char* name = select_version(MB_DIR_STEP, k, c->N);
         if (!name) continue;
-        if (c->use_h0)
-            tb_cuda_ok(cudaMemcpy(state.dev, d->h0.dev, tb_tensor_bytes(&state.t),
-                                  cudaMemcpyDeviceToDevice), "h0");
-        else
-            tb_cuda_ok(cudaMemset(state.dev, 0, tb_tensor_bytes(&state.t)), "zero state");
+        start_state(c, d, &state);
         CHECK(gpu_steps(c, &ps, d, &tok, state.dev, &ystep), "step %s calls failed: %s", name,
               mb_last_error());
         printf("   step %s token by token vs the GPU forward and the fp64 forward\n", name);
@@ -317,6 +329,54 @@ static void check_step(const scase* c, mb_dtype dt, const ssd_data* d, const dte
     free(y_gpu);
     token_bufs_free(&tok);
     d_free(&state), d_free(&ystep);
+}
+
+/* Steps replayed from a CUDA graph (what the bench's step_graph rows time, and where v9 /
+ * v10's programmatic dependent launches become graph edges) against the same steps launched
+ * one by one on the same stream: kSteps steps of token 0's inputs from the case's start
+ * state, every version; the state and the last y must be the same bytes. */
+static void check_step_graph(const scase* c, mb_dtype dt, const ssd_data* d) {
+    enum { kSteps = 6 };
+    const int64_t HP = c->H * c->P, BHPN = c->B * HP * c->N;
+    mb_ssd_params ps = params_of(c, dt);
+    ps.seqlen = 1;
+    token_bufs tok = token_bufs_new(c, dt);
+    const mb_ssd_inputs id = token_inputs(c, d, &tok, 0, mb_dtype_size(dt));
+    dtens s_one = d_output(BHPN, MB_DTYPE_F32), s_graph = d_output(BHPN, MB_DTYPE_F32);
+    dtens y_one = d_output(c->B * HP, dt);
+    cudaStream_t st;
+    tb_cuda_ok(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "stream");
+    const int ns = mb_impl_count(MB_OP_SSD, MB_DIR_STEP, MB_BACKEND_CUDA);
+    for (int k = 0; k < ns; k++) {
+        const char* name = select_version(MB_DIR_STEP, k, c->N);
+        if (!name) continue;
+        start_state(c, d, &s_one), start_state(c, d, &s_graph);
+        d_poison(&y_one), d_poison(&tok.y);
+        int ok = 1;
+        for (int i = 0; i < kSteps; i++) ok &= mb_ssd_step_cuda(&ps, &id, s_one.dev, y_one.dev, st) == MB_OK;
+        tb_cuda_ok(cudaStreamSynchronize(st), "steps one by one");
+        cudaGraph_t graph = NULL;
+        cudaGraphExec_t exec = NULL;
+        tb_cuda_ok(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "begin capture");
+        for (int i = 0; i < kSteps; i++) ok &= mb_ssd_step_cuda(&ps, &id, s_graph.dev, tok.y.dev, st) == MB_OK;
+        tb_cuda_ok(cudaStreamEndCapture(st, &graph), "end capture");
+        tb_cuda_ok(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+        tb_cuda_ok(cudaGraphLaunch(exec, st), "graph launch");
+        tb_cuda_ok(cudaStreamSynchronize(st), "graph");
+        CHECK(ok, "step %s: a call failed: %s", name, mb_last_error());
+        void *a = d_bytes(&s_one), *b = d_bytes(&s_graph), *ya = d_bytes(&y_one), *yb = d_bytes(&tok.y);
+        CHECK(!memcmp(a, b, tb_tensor_bytes(&s_one.t)) && !memcmp(ya, yb, tb_tensor_bytes(&y_one.t)),
+              "step %s: %d steps from a CUDA graph differ from the same steps launched one by one", name,
+              (int)kSteps);
+        printf("   step %s: %d steps from a CUDA graph == launched one by one\n", name, (int)kSteps);
+        free(a), free(b), free(ya), free(yb);
+        tb_cuda_ok(cudaGraphExecDestroy(exec), "destroy graph exec");
+        tb_cuda_ok(cudaGraphDestroy(graph), "destroy graph");
+    }
+    CHECK_OK(mb_impl_select(MB_OP_SSD, MB_DIR_STEP, MB_BACKEND_CUDA, NULL));
+    tb_cuda_ok(cudaStreamDestroy(st), "stream");
+    token_bufs_free(&tok);
+    d_free(&s_one), d_free(&s_graph), d_free(&y_one);
 }
 
 /* dst (B, rows) <- src[:, t, :] of a (B, L, rows) host tensor of es-byte elements */
@@ -476,6 +536,7 @@ static void run_case(const scase* c, mb_dtype dt) {
     check_bwd(c, dt, &d);
     if (c->L <= 300) check_step(c, dt, &d, &y, y_ref, fs_ref);
     if (c->L <= 300 && dt == MB_DTYPE_BF16) check_step_bf16_state(c, &d);
+    if (c->L <= 300) check_step_graph(c, dt, &d);
     if (!c->use_h0 && c->L <= 4096) check_duality(c, dt, &d, &y);
     free(y_ref), free(fs_ref);
     d_free(&y), d_free(&fs);
