@@ -112,15 +112,10 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
     };
     row("floor8 launches", per_step(floor_rmw8));
     row("floor8 graph", per_step_graph(stream, floor_rmw8));
-    auto floor_rmw8_pdl = [&] {
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[0].val.programmaticStreamSerializationAllowed = 1;
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3((unsigned)ceil_div(n8, 256)), cfg.blockDim = dim3(256), cfg.stream = stream;
-        cfg.attrs = attr, cfg.numAttrs = 1;
-        if (state_bf16) CK(cudaLaunchKernelEx(&cfg, state_rmw8_kernel<bf16, true>, (bf16*)st, n8));
-        else CK(cudaLaunchKernelEx(&cfg, state_rmw8_kernel<float, true>, (float*)st, n8));
+    auto floor_rmw8_pdl = [&] { /* launched as step v9 / v10 are (step.cu's launch_programmatic) */
+        const dim3 grid((unsigned)ceil_div(n8, 256)), block(256);
+        if (state_bf16) CK(launch_programmatic(state_rmw8_kernel<bf16, true>, grid, block, stream, (bf16*)st, n8));
+        else CK(launch_programmatic(state_rmw8_kernel<float, true>, grid, block, stream, (float*)st, n8));
     };
     row("floor8 pdl launches", per_step(floor_rmw8_pdl));
     row("floor8 pdl graph", per_step_graph(stream, floor_rmw8_pdl));
