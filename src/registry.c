@@ -107,11 +107,12 @@ const mb_impl mb_registry[] = {
     {SSD, MB_DIR_STEP, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "one block per head (N 16/32/64/128, >= 256 heads in the batch, else v2): decay once per head, 8 float4 of state in flight per thread", {.ssd_step = mb_ssd_step_cuda_v3}},
     {SSD, MB_DIR_STEP, CUDA, "v4", 4, 0, MB_DT_F32_BF16, 256, 0, "v3's kernel held to 64 registers (4 blocks of 256 per SM: 528 block slots, one wave at batch 8 x 64 heads)", {.ssd_step = mb_ssd_step_cuda_v4}},
     {SSD, MB_DIR_STEP, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "one thread per 8 states (N 8-256, powers of two, else v4): 16-byte loads, the decay per thread, no shared memory or barrier", {.ssd_step = mb_ssd_step_cuda_v5}},
-    {SSD, MB_DIR_STEP, CUDA, "v6", 6, 1, MB_DT_F32_BF16, 256, 0, "v5 lean: 3-D grid (no per-thread divisions but one), fast-intrinsic dt' / decay / gate, fp32 state runs filling whole sectors (else v4)", {.ssd_step = mb_ssd_step_cuda_v6}},
+    {SSD, MB_DIR_STEP, CUDA, "v6", 6, 0, MB_DT_F32_BF16, 256, 0, "v5 lean: 3-D grid (no per-thread divisions but one), fast-intrinsic dt' / decay / gate, fp32 state runs filling whole sectors (else v4)", {.ssd_step = mb_ssd_step_cuda_v6}},
     {SSD, MB_DIR_STEP, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 with 2 rows of a head per thread (B, C, dt' and the decay once for both)", {.ssd_step = mb_ssd_step_cuda_v7}},
     {SSD, MB_DIR_STEP, CUDA, "v8", 8, 0, MB_DT_F32_BF16, 256, 0, "v6 with 4 rows of a head per thread", {.ssd_step = mb_ssd_step_cuda_v8}},
     {SSD, MB_DIR_STEP, CUDA, "v9", 9, 0, MB_DT_F32_BF16, 256, 0, "v6 as a programmatic dependent launch (scheduled while the previous kernel finishes; waits for it before any memory access)", {.ssd_step = mb_ssd_step_cuda_v9}},
-    {SSD, MB_DIR_STEP, CUDA, "v10", 10, 0, MB_DT_F32_BF16, 256, 0, "v7 as a programmatic dependent launch", {.ssd_step = mb_ssd_step_cuda_v10}},
+    {SSD, MB_DIR_STEP, CUDA, "v10", 10, 1, MB_DT_F32_BF16, 256, 0, "v7 as a programmatic dependent launch", {.ssd_step = mb_ssd_step_cuda_v10}},
+    {SSD, MB_DIR_STEP, CUDA, "v11", 11, 0, MB_DT_F32_BF16, 256, 0, "v10 letting the next launch go before its wait", {.ssd_step = mb_ssd_step_cuda_v11}},
 #endif
 };
 

@@ -69,10 +69,13 @@ concurrent() {
   echo "{\"kind\": \"train_throughput\", \"model\": \"$mixer\", \"len\": $len, \"batch\": 64, \"layers\": 2, $(dims_json "$mixer"), \"graphs\": 1, \"concurrent\": $n, \"tokens_per_s\": $total, \"steps\": $steps, \"device\": \"$device\", \"commit\": \"$commit\"}" >> "$out"
 }
 
+# MB_TRAIN_BENCH_MIXERS: a subset to measure (default: every mixer, then Mamba without the
+# graph and 4 Mamba trainings at once); rows are appended to OUT_JSONL, each with its commit
+mixers=${MB_TRAIN_BENCH_MIXERS:-mamba lti mamba2 mha-abs mha-rope mha-nope mha-hardalibi}
 for len in 256 1024; do
-  for mixer in mamba lti mamba2 mha-abs mha-rope; do
+  for mixer in $mixers; do
     one "$mixer-$len" "$mixer" "$len" 1
   done
-  one "mamba-$len-eager" mamba "$len" 0
+  [ -n "${MB_TRAIN_BENCH_MIXERS:-}" ] || one "mamba-$len-eager" mamba "$len" 0
 done
-concurrent 4 mamba 256
+[ -n "${MB_TRAIN_BENCH_MIXERS:-}" ] || concurrent 4 mamba 256

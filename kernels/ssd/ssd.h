@@ -80,6 +80,8 @@ mb_status mb_ssd_step_cuda_v9(const mb_ssd_params* p, const mb_ssd_inputs* in, v
                               void* y, const mb_exec* ex);
 mb_status mb_ssd_step_cuda_v10(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                                void* y, const mb_exec* ex);
+mb_status mb_ssd_step_cuda_v11(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
+                               void* y, const mb_exec* ex);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,7 @@
  *     barrier), C . h reduced over the N / 8 lanes of a row by shuffles. The launch
  *     has the shape of a plain copy of the state: every load of a thread is issued
  *     before its first use, and nothing waits on another thread but the shuffles.
- * v6 (default): v5 made lean, since at batch 8 v5 is bound by its instructions,
+ * v6: v5 made lean, since at batch 8 v5 is bound by its instructions,
  *     not its bytes (bf16 state: 8.5 us in a CUDA graph where a bare read-modify-write
  *     of the same state takes 4.5): a 3-D grid (row groups, head, batch) leaves one
  *     integer division per thread (the group of the head), dt', the decay and the
@@ -34,8 +34,9 @@
  * v9, v10: v6, v7 as programmatic dependent launches (griddepcontrol.wait before any
  *     memory access): the next token's blocks are scheduled while this one's finish.
  *     H100, batch 8, bf16 state (tools/step_timing.cu, tools/h100_step_timing_v9v10.txt):
- *     v10 5.04 us in a CUDA graph, 5.37 from host launches (v7 5.68 / 6.45). Not the
- *     default: the benchmark sweep (made with v6 the default) has not run them.
+ *     v10 5.04 us in a CUDA graph, 5.37 from host launches (v7 5.68 / 6.45).
+ *     v10 is the default (from 2026-11-27).
+ * v11: v10 with the next launch let go before the wait instead of after it.
  * State in bf16 (params->state_bf16): every version reads and writes the state
  * as bf16 and computes in fp32 (half the bytes of the fp32 state); v1's
  * recurrent kernel is fp32-only, so its bf16 state runs a warp per channel
@@ -392,22 +393,31 @@ static __device__ __forceinline__ void store_run_f(S* p, int i, const float* v) 
     }
 }
 
+/* How the lean kernel is launched: plainly (v6 - v8), or as a programmatic dependent
+ * launch that waits for the previous kernel and then lets the next be scheduled (v9, v10),
+ * or lets the next be scheduled first and then waits (v11). */
+enum { kPdlNone = 0, kPdlWaitFirst = 1, kPdlTriggerFirst = 2 };
+
 /* grid (ceil(P kQ / (256 kG)), H, B): thread t of block x of head (b, h) owns 8
  * states of each of the kG rows p_j = e_j / kQ, e_j = 256 (kG x + j) + t, as kV runs of
  * kSV (16 bytes of state each) at runs q and q + kQ of the row, q = t % kQ (the same for
  * every j, so B and C are loaded and unpacked once); B * H * P * N < 2^31 (checked by the
  * launcher). */
-template <typename T, typename S, int kQ, int kG, bool kPDL>
+template <typename T, typename S, int kQ, int kG, int kPDL>
 __global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<T> a, S* state,
                                                                   T* __restrict__ y) {
     constexpr int kSV = 16 / (int)sizeof(S), kV = 8 / kSV;
-    if constexpr (kPDL) { /* launched with programmatic stream serialization (v9, v10) */
+    if constexpr (kPDL == kPdlWaitFirst) { /* launched with programmatic stream serialization (v9, v10) */
         /* wait until the kernel before this one in the stream has finished and its writes
          * (the state of the previous token) are visible: before any global access */
         asm volatile("griddepcontrol.wait;" ::: "memory");
-        /* then let the next one be scheduled: its blocks take the SM slots this grid frees
-         * (triggering before the wait would let it start sooner: not measured) */
+        /* then let the next one be scheduled: its blocks take the SM slots this grid frees */
         asm volatile("griddepcontrol.launch_dependents;");
+    } else if constexpr (kPDL == kPdlTriggerFirst) { /* v11 */
+        /* let the next one be scheduled at once (its blocks wait in turn before any access:
+         * every grid before it is then resident, so none can starve), then wait as above */
+        asm volatile("griddepcontrol.launch_dependents;");
+        asm volatile("griddepcontrol.wait;" ::: "memory");
     }
     const int t = threadIdx.x, q = t % kQ, e0 = blockIdx.x * kThread8Block * kG + t;
     const int h = blockIdx.y, b = blockIdx.z, H = gridDim.y, P = (int)a.P, N = 8 * kQ;
@@ -482,7 +492,7 @@ static cudaError_t launch_programmatic(void (*kernel)(KArgs...), dim3 grid, dim3
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
-template <typename T, typename S, int kQ, int kG, bool kPDL>
+template <typename T, typename S, int kQ, int kG, int kPDL>
 static mb_status step_lean_q(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                              void* y, const mb_exec* ex) {
     SsdArgs<T> a = make_args<T>(p, in);
@@ -498,7 +508,7 @@ static mb_status step_lean_q(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
     return MB_OK;
 }
 
-template <typename T, typename S, int kG, bool kPDL>
+template <typename T, typename S, int kG, int kPDL>
 static mb_status step_lean(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state, void* y,
                            const mb_exec* ex) {
     switch (p->dstate) {
@@ -596,7 +606,7 @@ extern "C" mb_status mb_ssd_step_cuda_v5(const mb_ssd_params* p, const mb_ssd_in
 
 /* The lean kernel with kG rows per thread (v6 - v10), where it fits (else v4); kPDL:
  * launched as a programmatic dependent launch (v9, v10). */
-template <int kG, bool kPDL = false>
+template <int kG, int kPDL = kPdlNone>
 static mb_status step_lean_rows(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                                 void* y, const mb_exec* ex) {
     if (!thread8_fits(p, in, state)) return mb_ssd_step_cuda_v4(p, in, state, y, ex);
@@ -632,11 +642,18 @@ extern "C" mb_status mb_ssd_step_cuda_v8(const mb_ssd_params* p, const mb_ssd_in
  * nothing is read or written before the wait. */
 extern "C" mb_status mb_ssd_step_cuda_v9(const mb_ssd_params* p, const mb_ssd_inputs* in,
                                          void* state, void* y, const mb_exec* ex) {
-    return step_lean_rows<1, true>(p, in, state, y, ex);
+    return step_lean_rows<1, kPdlWaitFirst>(p, in, state, y, ex);
 }
 
 /* v10: v7 (2 rows per thread) launched as v9 */
 extern "C" mb_status mb_ssd_step_cuda_v10(const mb_ssd_params* p, const mb_ssd_inputs* in,
                                           void* state, void* y, const mb_exec* ex) {
-    return step_lean_rows<2, true>(p, in, state, y, ex);
+    return step_lean_rows<2, kPdlWaitFirst>(p, in, state, y, ex);
+}
+
+/* v11: v10 with the order of the two controls swapped: the next launch is let go before
+ * the wait, so the next token's blocks are scheduled as soon as this grid is resident */
+extern "C" mb_status mb_ssd_step_cuda_v11(const mb_ssd_params* p, const mb_ssd_inputs* in,
+                                          void* state, void* y, const mb_exec* ex) {
+    return step_lean_rows<2, kPdlTriggerFirst>(p, in, state, y, ex);
 }

@@ -4,7 +4,7 @@
  * D, dt_bias, z; batch 1, 8, 64; state fp32 and bf16. Every row: 100 steps
  * between one pair of CUDA events after an L2 flush (the benchmark's method),
  * median of 15, printed per step:
- *   launches   v2 - v10 through their entry points, 100 launches from the host
+ *   launches   v2 - v11 through their entry points, 100 launches from the host
  *   graph      the same 100 launches captured once in a CUDA graph and replayed
  *              (what a decoding loop under CUDA graphs pays: no host launch cost)
  *   floor      an in-place read-modify-write of the state, 4 elements per thread
@@ -86,11 +86,12 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
         printf("B %-3ld state %s %-22s %8.2f us  %7.0f GB/s of state\n", Bb, sname, what, ms * 1e3,
                mb / ms);
     };
-    mb_ssd_step_fn steps[9] = {mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3, mb_ssd_step_cuda_v4,
-                               mb_ssd_step_cuda_v5, mb_ssd_step_cuda_v6, mb_ssd_step_cuda_v7,
-                               mb_ssd_step_cuda_v8, mb_ssd_step_cuda_v9, mb_ssd_step_cuda_v10};
-    const char* names[9] = {"v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"};
-    for (int k = 0; k < 9; k++) {
+    mb_ssd_step_fn steps[] = {mb_ssd_step_cuda_v2, mb_ssd_step_cuda_v3, mb_ssd_step_cuda_v4,
+                              mb_ssd_step_cuda_v5, mb_ssd_step_cuda_v6, mb_ssd_step_cuda_v7,
+                              mb_ssd_step_cuda_v8, mb_ssd_step_cuda_v9, mb_ssd_step_cuda_v10,
+                              mb_ssd_step_cuda_v11};
+    const char* names[] = {"v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"};
+    for (int k = 0; k < (int)(sizeof steps / sizeof steps[0]); k++) {
         char label[64];
         if (steps[k](&p, &in, st, y, &ex) != MB_OK) { printf("%s refused\n", names[k]); continue; }
         snprintf(label, sizeof label, "%s launches", names[k]);
