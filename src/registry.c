@@ -68,6 +68,8 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v5", 5, 0, MB_DT_F32_BF16, 256, 0, "v4 held to 128 registers for N <= 16", {.scan_bwd = mb_scan_bwd_cuda_v5}},
     {SCAN, MB_DIR_BWD, CUDA, "v6", 6, 1, MB_DT_F32_BF16, 256, 0, "v5 + each channel's inputs pipelined one channel ahead through shared memory by a loader warp", {.scan_bwd = mb_scan_bwd_cuda_v6}},
     {SCAN, MB_DIR_BWD, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 without the 128-register cap", {.scan_bwd = mb_scan_bwd_cuda_v7}},
+    {SCAN, MB_DIR_BWD, CUDA, "v8", 8, 0, MB_DT_F32_BF16, 256, 0, "v6 with each channel's finishing spread over the warps (one item of every lane each; dD, d delta_bias partials per item)", {.scan_bwd = mb_scan_bwd_cuda_v8}},
+    {SCAN, MB_DIR_BWD, CUDA, "v9", 9, 0, MB_DT_F32_BF16, 256, 0, "v8 with the block's chunk of B and C in shared memory as fp32, converted once", {.scan_bwd = mb_scan_bwd_cuda_v9}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
     {ATTN, MB_DIR_FWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
@@ -111,8 +113,8 @@ const mb_impl mb_registry[] = {
     {SSD, MB_DIR_STEP, CUDA, "v7", 7, 0, MB_DT_F32_BF16, 256, 0, "v6 with 2 rows of a head per thread (B, C, dt' and the decay once for both)", {.ssd_step = mb_ssd_step_cuda_v7}},
     {SSD, MB_DIR_STEP, CUDA, "v8", 8, 0, MB_DT_F32_BF16, 256, 0, "v6 with 4 rows of a head per thread", {.ssd_step = mb_ssd_step_cuda_v8}},
     {SSD, MB_DIR_STEP, CUDA, "v9", 9, 0, MB_DT_F32_BF16, 256, 0, "v6 as a programmatic dependent launch (scheduled while the previous kernel finishes; waits for it before any memory access)", {.ssd_step = mb_ssd_step_cuda_v9}},
-    {SSD, MB_DIR_STEP, CUDA, "v10", 10, 1, MB_DT_F32_BF16, 256, 0, "v7 as a programmatic dependent launch", {.ssd_step = mb_ssd_step_cuda_v10}},
-    {SSD, MB_DIR_STEP, CUDA, "v11", 11, 0, MB_DT_F32_BF16, 256, 0, "v10 letting the next launch go before its wait", {.ssd_step = mb_ssd_step_cuda_v11}},
+    {SSD, MB_DIR_STEP, CUDA, "v10", 10, 0, MB_DT_F32_BF16, 256, 0, "v7 as a programmatic dependent launch", {.ssd_step = mb_ssd_step_cuda_v10}},
+    {SSD, MB_DIR_STEP, CUDA, "v11", 11, 1, MB_DT_F32_BF16, 256, 0, "v10 letting the next launch go before its wait", {.ssd_step = mb_ssd_step_cuda_v11}},
 #endif
 };
 

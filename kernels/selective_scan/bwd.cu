@@ -579,6 +579,52 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
     }
 }
 
+/* bwd v8, v9: the finishing of a channel spread over the warps of the block. Warp w
+ * takes items w, w + W, ... of every lane (one item each when W = 4): it sums the
+ * warps' du, d delta', y_pre of that item in warp order (red: [3][W][32] float4), adds
+ * the D terms, stores du, d delta', dz, and writes the item's dD and d delta_bias
+ * partials as their own slots, part (b, chunk, item), summed in that order later. */
+template <typename T>
+__device__ __forceinline__ void finish_items_spread(const BwdArgs<T>& p, const float* red, int W,
+                                                    int warp, int lane, int64_t b, int64_t c,
+                                                    int64_t d, int64_t row, int64_t t0,
+                                                    const float (&uu)[kItems], const float (&dsoft)[kItems],
+                                                    const float (&gg)[kItems], const float (&dyv)[kItems],
+                                                    const float (&zz)[kItems]) {
+    const float Dd = p.Dv ? p.Dv[d] : 0.f;
+#pragma unroll
+    for (int i = 0; i < kItems; i++) {
+        if (i % W != warp) continue; /* warp-uniform */
+        float su = 0.f, sd = 0.f, sy = 0.f;
+        for (int w = 0; w < W; w++) {
+            su += red[((0 * W + w) * 32 + lane) * kItems + i];
+            sd += red[((1 * W + w) * 32 + lane) * kItems + i];
+            sy += red[((2 * W + w) * 32 + lane) * kItems + i];
+        }
+        sy = fmaf(Dd, uu[i], sy);
+        su = fmaf(Dd, gg[i], su);
+        const float ddl = sd * dsoft[i]; /* 0 past L (dsoft is) */
+        const int64_t t = t0 + i;
+        if (t < p.L) {
+            p.du[row + t] = mb_from_float<T>(su);
+            p.ddelta[row + t] = mb_from_float<T>(ddl);
+            if (p.z) {
+                const float sg = sigmoidf(zz[i]);
+                p.dz[row + t] = mb_from_float<T>(dyv[i] * sy * sg * (1.f + zz[i] * (1.f - sg)));
+            }
+        }
+        const int64_t slot = ((b * p.nch + c) * kItems + i) * p.D + d;
+        if (p.dDp) {
+            const float x = warp_sum(gg[i] * uu[i]);
+            if (lane == 0) p.dDp[slot] = x;
+        }
+        if (p.dbp) {
+            const float x = warp_sum(ddl);
+            if (lane == 0) p.dbp[slot] = x;
+        }
+    }
+}
+
 /* 3''. bwd v6: scan_bwd_grads_tw with the channel inputs pipelined through
  * shared memory. The last warp of the block is the loader: at the start of
  * channel k it issues the loads of channel k+1 (u, delta, dy, z as packed
@@ -588,13 +634,15 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
  * before the channel's barrier. Every warp reads channel k's values from
  * shared memory, so the memory latency of a channel's inputs is hidden behind
  * the loader's work on the previous channel instead of stalling all warps. */
-template <typename T, bool kVec, bool kFull, bool kTight>
+template <typename T, bool kVec, bool kFull, bool kTight, bool kSpread, bool kStageBC>
 __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_grads_pipe(const BwdArgs<T> p) {
     extern __shared__ float4 sm4[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, W = blockDim.x >> 5;
     float4* red4 = sm4;                        /* [2][3][W][32] float4 */
     float4* chan4 = sm4 + 2 * 3 * W * 32;      /* [2][6][32] float4: u, dt, dsoft, g, dy, z */
     float* stat = (float*)(chan4 + 2 * 6 * 32); /* [2][3][32]: h_in, R, A of each state */
+    float4* sB4 = (float4*)(stat + 2 * 3 * 32); /* kStageBC: [N][32] float4, B of the chunk in fp32 */
+    float4* sC4 = sB4 + p.N * 32;               /* kStageBC: [N][32] float4, C */
     const int64_t blk = blockIdx.x;
     const int64_t c = blk % p.nch;
     const int64_t rest = blk / p.nch;
@@ -653,6 +701,16 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
             stat[(q * 3 + 2) * 32 + lane] = pA;
         }
     };
+    if constexpr (kStageBC) { /* bwd v9: the chunk's B and C rows, once per block, in fp32 */
+        for (int e = threadIdx.x; e < (int)N * 32; e += blockDim.x) {
+            const int64_t n = e / 32, tt = c * kTW + (e % 32) * kItems;
+            float v[kItems];
+            load_run<T, kItems, kVec>(p.Bm, bc + n * L + tt, L - tt, v, 0.f);
+            sB4[e] = make_float4(v[0], v[1], v[2], v[3]);
+            load_run<T, kItems, kVec>(p.Cm, bc + n * L + tt, L - tt, v, 0.f);
+            sC4[e] = make_float4(v[0], v[1], v[2], v[3]);
+        }
+    }
     if (loader) {
         issue(d_begin);
         publish(d_begin, 0);
@@ -692,8 +750,14 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
                 const float An = stat[(par * 3 + 2) * 32 + n], A2 = An * kLog2e;
                 const float hin_n = stat[(par * 3 + 0) * 32 + n], rin_n = stat[(par * 3 + 1) * 32 + n];
                 float Bv[kItems], Cv[kItems], a[kItems], bb[kItems], q[kItems], hp[kItems];
-                load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
-                load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                if constexpr (kStageBC) {
+                    const float4 b4 = sB4[n * 32 + lane], c4 = sC4[n * 32 + lane];
+                    Bv[0] = b4.x, Bv[1] = b4.y, Bv[2] = b4.z, Bv[3] = b4.w;
+                    Cv[0] = c4.x, Cv[1] = c4.y, Cv[2] = c4.z, Cv[3] = c4.w;
+                } else {
+                    load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+                    load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+                }
                 float pa = 1.f, pb = 0.f, rb = 0.f;
 #pragma unroll
                 for (int i = 0; i < kItems; i++) {
@@ -744,7 +808,10 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
         rbuf[(2 * W + warp) * 32 + lane] = make_float4(yp_a[0], yp_a[1], yp_a[2], yp_a[3]);
         if (loader && has_next) publish(d + 1, par ^ 1);
         __syncthreads();
-        if (warp == 0) {
+        if constexpr (kSpread) {
+            finish_items_spread<T>(p, reinterpret_cast<const float*>(rbuf), W, warp, lane, b, c, d, row,
+                                   t0, uu, dsoft, gg, dyv, zz);
+        } else if (warp == 0) {
             float su[kItems] = {0.f, 0.f, 0.f, 0.f}, sd[kItems] = {0.f, 0.f, 0.f, 0.f};
             float sy[kItems] = {0.f, 0.f, 0.f, 0.f};
             for (int w = 0; w < W; w++) {
@@ -854,7 +921,20 @@ extern "C" cudaEvent_t mb_scan_prof_ev[6];
 
 static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
-template <typename T, int kNTile, bool kPrefetch, bool kSplitStates = false, bool kTight = false, bool kPipe = false>
+/* the pipelined gradient kernel of one (vec, full, tight) case, with its shared memory allowed */
+template <typename T, bool kVec, bool kFull, bool kTight, bool kSpread, bool kStageBC>
+static cudaError_t launch_grads_pipe(const BwdArgs<T>& a, int64_t blocks, int W, size_t sm, cudaStream_t st) {
+    auto kernel = scan_bwd_grads_pipe<T, kVec, kFull, kTight, kSpread, kStageBC>;
+    if (sm > 48 * 1024) {
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm);
+        if (e != cudaSuccess) return e;
+    }
+    kernel<<<(unsigned)blocks, 32 * W, sm, st>>>(a);
+    return cudaGetLastError();
+}
+
+template <typename T, int kNTile, bool kPrefetch, bool kSplitStates = false, bool kTight = false, bool kPipe = false,
+          bool kSpread = false, bool kStageBC = false>
 mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
                      const void* dy, const mb_selective_scan_grads* gr, const mb_exec* ex) {
     cudaStream_t st = mb_stream(ex);
@@ -878,6 +958,8 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     a.S = (a.dpg + a.cps - 1) / a.cps; /* no empty split */
 
     const int64_t BDC = a.Bsz * a.D * a.nch;
+    /* dD, d delta_bias partials per (b, chunk), or per (b, chunk, item) when the finishing is spread */
+    const int64_t kParts = (kSpread && tw && kPipe) ? kItems : 1;
     const int64_t BGNL = a.Bsz * a.G * a.N * a.L;
     const int64_t BDL = a.Bsz * a.D * a.L;
     size_t off[9], total = 0;
@@ -886,8 +968,8 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         (size_t)BDC * a.N * sizeof(float),                    /* hin */
         (size_t)BDC * a.N * sizeof(float),                    /* rin */
         (size_t)BDC * a.N * sizeof(float),                    /* dAp */
-        in->D ? (size_t)BDC * sizeof(float) : 0,              /* dDp */
-        in->delta_bias ? (size_t)BDC * sizeof(float) : 0,     /* dbp */
+        in->D ? (size_t)BDC * kParts * sizeof(float) : 0,          /* dDp */
+        in->delta_bias ? (size_t)BDC * kParts * sizeof(float) : 0, /* dbp */
         (size_t)(a.S * BGNL) * sizeof(float),                 /* dBp */
         (size_t)(a.S * BGNL) * sizeof(float),                 /* dCp */
         (a.N > kNTile && !tw) ? (size_t)3 * BDL * sizeof(float) : 0};  /* carry */
@@ -936,17 +1018,20 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         PROF_MARK(2);
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
         if (tw && kPipe) {
-            const size_t sm = ((size_t)2 * 3 * W * kTW + 2 * 6 * kTW + 2 * 3 * 32) * sizeof(float);
+            const size_t sm = ((size_t)2 * 3 * W * kTW + 2 * 6 * kTW + 2 * 3 * 32 +
+                               (kStageBC ? (size_t)2 * a.N * kTW : 0)) * sizeof(float);
             const bool full = a.N % kST == 0;
+            constexpr bool kSp = kSpread, kSt = kStageBC;
             if (kTight && W <= 4) {
-                if (vec && full) scan_bwd_grads_pipe<T, true, true, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
-                else if (vec) scan_bwd_grads_pipe<T, true, false, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
-                else scan_bwd_grads_pipe<T, false, false, true><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                if (vec && full) err = launch_grads_pipe<T, true, true, true, kSp, kSt>(a, nw, W, sm, st);
+                else if (vec) err = launch_grads_pipe<T, true, false, true, kSp, kSt>(a, nw, W, sm, st);
+                else err = launch_grads_pipe<T, false, false, true, kSp, kSt>(a, nw, W, sm, st);
             } else {
-                if (vec && full) scan_bwd_grads_pipe<T, true, true, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
-                else if (vec) scan_bwd_grads_pipe<T, true, false, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
-                else scan_bwd_grads_pipe<T, false, false, false><<<(unsigned)nw, 32 * W, sm, st>>>(a);
+                if (vec && full) err = launch_grads_pipe<T, true, true, false, kSp, kSt>(a, nw, W, sm, st);
+                else if (vec) err = launch_grads_pipe<T, true, false, false, kSp, kSt>(a, nw, W, sm, st);
+                else err = launch_grads_pipe<T, false, false, false, kSp, kSt>(a, nw, W, sm, st);
             }
+            if (err != cudaSuccess) break;
         } else if (tw) {
             const size_t sm = (size_t)2 * 3 * W * kTW * sizeof(float);
             const bool full = a.N % kST == 0;
@@ -974,7 +1059,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         int64_t np = a.D * a.N + a.D;
         scan_bwd_reduce_params<<<(unsigned)((np + 255) / 256), 256, 0, st>>>(
             a.dAp, a.dDp, a.dbp, (float*)gr->dA, (float*)gr->dD, (float*)gr->ddelta_bias,
-            a.Bsz * a.nch, a.D, a.N);
+            a.Bsz * a.nch * kParts, a.D, a.N);
         err = cudaGetLastError();
         PROF_MARK(4);
     } while (0);
@@ -1041,4 +1126,23 @@ extern "C" mb_status mb_scan_bwd_cuda_v7(const mb_selective_scan_params* p,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
     if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, false, true>(p, in, dy, g, ex);
     return launch_bwd<float, 16, false, true, false, true>(p, in, dy, g, ex);
+}
+
+/* v8: v6 with the finishing of each channel (sums over the warps, du, d delta', dz, the dD and
+ * d delta_bias partials) spread over the warps, one item of every lane each, instead of warp 0
+ * alone (ncu at 16K: 28% of v6's gradient-kernel stalls were at its per-channel barrier). */
+extern "C" mb_status mb_scan_bwd_cuda_v8(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true, true, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true, true, true, true>(p, in, dy, g, ex);
+}
+
+/* v9: v8 with the block's chunk of B and C converted to fp32 in shared memory once, read by
+ * every channel of the block from there. */
+extern "C" mb_status mb_scan_bwd_cuda_v9(const mb_selective_scan_params* p,
+                                         const mb_selective_scan_inputs* in, const void* dy,
+                                         const mb_selective_scan_grads* g, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true, true, true, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true, true, true, true, true>(p, in, dy, g, ex);
 }

@@ -105,6 +105,10 @@ mb_status mb_scan_bwd_cuda_v6(const mb_selective_scan_params* p, const mb_select
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_bwd_cuda_v7(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v8(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
+mb_status mb_scan_bwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                              const void* dy, const mb_selective_scan_grads* g, const mb_exec* ex);
 mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, void* state, void* y,
                                const mb_exec* ex);

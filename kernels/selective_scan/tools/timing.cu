@@ -66,7 +66,7 @@ int main() {
     }
     const long D = 4096;
     struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v16", mb_scan_fwd_cuda_v16}, {"v17", mb_scan_fwd_cuda_v17}, {"v18", mb_scan_fwd_cuda_v18}, {"v19", mb_scan_fwd_cuda_v19}};
-    struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
+    struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}, {"v8", mb_scan_bwd_cuda_v8}, {"v9", mb_scan_bwd_cuda_v9}};
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
     printf("%-28s %10s %10s %8s\n", "what", "ms", "anchor", "ratio");
@@ -99,8 +99,8 @@ int main() {
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
         }
         /* the newest fwd versions with the newest bwd versions */
-        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}};
-        struct { const char* name; mb_scan_bwd_fn f; } bwd2[] = {{"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}};
+        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v19", mb_scan_fwd_cuda_v19}};
+        struct { const char* name; mb_scan_bwd_fn f; } bwd2[] = {{"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}, {"v8", mb_scan_bwd_cuda_v8}, {"v9", mb_scan_bwd_cuda_v9}};
         for (auto& fw : fwd2)
             for (auto& bw : bwd2) {
                 if (!env_list_selects("SCAN_TIMING_FWD", fw.name) || !env_list_selects("SCAN_TIMING_BWD", bw.name)) continue;
