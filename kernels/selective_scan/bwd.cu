@@ -34,6 +34,9 @@
  *     (scan_bwd_grads_pipe), and the chunk-aggregate warps of a block on
  *     neighbouring channels of one chunk (B, C rows shared in L1).
  *     v7: v6 without the register cap.
+ * v8: v6 with the chunk's B and C staged in shared memory as fp32 once per block, and the
+ *     dA sums of a warp's 4 states reduced together (6 shuffles instead of 20).
+ * v9: v8 with each channel's finishing spread over the warps (one item of every lane each).
  * (The batched combine kernel, 8 chunks per memory round trip, serves every version.)
  */
 #include "scan_common.cuh"
@@ -579,7 +582,25 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
     }
 }
 
-/* bwd v8, v9: the finishing of a channel spread over the warps of the block. Warp w
+/* bwd v8, v9: the sums over the 32 lanes of 4 values at once (kST = 4 states): halves
+ * exchanged at lane distance 16 (2 shuffles), then 8 (1), then one value summed at 4, 2, 1:
+ * 6 shuffles instead of 4 x 5. Returns, on lanes 0, 8, 16, 24, the sum of state lane / 8
+ * (other lanes: partial sums). The same order in every run. */
+static_assert(kST == 4, "warp_sum_states sums 4 states");
+static __device__ __forceinline__ float warp_sum_states(const float (&v)[kST], int lane) {
+    const bool hi16 = lane & 16, hi8 = lane & 8;
+    float a0 = hi16 ? v[2] : v[0], a1 = hi16 ? v[3] : v[1];
+    const float s0 = hi16 ? v[0] : v[2], s1 = hi16 ? v[1] : v[3];
+    a0 += __shfl_xor_sync(0xffffffffu, s0, 16);
+    a1 += __shfl_xor_sync(0xffffffffu, s1, 16);
+    float x = (hi8 ? a1 : a0) + __shfl_xor_sync(0xffffffffu, hi8 ? a0 : a1, 8);
+    x += __shfl_xor_sync(0xffffffffu, x, 4);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x;
+}
+
+/* bwd v9: the finishing of a channel spread over the warps of the block. Warp w
  * takes items w, w + W, ... of every lane (one item each when W = 4): it sums the
  * warps' du, d delta', y_pre of that item in warp order (red: [3][W][32] float4), adds
  * the D terms, stores du, d delta', dz, and writes the item's dD and d delta_bias
@@ -701,7 +722,7 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
             stat[(q * 3 + 2) * 32 + lane] = pA;
         }
     };
-    if constexpr (kStageBC) { /* bwd v9: the chunk's B and C rows, once per block, in fp32 */
+    if constexpr (kStageBC) { /* bwd v8, v9: the chunk's B and C rows, once per block, in fp32 */
         for (int e = threadIdx.x; e < (int)N * 32; e += blockDim.x) {
             const int64_t n = e / 32, tt = c * kTW + (e % 32) * kItems;
             float v[kItems];
@@ -741,6 +762,7 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
             zz[0] = x5.x, zz[1] = x5.y, zz[2] = x5.z, zz[3] = x5.w;
         }
         float du_a[kItems], ddt_a[kItems], yp_a[kItems];
+        float dA_st[kST] = {}; /* bwd v8, v9: this channel's dA partials of the warp's states */
 #pragma unroll
         for (int i = 0; i < kItems; i++) du_a[i] = ddt_a[i] = yp_a[i] = 0.f;
 #pragma unroll
@@ -798,9 +820,18 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
                     ddt_a[i] += fmaf(lh, An, lam * Bv[i] * uu[i]);
                     dA_l = fmaf(lh, dt[i], dA_l);
                 }
-                dA_l = warp_sum(dA_l);
-                if (lane == 0) p.dAp[((b * p.nch + c) * D + d) * N + n] = dA_l;
+                if constexpr (kStageBC) {
+                    dA_st[j] = dA_l; /* summed over the lanes below, all states at once */
+                } else {
+                    dA_l = warp_sum(dA_l);
+                    if (lane == 0) p.dAp[((b * p.nch + c) * D + d) * N + n] = dA_l;
+                }
             }
+        }
+        if constexpr (kStageBC) {
+            const float sum = warp_sum_states(dA_st, lane); /* state lane / 8 on lanes 0, 8, 16, 24 */
+            const int64_t n = n0 + (lane >> 3);
+            if ((lane & 7) == 0 && n < N) p.dAp[((b * p.nch + c) * D + d) * N + n] = sum;
         }
         float4* rbuf = red4 + (size_t)par * 3 * W * 32;
         rbuf[(0 * W + warp) * 32 + lane] = make_float4(du_a[0], du_a[1], du_a[2], du_a[3]);
@@ -887,7 +918,7 @@ __global__ void scan_bwd_reduce_bc(const float* __restrict__ dBp, const float* _
 __global__ void scan_bwd_reduce_params(const float* __restrict__ dAp, const float* __restrict__ dDp,
                                        const float* __restrict__ dbp, float* __restrict__ dA,
                                        float* __restrict__ dD, float* __restrict__ db,
-                                       int64_t parts, int64_t D, int64_t N) {
+                                       int64_t parts, int64_t dparts, int64_t D, int64_t N) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t DN = D * N;
     if (i < DN) {
@@ -898,12 +929,12 @@ __global__ void scan_bwd_reduce_params(const float* __restrict__ dAp, const floa
         const int64_t d = i - DN;
         if (dDp) {
             float s = 0.f;
-            for (int64_t k = 0; k < parts; k++) s += dDp[k * D + d];
+            for (int64_t k = 0; k < dparts; k++) s += dDp[k * D + d];
             dD[d] = s;
         }
         if (dbp) {
             float s = 0.f;
-            for (int64_t k = 0; k < parts; k++) s += dbp[k * D + d];
+            for (int64_t k = 0; k < dparts; k++) s += dbp[k * D + d];
             db[d] = s;
         }
     }
@@ -1059,7 +1090,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         int64_t np = a.D * a.N + a.D;
         scan_bwd_reduce_params<<<(unsigned)((np + 255) / 256), 256, 0, st>>>(
             a.dAp, a.dDp, a.dbp, (float*)gr->dA, (float*)gr->dD, (float*)gr->ddelta_bias,
-            a.Bsz * a.nch * kParts, a.D, a.N);
+            a.Bsz * a.nch, a.Bsz * a.nch * kParts, a.D, a.N);
         err = cudaGetLastError();
         PROF_MARK(4);
     } while (0);
@@ -1128,18 +1159,19 @@ extern "C" mb_status mb_scan_bwd_cuda_v7(const mb_selective_scan_params* p,
     return launch_bwd<float, 16, false, true, false, true>(p, in, dy, g, ex);
 }
 
-/* v8: v6 with the finishing of each channel (sums over the warps, du, d delta', dz, the dD and
- * d delta_bias partials) spread over the warps, one item of every lane each, instead of warp 0
- * alone (ncu at 16K: 28% of v6's gradient-kernel stalls were at its per-channel barrier). */
+/* v8: v6 with the block's chunk of B and C converted to fp32 in shared memory once and read
+ * from there by every channel of the block (instead of bf16 loads and unpacking per channel
+ * and state), and the warp's 4 dA sums of a channel reduced together (warp_sum_states). */
 extern "C" mb_status mb_scan_bwd_cuda_v8(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, const void* dy,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
-    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true, true, true>(p, in, dy, g, ex);
-    return launch_bwd<float, 16, false, true, true, true, true>(p, in, dy, g, ex);
+    if (p->dtype == MB_DTYPE_BF16) return launch_bwd<__nv_bfloat16, 16, false, true, true, true, false, true>(p, in, dy, g, ex);
+    return launch_bwd<float, 16, false, true, true, true, false, true>(p, in, dy, g, ex);
 }
 
-/* v9: v8 with the block's chunk of B and C converted to fp32 in shared memory once, read by
- * every channel of the block from there. */
+/* v9: v8 with the finishing of each channel (sums over the warps, du, d delta', dz, the dD and
+ * d delta_bias partials) spread over the warps, one item of every lane each, instead of warp 0
+ * alone (ncu at 16K: 28% of v6's gradient-kernel stalls were at its per-channel barrier). */
 extern "C" mb_status mb_scan_bwd_cuda_v9(const mb_selective_scan_params* p,
                                          const mb_selective_scan_inputs* in, const void* dy,
                                          const mb_selective_scan_grads* g, const mb_exec* ex) {
