@@ -22,6 +22,9 @@
 #                attention at 1e-4
 #   hardalibi    long-string copying with Hard-ALiBi heads (d 128 x 8 heads, 4 of them local),
 #                three rates and a second seed
+#   mqar-fixed   MQAR again after the generator fix (no value token after a query: the old
+#                layout let a model without recall score H_K / K): (L 128, 8 pairs) with three
+#                rates per model, (L 256, 16 pairs) at one; vocabulary 256, width 64
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -281,7 +284,31 @@ hardalibi() {
   run str-mha-hardalibi-lr3e-4-s1 100000 "${sc[@]}" "${ha[@]}" --lr 3e-4 --seed 1
 }
 
+# Session 5 (mqar-fixed, one H100): the MQAR generator wrote each query's value after it, so
+# a model could answer among the context's values not yet shown (H_K / K: 34% at 8 pairs,
+# 12.7% at 32, the plateaus of every earlier run); those runs moved to superseded/. Zoology's
+# layout (the key alone, noise after it) at its (128, 8) and (256, 16) shapes, width 64, 2
+# layers, batch 64: Mamba-1 N 16, Mamba-2 N 64 and N 256, attention (RoPE, 4 heads of 16).
+mqar_fixed() {
+  local mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64)
+  local s8=(--len 128 --n 8 --eval-lens 128) s16=(--len 256 --n 16 --eval-lens 256)
+  local att=(--mixer mha-rope --heads 4 --max-parallel-tokens 16384)
+  for lr in 3e-4 1e-3 3e-3; do
+    run mqarf8-mamba-n16-lr$lr-s0 200000 "${mq[@]}" "${s8[@]}" --mixer mamba --lr $lr --seed 0
+    run mqarf8-mamba2-n64-lr$lr-s0 200000 "${mq[@]}" "${s8[@]}" --mixer mamba2 --d-state 64 --lr $lr --seed 0
+    run mqarf8-mamba2-n256-lr$lr-s0 200000 "${mq[@]}" "${s8[@]}" --mixer mamba2 --d-state 256 --lr $lr --seed 0
+  done
+  for lr in 1e-4 3e-4 1e-3; do
+    run mqarf8-mha-rope-lr$lr-s0 200000 "${mq[@]}" "${s8[@]}" "${att[@]}" --lr $lr --seed 0
+  done
+  run mqarf16-mamba-n16-lr3e-3-s0 200000 "${mq[@]}" "${s16[@]}" --mixer mamba --lr 3e-3 --seed 0
+  run mqarf16-mamba2-n64-lr1e-3-s0 200000 "${mq[@]}" "${s16[@]}" --mixer mamba2 --d-state 64 --lr 1e-3 --seed 0
+  run mqarf16-mamba2-n256-lr1e-3-s0 200000 "${mq[@]}" "${s16[@]}" --mixer mamba2 --d-state 256 --lr 1e-3 --seed 0
+  run mqarf16-mha-rope-lr3e-4-s0 200000 "${mq[@]}" "${s16[@]}" "${att[@]}" --lr 3e-4 --seed 0
+}
+
 case $stage in
+  mqar-fixed | extend-mqar-fixed) mqar_fixed ;;
   hardalibi | extend-hardalibi) hardalibi ;;
   round3 | extend-round3) round3 ;;
   mqar-heads) mqar_heads ;;
