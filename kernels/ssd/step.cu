@@ -605,8 +605,8 @@ extern "C" mb_status mb_ssd_step_cuda_v5(const mb_ssd_params* p, const mb_ssd_in
     return step_thread8<float, float>(p, in, state, y, ex);
 }
 
-/* The lean kernel with kG rows per thread (v6 - v10), where it fits (else v4); kPDL:
- * launched as a programmatic dependent launch (v9, v10). */
+/* The lean kernel with kG rows per thread (v6 - v11), where it fits (else v4); kPDL:
+ * launched as a programmatic dependent launch (v9, v10: wait first; v11: trigger first). */
 template <int kG, int kPDL = kPdlNone>
 static mb_status step_lean_rows(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                                 void* y, const mb_exec* ex) {
