@@ -25,6 +25,9 @@
 #   mqar-fixed   MQAR again after the generator fix (no value token after a query: the old
 #                layout let a model without recall score H_K / K): (L 128, 8 pairs) with three
 #                rates per model, (L 256, 16 pairs) at one; vocabulary 256, width 64
+#   mqar-attn    mqar-fixed's attention alone (4 runs, so each gets a quarter of the GPU, not a
+#                sixteenth): (128, 8) and (256, 16) at lr 3e-4 and 1e-3, resumed from
+#                mqar-fixed's checkpoints where they are at hand (not run yet)
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -307,8 +310,19 @@ mqar_fixed() {
   run mqarf16-mha-rope-lr3e-4-s0 200000 "${mq[@]}" "${s16[@]}" "${att[@]}" --lr 3e-4 --seed 0
 }
 
+# After mqar-fixed: attention stayed at chance for 7.7K steps at both sizes while on the CPU
+# (L 32, 4 pairs) it escaped its plateau after ~3K steps; give it the steps.
+mqar_attn() {
+  local mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64 --mixer mha-rope --heads 4 --max-parallel-tokens 16384)
+  for lr in 3e-4 1e-3; do
+    run mqarf8-mha-rope-lr$lr-s0 200000 "${mq[@]}" --len 128 --n 8 --eval-lens 128 --lr $lr --seed 0
+    run mqarf16-mha-rope-lr$lr-s0 200000 "${mq[@]}" --len 256 --n 16 --eval-lens 256 --lr $lr --seed 0
+  done
+}
+
 case $stage in
   mqar-fixed | extend-mqar-fixed) mqar_fixed ;;
+  mqar-attn | extend-mqar-attn) mqar_attn ;;
   hardalibi | extend-hardalibi) hardalibi ;;
   round3 | extend-round3) round3 ;;
   mqar-heads) mqar_heads ;;
