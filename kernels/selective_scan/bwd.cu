@@ -78,6 +78,12 @@ struct BwdArgs {
     float* carry; /* (3, B, D, L) fp32, only when N > kNTile */
 };
 
+/* dz of y = y_pre * silu(z): dy * y_pre * sigmoid(z) * (1 + z (1 - sigmoid(z))) */
+static __device__ __forceinline__ float dz_of(float dy, float y_pre, float z) {
+    const float sg = sigmoidf(z);
+    return dy * y_pre * sg * (1.f + z * (1.f - sg));
+}
+
 /* Per lane: delta' (0 past L), softplus' (0 past L), u, and dy_pre = dy * silu(z). */
 template <typename T, bool kVec>
 __device__ __forceinline__ void load_channel(const BwdArgs<T>& p, int64_t row, int64_t d,
@@ -382,10 +388,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_grads(const BwdA
                     ddl[i] = ddt_a[i] * dsoft[i];
                     dD_l = fmaf(gg[i], uu[i], dD_l);
                     db_l += ddl[i];
-                    if (p.z) {
-                        const float sg = sigmoidf(zz[i]);
-                        dzv[i] = dyv[i] * yp_a[i] * sg * (1.f + zz[i] * (1.f - sg));
-                    }
+                    if (p.z) dzv[i] = dz_of(dyv[i], yp_a[i], zz[i]);
                 }
                 store_run<T, kItems, kVec>(p.du, row + t0, valid, du_a);
                 store_run<T, kItems, kVec>(p.ddelta, row + t0, valid, ddl);
@@ -547,10 +550,7 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
                 ddl[i] = sd[i] * dsoft[i];
                 dD_l = fmaf(gg[i], uu[i], dD_l);
                 db_l += ddl[i];
-                if (p.z) {
-                    const float sg = sigmoidf(zz[i]);
-                    dzv[i] = dyv[i] * sy[i] * sg * (1.f + zz[i] * (1.f - sg));
-                }
+                if (p.z) dzv[i] = dz_of(dyv[i], sy[i], zz[i]);
             }
             store_run<T, kItems, kVec>(p.du, row + t0, valid, su);
             store_run<T, kItems, kVec>(p.ddelta, row + t0, valid, ddl);
@@ -629,10 +629,7 @@ __device__ __forceinline__ void finish_items_spread(const BwdArgs<T>& p, const f
         if (t < p.L) {
             p.du[row + t] = mb_from_float<T>(su);
             p.ddelta[row + t] = mb_from_float<T>(ddl);
-            if (p.z) {
-                const float sg = sigmoidf(zz[i]);
-                p.dz[row + t] = mb_from_float<T>(dyv[i] * sy * sg * (1.f + zz[i] * (1.f - sg)));
-            }
+            if (p.z) p.dz[row + t] = mb_from_float<T>(dz_of(dyv[i], sy, zz[i]));
         }
         const int64_t slot = ((b * p.nch + c) * kItems + i) * p.D + d;
         if (p.dDp) {
@@ -862,10 +859,7 @@ __global__ void __launch_bounds__(kTight ? 128 : 256, kTight ? 4 : 0) scan_bwd_g
                 ddl[i] = sd[i] * dsoft[i];
                 dD_l = fmaf(gg[i], uu[i], dD_l);
                 db_l += ddl[i];
-                if (p.z) {
-                    const float sg = sigmoidf(zz[i]);
-                    dzv[i] = dyv[i] * sy[i] * sg * (1.f + zz[i] * (1.f - sg));
-                }
+                if (p.z) dzv[i] = dz_of(dyv[i], sy[i], zz[i]);
             }
             store_run<T, kItems, kVec>(p.du, row + t0, valid, su);
             store_run<T, kItems, kVec>(p.ddelta, row + t0, valid, ddl);
