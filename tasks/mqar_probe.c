@@ -27,15 +27,11 @@ static int fail(const char* msg) {
     return 2;
 }
 
-/* the context values (odd positions of the pairs) not yet marked in seen (V flags) */
-static int unseen_values(const int32_t* x, /* (L) */ int K, const unsigned char* seen, int32_t v_or_neg) {
-    int left = 0, is_unseen = 0;
-    for (int i = 0; i < K; i++) {
-        const int32_t v = x[2 * i + 1];
-        if (!seen[v]) left++;
-        if (v == v_or_neg && !seen[v]) is_unseen = 1;
-    }
-    return v_or_neg < 0 ? left : is_unseen;
+/* how many context values (odd positions of the pairs) are not yet marked in seen (V flags) */
+static int unseen_values(const int32_t* x, /* (L) */ int K, const unsigned char* seen) {
+    int left = 0;
+    for (int i = 0; i < K; i++) left += !seen[x[2 * i + 1]];
+    return left;
 }
 
 static int baseline(int L, int K, int V) {
@@ -56,7 +52,7 @@ static int baseline(int L, int K, int V) {
         memset(seen, 0, (size_t)c.vocab);
         for (int t = 2 * K; t < L; t++) {
             if (ys[t] != TASK_IGNORE) {
-                const int left = unseen_values(xs, K, seen, -1);
+                const int left = unseen_values(xs, K, seen);
                 elim += left ? 1.0 / left : 0;
                 nq++;
             }
@@ -97,8 +93,8 @@ static int probe_ckpt(const char* path, int batches) {
                     int am = 0;
                     for (int v = 1; v < V; v++)
                         if (l[v] > l[am]) am = v;
-                    for (int i = 0; i < K; i++) in_ctx += xs[2 * i + 1] == am;
-                    unseen += unseen_values(xs, K, seen, am);
+                    for (int i = 0; i < K; i++)
+                        if (xs[2 * i + 1] == am) in_ctx++, unseen += !seen[am];
                     hit[q] += am == ys[t], tot[q]++, all++, q++;
                 }
                 if (xs[t] >= V / 2) seen[xs[t]] = 1;
