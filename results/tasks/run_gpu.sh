@@ -25,9 +25,9 @@
 #   mqar-fixed   MQAR again after the generator fix (no value token after a query: the old
 #                layout let a model without recall score H_K / K): (L 128, 8 pairs) with three
 #                rates per model, (L 256, 16 pairs) at one; vocabulary 256, width 64
-#   mqar-attn    mqar-fixed's attention alone (4 runs, so each gets a quarter of the GPU, not a
+#   mqar-attn    mqar-fixed's attention alone (6 runs, so each gets a sixth of the GPU, not a
 #                sixteenth): (128, 8) and (256, 16) at lr 3e-4 and 1e-3, resumed from
-#                mqar-fixed's checkpoints where they are at hand (not run yet)
+#                mqar-fixed's checkpoints where they are at hand, and one head of 64 at 1e-3
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -318,6 +318,9 @@ mqar_attn() {
     run mqarf8-mha-rope-lr$lr-s0 200000 "${mq[@]}" --len 128 --n 8 --eval-lens 128 --lr $lr --seed 0
     run mqarf16-mha-rope-lr$lr-s0 200000 "${mq[@]}" --len 256 --n 16 --eval-lens 256 --lr $lr --seed 0
   done
+  # one head of 64 (Zoology's attention baseline is a single wide head) at the middle rate
+  run mqarf8-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" --heads 1 --len 128 --n 8 --eval-lens 128 --lr 1e-3 --seed 0
+  run mqarf16-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" --heads 1 --len 256 --n 16 --eval-lens 256 --lr 1e-3 --seed 0
 }
 
 case $stage in
