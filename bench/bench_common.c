@@ -581,6 +581,18 @@ int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_cal
     return time_cpu(st, name, call, ctx);
 }
 
+int bc_step_calls(const bc_check* check, bc_call_fn call, void* ctx) {
+    enum { most = 100, fewest = 10 };
+    if (check->status != MB_OK || check->backend != MB_BACKEND_CUDA) return most;
+    char err[256];
+    const double t0 = bc_now();
+    if (call(ctx) != MB_OK || bc_gpu_sync(err, sizeof err) != MB_OK) return most;
+    const double secs = bc_now() - t0;
+    if (secs <= 1e-4) return most;
+    const int calls = (int)(1e-2 / secs);
+    return calls < fewest ? fewest : calls > most ? most : calls;
+}
+
 int bc_time_case_graph(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                        void* ctx, int calls_per_iteration) {
     if (!check_passed(st, check)) return 0;

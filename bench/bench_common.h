@@ -171,6 +171,12 @@ int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_
                  void* ctx);
 int bc_time_case_n(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                    void* ctx, int calls_per_iteration);
+/* Calls per timed iteration of a one-token step whose validating call passed:
+ * 100 (launch cost amortised over a loop of steps, as a decoder runs them) unless
+ * one warm call of it (host clock, synchronised) takes over 100 us, then as many as
+ * fill ~10 ms, at least 10: a superseded step of 0.5 ms would otherwise spend 10 s
+ * on one row. 100 where the check failed or on the CPU (one call per iteration). */
+int bc_step_calls(const bc_check* check, bc_call_fn call, void* ctx);
 /* bc_time_case_n with the CUDA calls replayed from a graph (bc_time_gpu_graph). */
 int bc_time_case_graph(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,
                        void* ctx, int calls_per_iteration);
@@ -188,8 +194,8 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
 
 /* Register a family swept over `arg`: 'L' (powers of two from lmin to lmax,
  * complexity O(L)), 'N' (the state size 16..MB_MAX_DSTATE) or 'B' (batch 1, 8,
- * 64: one-token steps, timed 100 calls per iteration, 20 iterations per
- * repetition), with the settings of bc_register_args. */
+ * 64: one-token steps, timed bc_step_calls calls per iteration, 20 iterations
+ * per repetition), with the settings of bc_register_args. */
 gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
                              int64_t lmax, mb_backend backend, bc_probe_fn probe);
 

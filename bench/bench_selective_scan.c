@@ -18,7 +18,8 @@
  *   CUDA fwd_n128        the default forward at N 128, no z: the SSD
  *                        benchmark's state size, swept over L beside it
  *   CUDA step            one token, batch 1, 8, 64 (the argument is B), timed
- *                        over 100 steps in one event pair: ms per step
+ *                        over 100 steps in one event pair (fewer for a step over
+ *                        100 us: bc_step_calls; the row's calls_per_iteration): ms per step
  * Dimension legend: B batch, D channels, L length, N state size, G groups.
  *
  * FLOP estimate of the forward, per call: 9 B D L N (exp(delta A), delta B u,
@@ -71,6 +72,7 @@ typedef struct {
     void* dy;    /* (B, D, L) backward input */
     mb_selective_scan_grads g;
     bc_check check;
+    int step_calls; /* step: calls per timed iteration (bc_step_calls) */
 } scan_case;
 
 static scan_case cur;
@@ -158,6 +160,7 @@ static void scan_case_build(scan_case* c, const scan_family* f, int64_t arg, int
     if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
     bc_select_and_check(&c->check, select_impl(f), f->name, arg, &c->pool, scan_call, c,
                         announce);
+    if (f->kind == STEP) c->step_calls = bc_step_calls(&c->check, scan_call, c);
 }
 
 // ----------------------------------------------------------------------------
@@ -171,7 +174,7 @@ static void bm_scan(gb_state* st, void* user) {
         bc_skip_status(st, f->name, MB_ERR_BAD_OPTION);
         return;
     }
-    int calls = f->kind == STEP ? 100 : 1;
+    int calls = f->kind == STEP ? cur.step_calls : 1;
     if (!bc_time_case_n(st, f->name, &cur.check, scan_call, &cur, calls)) return;
     const mb_selective_scan_params* p = &cur.p;
     char extra[160];
@@ -182,6 +185,7 @@ static void bm_scan(gb_state* st, void* user) {
     bc_report_row(st, MB_OP_SELECTIVE_SCAN, f->dir, f->backend, f->impl, f->dtype, extra,
                   f->arg == 'L' ? L : arg, p->batch * L, scan_flops(f, p->batch, L, p->dstate),
                   &cur.pool, &cur.check);
+    if (f->kind == STEP) gb_set_counter(st, "calls_per_iteration", calls, 0);
     if (f->kind == STEP) // the constant state one sequence keeps to decode (bench_attention.c)
         gb_set_counter(st, "decode_state_bytes",
                        (double)(p->dim * p->dstate *

@@ -17,7 +17,8 @@
  *   CUDA fwd_state     N = 16 .. 256 at L 4096 (the argument is N): SSD's
  *                      time should stay flat where the scan's grows with N
  *   CUDA step          one token, batch 1, 8, 64 (the argument is B), timed
- *                      over 100 steps in one event pair: ms per step
+ *                      over 100 steps in one event pair (fewer for a step over
+ *                      100 us: bc_step_calls; the row's calls_per_iteration): ms per step
  *   CUDA step_bf16state  the same with the state stored in bf16 (state_bf16)
  *   CUDA step_graph, step_bf16state_graph  the same 100 steps captured once in a
  *                      CUDA graph and replayed between the events (decoding under
@@ -91,6 +92,7 @@ typedef struct {
     void* dy;    /* (B, L, H, P) backward input */
     mb_ssd_grads g;
     bc_check check; /* the validating call */
+    int step_calls; /* step: calls per timed iteration (bc_step_calls) */
 } ssd_case;
 
 static ssd_case cur;
@@ -180,6 +182,7 @@ static void ssd_case_build(ssd_case* c, const ssd_family* f, int64_t arg, int an
     if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
     bc_select_and_check(&c->check, select_impl(f), f->name, arg, &c->pool, ssd_call, c,
                         announce);
+    if (f->kind == STEP) c->step_calls = bc_step_calls(&c->check, ssd_call, c);
 }
 
 // ----------------------------------------------------------------------------
@@ -193,7 +196,7 @@ static void bm_ssd(gb_state* st, void* user) {
         bc_skip_status(st, f->name, MB_ERR_BAD_OPTION);
         return;
     }
-    int calls = f->kind == STEP ? 100 : 1;
+    int calls = f->kind == STEP ? cur.step_calls : 1;
     if (!(f->graph ? bc_time_case_graph(st, f->name, &cur.check, ssd_call, &cur, calls)
                    : bc_time_case_n(st, f->name, &cur.check, ssd_call, &cur, calls)))
         return;
@@ -206,6 +209,7 @@ static void bm_ssd(gb_state* st, void* user) {
     bc_report_row(st, MB_OP_SSD, f->dir, f->backend, f->impl, f->dtype, extra,
                   f->arg == 'L' ? p->seqlen : arg, p->batch * p->seqlen, ssd_flops(f, p),
                   &cur.pool, &cur.check);
+    if (f->kind == STEP) gb_set_counter(st, "calls_per_iteration", calls, 0);
     if (f->kind == STEP) // the constant state one sequence keeps to decode (bench_attention.c)
         gb_set_counter(st, "decode_state_bytes",
                        (double)(p->nheads * p->headdim * p->dstate *
