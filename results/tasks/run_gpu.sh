@@ -28,6 +28,8 @@
 #   mqar-attn    mqar-fixed's attention alone (6 runs, so each gets a sixth of the GPU, not a
 #                sixteenth): (128, 8) and (256, 16) at lr 3e-4 and 1e-3, resumed from
 #                mqar-fixed's checkpoints where they are at hand, and one head of 64 at 1e-3
+#   mqar-final   resume the 16-pair runs of Mamba-1 and attention and the 8-pair attention
+#                runs still improving (resumed only: runs without a checkpoint are skipped)
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -323,7 +325,24 @@ mqar_attn() {
   run mqarf16-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" --heads 1 --len 256 --n 16 --eval-lens 256 --lr 1e-3 --seed 0
 }
 
+# After mqar-attn (72K steps): attention solved 8 pairs (96.8%, still rising) but not 16;
+# Mamba-1 at 16 pairs had only 6.8K steps. Resume both sides of the 16-pair comparison, and
+# the two 8-pair attention runs that were still moving (checkpoints needed: extend only).
+mqar_final() {
+  local mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64)
+  local att=(--mixer mha-rope --heads 4 --max-parallel-tokens 16384)
+  local s8=(--len 128 --n 8 --eval-lens 128) s16=(--len 256 --n 16 --eval-lens 256)
+  run mqarf16-mamba-n16-lr3e-3-s0 200000 "${mq[@]}" "${s16[@]}" --mixer mamba --lr 3e-3 --seed 0
+  for lr in 3e-4 1e-3; do
+    run mqarf16-mha-rope-lr$lr-s0 200000 "${mq[@]}" "${s16[@]}" "${att[@]}" --lr $lr --seed 0
+  done
+  run mqarf16-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" "${s16[@]}" "${att[@]}" --heads 1 --lr 1e-3 --seed 0
+  run mqarf8-mha-rope-lr3e-4-s0 200000 "${mq[@]}" "${s8[@]}" "${att[@]}" --lr 3e-4 --seed 0
+  run mqarf8-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" "${s8[@]}" "${att[@]}" --heads 1 --lr 1e-3 --seed 0
+}
+
 case $stage in
+  mqar-final) extend=1; mqar_final ;;
   mqar-fixed | extend-mqar-fixed) mqar_fixed ;;
   mqar-attn | extend-mqar-attn) mqar_attn ;;
   hardalibi | extend-hardalibi) hardalibi ;;
