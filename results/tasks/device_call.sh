@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # device_call.sh STAGE SECONDS [tests] -- one device call of the GPU task trainings
 # (results/tasks/run_gpu.sh STAGE), ending within SECONDS of its start:
-#   - builds the CUDA tree into build-tasks/ unless a warm machine kept it from the last call;
+#   - builds the CUDA tree into build-tasks/ unless a warm machine kept it from the last call
+#     (the trainer alone without `tests`);
 #   - with `tests`, runs the GPU tests the trainings rely on (test_cuda_attention,
 #     test_tasks_cuda) beside them, log in $OUT/ctest.log;
 #   - starts an MPS daemon where the machine has one, so that the processes sharing a GPU run
@@ -30,8 +31,11 @@ mkdir -p "$OUT"
 
 if [ ! -x $bt/tasks/mambabench-train ]; then
   echo "build: $bt"
+  targets=(--target mambabench-train)
+  [ "$tests" = tests ] && targets=()
   cmake -S . -B $bt -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
-    cmake --build $bt -j"$(nproc)" >> "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+    cmake --build $bt -j"$(nproc)" "${targets[@]}" >> "$OUT/build.log" 2>&1 ||
+    { tail -30 "$OUT/build.log"; exit 1; }
 fi
 echo "built at +$(($(date +%s) - t0)) s"
 if [ ! -d $out ]; then mkdir -p $out && cp -r results/tasks/h100/. $out/; fi
