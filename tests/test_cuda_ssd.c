@@ -10,8 +10,9 @@
  * kept in bf16 (state_bf16) it must equal the CPU step with that option; steps replayed
  * from a CUDA graph must give the bytes of the same steps launched one by one. Duality: the
  * SSD forward equals the CUDA selective-scan forward with A repeated over the
- * state (the P channels of a head as scan channels). `--small` runs the first
- * cases only (for compute-sanitizer). Skips (exit TB_SKIP, 77) without CUDA in
+ * state (the P channels of a head as scan channels). A forward with tensors of more
+ * than 2^31 elements is checked on sampled heads (run_big; MB_SKIP_BIG=1 skips it).
+ * `--small` runs the first cases only (for compute-sanitizer). Skips (exit TB_SKIP, 77) without CUDA in
  * the build or without a GPU.
  */
 #include "testing.h"
@@ -543,6 +544,136 @@ static void run_case(const scase* c, mb_dtype dt) {
     free_data(&d);
 }
 
+// ----------------------------------------------------------------------------
+// big tensors (> 2^31 elements): the forward, checked on sampled heads
+
+/* n bf16 values uniform in [lo, hi) from a xorshift stream, rounded to nearest even
+ * inline (finite values only; ~1 ns each, for 4e9 of them) */
+static uint16_t* bf16_uniform(int64_t n, double lo, double hi, uint64_t seed) {
+    uint16_t* h = malloc((size_t)n * sizeof *h);
+    if (!h) return NULL;
+    uint64_t s = seed | 1;
+    const float base = (float)lo, scale = (float)((hi - lo) / 16777216.0);
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        const float f = base + scale * (float)(s >> 40);
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        h[i] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    }
+    return h;
+}
+
+/* a device copy of host (bytes), or NULL when the allocation fails */
+static void* upload_or_null(const void* host, size_t bytes) {
+    void* dev = NULL;
+    if (!host || cudaMalloc(&dev, bytes) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    tb_cuda_ok(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice), "H2D big");
+    return dev;
+}
+
+/* rows [b, :, k, :] of a (B, L, K, W) bf16 host tensor as fp64 (L, W) */
+static void slice_bf16(double* dst, const uint16_t* src, int64_t b, int64_t L, int64_t K, int64_t k,
+                       int64_t W) {
+    for (int64_t t = 0; t < L; t++)
+        for (int64_t w = 0; w < W; w++)
+            dst[t * W + w] = mb_f32_from_bf16(src[((b * L + t) * K + k) * W + w]);
+}
+
+/* B 2, L 2^19 + 37, H 64, P 64, N 128 (the canonical head shape), bf16, with D, z, dt_bias,
+ * softplus: x, z and y have 4.3e9 elements, and every offset of sequence 1 is past 2^31
+ * (as are the forward's chunk states, B x chunks x H x P x N = 2.1e9). The default forward
+ * against the fp64 recurrence of single heads (sequence 1, heads 0 and 63: the largest
+ * offsets; sequence 0, head 63) over the whole sequence: y and the final state. The
+ * backward is not run at this size (bwd v3's workspace would be ~90 GB). */
+static void run_big(void) {
+    const int64_t Bsz = 2, L = (1 << 19) + 37, H = 64, P = 64, N = 128;
+    const int64_t nx = Bsz * L * H * P, nbc = Bsz * L * N, ndt = Bsz * L * H;
+    printf("  big case B%lld L%lld H%lld P%lld N%lld bf16: %lld elements per (B, L, H, P) tensor\n",
+           (long long)Bsz, (long long)L, (long long)H, (long long)P, (long long)N, (long long)nx);
+    uint16_t* hx = bf16_uniform(nx, -1, 1, 0x5a17ull);
+    uint16_t* hz = bf16_uniform(nx, -2, 2, 0x77e1ull);
+    uint16_t* hdt = bf16_uniform(ndt, -3, 0.5, 0x3d7ull);
+    uint16_t* hB = bf16_uniform(nbc, -0.7, 0.7, 0xb0b0ull);
+    uint16_t* hC = bf16_uniform(nbc, -0.7, 0.7, 0xc0c0ull);
+    uint16_t* hy = malloc((size_t)nx * 2);
+    dtens A = d_input(H, MB_DTYPE_F32, -2.0, -0.1), D = d_input(H, MB_DTYPE_F32, -1, 1);
+    dtens bias = d_input(H, MB_DTYPE_F32, -1, 0.5);
+    void *x = upload_or_null(hx, (size_t)nx * 2), *z = upload_or_null(hz, (size_t)nx * 2);
+    void *dt = upload_or_null(hdt, (size_t)ndt * 2), *Bm = upload_or_null(hB, (size_t)nbc * 2);
+    void *Cm = upload_or_null(hC, (size_t)nbc * 2), *y = NULL, *fs = NULL;
+    const int64_t nfs = Bsz * H * P * N;
+    int ok = hy && x && z && dt && Bm && Cm && cudaMalloc(&y, (size_t)nx * 2) == cudaSuccess &&
+             cudaMalloc(&fs, (size_t)nfs * 4) == cudaSuccess;
+    if (!ok) {
+        (void)cudaGetLastError();
+        printf("    SKIP big case: not enough host or device memory\n");
+    } else {
+        tb_cuda_ok(cudaMemset(y, 0xFF, (size_t)nx * 2), "poison");
+        tb_cuda_ok(cudaMemset(fs, 0xFF, (size_t)nfs * 4), "poison");
+        mb_ssd_params p = {Bsz, L, H, P, N, 1, 256, MB_DTYPE_BF16, 1, MB_SSD_CHUNKED, 0};
+        mb_ssd_inputs in = {x, dt, A.dev, Bm, Cm, D.dev, z, bias.dev, NULL};
+        mb_status st = mb_ssd_fwd_cuda(&p, &in, y, fs, NULL);
+        if (st == MB_ERR_ALLOC) {
+            printf("    SKIP big case: the forward's workspace does not fit (%s)\n", mb_last_error());
+            ok = 0;
+        } else {
+            CHECK_OK(st);
+            ok = st == MB_OK;
+        }
+    }
+    float* hfs = ok ? malloc((size_t)nfs * 4) : NULL;
+    if (ok && hfs) {
+        tb_cuda_ok(cudaDeviceSynchronize(), "sync big fwd");
+        tb_cuda_ok(cudaMemcpy(hy, y, (size_t)nx * 2, cudaMemcpyDeviceToHost), "D2H");
+        tb_cuda_ok(cudaMemcpy(hfs, fs, (size_t)nfs * 4, cudaMemcpyDeviceToHost), "D2H");
+        double *x1 = zeros_f64(L * P), *z1 = zeros_f64(L * P), *dt1 = zeros_f64(L);
+        double *B1 = zeros_f64(L * N), *C1 = zeros_f64(L * N), *y1 = zeros_f64(L * P);
+        double *fs1 = zeros_f64(P * N);
+        const int64_t samples[][2] = {{1, 0}, {1, 63}, {0, 63}}; /* (sequence, head) */
+        for (int k = 0; k < 3; k++) {
+            const int64_t b = samples[k][0], h = samples[k][1];
+            slice_bf16(x1, hx, b, L, H, h, P);
+            slice_bf16(z1, hz, b, L, H, h, P);
+            slice_bf16(dt1, hdt, b, L, H, h, 1);
+            slice_bf16(B1, hB, b, L, 1, 0, N);
+            slice_bf16(C1, hC, b, L, 1, 0, N);
+            mb_ssd_params p1 = {1, L, 1, P, N, 1, 256, MB_DTYPE_F64, 1, MB_SSD_RECURRENT, 0};
+            mb_ssd_inputs i1 = {x1, dt1, &A.t.host[h], B1, C1, &D.t.host[h], z1, &bias.t.host[h], NULL};
+            CHECK_OK(mb_ssd_fwd_cpu(&p1, &i1, y1, fs1));
+            int64_t bad = 0;
+            double mx = 0.0;
+            for (int64_t t = 0; t < L; t++)
+                for (int64_t j = 0; j < P; j++) {
+                    const double want = y1[t * P + j];
+                    const double e = fabs(mb_f32_from_bf16(hy[((b * L + t) * H + h) * P + j]) - want);
+                    if (!(e <= TOL_GPU_BF16_ATOL + TOL_GPU_BF16_RTOL * fabs(want))) bad++;
+                    if (e > mx || isnan(e)) mx = e;
+                }
+            int64_t bad_fs = 0;
+            double mx_fs = 0.0;
+            for (int64_t i = 0; i < P * N; i++) {
+                const double want = fs1[i], e = fabs(hfs[(b * H + h) * P * N + i] - want);
+                if (!(e <= TOL_GPU_BF16_ATOL + TOL_GPU_BF16_RTOL * fabs(want))) bad_fs++;
+                if (e > mx_fs || isnan(e)) mx_fs = e;
+            }
+            CHECK(bad == 0 && bad_fs == 0, "big fwd sequence %lld head %lld: y %lld, final state %lld "
+                  "outside tolerance", (long long)b, (long long)h, (long long)bad, (long long)bad_fs);
+            printf("    sequence %lld head %lld: y max|err| %.3g  final_state max|err| %.3g\n",
+                   (long long)b, (long long)h, mx, mx_fs);
+        }
+        free(x1), free(z1), free(dt1), free(B1), free(C1), free(y1), free(fs1);
+    }
+    free(hfs);
+    void* devs[] = {x, z, dt, Bm, Cm, y, fs};
+    for (size_t k = 0; k < sizeof devs / sizeof devs[0]; k++) if (devs[k]) cudaFree(devs[k]);
+    free(hx), free(hz), free(hdt), free(hB), free(hC), free(hy);
+    d_free(&A), d_free(&D), d_free(&bias);
+}
+
 int main(int argc, char** argv) {
     if (mb_cuda_device_count() == 0) {
         printf("test_cuda_ssd: SKIP: no CUDA device on this machine\n");
@@ -575,6 +706,7 @@ int main(int argc, char** argv) {
     for (int c = 0; c < ncases; c++)
         for (int k = 0; k < 2; k++)
             if (!cases[c].bf16_only || dts[k] == MB_DTYPE_BF16) run_case(&cases[c], dts[k]);
+    if (!small && !getenv("MB_SKIP_BIG")) run_big();
     return test_main_result("test_cuda_ssd");
 }
 #endif /* MB_HAVE_CUDA */
