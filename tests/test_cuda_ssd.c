@@ -626,6 +626,7 @@ static void run_big(void) {
         }
     }
     float* hfs = ok ? malloc((size_t)nfs * 4) : NULL;
+    if (ok && !hfs) printf("    SKIP big case check: no host memory for the final state\n");
     if (ok && hfs) {
         tb_cuda_ok(cudaDeviceSynchronize(), "sync big fwd");
         tb_cuda_ok(cudaMemcpy(hy, y, (size_t)nx * 2, cudaMemcpyDeviceToHost), "D2H");
