@@ -547,8 +547,7 @@ static void run_case(const scase* c, mb_dtype dt) {
 // ----------------------------------------------------------------------------
 // big tensors (> 2^31 elements): the forward, checked on sampled heads
 
-/* n bf16 values uniform in [lo, hi) from a xorshift stream, rounded to nearest even
- * inline (finite values only; ~1 ns each, for 4e9 of them) */
+/* n bf16 values uniform in [lo, hi) from a xorshift stream (cheap enough for 4e9) */
 static uint16_t* bf16_uniform(int64_t n, double lo, double hi, uint64_t seed) {
     uint16_t* h = malloc((size_t)n * sizeof *h);
     if (!h) return NULL;
@@ -556,12 +555,22 @@ static uint16_t* bf16_uniform(int64_t n, double lo, double hi, uint64_t seed) {
     const float base = (float)lo, scale = (float)((hi - lo) / 16777216.0);
     for (int64_t i = 0; i < n; i++) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        const float f = base + scale * (float)(s >> 40);
-        uint32_t u;
-        memcpy(&u, &f, sizeof u);
-        h[i] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+        h[i] = mb_bf16_from_f32(base + scale * (float)(s >> 40));
     }
     return h;
+}
+
+/* how many of got[0..n) miss want by more than the bf16 GPU tolerance (NaN misses);
+ * the largest |error| in *max_err */
+static int64_t bf16_misses(const double* got, const double* want, int64_t n, double* max_err) {
+    int64_t bad = 0;
+    *max_err = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double e = fabs(got[i] - want[i]);
+        if (!(e <= TOL_GPU_BF16_ATOL + TOL_GPU_BF16_RTOL * fabs(want[i]))) bad++;
+        if (e > *max_err || isnan(e)) *max_err = e;
+    }
+    return bad;
 }
 
 /* a device copy of host (bytes), or NULL when the allocation fails */
@@ -633,7 +642,7 @@ static void run_big(void) {
         tb_cuda_ok(cudaMemcpy(hfs, fs, (size_t)nfs * 4, cudaMemcpyDeviceToHost), "D2H");
         double *x1 = zeros_f64(L * P), *z1 = zeros_f64(L * P), *dt1 = zeros_f64(L);
         double *B1 = zeros_f64(L * N), *C1 = zeros_f64(L * N), *y1 = zeros_f64(L * P);
-        double *fs1 = zeros_f64(P * N);
+        double *fs1 = zeros_f64(P * N), *got = zeros_f64(L * P);
         const int64_t samples[][2] = {{1, 0}, {1, 63}, {0, 63}}; /* (sequence, head) */
         for (int k = 0; k < 3; k++) {
             const int64_t b = samples[k][0], h = samples[k][1];
@@ -645,28 +654,17 @@ static void run_big(void) {
             mb_ssd_params p1 = {1, L, 1, P, N, 1, 256, MB_DTYPE_F64, 1, MB_SSD_RECURRENT, 0};
             mb_ssd_inputs i1 = {x1, dt1, &A.t.host[h], B1, C1, &D.t.host[h], z1, &bias.t.host[h], NULL};
             CHECK_OK(mb_ssd_fwd_cpu(&p1, &i1, y1, fs1));
-            int64_t bad = 0;
-            double mx = 0.0;
-            for (int64_t t = 0; t < L; t++)
-                for (int64_t j = 0; j < P; j++) {
-                    const double want = y1[t * P + j];
-                    const double e = fabs(mb_f32_from_bf16(hy[((b * L + t) * H + h) * P + j]) - want);
-                    if (!(e <= TOL_GPU_BF16_ATOL + TOL_GPU_BF16_RTOL * fabs(want))) bad++;
-                    if (e > mx || isnan(e)) mx = e;
-                }
-            int64_t bad_fs = 0;
-            double mx_fs = 0.0;
-            for (int64_t i = 0; i < P * N; i++) {
-                const double want = fs1[i], e = fabs(hfs[(b * H + h) * P * N + i] - want);
-                if (!(e <= TOL_GPU_BF16_ATOL + TOL_GPU_BF16_RTOL * fabs(want))) bad_fs++;
-                if (e > mx_fs || isnan(e)) mx_fs = e;
-            }
+            double mx, mx_fs;
+            slice_bf16(got, hy, b, L, H, h, P); /* the GPU's y of this head */
+            const int64_t bad = bf16_misses(got, y1, L * P, &mx);
+            for (int64_t i = 0; i < P * N; i++) got[i] = hfs[(b * H + h) * P * N + i];
+            const int64_t bad_fs = bf16_misses(got, fs1, P * N, &mx_fs);
             CHECK(bad == 0 && bad_fs == 0, "big fwd sequence %lld head %lld: y %lld, final state %lld "
                   "outside tolerance", (long long)b, (long long)h, (long long)bad, (long long)bad_fs);
             printf("    sequence %lld head %lld: y max|err| %.3g  final_state max|err| %.3g\n",
                    (long long)b, (long long)h, mx, mx_fs);
         }
-        free(x1), free(z1), free(dt1), free(B1), free(C1), free(y1), free(fs1);
+        free(x1), free(z1), free(dt1), free(B1), free(C1), free(y1), free(fs1), free(got);
     }
     free(hfs);
     void* devs[] = {x, z, dt, Bm, Cm, y, fs};

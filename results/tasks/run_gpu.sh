@@ -294,10 +294,11 @@ hardalibi() {
 # 12.7% at 32, the plateaus of every earlier run); those runs moved to superseded/. Zoology's
 # layout (the key alone, noise after it) at its (128, 8) and (256, 16) shapes, width 64, 2
 # layers, batch 64: Mamba-1 N 16, Mamba-2 N 64 and N 256, attention (RoPE, 4 heads of 16).
+# the flags every fixed-generator MQAR run shares (a resumed run must repeat them)
+mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64)
+s8=(--len 128 --n 8 --eval-lens 128) s16=(--len 256 --n 16 --eval-lens 256)
+att=(--mixer mha-rope --heads 4 --max-parallel-tokens 16384)
 mqar_fixed() {
-  local mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64)
-  local s8=(--len 128 --n 8 --eval-lens 128) s16=(--len 256 --n 16 --eval-lens 256)
-  local att=(--mixer mha-rope --heads 4 --max-parallel-tokens 16384)
   for lr in 3e-4 1e-3 3e-3; do
     run mqarf8-mamba-n16-lr$lr-s0 200000 "${mq[@]}" "${s8[@]}" --mixer mamba --lr $lr --seed 0
     run mqarf8-mamba2-n64-lr$lr-s0 200000 "${mq[@]}" "${s8[@]}" --mixer mamba2 --d-state 64 --lr $lr --seed 0
@@ -315,23 +316,19 @@ mqar_fixed() {
 # After mqar-fixed: attention stayed at chance for 7.7K steps at both sizes while on the CPU
 # (L 32, 4 pairs) it escaped its plateau after ~3K steps; give it the steps.
 mqar_attn() {
-  local mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64 --mixer mha-rope --heads 4 --max-parallel-tokens 16384)
   for lr in 3e-4 1e-3; do
-    run mqarf8-mha-rope-lr$lr-s0 200000 "${mq[@]}" --len 128 --n 8 --eval-lens 128 --lr $lr --seed 0
-    run mqarf16-mha-rope-lr$lr-s0 200000 "${mq[@]}" --len 256 --n 16 --eval-lens 256 --lr $lr --seed 0
+    run mqarf8-mha-rope-lr$lr-s0 200000 "${mq[@]}" "${att[@]}" "${s8[@]}" --lr $lr --seed 0
+    run mqarf16-mha-rope-lr$lr-s0 200000 "${mq[@]}" "${att[@]}" "${s16[@]}" --lr $lr --seed 0
   done
   # one head of 64 (Zoology's attention baseline is a single wide head) at the middle rate
-  run mqarf8-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" --heads 1 --len 128 --n 8 --eval-lens 128 --lr 1e-3 --seed 0
-  run mqarf16-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" --heads 1 --len 256 --n 16 --eval-lens 256 --lr 1e-3 --seed 0
+  run mqarf8-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" "${att[@]}" --heads 1 "${s8[@]}" --lr 1e-3 --seed 0
+  run mqarf16-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" "${att[@]}" --heads 1 "${s16[@]}" --lr 1e-3 --seed 0
 }
 
 # After mqar-attn (72K steps): attention solved 8 pairs (96.8%, still rising) but not 16;
 # Mamba-1 at 16 pairs had only 6.8K steps. Resume both sides of the 16-pair comparison, and
 # the two 8-pair attention runs that were still moving (checkpoints needed: extend only).
 mqar_final() {
-  local mq=(--task mqar --vocab 256 --layers 2 --batch 64 --dim 64)
-  local att=(--mixer mha-rope --heads 4 --max-parallel-tokens 16384)
-  local s8=(--len 128 --n 8 --eval-lens 128) s16=(--len 256 --n 16 --eval-lens 256)
   run mqarf16-mamba-n16-lr3e-3-s0 200000 "${mq[@]}" "${s16[@]}" --mixer mamba --lr 3e-3 --seed 0
   for lr in 3e-4 1e-3; do
     run mqarf16-mha-rope-lr$lr-s0 200000 "${mq[@]}" "${s16[@]}" "${att[@]}" --lr $lr --seed 0
