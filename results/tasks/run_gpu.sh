@@ -30,6 +30,9 @@
 #                mqar-fixed's checkpoints where they are at hand, and one head of 64 at 1e-3
 #   mqar-final   resume the 16-pair runs of Mamba-1 and attention and the 8-pair attention
 #                runs still improving (resumed only: runs without a checkpoint are skipped)
+#   seeds        second seeds (seed 1) of the cells that had one: MQAR (Mamba-1 and Mamba-2 at
+#                16 pairs, Mamba-1 and one-head attention at 8), the copying control's Mamba,
+#                string copying's Mamba; each capped at the steps its seed 0 trained
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -338,7 +341,22 @@ mqar_final() {
   run mqarf8-mha-rope-h1-lr1e-3-s0 200000 "${mq[@]}" "${s8[@]}" "${att[@]}" --heads 1 --lr 1e-3 --seed 0
 }
 
+# Session 8 (seeds, one H100): seed 1 of the cells above with one seed, at seed 0's rate and
+# flags, capped at the steps seed 0 reached (so that both seeds train alike where time allows).
+seeds() {
+  run mqarf16-mamba-n16-lr3e-3-s1 37134 "${mq[@]}" "${s16[@]}" --mixer mamba --lr 3e-3 --seed 1
+  run mqarf16-mamba2-n256-lr1e-3-s1 6778 "${mq[@]}" "${s16[@]}" --mixer mamba2 --d-state 256 --lr 1e-3 --seed 1
+  run mqarf16-mamba2-n64-lr1e-3-s1 6934 "${mq[@]}" "${s16[@]}" --mixer mamba2 --d-state 64 --lr 1e-3 --seed 1
+  run mqarf8-mamba-n16-lr3e-3-s1 7048 "${mq[@]}" "${s8[@]}" --mixer mamba --lr 3e-3 --seed 1
+  run mqarf8-mha-rope-h1-lr1e-3-s1 100661 "${mq[@]}" "${s8[@]}" "${att[@]}" --heads 1 --lr 1e-3 --seed 1
+  run copy-mamba-lr1e-3-s1 18363 --task copy --len 256 --n 16 --vocab 16 --layers 2 --batch 64 --mixer mamba \
+    --dim 64 --lr 1e-3 --seed 1 --eval-lens 256
+  run str-mamba-lr3e-3-s1 14197 --task string-copy --len 128 --vocab 16 --layers 2 --batch 64 \
+    --eval-lens 64,128,256,512,1024 --mixer mamba --dim 64 --lr 3e-3 --seed 1
+}
+
 case $stage in
+  seeds | extend-seeds) seeds ;;
   mqar-final) extend=1; mqar_final ;;
   mqar-fixed | extend-mqar-fixed) mqar_fixed ;;
   mqar-attn | extend-mqar-attn) mqar_attn ;;
