@@ -14,6 +14,8 @@
  *                        G 1, bf16, softplus, D, delta_bias, with / without z,
  *                        L = 512 .. 131072
  *   CUDA fwdbwd          the default forward then the backward of <impl>
+ *   CUDA fwdbwd_saved    the training pair (default backward only): the default
+ *                        forward saving its chunk states, the backward reading them
  *   CUDA fwd_state       N = 16 .. 256 at L 4096, no z (the argument is N)
  *   CUDA fwd_n128        the default forward at N 128, no z: the SSD
  *                        benchmark's state size, swept over L beside it
@@ -34,11 +36,12 @@
 // ----------------------------------------------------------------------------
 // families
 
-typedef enum { FWD, BWD, FWDBWD, STEP } scan_kind;
+/* FWDBWD_SAVED: the training pair, mb_selective_scan_fwd_save_cuda then _bwd_saved_cuda */
+typedef enum { FWD, BWD, FWDBWD, FWDBWD_SAVED, STEP } scan_kind;
 
 typedef struct {
     char name[96];
-    const char* dir;     /* the row's dir field: fwd, fwd_noz, bwd, fwdbwd, fwd_state, step */
+    const char* dir;     /* the row's dir field: fwd, fwd_noz, bwd, fwdbwd, fwdbwd_saved, fwd_state, step */
     scan_kind kind;
     mb_backend backend;
     const char* impl;    /* the implementation timed (of fwd, bwd or step) */
@@ -70,6 +73,7 @@ typedef struct {
     void* y;     /* (B, D, L) forward output; (B, D) for a step */
     void* state; /* (B, D, N) step state */
     void* dy;    /* (B, D, L) backward input */
+    void* states; /* (B, D, ceil(L / MB_SCAN_CHUNK), N) fp32: the training pair's chunk states */
     mb_selective_scan_grads g;
     bc_check check;
     int step_calls; /* step: calls per timed iteration (bc_step_calls) */
@@ -80,7 +84,8 @@ static scan_case cur;
 /* Select the family's implementation; fwd+bwd runs the default forward. */
 static mb_status select_impl(const scan_family* f) {
     mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
-    if (f->kind == FWDBWD) mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, f->backend, NULL);
+    if (f->kind == FWDBWD || f->kind == FWDBWD_SAVED)
+        mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, f->backend, NULL);
     return mb_impl_select(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl);
 }
 
@@ -92,6 +97,12 @@ static mb_status scan_call(void* ctx) {
     if (f->kind == STEP)
         return cuda ? mb_selective_scan_step_cuda(&c->p, &c->in, c->state, c->y, NULL)
                     : mb_selective_scan_step_cpu(&c->p, &c->in, c->state, c->y);
+    if (f->kind == FWDBWD_SAVED) { /* CUDA only */
+        st = mb_selective_scan_fwd_save_cuda(&c->p, &c->in, c->y, NULL, c->states, NULL);
+        return st != MB_OK ? st
+                           : mb_selective_scan_bwd_saved_cuda(&c->p, &c->in, c->dy, c->states,
+                                                               &c->g, NULL);
+    }
     if (f->kind == FWD || f->kind == FWDBWD)
         st = cuda ? mb_selective_scan_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL)
                   : mb_selective_scan_fwd_cpu(&c->p, &c->in, c->y, NULL);
@@ -157,7 +168,10 @@ static void scan_case_build(scan_case* c, const scan_family* f, int64_t arg, int
     if (f->kind == STEP)
         c->state = bc_pool_uniform(&c->pool, mb_param_dtype(f->dtype),
                                    c->p.batch * c->p.dim * c->p.dstate, -1.0, 1.0);
-    if (f->kind == BWD || f->kind == FWDBWD) build_grads(c, &c->p);
+    if (f->kind == BWD || f->kind == FWDBWD || f->kind == FWDBWD_SAVED) build_grads(c, &c->p);
+    if (f->kind == FWDBWD_SAVED)
+        c->states = bc_pool_uniform(&c->pool, MB_DTYPE_F32,
+                                    mb_selective_scan_chunk_states_numel(&c->p), -1.0, 1.0);
     bc_select_and_check(&c->check, select_impl(f), f->name, arg, &c->pool, scan_call, c,
                         announce);
     if (f->kind == STEP) c->step_calls = bc_step_calls(&c->check, scan_call, c);
@@ -260,9 +274,12 @@ static void register_cuda(void) {
         if (n128) n128->has_z = 0, n128->N = 128;
         register_family(n128, lmin, lmax);
     }
-    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, gpu); i++)
-        register_family(add_family("fwdbwd", FWDBWD, gpu, impl_name(MB_DIR_BWD, gpu, i)), lmin,
-                        lmax);
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_BWD, gpu); i++) {
+        const char* impl = impl_name(MB_DIR_BWD, gpu, i);
+        register_family(add_family("fwdbwd", FWDBWD, gpu, impl), lmin, lmax);
+        if (is_default(MB_DIR_BWD, impl)) // the training pair: the forward's chunk states saved
+            register_family(add_family("fwdbwd_saved", FWDBWD_SAVED, gpu, impl), lmin, lmax);
+    }
     for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, gpu); i++) {
         scan_family* step = add_family("step", STEP, gpu, impl_name(MB_DIR_STEP, gpu, i));
         if (step) step->arg = 'B';

@@ -327,6 +327,27 @@ MB_API mb_status mb_selective_scan_bwd_cuda(const mb_selective_scan_params* para
 MB_API mb_status mb_selective_scan_step_cuda(const mb_selective_scan_params* params,
                                              const mb_selective_scan_inputs* in, void* state,
                                              void* y, void* stream);
+/* The training pair: the forward also saves the state at the start of every
+ * MB_SCAN_CHUNK-step chunk, and the backward reads those states instead of
+ * recomputing them (what mamba_ssm's forward saves for its backward).
+ * chunk_states: (B, D, ceil(L / MB_SCAN_CHUNK), N) fp32, device memory of
+ * mb_selective_scan_chunk_states_numel() floats; entry c is h_{c*128-1}, the
+ * state before step c*128 (entry 0 is the zero start). The backward must get
+ * the states its forward saved from the same inputs; its gradients then equal
+ * mb_selective_scan_bwd_cuda's within the tolerances of the tests. CUDA only
+ * (the CPU references recompute what they need). */
+#define MB_SCAN_CHUNK 128
+/* B * D * ceil(L / MB_SCAN_CHUNK) * N, or 0 when a dimension is <= 0 */
+MB_API int64_t mb_selective_scan_chunk_states_numel(const mb_selective_scan_params* params);
+MB_API mb_status mb_selective_scan_fwd_save_cuda(const mb_selective_scan_params* params,
+                                                 const mb_selective_scan_inputs* in, void* y,
+                                                 void* final_state, void* chunk_states,
+                                                 void* stream);
+MB_API mb_status mb_selective_scan_bwd_saved_cuda(const mb_selective_scan_params* params,
+                                                  const mb_selective_scan_inputs* in,
+                                                  const void* dy, const void* chunk_states,
+                                                  const mb_selective_scan_grads* grads,
+                                                  void* stream);
 MB_API mb_status mb_ssd_fwd_cuda(const mb_ssd_params* params, const mb_ssd_inputs* in,
                                  void* y, void* final_state, void* stream);
 MB_API mb_status mb_ssd_bwd_cuda(const mb_ssd_params* params, const mb_ssd_inputs* in,

@@ -194,6 +194,9 @@ def scan_section(ours, cvs, anchors):
             ("fwd_noz", "mamba1_scan_cuda_noz", "forward, no z",
              lambda a: 1.5 if isinstance(a, int) and a >= 8192 else at_least(1.0, 2048)(a)),
             ("fwdbwd", "fb_mamba1_scan_cuda", "forward + backward, with z", at_least(1.0, 2048)),
+            ("fwdbwd_saved", "fb_mamba1_scan_cuda",
+             "forward + backward as the training pair (the forward saves its chunk states), with z",
+             at_least(1.0, 2048)),
             ("fwd_state", "state_mamba1_scan_cuda", "state size N at L 4096, no z",
              lambda a: 1.0 if a == "N:256" else None)]
     keys = sorted(k for k in ours if k[0] == "selective_scan" and k[2] == "cuda")

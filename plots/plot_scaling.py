@@ -225,9 +225,12 @@ def headline(family):
 
 
 def direction_class(family):
-    """fwd for every forward variant (fwd, fwd_noz, fwd_n128), else the direction."""
+    """fwd for every forward variant (fwd, fwd_noz, fwd_n128), fwdbwd for both ways of
+    forward + backward (fwdbwd, fwdbwd_saved), else the direction."""
     d = direction(family)
-    return "fwd" if d.startswith("fwd") and d != "fwdbwd" else d
+    if d.startswith("fwdbwd"):
+        return "fwdbwd"
+    return "fwd" if d.startswith("fwd") else d
 
 
 def chosen_pair(a, b):
@@ -336,7 +339,7 @@ def plot(data, fits, out_dir, what, ctx, fname=None, keep=headline, marks=()):
         peer = META.get(family, {}).get("peer", False)
         color = greys[sorted(set(data) - set(own)).index(family) % len(greys)] if peer else \
             colors[own.index(family) % len(colors)]
-        style = "--" if direction(family) in ("bwd", "fwdbwd") else "-"
+        style = "--" if direction_class(family) in ("bwd", "fwdbwd") else "-"
         slope = fits[family][what]
         label = family + (" [peer]" if peer else "") + ("" if slope is None else f" (slope {slope:.2f})")
         yerr = [p[2] for p in pts] if what == "time" else None

@@ -254,7 +254,7 @@ static mb_status run_cpu(const char* fn, const mb_impl* e, mb_call* call) {
         return mb_fail(MB_ERR_ALLOC, "%s: out of host memory for the fp64 copies of the "
                        "tensors", fn);
     }
-    mb_exec ex = {NULL};
+    mb_exec ex = {NULL, NULL, NULL};
     mb_status st = call->run(e, call->args, &ex);
     if (st == MB_OK) store_slots(call);
     mb_arena_free(&arena);
@@ -271,7 +271,7 @@ mb_status mb_dispatch(const char* fn, mb_call* call) {
     if (call->backend == MB_BACKEND_CPU) {
         st = run_cpu(fn, e, call);
     } else {
-        mb_exec ex = {call->stream};
+        mb_exec ex = {call->stream, NULL, NULL};
         st = call->run(e, call->args, &ex);
     }
     if (st == MB_OK) mb_clear_error();

@@ -5,6 +5,9 @@
  * points are that description with a backend. src/api.c does the rest.
  */
 #include "api.h"
+#ifdef MB_HAVE_CUDA
+#include "selective_scan/selective_scan.h" /* mb_scan_chunk_states_cuda */
+#endif
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 /* A slot for the tensor pointer `field` of the argument copy. */
@@ -53,23 +56,33 @@ static int scan_input_slots(mb_slot* s, mb_selective_scan_inputs* in, const scan
 typedef struct {
     mb_selective_scan_params p;
     mb_selective_scan_inputs in;
-    void* y;           /* (B, D, L) */
-    void* final_state; /* (B, D, N) or NULL */
+    void* y;            /* (B, D, L) */
+    void* final_state;  /* (B, D, N) or NULL */
+    float* states;      /* (B, D, ceil(L / MB_SCAN_CHUNK), N) fp32: the training pair, else NULL */
 } scan_fwd_args;
 
 static mb_status scan_fwd_run(const mb_impl* e, void* v, const mb_exec* ex) {
     scan_fwd_args* a = v;
-    return e->fn.scan_fwd(&a->p, &a->in, a->y, a->final_state, ex);
+    int written = 0;
+    mb_exec x = *ex;
+    x.scan_states = a->states;
+    x.scan_states_written = &written;
+    mb_status st = e->fn.scan_fwd(&a->p, &a->in, a->y, a->final_state, &x);
+#ifdef MB_HAVE_CUDA
+    /* a forward version that does not write the chunk states: computed on their own */
+    if (st == MB_OK && a->states && !written) st = mb_scan_chunk_states_cuda(&a->p, &a->in, &x);
+#endif
+    return st;
 }
 
 static mb_status scan_fwd(const char* fn, mb_backend backend, const mb_selective_scan_params* p,
                           const mb_selective_scan_inputs* in, void* y, void* final_state,
-                          void* stream) {
+                          void* states, void* stream) {
     mb_status valid = mb_validate_selective_scan_fwd(fn, p, in, y);
     if (valid != MB_OK) return valid;
-    scan_fwd_args a = {*p, *in, y, final_state};
+    scan_fwd_args a = {*p, *in, y, final_state, states};
     scan_counts c = scan_counts_of(p);
-    mb_slot s[10];
+    mb_slot s[11];
     int n = scan_input_slots(s, &a.in, &c);
     s[n++] = (mb_slot)SLOT(a.y, c.bdl, ACT, OUT);
     s[n++] = (mb_slot)SLOT(a.final_state, c.bdn, PAR, OUT);
@@ -83,19 +96,22 @@ typedef struct {
     mb_selective_scan_inputs in;
     const void* dy; /* (B, D, L) */
     mb_selective_scan_grads g;
+    float* states; /* (B, D, ceil(L / MB_SCAN_CHUNK), N) fp32 from the forward, or NULL */
 } scan_bwd_args;
 
 static mb_status scan_bwd_run(const mb_impl* e, void* v, const mb_exec* ex) {
     scan_bwd_args* a = v;
-    return e->fn.scan_bwd(&a->p, &a->in, a->dy, &a->g, ex);
+    mb_exec x = *ex;
+    x.scan_states = a->states;
+    return e->fn.scan_bwd(&a->p, &a->in, a->dy, &a->g, &x);
 }
 
 static mb_status scan_bwd(const char* fn, mb_backend backend, const mb_selective_scan_params* p,
                           const mb_selective_scan_inputs* in, const void* dy,
-                          const mb_selective_scan_grads* g, void* stream) {
+                          const mb_selective_scan_grads* g, const void* states, void* stream) {
     mb_status valid = mb_validate_selective_scan_bwd(fn, p, in, dy, g);
     if (valid != MB_OK) return valid;
-    scan_bwd_args a = {*p, *in, dy, *g};
+    scan_bwd_args a = {*p, *in, dy, *g, (float*)states}; /* read only */
     scan_counts c = scan_counts_of(p);
     mb_slot s[17];
     int n = scan_input_slots(s, &a.in, &c);
@@ -142,25 +158,60 @@ static mb_status scan_step(const char* fn, mb_backend backend,
 mb_status mb_selective_scan_fwd_cpu(const mb_selective_scan_params* params,
                                     const mb_selective_scan_inputs* in, void* y,
                                     void* final_state) {
-    return scan_fwd(__func__, MB_BACKEND_CPU, params, in, y, final_state, NULL);
+    return scan_fwd(__func__, MB_BACKEND_CPU, params, in, y, final_state, NULL, NULL);
 }
 
 mb_status mb_selective_scan_fwd_cuda(const mb_selective_scan_params* params,
                                      const mb_selective_scan_inputs* in, void* y,
                                      void* final_state, void* stream) {
-    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, stream);
+    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, NULL, stream);
 }
 
 mb_status mb_selective_scan_bwd_cpu(const mb_selective_scan_params* params,
                                     const mb_selective_scan_inputs* in, const void* dy,
                                     const mb_selective_scan_grads* grads) {
-    return scan_bwd(__func__, MB_BACKEND_CPU, params, in, dy, grads, NULL);
+    return scan_bwd(__func__, MB_BACKEND_CPU, params, in, dy, grads, NULL, NULL);
 }
 
 mb_status mb_selective_scan_bwd_cuda(const mb_selective_scan_params* params,
                                      const mb_selective_scan_inputs* in, const void* dy,
                                      const mb_selective_scan_grads* grads, void* stream) {
-    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, stream);
+    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, NULL, stream);
+}
+
+int64_t mb_selective_scan_chunk_states_numel(const mb_selective_scan_params* params) {
+    if (!params || params->batch <= 0 || params->dim <= 0 || params->seqlen <= 0 ||
+        params->dstate <= 0)
+        return 0;
+    const int64_t chunks = (params->seqlen + MB_SCAN_CHUNK - 1) / MB_SCAN_CHUNK;
+    return params->batch * params->dim * chunks * params->dstate;
+}
+
+/* The training pair's chunk states: a non-NULL pointer, checked before anything runs. */
+static mb_status require_states(const char* fn, const void* states) {
+    if (!states)
+        return mb_fail(MB_ERR_NULL_POINTER, "%s: chunk_states is NULL (the training pair needs "
+                       "mb_selective_scan_chunk_states_numel() floats of device memory)", fn);
+    return MB_OK;
+}
+
+mb_status mb_selective_scan_fwd_save_cuda(const mb_selective_scan_params* params,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, void* chunk_states, void* stream) {
+    mb_status valid = mb_validate_selective_scan_fwd(__func__, params, in, y);
+    if (valid == MB_OK) valid = require_states(__func__, chunk_states);
+    if (valid != MB_OK) return valid;
+    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, chunk_states, stream);
+}
+
+mb_status mb_selective_scan_bwd_saved_cuda(const mb_selective_scan_params* params,
+                                           const mb_selective_scan_inputs* in, const void* dy,
+                                           const void* chunk_states,
+                                           const mb_selective_scan_grads* grads, void* stream) {
+    mb_status valid = mb_validate_selective_scan_bwd(__func__, params, in, dy, grads);
+    if (valid == MB_OK) valid = require_states(__func__, chunk_states);
+    if (valid != MB_OK) return valid;
+    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, chunk_states, stream);
 }
 
 mb_status mb_selective_scan_step_cpu(const mb_selective_scan_params* params,

@@ -27,6 +27,12 @@ extern "C" {
 /* What an implementation gets besides its op's own arguments. */
 typedef struct {
     void* stream; /* cudaStream_t of the call (NULL = legacy default stream); CPU: unused */
+    /* the scan's training pair (mb_selective_scan_fwd_save_cuda, _bwd_saved_cuda), else
+     * NULL: the chunk states (B, D, ceil(L / MB_SCAN_CHUNK), N) fp32 on the device. A
+     * forward that writes them sets *scan_states_written (the API layer computes them
+     * otherwise); a backward may read them instead of recomputing them, or ignore them. */
+    float* scan_states;
+    int* scan_states_written;
 } mb_exec;
 
 /* ------------------------------------------------------------------------ */

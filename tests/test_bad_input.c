@@ -15,7 +15,7 @@
 
 #define BUF_BYTES 4096 /* larger than any valid tensor used below */
 
-enum { N_OUT = 10 };
+enum { N_OUT = 11 }; /* out_bufs[10]: the scan training pair's chunk states */
 static unsigned char out_bufs[N_OUT][BUF_BYTES];
 /* valid, random input storage: never read by a refused call, but real data */
 static double in_buf[BUF_BYTES / sizeof(double)];
@@ -48,6 +48,17 @@ static mb_status scan_bwd_cuda(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, const void* dy,
                                const mb_selective_scan_grads* g) {
     return mb_selective_scan_bwd_cuda(p, in, dy, g, NULL);
+}
+
+/* the training pair, with chunk states given: refused for the same inputs as fwd and bwd */
+static mb_status scan_fwd_save_cuda(const mb_selective_scan_params* p,
+                                    const mb_selective_scan_inputs* in, void* y, void* fs) {
+    return mb_selective_scan_fwd_save_cuda(p, in, y, fs, out_bufs[10], NULL);
+}
+static mb_status scan_bwd_saved_cuda(const mb_selective_scan_params* p,
+                                     const mb_selective_scan_inputs* in, const void* dy,
+                                     const mb_selective_scan_grads* g) {
+    return mb_selective_scan_bwd_saved_cuda(p, in, dy, out_bufs[10], g, NULL);
 }
 
 static mb_selective_scan_params scan_params(void) {
@@ -125,6 +136,27 @@ static void test_scan_bad_input(const char* backend, scan_fwd_fn fwd, scan_bwd_f
     gg = scan_grads(), in.D = NULL; /* dD given for an absent D */
     snprintf(label, sizeof label, "scan bwd %s: dD without D", backend);
     expect_refused(label, bwd(&p, &in, in_buf, &gg), MB_ERR_BAD_OPTION);
+}
+
+/* The training pair without its chunk states, and their size. */
+static void test_scan_pair_states(void) {
+    const mb_selective_scan_params p = scan_params();
+    const mb_selective_scan_inputs in = scan_inputs();
+    const mb_selective_scan_grads g = scan_grads();
+    arm_outputs();
+    expect_refused("scan fwd_save: chunk_states NULL",
+                   mb_selective_scan_fwd_save_cuda(&p, &in, out_bufs[8], NULL, NULL, NULL),
+                   MB_ERR_NULL_POINTER);
+    expect_refused("scan bwd_saved: chunk_states NULL",
+                   mb_selective_scan_bwd_saved_cuda(&p, &in, in_buf, NULL, &g, NULL),
+                   MB_ERR_NULL_POINTER);
+    mb_selective_scan_params q = p;
+    q.seqlen = 2 * MB_SCAN_CHUNK + 1; /* 3 chunks */
+    CHECK(mb_selective_scan_chunk_states_numel(&q) == q.batch * q.dim * 3 * q.dstate,
+          "chunk_states_numel: %lld for 3 chunks", (long long)mb_selective_scan_chunk_states_numel(&q));
+    q.seqlen = 0;
+    CHECK(mb_selective_scan_chunk_states_numel(&q) == 0 && mb_selective_scan_chunk_states_numel(NULL) == 0,
+          "chunk_states_numel of a bad shape is not 0");
 }
 
 // ----------------------------------------------------------------------------
@@ -433,6 +465,8 @@ int main(void) {
     test_status_strings();
     test_scan_bad_input("cpu", mb_selective_scan_fwd_cpu, mb_selective_scan_bwd_cpu);
     test_scan_bad_input("cuda", scan_fwd_cuda, scan_bwd_cuda);
+    test_scan_bad_input("cuda pair", scan_fwd_save_cuda, scan_bwd_saved_cuda);
+    test_scan_pair_states();
     test_ssd_bad_input("cpu", mb_ssd_fwd_cpu, mb_ssd_bwd_cpu);
     test_ssd_bad_input("cuda", ssd_fwd_cuda, ssd_bwd_cuda);
     test_attention_bad_input("cpu", attn_fwd_cpu, attn_bwd_cpu);

@@ -105,6 +105,39 @@ static mb_selective_scan_params params_of(const scase* c, mb_dtype dt) {
     return p;
 }
 
+/* rows of length L cut to their first Lp steps: (rows, L) -> (rows, Lp); NULL stays NULL */
+static double* prefix_rows(const double* src, int64_t rows, int64_t L, int64_t Lp) {
+    if (!src) return NULL;
+    double* dst = zeros_f64(rows * Lp);
+    for (int64_t r = 0; r < rows; r++) memcpy(dst + r * Lp, src + r * L, (size_t)Lp * sizeof(double));
+    return dst;
+}
+
+/* The training pair's chunk states by the fp64 reference: entry (b, d, c) is the final
+ * state of the forward over the first c * MB_SCAN_CHUNK steps (0 for c = 0).
+ * Returns (B, D, nch, N). */
+static double* ref_chunk_states(const mb_selective_scan_params* p64, const mb_selective_scan_inputs* in64) {
+    const int64_t B = p64->batch, D = p64->dim, N = p64->dstate, L = p64->seqlen;
+    const int64_t nch = (L + MB_SCAN_CHUNK - 1) / MB_SCAN_CHUNK, BD = B * D;
+    double* states = zeros_f64(BD * nch * N);
+    double* fs = zeros_f64(BD * N);
+    for (int64_t c = 1; c < nch; c++) {
+        const int64_t Lp = c * MB_SCAN_CHUNK, rows_bc = B * p64->ngroups * N;
+        mb_selective_scan_params pp = *p64;
+        pp.seqlen = Lp;
+        double *u = prefix_rows(in64->u, BD, L, Lp), *dl = prefix_rows(in64->delta, BD, L, Lp);
+        double *z = prefix_rows(in64->z, BD, L, Lp), *Bm = prefix_rows(in64->B, rows_bc, L, Lp);
+        double *Cm = prefix_rows(in64->C, rows_bc, L, Lp), *y = zeros_f64(BD * Lp);
+        mb_selective_scan_inputs ip = {u, dl, in64->A, Bm, Cm, in64->D, z, in64->delta_bias};
+        CHECK_OK(mb_selective_scan_fwd_cpu(&pp, &ip, y, fs));
+        for (int64_t bd = 0; bd < BD; bd++)
+            memcpy(states + (bd * nch + c) * N, fs + bd * N, (size_t)N * sizeof(double));
+        free(u), free(dl), free(z), free(Bm), free(Cm), free(y);
+    }
+    free(fs);
+    return states;
+}
+
 static void run_case(const scase* c, mb_dtype dt) {
     const int64_t BDL = c->B * c->D * c->L, BGNL = c->B * c->G * c->N * c->L;
     const int64_t DN = c->D * c->N, BDN = c->B * c->D * c->N;
@@ -134,6 +167,9 @@ static void run_case(const scase* c, mb_dtype dt) {
     double rt = rtol_of(dt), at = atol_of(dt);
 
     tens y = t_output(BDL, dt), fs = t_output(BDN, pd);
+    /* the training pair's chunk states (written by the saving forward, read by the backward) */
+    tens states = t_output(mb_selective_scan_chunk_states_numel(&p), pd);
+    double* states_ref = ref_chunk_states(&p64, &in64);
     int nf = mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, MB_BACKEND_CUDA);
     for (int k = 0; k < nf; k++) {
         const char* name = select_version(MB_DIR_FWD, k, c->N);
@@ -143,8 +179,16 @@ static void run_case(const scase* c, mb_dtype dt) {
         CHECK_OK(mb_selective_scan_fwd_cuda(&p, &in, y.dev, fs.dev, NULL));
         compare("y", &y, y_ref, rt, at);
         compare("final_state", &fs, fs_ref, rt, at);
+        printf("   fwd_save %s\n", name);
+        t_poison(&y), t_poison(&fs), t_poison(&states);
+        CHECK_OK(mb_selective_scan_fwd_save_cuda(&p, &in, y.dev, fs.dev, states.dev, NULL));
+        compare("y", &y, y_ref, rt, at);
+        compare("final_state", &fs, fs_ref, rt, at);
+        compare("chunk_states", &states, states_ref, rt, at);
     }
     CHECK_OK(mb_impl_select(MB_OP_SELECTIVE_SCAN, MB_DIR_FWD, MB_BACKEND_CUDA, NULL));
+    /* the default saving forward's states, for the backward below */
+    CHECK_OK(mb_selective_scan_fwd_save_cuda(&p, &in, y.dev, fs.dev, states.dev, NULL));
 
     /* backward */
     struct { const char* name; int64_t n; mb_dtype t; int on; double rx, ax; } gs[8] = {
@@ -173,22 +217,26 @@ static void run_case(const scase* c, mb_dtype dt) {
     for (int k = 0; k < nb; k++) {
         const char* name = select_version(MB_DIR_BWD, k, c->N);
         if (!name) continue;
-        printf("   bwd %s\n", name);
-        void* first[8] = {0};
-        for (int rep = 0; rep < 2; rep++) {
-            for (int i = 0; i < 8; i++) if (gs[i].on) t_poison(&gt[i]);
-            CHECK_OK(mb_selective_scan_bwd_cuda(&p, &in, dy.dev, &g, NULL));
-            for (int i = 0; i < 8; i++) {
-                if (!gs[i].on) continue;
-                if (rep == 0) {
-                    first[i] = t_download(&gt[i]);
-                } else {
-                    void* second = t_download(&gt[i]);
-                    CHECK(memcmp(first[i], second, tbytes(&gt[i])) == 0,
-                          "bwd %s %s: two runs differ (not deterministic)", name, gs[i].name);
-                    free(second);
-                    compare(gs[i].name, &gt[i], gref[i], rt * gs[i].rx, at * gs[i].ax);
-                    free(first[i]);
+        for (int saved = 0; saved < 2; saved++) { /* bwd, then bwd_saved (the training pair) */
+            printf("   %s %s\n", saved ? "bwd_saved" : "bwd", name);
+            void* first[8] = {0};
+            for (int rep = 0; rep < 2; rep++) {
+                for (int i = 0; i < 8; i++) if (gs[i].on) t_poison(&gt[i]);
+                CHECK_OK(saved ? mb_selective_scan_bwd_saved_cuda(&p, &in, dy.dev, states.dev, &g, NULL)
+                               : mb_selective_scan_bwd_cuda(&p, &in, dy.dev, &g, NULL));
+                for (int i = 0; i < 8; i++) {
+                    if (!gs[i].on) continue;
+                    if (rep == 0) {
+                        first[i] = t_download(&gt[i]);
+                    } else {
+                        void* second = t_download(&gt[i]);
+                        CHECK(memcmp(first[i], second, tbytes(&gt[i])) == 0,
+                              "%s %s %s: two runs differ (not deterministic)",
+                              saved ? "bwd_saved" : "bwd", name, gs[i].name);
+                        free(second);
+                        compare(gs[i].name, &gt[i], gref[i], rt * gs[i].rx, at * gs[i].ax);
+                        free(first[i]);
+                    }
                 }
             }
         }
@@ -271,8 +319,8 @@ static void run_case(const scase* c, mb_dtype dt) {
     }
 
     for (int i = 0; i < 8; i++) if (gs[i].on) t_free(&gt[i]), free(gref[i] == gt[i].host ? NULL : gref[i]);
-    free(y_ref), free(fs_ref);
-    tens* all[] = {&u, &delta, &A, &Bm, &Cm, &Dv, &z, &bias, &dy, &y, &fs};
+    free(y_ref), free(fs_ref), free(states_ref);
+    tens* all[] = {&u, &delta, &A, &Bm, &Cm, &Dv, &z, &bias, &dy, &y, &fs, &states};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) if (all[k]->dev || all[k]->host) t_free(all[k]);
 }
 

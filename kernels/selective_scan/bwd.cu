@@ -84,18 +84,22 @@ static __device__ __forceinline__ float dz_of(float dy, float y_pre, float z) {
     return dy * y_pre * sg * (1.f + z * (1.f - sg));
 }
 
-/* Per lane: delta' (0 past L), softplus' (0 past L), u, and dy_pre = dy * silu(z). */
-template <typename T, bool kVec>
+/* Per lane: delta' (0 past L), softplus' (0 past L), u, and dy_pre = dy * silu(z).
+ * kU / kDy: whether u / dy (and z) are loaded (0 otherwise: the halves of the chunk
+ * aggregates need only one of them each). */
+template <typename T, bool kVec, bool kU = true, bool kDy = true>
 __device__ __forceinline__ void load_channel(const BwdArgs<T>& p, int64_t row, int64_t d,
                                              int64_t t0, int64_t valid, float (&uu)[kItems],
                                              float (&dt)[kItems], float (&dsoft)[kItems],
                                              float (&gg)[kItems], float (&dyv)[kItems],
                                              float (&zz)[kItems]) {
     const float bias = p.bias ? p.bias[d] : 0.f;
-    load_run<T, kItems, kVec>(p.u, row + t0, valid, uu, 0.f);
+#pragma unroll
+    for (int i = 0; i < kItems; i++) uu[i] = dyv[i] = zz[i] = 0.f;
+    if (kU) load_run<T, kItems, kVec>(p.u, row + t0, valid, uu, 0.f);
     load_run<T, kItems, kVec>(p.delta, row + t0, valid, dt, 0.f);
-    load_run<T, kItems, kVec>(p.dy, row + t0, valid, dyv, 0.f);
-    if (p.z) load_run<T, kItems, kVec>(p.z, row + t0, valid, zz, 0.f);
+    if (kDy) load_run<T, kItems, kVec>(p.dy, row + t0, valid, dyv, 0.f);
+    if (kDy && p.z) load_run<T, kItems, kVec>(p.z, row + t0, valid, zz, 0.f);
 #pragma unroll
     for (int i = 0; i < kItems; i++) {
         float x = dt[i] + bias, ds = 1.f;
@@ -155,9 +159,14 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local(const BwdA
  *   end state from zero  = sum_t exp2(A log2e (S - P_t)) delta'_t B_t u_t
  *   adjoint to the left  = sum_t exp2(A log2e P_t) dy_pre_t C_t
  * so one scan of delta' per chunk serves every n, and each n costs two exp2
- * per step and two warp sums (butterfly, the same order in every run). */
-template <typename T, bool kVec, bool kChannelMajor>
+ * per step and two warp sums (butterfly, the same order in every run).
+ * kHalves: which of the two (kFwdHalf: the end states alone, for the chunk states of a
+ * forward that does not save them; kRevHalf: the adjoints alone, when the forward saved
+ * the chunk states). */
+constexpr int kFwdHalf = 1, kRevHalf = 2, kBothHalves = 3;
+template <typename T, bool kVec, bool kChannelMajor, int kHalves = kBothHalves>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const BwdArgs<T> p) {
+    constexpr bool kF = (kHalves & kFwdHalf) != 0, kR = (kHalves & kRevHalf) != 0;
     const int lane = threadIdx.x & 31;
     const int64_t w = (int64_t)blockIdx.x * kWarpsPerBlock + (threadIdx.x >> 5);
     if (w >= p.Bsz * p.D * p.nch) return; /* whole warps exit together */
@@ -172,7 +181,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const 
     const int64_t bc = (b * p.G + d / p.dpg) * N * L;
     const int64_t t0 = c * kTW + lane * kItems, valid = L - t0;
     float uu[kItems], dt[kItems], dsoft[kItems], gg[kItems], dyv[kItems], zz[kItems];
-    load_channel<T, kVec>(p, row, d, t0, valid, uu, dt, dsoft, gg, dyv, zz);
+    load_channel<T, kVec, kF, kR>(p, row, d, t0, valid, uu, dt, dsoft, gg, dyv, zz);
     float ls = 0.f;
 #pragma unroll
     for (int i = 0; i < kItems; i++) ls += dt[i];
@@ -195,32 +204,33 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const 
     for (int64_t n = 0; n < N; n++) {
         const float A2 = p.A[d * N + n] * kLog2e;
         float Bv[kItems], Cv[kItems];
-        load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
-        load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+        if (kF) load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+        if (kR) load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
         float fs = 0.f, rs = 0.f;
 #pragma unroll
         for (int i = 0; i < kItems; i++) {
-            fs = fmaf(fast_exp2(A2 * (S - P[i])), du[i] * Bv[i], fs);
-            rs = fmaf(fast_exp2(A2 * P[i]), gg[i] * Cv[i], rs);
+            if (kF) fs = fmaf(fast_exp2(A2 * (S - P[i])), du[i] * Bv[i], fs);
+            if (kR) rs = fmaf(fast_exp2(A2 * P[i]), gg[i] * Cv[i], rs);
         }
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) {
-            fs += __shfl_xor_sync(0xffffffffu, fs, off);
-            rs += __shfl_xor_sync(0xffffffffu, rs, off);
+            if (kF) fs += __shfl_xor_sync(0xffffffffu, fs, off);
+            if (kR) rs += __shfl_xor_sync(0xffffffffu, rs, off);
         }
         if (lane == 0) {
-            p.hin[wo * N + n] = fs;
-            p.rin[wo * N + n] = rs;
+            if (kF) p.hin[wo * N + n] = fs;
+            if (kR) p.rin[wo * N + n] = rs;
         }
     }
 }
 
 /* 2. combine the aggregates along the chunks: one thread per (b, d, n); the
  * chunks are taken 8 at a time, their loads issued together before the
- * dependent chain of fmas (one memory latency per 8 chunks, not per chunk). */
+ * dependent chain of fmas (one memory latency per 8 chunks, not per chunk).
+ * halves: the forward walk (states, kFwdHalf) and / or the reverse one (adjoints). */
 __global__ void scan_bwd_combine(const float* __restrict__ A, const float* __restrict__ Ssum,
                                  float* __restrict__ hin, float* __restrict__ rin, int64_t Bsz,
-                                 int64_t D, int64_t N, int64_t nch) {
+                                 int64_t D, int64_t N, int64_t nch, int halves) {
     constexpr int kB = 8;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= Bsz * D * N) return;
@@ -230,7 +240,7 @@ __global__ void scan_bwd_combine(const float* __restrict__ A, const float* __res
     float* __restrict__ H = hin + bd * nch * N + n;
     float* __restrict__ R = rin + bd * nch * N + n;
     float h = 0.f;
-    for (int64_t c0 = 0; c0 < nch; c0 += kB) {
+    for (int64_t c0 = 0; (halves & kFwdHalf) && c0 < nch; c0 += kB) {
         float loc[kB], dec[kB];
 #pragma unroll
         for (int k = 0; k < kB; k++) {
@@ -245,7 +255,7 @@ __global__ void scan_bwd_combine(const float* __restrict__ A, const float* __res
         }
     }
     float r = 0.f;
-    for (int64_t c1 = nch; c1 > 0; c1 -= kB) { /* chunks c1-1 down to c1-kB */
+    for (int64_t c1 = nch; (halves & kRevHalf) && c1 > 0; c1 -= kB) { /* chunks c1-1 down to c1-kB */
         float loc[kB], dec[kB];
 #pragma unroll
         for (int k = 0; k < kB; k++) {
@@ -983,6 +993,9 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     a.S = (a.dpg + a.cps - 1) / a.cps; /* no empty split */
 
     const int64_t BDC = a.Bsz * a.D * a.nch;
+    /* the chunk start states the forward saved (the training pair): the chunk aggregates
+     * then need only their reverse half, and the combine only its reverse walk */
+    const bool saved = kSplitStates && ex->scan_states != NULL;
     /* dD, d delta_bias partials per (b, chunk), or per (b, chunk, item) when the finishing is spread */
     const int64_t kParts = (kSpread && tw && kPipe) ? kItems : 1;
     const int64_t BGNL = a.Bsz * a.G * a.N * a.L;
@@ -990,7 +1003,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     size_t off[9], total = 0;
     size_t sizes[9] = {
         (size_t)BDC * sizeof(float),                          /* Ssum */
-        (size_t)BDC * a.N * sizeof(float),                    /* hin */
+        saved ? 0 : (size_t)BDC * a.N * sizeof(float),       /* hin */
         (size_t)BDC * a.N * sizeof(float),                    /* rin */
         (size_t)BDC * a.N * sizeof(float),                    /* dAp */
         in->D ? (size_t)BDC * kParts * sizeof(float) : 0,          /* dDp */
@@ -1006,7 +1019,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     mb_status stt = mb_device_alloc((void**)&ws, total, ex->stream);
     if (stt != MB_OK) return stt;
     a.Ssum = (float*)(ws + off[0]);
-    a.hin = (float*)(ws + off[1]);
+    a.hin = saved ? ex->scan_states : (float*)(ws + off[1]); /* read only when saved */
     a.rin = (float*)(ws + off[2]);
     a.dAp = (float*)(ws + off[3]);
     a.dDp = in->D ? (float*)(ws + off[4]) : NULL;
@@ -1024,7 +1037,10 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     do {
         PROF_MARK(0);
         unsigned blocks = (unsigned)((BDC + kWarpsPerBlock - 1) / kWarpsPerBlock);
-        if (kSplitStates && kPipe) {
+        if (kSplitStates && saved) {
+            if (vec) scan_bwd_local_sum<T, true, kPipe, kRevHalf><<<blocks, threads, 0, st>>>(a);
+            else scan_bwd_local_sum<T, false, kPipe, kRevHalf><<<blocks, threads, 0, st>>>(a);
+        } else if (kSplitStates && kPipe) {
             if (vec) scan_bwd_local_sum<T, true, true><<<blocks, threads, 0, st>>>(a);
             else scan_bwd_local_sum<T, false, true><<<blocks, threads, 0, st>>>(a);
         } else if (kSplitStates) {
@@ -1037,8 +1053,8 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         PROF_MARK(1);
         int64_t nth = a.Bsz * a.D * a.N;
-        scan_bwd_combine<<<(unsigned)((nth + 127) / 128), 128, 0, st>>>(a.A, a.Ssum, a.hin, a.rin,
-                                                                         a.Bsz, a.D, a.N, a.nch);
+        scan_bwd_combine<<<(unsigned)((nth + 127) / 128), 128, 0, st>>>(
+            a.A, a.Ssum, a.hin, a.rin, a.Bsz, a.D, a.N, a.nch, saved ? kRevHalf : kBothHalves);
         if ((err = cudaGetLastError()) != cudaSuccess) break;
         PROF_MARK(2);
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
@@ -1095,7 +1111,51 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     return MB_OK;
 }
 
+/* The chunk start states of the training pair (entry c: the state before step c * kTW), for
+ * a forward version that does not write them: the forward halves of the chunk aggregates
+ * and of the combine. Workspace: the chunks' sums of delta' (B, D, nch). */
+template <typename T>
+mb_status chunk_states(const mb_selective_scan_params* prm, const mb_selective_scan_inputs* in,
+                       const mb_exec* ex) {
+    static_assert(kTW == MB_SCAN_CHUNK, "the backward's chunks are the API's");
+    cudaStream_t st = mb_stream(ex);
+    BwdArgs<T> a = {};
+    fill_common_args<T>(a, prm, in);
+    a.Bsz = prm->batch;
+    a.nch = (a.L + kTW - 1) / kTW;
+    a.hin = ex->scan_states;
+    const int64_t BDC = a.Bsz * a.D * a.nch;
+    const size_t bytes = round_up((size_t)BDC * sizeof(float));
+    mb_status stt = mb_device_alloc((void**)&a.Ssum, bytes, ex->stream);
+    if (stt != MB_OK) return stt;
+    const bool vec = a.L % kItems == 0 && aligned16(a.u) && aligned16(a.delta) && aligned16(a.Bm);
+    const unsigned blocks = (unsigned)((BDC + kWarpsPerBlock - 1) / kWarpsPerBlock);
+    const int threads = kWarpsPerBlock * 32;
+    if (vec) scan_bwd_local_sum<T, true, true, kFwdHalf><<<blocks, threads, 0, st>>>(a);
+    else scan_bwd_local_sum<T, false, true, kFwdHalf><<<blocks, threads, 0, st>>>(a);
+    cudaError_t err = cudaGetLastError();
+    if (err == cudaSuccess) {
+        const int64_t nth = a.Bsz * a.D * a.N;
+        scan_bwd_combine<<<(unsigned)((nth + 127) / 128), 128, 0, st>>>(
+            a.A, a.Ssum, a.hin, NULL, a.Bsz, a.D, a.N, a.nch, kFwdHalf);
+        err = cudaGetLastError();
+    }
+    mb_device_free(a.Ssum, bytes, ex->stream);
+    if (err != cudaSuccess)
+        return mb_fail(MB_ERR_CUDA, "%s:%d: selective-scan chunk states launch failed: %s",
+                       __FILE__, __LINE__, cudaGetErrorString(err));
+    return MB_OK;
+}
+
 } // namespace
+
+/* The chunk states of the training pair where the forward version did not write them. */
+extern "C" mb_status mb_scan_chunk_states_cuda(const mb_selective_scan_params* p,
+                                               const mb_selective_scan_inputs* in,
+                                               const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return chunk_states<__nv_bfloat16>(p, in, ex);
+    return chunk_states<float>(p, in, ex);
+}
 
 /* v1: deterministic chunked backward (local aggregates, combine, warp-chunk grads in tiles of 8 states, fixed-order reductions). */
 extern "C" mb_status mb_scan_bwd_cuda_v1(const mb_selective_scan_params* p,

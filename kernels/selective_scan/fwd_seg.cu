@@ -49,6 +49,8 @@ struct SegArgs : FwdArgs<T> {
     float* h_loc;   /* (B, D, S, N) workspace: segment end states from the zero state */
     float* sum_dt;  /* (B, D, S) workspace: sum of dt' over each segment */
     int64_t S, seg; /* segments, steps per segment (a multiple of the run) */
+    float* cstates; /* (B, D, nch, N): the training pair's chunk start states, or NULL */
+    int64_t nch;    /* ceil(L / MB_SCAN_CHUNK) */
 };
 /* Where a thread is: channel (b, d), its state group j, its lane in the channel. */
 struct SegLane {
@@ -200,8 +202,27 @@ static __device__ __forceinline__ void finish_y(float (&y)[TI], UAt u_at, ZAt z_
     store_run<T, K, kVec>(dst, i0, valid - i0, out);
 }
 
+/* The states of (b, d) this thread owns, into dst (N floats of one state row). */
+static __device__ __forceinline__ void put_states(float* dst, const float (&h)[kStates], int j,
+                                                  int64_t N) {
+#pragma unroll
+    for (int k = 0; k < kStates; k++)
+        if ((int64_t)j * kStates + k < N) dst[j * kStates + k] = h[k];
+}
+
+/* The training pair: h, the state before step t_next, saved where t_next starts a chunk
+ * (a run never straddles one: MB_SCAN_CHUNK is a multiple of every run length). */
+template <typename T>
+static __device__ __forceinline__ void save_chunk_state(const SegArgs<T>& p, const SegLane& w,
+                                                        int64_t t_next, const float (&h)[kStates]) {
+    static_assert(MB_SCAN_CHUNK % 8 == 0, "whole runs per chunk");
+    if (!p.cstates || !w.live || t_next % MB_SCAN_CHUNK != 0 || t_next >= p.L) return;
+    put_states(p.cstates + ((w.b * p.D + w.d) * p.nch + t_next / MB_SCAN_CHUNK) * p.N, h, w.j, p.N);
+}
+
 /* Walk steps [t_begin, t_end) of a channel from the state h (in: start, out:
- * end); kY: also y. Returns the sum of dt' over the steps. */
+ * end); kY: also y (and the chunk states of the training pair: the walks with kY
+ * start from the true state). Returns the sum of dt' over the steps. */
 template <typename T, int LPC, bool kVec, bool kY>
 static __device__ __forceinline__ float walk_segment(const SegArgs<T>& p, const SegLane& w,
                                                      int64_t t_begin, int64_t t_end,
@@ -243,6 +264,7 @@ static __device__ __forceinline__ float walk_segment(const SegArgs<T>& p, const 
             },
             h, y);
         if (kY) {
+            save_chunk_state(p, w, t + TI, h);
             constexpr int K = LPC <= TI ? TI / LPC : TI;
             finish_y<T, TI, LPC, kVec>(
                 y, [&](int i0, float (&v)[K]) { load_run<T, K, kVec>(p.u, row + t + i0, valid - i0, v, 0.f); },
@@ -455,6 +477,7 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
                     [&](int k, RawRun<T, TI>& rr) { smem_run<T, TI>(buf + S::kC + (k * LPC + w.j) * S::TS + r * TI, rr); },
                     h, y);
             if (kY) {
+                save_chunk_state(p, w, t + TI, h);
                 constexpr int K = LPC <= TI ? TI / LPC : TI;
                 const T* urow = buf + S::kU + ch * S::TS + r * TI;
                 const T* zrow = buf + S::kZ + ch * S::TS + r * TI;
@@ -482,14 +505,6 @@ static __device__ __forceinline__ float walk(const SegArgs<T>& p, const SegLane&
     }
 }
 
-/* The states of (b, d) this thread owns, into dst (N floats of one state row). */
-static __device__ __forceinline__ void put_states(float* dst, const float (&h)[kStates], int j,
-                                                  int64_t N) {
-#pragma unroll
-    for (int k = 0; k < kStates; k++)
-        if ((int64_t)j * kStates + k < N) dst[j * kStates + k] = h[k];
-}
-
 /* Launch 1: every segment (blockIdx.y) from the zero state. */
 template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(const SegArgs<T> p) {
@@ -501,6 +516,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(co
     for (int k = 0; k < kStates; k++) h[k] = 0.f;
     const int64_t bd = w.b * p.D + w.d;
     if (s == 0) {
+        if (p.cstates && w.live) put_states(p.cstates + bd * p.nch * p.N, h, w.j, p.N); /* h_{-1} = 0 */
         walk<T, LPC, kVec, true, kStage>(p, w, t0, t1, h);
         if (!w.live) return;
         if (p.S == 1) {
@@ -608,6 +624,8 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
     fill_common_args<T>(a, prm, in);
     a.y = (T*)y;
     a.fstate = (float*)final_state;
+    a.cstates = ex->scan_states;
+    a.nch = (a.L + MB_SCAN_CHUNK - 1) / MB_SCAN_CHUNK;
     int64_t lpc = 1;
     while (lpc * kStates < a.N) lpc *= 2; /* N <= 256: lpc <= 32 */
     choose_segments(prm->batch * a.D * lpc, a.L, target_threads, TI, &a.S, &a.seg);
@@ -634,6 +652,7 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
         : vec                 ? launch_seg_vec<T, true, kDirect, kMinBlocks>(a, lpc, prm->batch, stream)
                               : launch_seg_vec<T, false, kDirect, kMinBlocks>(a, lpc, prm->batch, stream);
     if (ws) mb_device_free(ws, ws_floats * sizeof(float), ex->stream);
+    if (st == MB_OK && a.cstates && ex->scan_states_written) *ex->scan_states_written = 1;
     return st;
 }
 

@@ -53,6 +53,11 @@
 extern "C" {
 #endif
 
+/* The training pair's chunk states (ex->scan_states, (B, D, ceil(L / MB_SCAN_CHUNK), N)
+ * fp32: the state before each chunk's first step) computed on their own, for a forward
+ * version that does not write them as it goes (bwd.cu). */
+mb_status mb_scan_chunk_states_cuda(const mb_selective_scan_params* p,
+                                    const mb_selective_scan_inputs* in, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v1(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
