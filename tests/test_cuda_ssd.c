@@ -353,6 +353,10 @@ static void check_step_graph(const scase* c, mb_dtype dt, const ssd_data* d) {
         if (!name) continue;
         start_state(c, d, &s_one), start_state(c, d, &s_graph);
         d_poison(&y_one), d_poison(&tok.y);
+        /* those copies and memsets run on the legacy stream, which the non-blocking `st` does
+         * not wait for: without this, the steps could start before them (seen under MPS, with
+         * other processes on the GPU: 77 mismatches over every version, 2026-11-27) */
+        tb_cuda_ok(cudaDeviceSynchronize(), "start states and poisoned outputs in place");
         int ok = 1;
         for (int i = 0; i < kSteps; i++) ok &= mb_ssd_step_cuda(&ps, &id, s_one.dev, y_one.dev, st) == MB_OK;
         tb_cuda_ok(cudaStreamSynchronize(st), "steps one by one");
