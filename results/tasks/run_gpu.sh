@@ -33,6 +33,9 @@
 #   seeds        second seeds (seed 1) of the cells that had one: MQAR (Mamba-1 and Mamba-2 at
 #                16 pairs, Mamba-1 and one-head attention at 8), the copying control's Mamba,
 #                string copying's Mamba; each capped at the steps its seed 0 trained
+#   seeds-more   resume the seed-1 runs of `seeds` that had not solved MQAR at seed 0's steps
+#                (Mamba-2 and Mamba-1 toward Mamba-1's 37K-step budget at 16 pairs, attention
+#                toward 200K; resumed only)
 #   extend-*     resume a stage's runs for another time budget (same flags); runs that have no
 #                checkpoint are skipped (a fresh device machine lost them), not restarted
 # Environment: MB_TASKS_BUDGET_S training seconds per run (400); MB_TASKS_OUT the folder of
@@ -355,7 +358,18 @@ seeds() {
     --eval-lens 64,128,256,512,1024 --mixer mamba --dim 64 --lr 3e-3 --seed 1
 }
 
+# After seeds: Mamba-2 (N 256, N 64) seed 1 at chance at 16 pairs after 6.8K steps (seed 0
+# solved it by 2K), Mamba-1 seed 1 at 79% at 8 pairs (7K), one-head attention seed 1 at chance
+# at 8 pairs after 100.7K steps (seed 0 left chance at ~65K): give them more steps.
+seeds_more() {
+  run mqarf16-mamba2-n256-lr1e-3-s1 37134 "${mq[@]}" "${s16[@]}" --mixer mamba2 --d-state 256 --lr 1e-3 --seed 1
+  run mqarf16-mamba2-n64-lr1e-3-s1 37134 "${mq[@]}" "${s16[@]}" --mixer mamba2 --d-state 64 --lr 1e-3 --seed 1
+  run mqarf8-mamba-n16-lr3e-3-s1 37134 "${mq[@]}" "${s8[@]}" --mixer mamba --lr 3e-3 --seed 1
+  run mqarf8-mha-rope-h1-lr1e-3-s1 200000 "${mq[@]}" "${s8[@]}" "${att[@]}" --heads 1 --lr 1e-3 --seed 1
+}
+
 case $stage in
+  seeds-more) extend=1; seeds_more ;;
   seeds | extend-seeds) seeds ;;
   mqar-final) extend=1; mqar_final ;;
   mqar-fixed | extend-mqar-fixed) mqar_fixed ;;
