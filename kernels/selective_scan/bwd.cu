@@ -164,54 +164,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local(const BwdA
  * forward that does not save them; kRevHalf: the adjoints alone, when the forward saved
  * the chunk states). */
 constexpr int kFwdHalf = 1, kRevHalf = 2, kBothHalves = 3;
-
-/* The warp sums of 16 values per lane, reduce-scattered: rounds at distance 16, 8, 4, 2 each
- * keep half of the values (the upper half on lanes with that bit set) and add the partner's
- * copy of them, a last shuffle at distance 1 adds the pair. Lane l ends with the sum of value
- * l >> 1 (lanes l and l ^ 1 alike): 16 shuffles for 16 sums instead of 80. The same order in
- * every run. v is overwritten. */
-static __device__ __forceinline__ float warp_sum16_scatter(float (&v)[16], int lane) {
-#pragma unroll
-    for (int off = 16, cnt = 16; off >= 2; off /= 2, cnt /= 2) {
-        const bool upper = (lane & off) != 0;
-#pragma unroll
-        for (int q = 0; q < cnt / 2; q++) {
-            const float keep = upper ? v[q + cnt / 2] : v[q];
-            const float give = upper ? v[q] : v[q + cnt / 2];
-            v[q] = keep + __shfl_xor_sync(0xffffffffu, give, off);
-        }
-    }
-    return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
-}
-
-/* The reverse aggregates alone (the training pair), 16 states at a time: their C loads issued
- * together and their warp sums reduce-scattered (warp_sum16_scatter). */
-template <typename T, bool kVec>
-__device__ __forceinline__ void local_rev_sums16(const BwdArgs<T>& p, int lane, int64_t d,
-                                                 int64_t bc, int64_t t0, int64_t valid,
-                                                 int64_t wo, const float (&P)[kItems],
-                                                 const float (&gg)[kItems]) {
-    const int64_t N = p.N, L = p.L;
-    for (int64_t n0 = 0; n0 < N; n0 += 16) {
-        float rs[16];
-#pragma unroll
-        for (int k = 0; k < 16; k++) {
-            const int64_t n = n0 + k;
-            rs[k] = 0.f;
-            if (n < N) {
-                const float A2 = p.A[d * N + n] * kLog2e;
-                float Cv[kItems];
-                load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
-#pragma unroll
-                for (int i = 0; i < kItems; i++) rs[k] = fmaf(fast_exp2(A2 * P[i]), gg[i] * Cv[i], rs[k]);
-            }
-        }
-        const float sum = warp_sum16_scatter(rs, lane);
-        const int64_t n = n0 + (lane >> 1);
-        if ((lane & 1) == 0 && n < N) p.rin[wo * N + n] = sum;
-    }
-}
-
 template <typename T, bool kVec, bool kChannelMajor, int kHalves = kBothHalves>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const BwdArgs<T> p) {
     constexpr bool kF = (kHalves & kFwdHalf) != 0, kR = (kHalves & kRevHalf) != 0;
@@ -249,29 +201,25 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) scan_bwd_local_sum(const 
         du[i] = dt[i] * uu[i];
     }
     if (lane == 0) p.Ssum[wo] = S;
-    if constexpr (kHalves == kRevHalf) {
-        local_rev_sums16<T, kVec>(p, lane, d, bc, t0, valid, wo, P, gg);
-    } else {
-        for (int64_t n = 0; n < N; n++) {
-            const float A2 = p.A[d * N + n] * kLog2e;
-            float Bv[kItems], Cv[kItems];
-            if (kF) load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
-            if (kR) load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
-            float fs = 0.f, rs = 0.f;
+    for (int64_t n = 0; n < N; n++) {
+        const float A2 = p.A[d * N + n] * kLog2e;
+        float Bv[kItems], Cv[kItems];
+        if (kF) load_run<T, kItems, kVec>(p.Bm, bc + n * L + t0, valid, Bv, 0.f);
+        if (kR) load_run<T, kItems, kVec>(p.Cm, bc + n * L + t0, valid, Cv, 0.f);
+        float fs = 0.f, rs = 0.f;
 #pragma unroll
-            for (int i = 0; i < kItems; i++) {
-                if (kF) fs = fmaf(fast_exp2(A2 * (S - P[i])), du[i] * Bv[i], fs);
-                if (kR) rs = fmaf(fast_exp2(A2 * P[i]), gg[i] * Cv[i], rs);
-            }
+        for (int i = 0; i < kItems; i++) {
+            if (kF) fs = fmaf(fast_exp2(A2 * (S - P[i])), du[i] * Bv[i], fs);
+            if (kR) rs = fmaf(fast_exp2(A2 * P[i]), gg[i] * Cv[i], rs);
+        }
 #pragma unroll
-            for (int off = 16; off > 0; off >>= 1) {
-                if (kF) fs += __shfl_xor_sync(0xffffffffu, fs, off);
-                if (kR) rs += __shfl_xor_sync(0xffffffffu, rs, off);
-            }
-            if (lane == 0) {
-                if (kF) p.hin[wo * N + n] = fs;
-                if (kR) p.rin[wo * N + n] = rs;
-            }
+        for (int off = 16; off > 0; off >>= 1) {
+            if (kF) fs += __shfl_xor_sync(0xffffffffu, fs, off);
+            if (kR) rs += __shfl_xor_sync(0xffffffffu, rs, off);
+        }
+        if (lane == 0) {
+            if (kF) p.hin[wo * N + n] = fs;
+            if (kR) p.rin[wo * N + n] = rs;
         }
     }
 }
