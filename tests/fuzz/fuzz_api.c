@@ -212,9 +212,17 @@ static void fuzz_scan(reader* r, int dir, int cuda) {
                                    tensor(&a, nbdl, 0), tensor(&a, p.dim, 0)};
     const mb_selective_scan_params* pp = tensor(&a, 0, 0) || !a.small ? &p : NULL;
     const mb_selective_scan_inputs* inp = (a.mask >> 9 & 1) || a.mask == 0 ? &in : NULL;
+    /* mask bit 30, CUDA: the training pair (fwd_save / bwd_saved), its chunk states the last tensor */
+    const int pair = cuda && dir < 2 && (a.mask >> 30 & 1);
+    const int64_t nstates = a.small ? mb_selective_scan_chunk_states_numel(&p) : 0;
     mb_status st;
     const char* fn;
-    if (dir == 0) {
+    if (dir == 0 && pair) {
+        void *y = tensor(&a, nbdl, 1), *fs = tensor(&a, nbdn, 1), *states = tensor(&a, nstates, 1);
+        if (!states) a.bad = 1;
+        fn = "mb_selective_scan_fwd_save_cuda";
+        st = mb_selective_scan_fwd_save_cuda(pp, inp, y, fs, states, NULL);
+    } else if (dir == 0) {
         void *y = tensor(&a, nbdl, 1), *fs = tensor(&a, nbdn, 1);
         fn = cuda ? "mb_selective_scan_fwd_cuda" : "mb_selective_scan_fwd_cpu";
         st = cuda ? mb_selective_scan_fwd_cuda(pp, inp, y, fs, NULL)
@@ -225,9 +233,16 @@ static void fuzz_scan(reader* r, int dir, int cuda) {
                                      tensor(&a, nbgnl, 1), tensor(&a, nbgnl, 1), tensor(&a, p.dim, 1),
                                      tensor(&a, nbdl, 1), tensor(&a, p.dim, 1)};
         const mb_selective_scan_grads* gp = (a.mask >> 20 & 1) || a.mask == 0 ? &g : NULL;
-        fn = cuda ? "mb_selective_scan_bwd_cuda" : "mb_selective_scan_bwd_cpu";
-        st = cuda ? mb_selective_scan_bwd_cuda(pp, inp, dy, gp, NULL)
-                  : mb_selective_scan_bwd_cpu(pp, inp, dy, gp);
+        if (pair) {
+            const void* states = tensor(&a, nstates, 0);
+            if (!states) a.bad = 1;
+            fn = "mb_selective_scan_bwd_saved_cuda";
+            st = mb_selective_scan_bwd_saved_cuda(pp, inp, dy, states, gp, NULL);
+        } else {
+            fn = cuda ? "mb_selective_scan_bwd_cuda" : "mb_selective_scan_bwd_cpu";
+            st = cuda ? mb_selective_scan_bwd_cuda(pp, inp, dy, gp, NULL)
+                      : mb_selective_scan_bwd_cpu(pp, inp, dy, gp);
+        }
     } else {
         void *state = tensor(&a, nbdn, 1), *y = tensor(&a, nbdl, 1);
         fn = cuda ? "mb_selective_scan_step_cuda" : "mb_selective_scan_step_cpu";
