@@ -337,7 +337,8 @@ MB_API mb_status mb_selective_scan_step_cuda(const mb_selective_scan_params* par
  * mb_selective_scan_bwd_cuda's within the tolerances of the tests. CUDA only
  * (the CPU references recompute what they need). */
 #define MB_SCAN_CHUNK 128
-/* B * D * ceil(L / MB_SCAN_CHUNK) * N, or 0 when a dimension is <= 0 */
+/* B * D * ceil(L / MB_SCAN_CHUNK) * N, or 0 when a dimension is <= 0 or the
+ * states' byte size would overflow int64 */
 MB_API int64_t mb_selective_scan_chunk_states_numel(const mb_selective_scan_params* params);
 MB_API mb_status mb_selective_scan_fwd_save_cuda(const mb_selective_scan_params* params,
                                                  const mb_selective_scan_inputs* in, void* y,

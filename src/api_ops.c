@@ -183,8 +183,15 @@ int64_t mb_selective_scan_chunk_states_numel(const mb_selective_scan_params* par
     if (!params || params->batch <= 0 || params->dim <= 0 || params->seqlen <= 0 ||
         params->dstate <= 0)
         return 0;
-    const int64_t chunks = (params->seqlen + MB_SCAN_CHUNK - 1) / MB_SCAN_CHUNK;
-    return params->batch * params->dim * chunks * params->dstate;
+    const int64_t dims[] = {params->batch, params->dim,
+                            params->seqlen / MB_SCAN_CHUNK + (params->seqlen % MB_SCAN_CHUNK != 0),
+                            params->dstate};
+    int64_t n = 1;
+    for (int i = 0; i < COUNT(dims); i++) {
+        if (n > INT64_MAX / 4 / dims[i]) return 0; /* its byte size would overflow int64 */
+        n *= dims[i];
+    }
+    return n;
 }
 
 /* The training pair's chunk states: a non-NULL pointer, checked before anything runs. */

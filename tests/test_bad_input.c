@@ -157,6 +157,9 @@ static void test_scan_pair_states(void) {
     q.seqlen = 0;
     CHECK(mb_selective_scan_chunk_states_numel(&q) == 0 && mb_selective_scan_chunk_states_numel(NULL) == 0,
           "chunk_states_numel of a bad shape is not 0");
+    q = p, q.batch = INT64_C(1) << 40, q.dim = INT64_C(1) << 20; /* 2^60 x 1 chunk x 3 floats */
+    CHECK(mb_selective_scan_chunk_states_numel(&q) == 0, "chunk_states_numel overflow: %lld",
+          (long long)mb_selective_scan_chunk_states_numel(&q));
 }
 
 // ----------------------------------------------------------------------------
