@@ -75,10 +75,20 @@ static mb_status scan_fwd_run(const mb_impl* e, void* v, const mb_exec* ex) {
     return st;
 }
 
+/* The training pair's chunk states: a non-NULL pointer, checked with the other arguments. */
+static mb_status require_states(const char* fn, const void* states) {
+    if (!states)
+        return mb_fail(MB_ERR_NULL_POINTER, "%s: chunk_states is NULL (the training pair needs "
+                       "mb_selective_scan_chunk_states_numel() floats of device memory)", fn);
+    return MB_OK;
+}
+
+/* pair: the training pair's forward, whose chunk states `states` are required */
 static mb_status scan_fwd(const char* fn, mb_backend backend, const mb_selective_scan_params* p,
                           const mb_selective_scan_inputs* in, void* y, void* final_state,
-                          void* states, void* stream) {
+                          void* states, int pair, void* stream) {
     mb_status valid = mb_validate_selective_scan_fwd(fn, p, in, y);
+    if (valid == MB_OK && pair) valid = require_states(fn, states);
     if (valid != MB_OK) return valid;
     scan_fwd_args a = {*p, *in, y, final_state, states};
     scan_counts c = scan_counts_of(p);
@@ -108,8 +118,10 @@ static mb_status scan_bwd_run(const mb_impl* e, void* v, const mb_exec* ex) {
 
 static mb_status scan_bwd(const char* fn, mb_backend backend, const mb_selective_scan_params* p,
                           const mb_selective_scan_inputs* in, const void* dy,
-                          const mb_selective_scan_grads* g, const void* states, void* stream) {
+                          const mb_selective_scan_grads* g, const void* states, int pair,
+                          void* stream) {
     mb_status valid = mb_validate_selective_scan_bwd(fn, p, in, dy, g);
+    if (valid == MB_OK && pair) valid = require_states(fn, states);
     if (valid != MB_OK) return valid;
     scan_bwd_args a = {*p, *in, dy, *g, (float*)states}; /* read only */
     scan_counts c = scan_counts_of(p);
@@ -158,25 +170,25 @@ static mb_status scan_step(const char* fn, mb_backend backend,
 mb_status mb_selective_scan_fwd_cpu(const mb_selective_scan_params* params,
                                     const mb_selective_scan_inputs* in, void* y,
                                     void* final_state) {
-    return scan_fwd(__func__, MB_BACKEND_CPU, params, in, y, final_state, NULL, NULL);
+    return scan_fwd(__func__, MB_BACKEND_CPU, params, in, y, final_state, NULL, 0, NULL);
 }
 
 mb_status mb_selective_scan_fwd_cuda(const mb_selective_scan_params* params,
                                      const mb_selective_scan_inputs* in, void* y,
                                      void* final_state, void* stream) {
-    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, NULL, stream);
+    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, NULL, 0, stream);
 }
 
 mb_status mb_selective_scan_bwd_cpu(const mb_selective_scan_params* params,
                                     const mb_selective_scan_inputs* in, const void* dy,
                                     const mb_selective_scan_grads* grads) {
-    return scan_bwd(__func__, MB_BACKEND_CPU, params, in, dy, grads, NULL, NULL);
+    return scan_bwd(__func__, MB_BACKEND_CPU, params, in, dy, grads, NULL, 0, NULL);
 }
 
 mb_status mb_selective_scan_bwd_cuda(const mb_selective_scan_params* params,
                                      const mb_selective_scan_inputs* in, const void* dy,
                                      const mb_selective_scan_grads* grads, void* stream) {
-    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, NULL, stream);
+    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, NULL, 0, stream);
 }
 
 int64_t mb_selective_scan_chunk_states_numel(const mb_selective_scan_params* params) {
@@ -194,31 +206,17 @@ int64_t mb_selective_scan_chunk_states_numel(const mb_selective_scan_params* par
     return n;
 }
 
-/* The training pair's chunk states: a non-NULL pointer, checked before anything runs. */
-static mb_status require_states(const char* fn, const void* states) {
-    if (!states)
-        return mb_fail(MB_ERR_NULL_POINTER, "%s: chunk_states is NULL (the training pair needs "
-                       "mb_selective_scan_chunk_states_numel() floats of device memory)", fn);
-    return MB_OK;
-}
-
 mb_status mb_selective_scan_fwd_save_cuda(const mb_selective_scan_params* params,
                                           const mb_selective_scan_inputs* in, void* y,
                                           void* final_state, void* chunk_states, void* stream) {
-    mb_status valid = mb_validate_selective_scan_fwd(__func__, params, in, y);
-    if (valid == MB_OK) valid = require_states(__func__, chunk_states);
-    if (valid != MB_OK) return valid;
-    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, chunk_states, stream);
+    return scan_fwd(__func__, MB_BACKEND_CUDA, params, in, y, final_state, chunk_states, 1, stream);
 }
 
 mb_status mb_selective_scan_bwd_saved_cuda(const mb_selective_scan_params* params,
                                            const mb_selective_scan_inputs* in, const void* dy,
                                            const void* chunk_states,
                                            const mb_selective_scan_grads* grads, void* stream) {
-    mb_status valid = mb_validate_selective_scan_bwd(__func__, params, in, dy, grads);
-    if (valid == MB_OK) valid = require_states(__func__, chunk_states);
-    if (valid != MB_OK) return valid;
-    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, chunk_states, stream);
+    return scan_bwd(__func__, MB_BACKEND_CUDA, params, in, dy, grads, chunk_states, 1, stream);
 }
 
 mb_status mb_selective_scan_step_cpu(const mb_selective_scan_params* params,
