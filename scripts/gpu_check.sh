@@ -24,7 +24,7 @@ if ls .deps/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q libbenchmark.so; th
 fi
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
 log "configure + build"
-cmake -S . -B build -DMB_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${prefix_args[@]}" \
+cmake -S . -B build -DMB_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES=90a "${prefix_args[@]}" \
   >"$out/configure.log" 2>&1 && cmake --build build -j "$(nproc)" >"$out/build.log" 2>&1 ||
   { log "build FAILED"; tail -30 "$out/build.log" >&2; exit 1; }
 
@@ -46,7 +46,7 @@ done
 
 log "make bench"
 MB_SKIP_SETUP=1 MB_BENCH_QUICK=$([[ $quick == quick ]] && echo 1 || echo 0) \
-  CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90 ${prefix_args[*]}" make bench >"$out/bench.log" 2>&1
+  CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90a ${prefix_args[*]}" make bench >"$out/bench.log" 2>&1
 bench_rc=$?
 tail -n 60 "$out/bench.log" >&2
 machine=$(scripts/machine_slug.sh)

@@ -14,7 +14,11 @@
  *                 fragments re-read from shared memory per k step
  *   fwd flash-v5  v4 with key tiles of 32; v6: v4 with 8 warps (BM 256)
  *   fwd flash-v7  v4 with the k loop of Q K^T not unrolled
- *   fwd flash-v8  v4's kernel from 512 blocks of 128 rows up, v1's below (default)
+ *   fwd flash-v8  v4's kernel from 512 blocks of 128 rows up, v1's below
+ *   fwd flash-v9  the forward on wgmma (sm_90a, flash_fwd_sm90.cu): 2 warpgroups
+ *                 x 64 rows, key tiles of 128; v10: key tiles of 64; v11: 3
+ *                 warpgroups, key tiles of 64; flash-v8 where no sm_90a code or GPU.
+ *                 flash-v9 is the default forward
  *   bwd flash-v1  deterministic, no atomics: Dvec = rowsum(dO o O); dK, dV by a
  *                 kernel per key block (4 warps x 16 keys) walking query tiles of
  *                 64; dQ by a kernel per query block (4 warps x 16 rows) walking
@@ -25,7 +29,11 @@
  *   bwd flash-v7  P^T packed to bf16 before dP^T is formed (fewer registers), the
  *                 k loops of the S / dP products unrolled 2x; v8: v7 with 8 warps
  *                 in the dK, dV kernel
- *   bwd flash-v9  v7 with the k loops fully unrolled (default); v10: v8 likewise
+ *   bwd flash-v9  v7 with the k loops fully unrolled; v10: v8 likewise
+ *   bwd flash-v14 flash-v9's three kernels with the tile products on wgmma
+ *                 (sm_90a, flash_bwd_sm90.cu): 2 warpgroups x 64 keys / query
+ *                 rows per block; flash-v9 where no sm_90a code or GPU. The
+ *                 default backward
  *   bwd flash-atomic  NOT deterministic: dQ += dS K from the dK, dV kernel with
  *                 fp32 atomics (5 tile products); registered, never the default
  */
@@ -62,6 +70,16 @@ mb_status mb_attention_fwd_cuda_flash_v7(const mb_attention_params* p,
 mb_status mb_attention_fwd_cuda_flash_v8(const mb_attention_params* p,
                                          const mb_attention_inputs* in, void* o, void* lse,
                                          const mb_exec* ex);
+
+mb_status mb_attention_fwd_cuda_flash_v9(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, void* o, void* lse,
+                                         const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v10(const mb_attention_params* p,
+                                          const mb_attention_inputs* in, void* o, void* lse,
+                                          const mb_exec* ex);
+mb_status mb_attention_fwd_cuda_flash_v11(const mb_attention_params* p,
+                                          const mb_attention_inputs* in, void* o, void* lse,
+                                          const mb_exec* ex);
 
 mb_status mb_attention_bwd_cuda_flash_v1(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
@@ -104,6 +122,10 @@ mb_status mb_attention_bwd_cuda_flash_v10(const mb_attention_params* p,
                                          const void* lse, const void* dout,
                                          const mb_attention_grads* g, const mb_exec* ex);
 mb_status mb_attention_bwd_cuda_flash_v13(const mb_attention_params* p,
+                                         const mb_attention_inputs* in, const void* o,
+                                         const void* lse, const void* dout,
+                                         const mb_attention_grads* g, const mb_exec* ex);
+mb_status mb_attention_bwd_cuda_flash_v14(const mb_attention_params* p,
                                          const mb_attention_inputs* in, const void* o,
                                          const void* lse, const void* dout,
                                          const mb_attention_grads* g, const mb_exec* ex);

@@ -49,54 +49,9 @@
 
 using namespace mbflash;
 
-#ifdef MB_FLASH_PROFILE
-/* tools/flash_timing.cu: events around each kernel of the backward */
-extern "C" int mb_flash_profile;
-extern "C" cudaEvent_t mb_flash_prof_ev[4];
-#define FLASH_PROF(i, stream) \
-    if (mb_flash_profile) (void)cudaEventRecord(mb_flash_prof_ev[i], stream)
-#else
-#define FLASH_PROF(i, stream)
-#endif
-
 namespace {
 
 typedef __nv_bfloat16 bf16;
-
-// ----------------------------------------------------------------------------
-// 1. preprocess
-
-template <int D>
-__global__ void __launch_bounds__(256)
-    bwd_preprocess_kernel(const bf16* __restrict__ o,    /* (B, H, L, D) */
-                          const bf16* __restrict__ dout, /* (B, H, L, D) */
-                          const float* __restrict__ lse, /* (B, H, L) */
-                          float* __restrict__ dvec,      /* (B, H, L) out */
-                          float* __restrict__ lse2,      /* (B, H, L) out */
-                          int64_t rows) {
-    const int64_t row = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (row >= rows) return;
-    float acc = 0.f;
-#pragma unroll
-    for (int c = lane * 2; c < D; c += 64) {
-        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(o + row * D + c));
-        const float2 d = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dout + row * D + c));
-        acc = fmaf(a.x, d.x, fmaf(a.y, d.y, acc));
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) {
-        dvec[row] = acc;
-        lse2[row] = lse[row] * kLog2e;
-    }
-}
-
-/* 4 bytes global -> shared, zero-filled when !valid. */
-static __device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 4 : 0));
-}
 
 /* c (16 x 8*NJ per warp) += A (rows r0 of a swizzled (., D) tile) x B^T, B
  * stored as (n rows, D columns): the Q K^T shape, reduction over D, its k loop
@@ -151,23 +106,6 @@ static __device__ __forceinline__ void gemm_packed_b(float acc[D / 8][4], const 
             mma16816(acc[2 * np], x[kk], b[0], b[1]);
             mma16816(acc[2 * np + 1], x[kk], b[2], b[3]);
         }
-    }
-}
-
-/* Rows row0.. of the warp's accumulators, scaled, as bf16 into a (L, D) matrix. */
-template <int D>
-static __device__ __forceinline__ void store_rows(bf16* dst, /* (L, D) */
-                                                  const float acc[D / 8][4], int64_t row0,
-                                                  int64_t L, float mul, int lane) {
-    const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        const int64_t row = row0 + g + hf * 8;
-        if (row >= L) continue;
-#pragma unroll
-        for (int j = 0; j < D / 8; j++)
-            *reinterpret_cast<uint32_t*>(dst + row * D + j * 8 + 2 * t) =
-                pack_bf16(acc[j][2 * hf] * mul, acc[j][2 * hf + 1] * mul);
     }
 }
 
@@ -417,30 +355,16 @@ __global__ void __launch_bounds__(NW * 32)
     const int g = lane >> 2, t = lane & 3;
     const int64_t L = s.L;
     const int64_t bkv = blockIdx.x; /* b * Hkv + kv head */
-    const int64_t b = bkv / s.Hkv, hkv = bkv % s.Hkv;
     /* block 0 (most work) first; ordered dQ: the last block first (see the file comment) */
     const int64_t n0 = (int64_t)(kPipe ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BN;
     const int64_t wkey0 = n0 + warp * 16;
-    const int64_t first_tile = n0 / BQ; /* earlier query tiles precede every key */
-    const int64_t ntq = (L + BQ - 1) / BQ - first_tile;
-    const int64_t iters = ntq * s.group;
-
-    // the query tile of iteration i: head h of the group, rows m0 ..
-    auto tile_of = [&](int64_t i, int64_t& bh, int64_t& m0) {
-        bh = b * s.H + hkv * s.group + i / ntq;
-        m0 = (first_tile + i % ntq) * BQ;
-    };
+    const QueryTileWalk<BQ> walk(bkv, n0, s);
     auto load_q_tile = [&](int64_t i, int stage) {
         int64_t bh, m0;
-        tile_of(i, bh, m0);
+        walk.tile(i, bh, m0);
         load_tile<BQ, D, NT>(Qs + stage * BQ * D, q + bh * L * D, m0, L);
         load_tile<BQ, D, NT>(dOs + stage * BQ * D, dout + bh * L * D, m0, L);
-        for (int r = threadIdx.x; r < BQ; r += NT) {
-            const bool valid = m0 + r < L;
-            const int64_t at = valid ? bh * L + m0 + r : 0;
-            cp_async4(smem_addr(Ls + stage * BQ + r), lse2 + at, valid);
-            cp_async4(smem_addr(Ds + stage * BQ + r), dvec + at, valid);
-        }
+        load_row_stats<BQ, NT>(Ls + stage * BQ, Ds + stage * BQ, lse2, dvec, bh, m0, L);
     };
 
     load_tile<BN, D, NT>(Ks, k + bkv * L * D, n0, L);
@@ -456,14 +380,14 @@ __global__ void __launch_bounds__(NW * 32)
     PendingTurn pending = {NULL, 0};
     const int64_t tiles_per_head = (L + BQ - 1) / BQ;
 
-    for (int64_t it = 0; it < iters; it++) {
+    for (int64_t it = 0; it < walk.iters; it++) {
         const int cur = (int)(it & 1);
-        if (it + 1 < iters) load_q_tile(it + 1, cur ^ 1);
+        if (it + 1 < walk.iters) load_q_tile(it + 1, cur ^ 1);
         cp_async_commit();
         cp_async_wait<1>();
         __syncthreads();
         int64_t bh, m0;
-        tile_of(it, bh, m0);
+        walk.tile(it, bh, m0);
         // pipelined dQ: this block's place in the tile's order (0: first), the warp's counter
         const int turn = (int)(last_key_block<BN, BQ>(m0 / BQ, L) - n0 / BN);
         int* const counter = turns + (bh * tiles_per_head + m0 / BQ) * NW + warp;
@@ -493,16 +417,7 @@ __global__ void __launch_bounds__(NW * 32)
             gemm_abt<D, BQ / 8, UNR>(sT, Ks, warp * 16, Qt, lane);
             if constexpr (kPipe) dq_stage();
             // P^T = exp2(S^T scale log2e - lse2), 0 where the query precedes the key or is past L
-#pragma unroll
-            for (int j = 0; j < BQ / 8; j++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int c = j * 8 + 2 * t + (e & 1);
-                    float pr = fast_exp2(fmaf(sT[j][e], s.scale_log2, -Lt[c]));
-                    if (need_mask && (c < key0 + (e >> 1) * 8 || c >= queries_left)) pr = 0.f;
-                    sT[j][e] = pr;
-                }
-            }
+            probs_t<BQ / 8>(sT, Lt, s.scale_log2, need_mask, key0, queries_left, t);
             if (kPackP) {
                 // P^T packed to bf16 at once (the fp32 scores die before dP^T is formed)
                 uint32_t pa[BQ / 16][4];
@@ -513,16 +428,7 @@ __global__ void __launch_bounds__(NW * 32)
                 zero_acc<BQ / 8>(dpT);
                 gemm_abt<D, BQ / 8, UNR>(dpT, Vs, warp * 16, dOt, lane);
                 // dS^T = P^T o (dP^T - Dvec), with the bf16 P^T
-#pragma unroll
-                for (int j = 0; j < BQ / 8; j++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int c = j * 8 + 2 * t + (e & 1);
-                        const uint32_t w = pa[j >> 1][(j & 1) * 2 + (e >> 1)];
-                        const float pr = __uint_as_float((e & 1) ? (w & 0xffff0000u) : (w << 16));
-                        dpT[j][e] = pr * (dpT[j][e] - Dt[c]);
-                    }
-                }
+                dst_from_packed<BQ / 8>(dpT, pa, Dt, t);
                 gemm_regs_b<D, BQ / 16>(dkacc, dpT, Qt, lane); // dK += dS^T Q
                 if (kDq != kDqNone) { // this warp's 16 rows of dS^T for the dQ update
 #pragma unroll

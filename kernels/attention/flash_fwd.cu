@@ -49,42 +49,6 @@ template <int D, int NW, int BN, int MT> struct FwdTile {
     static constexpr int kSmemBytes = (BM * D + 4 * BN * D) * 2;
 };
 
-/* One warp's online-softmax update for one key tile: the scores s (16 x BN,
- * raw q.k) become probabilities relative to the new running max; m, l
- * (rows g and g+8 of the warp) and the O accumulators are rescaled. */
-template <int D, int BN>
-static __device__ __forceinline__ void softmax_update(float s[BN / 8][4], float o[D / 8][4],
-                                                      float m[2], float l[2], float sl2) {
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-        float mx = m[hf];
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * hf], s[j][2 * hf + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        // the new max in exp2 units; a row with every key masked so far keeps 0
-        const float ms = mx == -INFINITY ? 0.f : mx * sl2;
-        const float alpha = fast_exp2(m[hf] * sl2 - ms); // 0 when m was -inf
-        m[hf] = mx;
-        l[hf] *= alpha;
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            o[j][2 * hf] *= alpha;
-            o[j][2 * hf + 1] *= alpha;
-        }
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) {
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                // P = exp2(S * scale * log2e - m * scale * log2e); exp2(-inf) = 0
-                const float pr = fast_exp2(fmaf(s[j][2 * hf + e], sl2, -ms));
-                s[j][2 * hf + e] = pr;
-                l[hf] += pr;
-            }
-        }
-    }
-}
-
 /* S (MT m16 tiles x BN) = Q K^T for one warp: Q fragments from registers
  * (MT = 1, loaded once) or from shared memory per k step (MT > 1: the
  * registers go to the second m tile, which halves the K fragment loads per MMA). */
@@ -219,24 +183,9 @@ __global__ void __launch_bounds__(NW * 32)
 
     // O = acc / l, lse = m * scale + ln l  (the 4 threads of a row hold partial sums)
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-        for (int hf = 0; hf < 2; hf++) {
-            float l = lrow[mt][hf];
-            l += __shfl_xor_sync(0xffffffffu, l, 1);
-            l += __shfl_xor_sync(0xffffffffu, l, 2);
-            const float inv = 1.f / l;
-            const int64_t row = wrow0 + 16 * mt + g + hf * 8;
-            if (row < L) {
-                bf16* orow = o + (bh * L + row) * D; /* (D) */
-#pragma unroll
-                for (int j = 0; j < D / 8; j++)
-                    *reinterpret_cast<uint32_t*>(orow + j * 8 + 2 * t) =
-                        pack_bf16(oacc[mt][j][2 * hf] * inv, oacc[mt][j][2 * hf + 1] * inv);
-                if (lse && t == 0) lse[bh * L + row] = mrow[mt][hf] * s.scale + logf(l);
-            }
-        }
-    }
+    for (int mt = 0; mt < MT; mt++)
+        store_o_lse<D>(o + bh * L * D, lse ? lse + bh * L : NULL, oacc[mt], mrow[mt], lrow[mt],
+                       wrow0 + 16 * mt, L, s.scale, lane);
 }
 
 template <int D, int NW, int BN, int MT, int KS_UNROLL>

@@ -33,7 +33,7 @@ if [ ! -x $bt/tasks/mambabench-train ]; then
   echo "build: $bt"
   targets=(--target mambabench-train)
   [ "$tests" = tests ] && targets=()
-  cmake -S . -B $bt -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 &&
+  cmake -S . -B $bt -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/build.log" 2>&1 &&
     cmake --build $bt -j"$(nproc)" "${targets[@]}" >> "$OUT/build.log" 2>&1 ||
     { tail -30 "$OUT/build.log"; exit 1; }
 fi

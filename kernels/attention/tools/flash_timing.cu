@@ -5,12 +5,14 @@
  * before every timed call outside the events, median of 15.
  *   fwd       every flash forward version
  *   bwd       every flash backward version, with the time of each of its three
- *             kernels (preprocess, dK dV, dQ), and fwd+bwd (flash-v4 forward)
+ *             kernels (preprocess, dK dV, dQ), and fwd+bwd (with the forward
+ *             FLASH_TIMING_PAIR_FWD names, flash-v4 by default)
  * TFLOP/s with the FlashAttention convention: causal fwd 2*B*H*L^2*d, bwd 2.5x.
  * Build (repository root; links the kernel sources, calls the versions directly):
- *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
- *     kernels/attention/tools/flash_timing.cu kernels/attention/flash_{fwd,bwd}.cu \
- *     kernels/common.cu src/common.c -DMB_FLASH_PROFILE -o build/flash_timing
+ *   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -DMB_HAVE_SM90A \
+ *     -I include -I src -I kernels -I reference kernels/attention/tools/flash_timing.cu \
+ *     kernels/attention/flash_{fwd,bwd,fwd_sm90,bwd_sm90}.cu kernels/common.cu src/common.c \
+ *     -DMB_FLASH_PROFILE -o build/flash_timing
  * Run: ./build/flash_timing [maxL]   (FLASH_TIMING_ONLY="flash-v8,flash-v9": only those versions)
  * tools/torch_sdpa_timing.py times torch SDPA (flash backend) the same way.
  */
@@ -89,6 +91,8 @@ static const FwdVersion kFwd[] = {
     {"flash-v3", mb_attention_fwd_cuda_flash_v3}, {"flash-v4", mb_attention_fwd_cuda_flash_v4},
     {"flash-v5", mb_attention_fwd_cuda_flash_v5}, {"flash-v6", mb_attention_fwd_cuda_flash_v6},
     {"flash-v7", mb_attention_fwd_cuda_flash_v7}, {"flash-v8", mb_attention_fwd_cuda_flash_v8},
+    {"flash-v9", mb_attention_fwd_cuda_flash_v9}, {"flash-v10", mb_attention_fwd_cuda_flash_v10},
+    {"flash-v11", mb_attention_fwd_cuda_flash_v11},
 };
 /* flash-v13 with parts left out (wrong results, timing only): see DqExperiment in flash_bwd.cu */
 extern "C" mb_status mb_flash_bwd_experiment(int bits, const mb_attention_params* p,
@@ -112,7 +116,7 @@ static const BwdVersion kBwd[] = {
     {"flash-v5", mb_attention_bwd_cuda_flash_v5}, {"flash-v6", mb_attention_bwd_cuda_flash_v6},
     {"flash-v7", mb_attention_bwd_cuda_flash_v7}, {"flash-v8", mb_attention_bwd_cuda_flash_v8},
     {"flash-v9", mb_attention_bwd_cuda_flash_v9}, {"flash-v10", mb_attention_bwd_cuda_flash_v10},
-    {"flash-v13", mb_attention_bwd_cuda_flash_v13},
+    {"flash-v13", mb_attention_bwd_cuda_flash_v13}, {"flash-v14", mb_attention_bwd_cuda_flash_v14},
     {"exp-nowait", exp_nowait},          {"exp-nowait-norelease", exp_norelease},
     {"exp-nosync-nofetch", exp_nofetch}, {"exp-dq-product-only", exp_nostore},
     {"flash-atomic", mb_attention_bwd_cuda_flash_atomic},
@@ -133,13 +137,22 @@ static void bwd_split(const BwdVersion& ver, const mb_attention_params* p,
 
 int main(int argc, char** argv) {
     const long maxL = argc > 1 ? atol(argv[1]) : 16384;
+    // the forward of the fwd+bwd column: FLASH_TIMING_PAIR_FWD (a forward version's name), else flash-v4
+    const char* pair_name = getenv("FLASH_TIMING_PAIR_FWD") ? getenv("FLASH_TIMING_PAIR_FWD") : "flash-v4";
+    mb_attention_fwd_fn pair_fwd = NULL;
+    for (const FwdVersion& ver : kFwd)
+        if (strcmp(ver.name, pair_name) == 0) pair_fwd = ver.fn;
+    if (!pair_fwd) {
+        fprintf(stderr, "flash_timing: no forward version %s\n", pair_name);
+        return 2;
+    }
     const int64_t B = 1, H = 16, d = 128;
     CK(cudaMalloc(&flush_buf, kFlush));
     for (int i = 0; i < 4; i++) CK(cudaEventCreate(&mb_flash_prof_ev[i]));
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
-    printf("%s, B %lld H %lld d %lld bf16 causal; median of 15, L2 flushed\n", prop.name,
-           (long long)B, (long long)H, (long long)d);
+    printf("%s, B %lld H %lld d %lld bf16 causal; median of 15, L2 flushed; fwd+bwd with fwd %s\n",
+           prop.name, (long long)B, (long long)H, (long long)d, pair_name);
     for (int64_t L = 1024; L <= maxL; L *= 2) {
         const size_t n = (size_t)(B * H * L * d);
         void *q = rand_bf16(n, 1), *k = rand_bf16(n, 2), *v = rand_bf16(n, 3), *dout = rand_bf16(n, 4);
@@ -160,12 +173,12 @@ int main(int argc, char** argv) {
             printf("L %6lld  fwd      %-12s %9.4f ms  %6.1f TFLOP/s\n", (long long)L, ver.name, ms,
                    flops / ms * 1e-9);
         }
-        MB(mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex)); // the backward's o, lse
+        MB(pair_fwd(&p, &in, o, lse, &ex)); // the backward's o, lse
         for (const BwdVersion& ver : kBwd) {
             if (!env_list_selects("FLASH_TIMING_ONLY", ver.name)) continue;
             const double bwd = median_ms([&] { ver.fn(&p, &in, o, lse, dout, &g, &ex); });
             const double both = median_ms([&] {
-                mb_attention_fwd_cuda_flash_v4(&p, &in, o, lse, &ex);
+                pair_fwd(&p, &in, o, lse, &ex);
                 ver.fn(&p, &in, o, lse, dout, &g, &ex);
             });
             float split[3];

@@ -4,7 +4,7 @@
 OUT=${1:-/tmp/out}; mkdir -p $OUT
 set -o pipefail
 nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | tee $OUT/gpu.txt
-cmake -S . -B build -DMB_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null && cmake --build build -j16 2>&1 | grep -E "error|Error" ; echo "build done $SECONDS s"
+cmake -S . -B build -DMB_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null && cmake --build build -j16 2>&1 | grep -E "error|Error" ; echo "build done $SECONDS s"
 nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference kernels/selective_scan/tools/timing.cu kernels/selective_scan/{fwd,fwd_seg,bwd,step}.cu kernels/common.cu src/common.c -DMB_SCAN_PROFILE -o build/scan_timing &
 TP=$!
 timeout 150 ctest --test-dir build -R cuda -V > $OUT/test.log 2>&1; echo "ctest rc=$? $SECONDS s"

@@ -4,7 +4,7 @@
 OUT=${1:-/tmp/out}; mkdir -p $OUT
 set -o pipefail
 nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader | tee $OUT/gpu.txt
-cmake -S . -B build -DMB_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null && cmake --build build -j16 --target test_cuda_ssd test_cuda_backend 2>&1 | grep -E "error|Error" ; echo "build done $SECONDS s"
+cmake -S . -B build -DMB_BENCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null && cmake --build build -j16 --target test_cuda_ssd test_cuda_backend 2>&1 | grep -E "error|Error" ; echo "build done $SECONDS s"
 nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference kernels/ssd/tools/timing.cu kernels/ssd/{fwd,step}.cu kernels/common.cu src/common.c -o build/ssd_timing &
 TP=$!
 timeout 200 ./build/test_cuda_ssd > $OUT/test.log 2>&1; echo "test_cuda_ssd rc=$? $SECONDS s"
