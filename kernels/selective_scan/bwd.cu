@@ -956,6 +956,56 @@ extern "C" cudaEvent_t mb_scan_prof_ev[6];
 
 static size_t round_up(size_t x) { return (x + 255) & ~(size_t)255; }
 
+/* The gradient kernels' split of a group's channels over S blocks per chunk.
+ * bwd v1-v5: enough blocks for MB_SCAN_BWD_WARPS_PER_SM warps per SM (of 132).
+ * bwd v6-v9 (the pipelined kernel, `grads_wave_split`): blocks run in waves of all the
+ * blocks the GPU holds at once, and a block of cps channels costs about cps + 2 channels
+ * (its B, C staging and the loader's first channel); S minimises waves x (cps + 2) with
+ * cps <= 128. On the
+ * H100 at L 16K (D 4096, N 16) the old rule (64 warps per SM) gave 2176 blocks: 4.12 waves
+ * of 528 run as 5; this one gives 4224 = 8 full waves, the gradient kernel 5.34 -> ~4.6 ms.
+ * tools/timing.cu builds -DMB_SCAN_BWD_OLD_SPLIT (and other MB_SCAN_BWD_WARPS_PER_SM) to
+ * measure the choice. */
+#ifndef MB_SCAN_BWD_WARPS_PER_SM
+#define MB_SCAN_BWD_WARPS_PER_SM 64
+#endif
+
+static int64_t grads_wave_split(int64_t base, /* blocks per split: B * G * chunks */
+                                int64_t dpg,  /* channels per group */
+                                int64_t resident /* blocks the GPU holds at once */) {
+    /* at most 128 channels a block (many short blocks balance the SMs: measured best at
+     * 2K - 16K), and beyond ~4 waves' worth of splits only the per-block cost grows */
+    const int64_t s_min = (dpg + 127) / 128;
+    int64_t s_max = 4 * resident / (base > 0 ? base : 1) + 1;
+    if (s_max < 2 * s_min) s_max = 2 * s_min;
+    if (s_max > dpg) s_max = dpg;
+    int64_t best_s = s_min, best_cost = INT64_MAX;
+    for (int64_t s = s_min; s <= s_max; s++) {
+        const int64_t cps = (dpg + s - 1) / s;
+        if ((dpg + cps - 1) / cps != s) continue; /* the same split as a smaller s */
+        const int64_t waves = (base * s + resident - 1) / resident;
+        const int64_t cost = waves * (cps + 2);
+        if (cost < best_cost) best_cost = cost, best_s = s;
+    }
+    return best_s;
+}
+
+/* Blocks of the pipelined gradient kernel the GPU holds at once (0 if unknown). */
+template <typename T, bool kTightEff, bool kSp, bool kSt>
+static int64_t grads_pipe_resident(int threads, size_t sm) {
+    auto kernel = scan_bwd_grads_pipe<T, true, true, kTightEff, kSp, kSt>;
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        (sm > 48 * 1024 &&
+         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) != cudaSuccess) ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, sm) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky: fall back to the warp-count rule */
+        return 0;
+    }
+    return (int64_t)sms * per_sm;
+}
+
 /* the pipelined gradient kernel of one (vec, full, tight) case, with its shared memory allowed */
 template <typename T, bool kVec, bool kFull, bool kTight, bool kSpread, bool kStageBC>
 static cudaError_t launch_grads_pipe(const BwdArgs<T>& a, int64_t blocks, int W, size_t sm, cudaStream_t st) {
@@ -984,9 +1034,21 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
     /* enough warps to fill the chip: about 64 per SM of 132 */
     const bool tw = kSplitStates && a.N <= 8 * kST; /* states split across the warps of a block */
     const int W = (int)((a.N + kST - 1) / kST);
-    const int64_t target = tw ? (132 * 64 + W - 1) / W : 132 * 64; /* blocks (tw) or warps */
+    const int64_t warps = 132 * MB_SCAN_BWD_WARPS_PER_SM;
+    const int64_t target = tw ? (warps + W - 1) / W : warps; /* blocks (tw) or warps */
     int64_t base = a.Bsz * a.G * a.nch;
     int64_t S = (target + base - 1) / base;
+    /* the pipelined gradient kernel's shared memory (its launch below) */
+    const size_t pipe_sm = ((size_t)2 * 3 * W * kTW + 2 * 6 * kTW + 2 * 3 * 32 +
+                            (kStageBC ? (size_t)2 * a.N * kTW : 0)) * sizeof(float);
+#ifndef MB_SCAN_BWD_OLD_SPLIT
+    if (tw && kPipe) {
+        const int64_t resident = (kTight && W <= 4)
+                                     ? grads_pipe_resident<T, true, kSpread, kStageBC>(32 * W, pipe_sm)
+                                     : grads_pipe_resident<T, false, kSpread, kStageBC>(32 * W, pipe_sm);
+        if (resident > 0) S = grads_wave_split(base, a.dpg, resident);
+    }
+#endif
     if (S > a.dpg) S = a.dpg;
     if (S < 1) S = 1;
     a.cps = (a.dpg + S - 1) / S;
@@ -1059,8 +1121,7 @@ mb_status launch_bwd(const mb_selective_scan_params* prm, const mb_selective_sca
         PROF_MARK(2);
         int64_t nw = a.Bsz * a.G * a.nch * a.S;
         if (tw && kPipe) {
-            const size_t sm = ((size_t)2 * 3 * W * kTW + 2 * 6 * kTW + 2 * 3 * 32 +
-                               (kStageBC ? (size_t)2 * a.N * kTW : 0)) * sizeof(float);
+            const size_t sm = pipe_sm;
             const bool full = a.N % kST == 0;
             constexpr bool kSp = kSpread, kSt = kStageBC;
             if (kTight && W <= 4) {

@@ -8,6 +8,10 @@
  *    SCAN_TIMING_L = 16384: only that L, and no N 256 or step part)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
+ *   SCAN_TIMING_PAIR=1: instead, the training pair (fwd v19 saving its chunk states, bwd v8
+ *                   reading them) at L 2K..32K with its backward's kernels (build with
+ *                   -DMB_SCAN_BWD_OLD_SPLIT [-DMB_SCAN_BWD_WARPS_PER_SM=W] to measure the
+ *                   gradient kernel's split of the channels by a warp count instead of waves)
  *   SCAN_TIMING_GRID=1: instead, fwd (with z) of v7, v12, v13, v14, v17 over N 16..256 x
  *                   L 2K..32K (where the default's dispatch should switch between them)
  * Build (from the repository root; links the kernel sources directly, the
@@ -28,8 +32,64 @@
 #include "selective_scan/selective_scan.h"
 #include "tools/timing_tools.cuh"
 
+#ifndef MB_SCAN_BWD_WARPS_PER_SM
+#define MB_SCAN_BWD_WARPS_PER_SM_PRINT 64
+#else
+#define MB_SCAN_BWD_WARPS_PER_SM_PRINT MB_SCAN_BWD_WARPS_PER_SM
+#endif
 extern "C" { int mb_scan_profile = 0; }
 extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
+
+/* The training pair (fwd v19 saving its chunk states, then bwd v8 reading them), with z,
+ * D 4096, N 16, and each kernel of its backward (one profiled run) */
+static void pair_timing(const mb_exec* ex0) {
+    const long D = 4096, N = 16;
+    const long Ls[] = {2048, 4096, 8192, 16384, 32768};
+    const double anchor_fb[] = {0.939, 1.761, 3.855, 7.411, 14.30};
+#ifdef MB_SCAN_BWD_OLD_SPLIT
+    printf("pair (fwd v19 save + bwd v8 saved), with z, D 4096, N 16; channel split: %d warps per SM\n",
+           MB_SCAN_BWD_WARPS_PER_SM_PRINT);
+#else
+    printf("pair (fwd v19 save + bwd v8 saved), with z, D 4096, N 16; channel split: full waves\n");
+#endif
+    for (int li = 0; li < 5; li++) {
+        const long L = Ls[li];
+        size_t BDL = (size_t)D * L, NL = (size_t)N * L, nch = (L + MB_SCAN_CHUNK - 1) / MB_SCAN_CHUNK;
+        void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *z = bf(BDL, -2, 2, 3), *dy = bf(BDL, -1, 1, 4);
+        void *Bm = bf(NL, -1, 1, 5), *Cm = bf(NL, -1, 1, 6), *A = ff(D * N, -2, -0.1, 7), *Dv = ff(D, -1, 1, 8), *bias = ff(D, -1, 0.5, 9);
+        void *y, *fs, *st, *gu, *gd, *gz, *gA, *gB, *gC, *gD, *gb;
+        CK(cudaMalloc(&y, BDL * 2)); CK(cudaMalloc(&fs, D * N * 4)); CK(cudaMalloc(&st, D * nch * N * 4));
+        CK(cudaMalloc(&gu, BDL * 2)); CK(cudaMalloc(&gd, BDL * 2)); CK(cudaMalloc(&gz, BDL * 2));
+        CK(cudaMalloc(&gA, D * N * 4)); CK(cudaMalloc(&gB, NL * 2)); CK(cudaMalloc(&gC, NL * 2));
+        CK(cudaMalloc(&gD, D * 4)); CK(cudaMalloc(&gb, D * 4));
+        mb_selective_scan_params p = {1, D, L, N, 1, MB_DTYPE_BF16, 1};
+        mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, z, bias};
+        mb_selective_scan_grads g = {gu, gd, gA, gB, gC, gD, gz, gb};
+        int written = 0;
+        mb_exec ex = *ex0;
+        ex.scan_states = (float*)st;
+        ex.scan_states_written = &written;
+        auto pair = [&] {
+            written = 0;
+            mb_scan_fwd_cuda_v19(&p, &in, y, fs, &ex);
+            if (!written) mb_scan_chunk_states_cuda(&p, &in, &ex);
+            mb_scan_bwd_cuda_v8(&p, &in, dy, &g, &ex);
+        };
+        const double ms = time_ms(pair);
+        const double fwd = time_ms([&] { written = 0; mb_scan_fwd_cuda_v19(&p, &in, y, fs, &ex); });
+        CK(cudaMemsetAsync(flushbuf, 1, kFlush));
+        mb_scan_profile = 1;
+        mb_scan_bwd_cuda_v8(&p, &in, dy, &g, &ex);
+        mb_scan_profile = 0;
+        CK(cudaDeviceSynchronize());
+        float t[4];
+        for (int k = 0; k < 4; k++) cudaEventElapsedTime(&t[k], mb_scan_prof_ev[k], mb_scan_prof_ev[k + 1]);
+        printf("pair L=%-6ld %9.4f ms  anchor %.3f  ratio %.3f  (fwd_save %.4f; bwd: local %.4f combine %.4f grads %.4f reduce %.4f)\n",
+               L, ms, anchor_fb[li], anchor_fb[li] / ms, fwd, t[0], t[1], t[2], t[3]);
+        void* ptrs[] = {u, dl, z, dy, Bm, Cm, A, Dv, bias, y, fs, st, gu, gd, gz, gA, gB, gC, gD, gb};
+        for (void* q : ptrs) cudaFree(q);
+    }
+}
 
 /* fwd with z, D 4096, of the dispatch candidates over N x L: one line per (N, L) */
 static void dispatch_grid(const mb_exec* ex) {
@@ -62,6 +122,14 @@ int main() {
     mb_exec ex = {NULL};
     if (getenv("SCAN_TIMING_GRID")) {
         dispatch_grid(&ex);
+        return 0;
+    }
+    if (getenv("SCAN_TIMING_PAIR")) {
+        pair_timing(&ex);
+        return 0;
+    }
+    if (getenv("SCAN_TIMING_PAIR")) {
+        pair_timing(&ex);
         return 0;
     }
     const long D = 4096;
