@@ -38,6 +38,8 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "mma_sm80.cuh" /* acc_to_a: accumulators -> A fragments */
+
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MB_WGMMA_DEVICE 1
 #endif
@@ -234,6 +236,23 @@ static __device__ __forceinline__ void wgmma_regs_x_tile(float (&d)[N / 8][4], c
                                                          uint32_t b_tile) {
 #pragma unroll
     for (int kk = 0; kk < KK; kk++) wgmma_rs_bmn<N>(d, a[kk], desc_mnmajor<R>(b_tile, kk));
+}
+
+/* d (64 x N) += X B and wait for it: X (64 x 16 KK) the fp32 accumulators x,
+ * packed to bf16 A fragments (P in P V, dS in dS K), B 16 KK rows of the sw128
+ * tile b_tile (R rows, MN-major). */
+template <int N, int KK, int R>
+static __device__ __forceinline__ void wgmma_acc_x_tile_wait(float (&d)[N / 8][4], const float (&x)[2 * KK][4],
+                                                             uint32_t b_tile) {
+    uint32_t a[KK][4];
+#pragma unroll
+    for (int kk = 0; kk < KK; kk++) mbmma::acc_to_a(a[kk], x[2 * kk], x[2 * kk + 1]);
+    wgmma_fence(); // d and a written by the threads
+    wgmma_regs_x_tile<N, KK, R>(d, a, b_tile);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_acc(d);
+    fence_regs(a);
 }
 #endif /* MB_WGMMA_DEVICE */
 

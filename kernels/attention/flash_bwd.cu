@@ -633,9 +633,7 @@ static mb_status launch_bwd(const mb_attention_params* p, const mb_attention_inp
     if (kMode == kDqAtomic) err = cudaMemsetAsync(dq_acc, 0, (size_t)rows * D * sizeof(float), stream);
     if (turn_count) err = cudaMemsetAsync(turns, 0, (size_t)turn_count * sizeof(int), stream);
     if (err == cudaSuccess) {
-        bwd_preprocess_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
-            (const bf16*)o, dO, (const float*)lse, dvec, lse2, rows);
-        err = cudaGetLastError();
+        err = launch_bwd_preprocess<D>(o, dO, lse, dvec, lse2, rows, stream);
     }
     FLASH_PROF(1, stream);
     if (err == cudaSuccess) {

@@ -204,14 +204,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     for (int it = 0; it < ntiles; it++) {
         const int cur = it & 1;
-        if (it + 1 < ntiles) {
-            load_tile_sw128<kTile, D, kThreads>(Ks + (cur ^ 1) * kTile * D, kh, (int64_t)(it + 1) * kTile, L);
-            load_tile_sw128<kTile, D, kThreads>(Vs + (cur ^ 1) * kTile * D, vh, (int64_t)(it + 1) * kTile, L);
-        }
-        cp_async_commit();
-        cp_async_wait<1>();
-        fence_async_smem();
-        __syncthreads();
+        kv_stage_advance<kTile, D, kThreads, Sw128Tiles>(Ks, Vs, kh, vh, it, ntiles, L);
         const int64_t n0 = (int64_t)it * kTile;
         if (n0 <= wgrow0 + kWgRows - 1) { // else the tile is above this warpgroup's diagonal
             const uint32_t kt = smem_addr(Ks + cur * kTile * D), vt = smem_addr(Vs + cur * kTile * D);
@@ -238,19 +231,11 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
             wgmma_wait<0>();
             fence_acc(dpacc);
-            uint32_t da[kTile / 16][4];
 #pragma unroll
             for (int j = 0; j < 8; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) sacc[j][e] *= dpacc[j][e] - drow[e >> 1]; // dS = P o (dP - Dvec)
-#pragma unroll
-            for (int kk = 0; kk < kTile / 16; kk++) acc_to_a(da[kk], sacc[2 * kk], sacc[2 * kk + 1]);
-            wgmma_fence();
-            wgmma_regs_x_tile<D, kTile / 16, kTile>(dqacc, da, kt); // dQ += dS K
-            wgmma_commit();
-            wgmma_wait<0>();
-            fence_acc(dqacc);
-            fence_regs(da);
+            wgmma_acc_x_tile_wait<D, kTile / 16, kTile>(dqacc, sacc, kt); // dQ += dS K
         }
         __syncthreads(); // the next iteration refills this stage
     }
@@ -287,9 +272,7 @@ static mb_status launch_bwd_sm90(const mb_attention_params* p, const mb_attentio
     const bf16* dO = (const bf16*)dout;
 
     FLASH_PROF(0, stream);
-    bwd_preprocess_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
-        (const bf16*)o, dO, (const float*)lse, dvec, lse2, rows);
-    cudaError_t err = cudaGetLastError();
+    cudaError_t err = launch_bwd_preprocess<D>(o, dO, lse, dvec, lse2, rows, stream);
     FLASH_PROF(1, stream);
     if (err == cudaSuccess) {
         dim3 grid((unsigned)(p->batch * s.Hkv), (unsigned)blocks);

@@ -56,10 +56,23 @@ static __device__ __forceinline__ void load_tile(__nv_bfloat16* tile,       /* (
     }
 }
 
+/* The mma.sync kernels' tile layout (mma_sm80.cuh's swizzle) for kv_stage_advance:
+ * the tiles are read by ldmatrix, nothing to publish after cp.async. */
+struct SwzTiles {
+    template <int R, int D, int NT>
+    static __device__ __forceinline__ void load(__nv_bfloat16* tile, const __nv_bfloat16* src,
+                                                int64_t row0, int64_t L) {
+        load_tile<R, D, NT>(tile, src, row0, L);
+    }
+    static __device__ __forceinline__ void publish() {}
+};
+
 /* The K/V pipeline of the forward and of the dQ kernel at key tile `it` of
  * `ntiles`: start loading tile it+1 into the other stage, then wait until
- * tile it (and what the prologue loaded) has landed for the whole block. */
-template <int BN, int D, int NT>
+ * tile it (and what the prologue loaded) has landed for the whole block.
+ * Tiles: the layout's loader and what makes cp.async data visible to its
+ * readers (SwzTiles; Sw128Tiles of flash_sm90.cuh for wgmma). */
+template <int BN, int D, int NT, typename Tiles = SwzTiles>
 static __device__ __forceinline__ void kv_stage_advance(__nv_bfloat16* Ks, /* [2] (BN, D) */
                                                         __nv_bfloat16* Vs, /* [2] (BN, D) */
                                                         const __nv_bfloat16* kh, /* (L, D) */
@@ -67,11 +80,12 @@ static __device__ __forceinline__ void kv_stage_advance(__nv_bfloat16* Ks, /* [2
                                                         int it, int ntiles, int64_t L) {
     const int cur = it & 1;
     if (it + 1 < ntiles) {
-        load_tile<BN, D, NT>(Ks + (cur ^ 1) * BN * D, kh, (int64_t)(it + 1) * BN, L);
-        load_tile<BN, D, NT>(Vs + (cur ^ 1) * BN * D, vh, (int64_t)(it + 1) * BN, L);
+        Tiles::template load<BN, D, NT>(Ks + (cur ^ 1) * BN * D, kh, (int64_t)(it + 1) * BN, L);
+        Tiles::template load<BN, D, NT>(Vs + (cur ^ 1) * BN * D, vh, (int64_t)(it + 1) * BN, L);
     }
     cp_async_commit();
     cp_async_wait<1>(); // tile it landed
+    Tiles::publish();
     __syncthreads();
 }
 
@@ -101,6 +115,18 @@ __global__ void __launch_bounds__(256)
         dvec[row] = acc;
         lse2[row] = lse[row] * kLog2e;
     }
+}
+
+/* The backward's first kernel on `stream`: Dvec and lse2 of all `rows` rows. */
+template <int D>
+static inline cudaError_t launch_bwd_preprocess(const void* o,    /* (B, H, L, D) bf16 */
+                                                const void* dout, /* (B, H, L, D) bf16 */
+                                                const void* lse,  /* (B, H, L) */
+                                                float* dvec, float* lse2, /* (B, H, L) out */
+                                                int64_t rows, cudaStream_t stream) {
+    bwd_preprocess_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
+        (const __nv_bfloat16*)o, (const __nv_bfloat16*)dout, (const float*)lse, dvec, lse2, rows);
+    return cudaGetLastError();
 }
 
 /* Rows row0.. of the warp's accumulators, scaled, as bf16 into a (L, D) matrix. */
@@ -278,6 +304,27 @@ static inline AttnShape attn_shape(const mb_attention_params* p) {
     s.scale = (float)scale;
     s.scale_log2 = (float)(scale * 1.4426950408889634);
     return s;
+}
+
+/* A forward kernel on a (B*H, query blocks of BM rows) grid, its shared memory
+ * allowed first: the launch of every flash forward version. */
+template <typename K>
+static mb_status launch_fwd_grid(K kernel, int BM, int threads, int smem_bytes,
+                                 const mb_attention_params* p, const mb_attention_inputs* in,
+                                 void* o, void* lse, const mb_exec* ex) {
+    const AttnShape s = attn_shape(p);
+    const int64_t mblocks = (s.L + BM - 1) / BM;
+    if (mblocks > 65535 || p->batch * s.H > 0x7fffffff)
+        return mb_fail(MB_ERR_BAD_DIM, "flash attention fwd: L = %lld or B*H too large for the grid",
+                       (long long)s.L);
+    mb_status st = allow_smem(kernel, smem_bytes);
+    if (st != MB_OK) return st;
+    dim3 grid((unsigned)(p->batch * s.H), (unsigned)mblocks);
+    kernel<<<grid, threads, smem_bytes, mb_stream(ex)>>>(
+        (const __nv_bfloat16*)in->q, (const __nv_bfloat16*)in->k, (const __nv_bfloat16*)in->v,
+        (__nv_bfloat16*)o, (float*)lse, s);
+    MB_CUDA_CHECK(cudaGetLastError());
+    return MB_OK;
 }
 
 } // namespace mbflash

@@ -192,19 +192,8 @@ template <int D, int NW, int BN, int MT, int KS_UNROLL>
 static mb_status launch_fwd(const mb_attention_params* p, const mb_attention_inputs* in, void* o,
                             void* lse, const mb_exec* ex) {
     using T = FwdTile<D, NW, BN, MT>;
-    const AttnShape s = attn_shape(p);
-    const int64_t mblocks = (s.L + T::BM - 1) / T::BM;
-    if (mblocks > 65535 || p->batch * s.H > 0x7fffffff)
-        return mb_fail(MB_ERR_BAD_DIM, "flash attention fwd: L = %lld or B*H too large for the grid",
-                       (long long)s.L);
-    auto kernel = flash_fwd_kernel<D, NW, BN, MT, KS_UNROLL>;
-    mb_status st = allow_smem(kernel, T::kSmemBytes);
-    if (st != MB_OK) return st;
-    dim3 grid((unsigned)(p->batch * s.H), (unsigned)mblocks);
-    kernel<<<grid, T::NT, T::kSmemBytes, mb_stream(ex)>>>(
-        (const bf16*)in->q, (const bf16*)in->k, (const bf16*)in->v, (bf16*)o, (float*)lse, s);
-    MB_CUDA_CHECK(cudaGetLastError());
-    return MB_OK;
+    return launch_fwd_grid(flash_fwd_kernel<D, NW, BN, MT, KS_UNROLL>, T::BM, T::NT, T::kSmemBytes,
+                           p, in, o, lse, ex);
 }
 
 /* Head dim 64 or 128 (the registry's mask); anything else is refused. */

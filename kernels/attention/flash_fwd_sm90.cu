@@ -78,14 +78,7 @@ __global__ void __launch_bounds__(128 * NWG, 1)
 
     for (int it = 0; it < ntiles; it++) {
         const int cur = it & 1;
-        if (it + 1 < ntiles) {
-            load_tile_sw128<BN, D, NT>(Ks + (cur ^ 1) * BN * D, kh, (int64_t)(it + 1) * BN, L);
-            load_tile_sw128<BN, D, NT>(Vs + (cur ^ 1) * BN * D, vh, (int64_t)(it + 1) * BN, L);
-        }
-        cp_async_commit();
-        cp_async_wait<1>();
-        fence_async_smem(); // this thread's cp.async data, visible to wgmma
-        __syncthreads();
+        kv_stage_advance<BN, D, NT, Sw128Tiles>(Ks, Vs, kh, vh, it, ntiles, L); // tile it (and Q) landed
         const int64_t n0 = (int64_t)it * BN;
         if (n0 <= wgrow0 + 63) { // else every key of the tile follows every row of this warpgroup
             const uint32_t kt = smem_addr(Ks + cur * BN * D), vt = smem_addr(Vs + cur * BN * D);
@@ -108,15 +101,8 @@ __global__ void __launch_bounds__(128 * NWG, 1)
                 }
             }
             softmax_update<D, BN>(sacc, oacc, mrow, lrow, s.scale_log2);
-            uint32_t pa[BN / 16][4]; // P as bf16 A fragments, straight from the score registers
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) acc_to_a(pa[kk], sacc[2 * kk], sacc[2 * kk + 1]);
-            wgmma_fence(); // O rescaled and P written by the threads
-            wgmma_regs_x_tile<D, BN / 16, BN>(oacc, pa, vt); // O += P V
-            wgmma_commit();
-            wgmma_wait<0>();
-            fence_acc(oacc);
-            fence_regs(pa);
+            // O += P V, P as bf16 A fragments straight from the score registers
+            wgmma_acc_x_tile_wait<D, BN / 16, BN>(oacc, sacc, vt);
         }
         __syncthreads(); // the next iteration refills this stage
     }
@@ -129,19 +115,7 @@ template <int D, int NWG, int BN>
 static mb_status launch_fwd_sm90(const mb_attention_params* p, const mb_attention_inputs* in,
                                  void* o, void* lse, const mb_exec* ex) {
     using T = FwdSm90<D, NWG, BN>;
-    const AttnShape s = attn_shape(p);
-    const int64_t mblocks = (s.L + T::BM - 1) / T::BM;
-    if (mblocks > 65535 || p->batch * s.H > 0x7fffffff)
-        return mb_fail(MB_ERR_BAD_DIM, "flash attention fwd: L = %lld or B*H too large for the grid",
-                       (long long)s.L);
-    auto kernel = flash_fwd_sm90<D, NWG, BN>;
-    mb_status st = allow_smem(kernel, T::kSmemBytes);
-    if (st != MB_OK) return st;
-    dim3 grid((unsigned)(p->batch * s.H), (unsigned)mblocks);
-    kernel<<<grid, T::NT, T::kSmemBytes, mb_stream(ex)>>>(
-        (const bf16*)in->q, (const bf16*)in->k, (const bf16*)in->v, (bf16*)o, (float*)lse, s);
-    MB_CUDA_CHECK(cudaGetLastError());
-    return MB_OK;
+    return launch_fwd_grid(flash_fwd_sm90<D, NWG, BN>, T::BM, T::NT, T::kSmemBytes, p, in, o, lse, ex);
 }
 
 template <int NWG, int BN>

@@ -32,6 +32,22 @@ static __device__ __forceinline__ void load_tile_sw128(__nv_bfloat16* tile,     
     }
 }
 
+/* The wgmma kernels' tile layout for kv_stage_advance (flash_common.cuh): sw128
+ * tiles, each thread's cp.async data fenced into the async proxy that wgmma
+ * reads through before the block barrier. */
+struct Sw128Tiles {
+    template <int R, int D, int NT>
+    static __device__ __forceinline__ void load(__nv_bfloat16* tile, const __nv_bfloat16* src,
+                                                int64_t row0, int64_t L) {
+        load_tile_sw128<R, D, NT>(tile, src, row0, L);
+    }
+    static __device__ __forceinline__ void publish() {
+#ifdef MB_WGMMA_DEVICE
+        fence_async_smem();
+#endif
+    }
+};
+
 /* The block's dynamic shared memory from its first 1024-byte boundary (the
  * sw128 swizzle repeats every 1024 bytes; kernels ask for 1 KB more). */
 static __device__ __forceinline__ unsigned char* smem_1024(unsigned char* raw) {
