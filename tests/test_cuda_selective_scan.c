@@ -457,6 +457,8 @@ int main(int argc, char** argv) {
         {1, 3, 40, 256, 3, 1, 0, 0, 1},
         {2, 4, 2048, 64, 1, 1, 1, 1, 1}, /* staged segments at N 64 (fwd v17/v18's fp32 B, C) */
         {1, 6, 2048, 32, 1, 1, 0, 1, 1}, /* and at N 32 */
+        {1, 4, 1024, 128, 1, 1, 1, 1, 1}, /* staged segments of 16-step stages (LPC 16), 4 segments */
+        {2, 8, 1544, 256, 2, 1, 1, 0, 1}, /* LPC 32, two groups, 6 segments of 264 steps (the last short) */
     };
     int ncases = small ? 3 : (int)(sizeof cases / sizeof cases[0]);
     mb_dtype dts[] = {MB_DTYPE_F32, MB_DTYPE_BF16};

@@ -11,18 +11,23 @@
  * bias) between them and sum their parts of y with shuffles (fixed order).
  *
  * Two launches when the sequence has S > 1 segments:
- *   1. every segment from the zero state: segment 0 writes y and its end
- *      state; the others write only their end state h_loc (B, D, S, N) and
- *      their sum of dt' (B, D, S) to the workspace;
- *   2. segments 1 .. S-1: the start state folded from launch 1's results,
- *      h = exp2(A log2e sum_dt'(s)) h + h_loc(s) for s = 1 .. segment - 1, then
- *      the segment again from it, writing y (the last one the final state).
- * Segments 1 .. S-1 are walked twice: S trades parallelism for exp2 work.
+ *   1. segments 0 .. S-2 from the zero state: their end states h_loc (B, D, S, N)
+ *      and their sums of dt' (B, D, S) to the workspace, no y; except that where
+ *      launch 2 would need more than one wave of blocks, segment 0 is walked here
+ *      once, with y (first_replay = 1);
+ *   2. every other segment from its true start state, writing y (the last one the
+ *      final state): segment 0 from zero, segment s from the fold
+ *      h = exp2(A log2e sum_dt'(r)) h + h_loc(r) over r < s.
+ * Segments 1 .. S-2 (and, in one wave, segment 0) are walked twice, once without y: S
+ * trades parallelism for exp2 work. (Until 2026-11-27 launch 1 always walked segment 0
+ * with y and also segment S-1, whose end state nothing reads: at L 2K, where each launch
+ * is one wave, launch 1 took as long as a y walk.)
  * S is chosen so that about kTargetThreads threads run: v10 64K, v11 32K.
  * v12-v14 stage the block's inputs in shared memory (below) for 64K, 128K,
  * 256K threads; v15 is v14 from L 8192 at N <= 16, else v7; v16 picks v7, v12, v13
  * or v14 by N and L; v17 is v14 with B, C converted to fp32 once per stage; v18 is v16
- * with v17 for v14 at N <= 16; v19 (the default) takes v17 at every N <= 64 from L 2048.
+ * with v17 for v14 at N <= 16; v19 takes v17 at every N <= 64 from L 2048; v20 (the
+ * default) takes, for bf16 from L 512, v17 at N <= 64 and v12 above.
  * Segment lengths are whole 16-byte runs (8 bf16 or 4 fp32 steps).
  *
  * Shapes: u, delta, z, y (B, D, L); A (D, N) fp32; B, C (B, G, N, L);
@@ -51,6 +56,7 @@ struct SegArgs : FwdArgs<T> {
     int64_t S, seg; /* segments, steps per segment (a multiple of the run) */
     float* cstates; /* (B, D, nch, N): the training pair's chunk start states, or NULL */
     int64_t nch;    /* ceil(L / MB_SCAN_CHUNK) */
+    int64_t first_replay; /* 1: launch 1 walks segment 0 with y, launch 2 segments 1 ..; else 0 */
 };
 /* Where a thread is: channel (b, d), its state group j, its lane in the channel. */
 struct SegLane {
@@ -288,17 +294,19 @@ constexpr int kStageSteps = 32;
 enum StageMode { kDirect = 0, kStagedBf = 1, kStagedF32BC = 2 };
 
 /* One stage buffer: B, C rows (state n = 8j + k of lane j at row k*LPC + j,
- * rows n >= N zero) and delta, u, z rows of the block's channels, kStageSteps
- * steps each (element offsets). */
+ * rows n >= N zero) and delta, u, z rows of the block's channels, TS steps each
+ * (element offsets). */
 template <typename T, int LPC> struct StageLayout {
-    static constexpr int TS = kStageSteps, CH = kThreads / LPC, NR = LPC * kStates;
+    /* 16 steps a stage from LPC 16 (N > 64): 3 stages of N 256's B and C rows in 48 KB */
+    static constexpr int TS = LPC >= 16 ? kStageSteps / 2 : kStageSteps;
+    static constexpr int CH = kThreads / LPC, NR = LPC * kStates;
     static constexpr int kChunks = TS * (int)sizeof(T) / 16; /* 16-byte pieces per row */
     static constexpr int kB = 0, kC = NR * TS, kX = 2 * NR * TS, kU = kX + CH * TS, kZ = kU + CH * TS;
     static constexpr int kElems = kZ + CH * TS;
     static constexpr int kRows = 2 * NR + 3 * CH;
 };
 
-/* cp.async of steps [ts, ts + kStageSteps) into a stage buffer (past t1: 0). */
+/* cp.async of steps [ts, ts + TS) into a stage buffer (past t1: 0). */
 template <typename T, int LPC, bool kY>
 static __device__ __forceinline__ void issue_stage(T* buf, const SegArgs<T>& p, int64_t b,
                                                    int64_t d0, int64_t bc, int64_t ts, int64_t t1) {
@@ -388,7 +396,8 @@ constexpr int kF32Row = kStageSteps + 4;
 template <typename T, int LPC, bool kY>
 static __device__ __forceinline__ void stage_bc_to_f32(const T* buf, float* f) {
     using S = StageLayout<T, LPC>;
-    static_assert(sizeof(T) == 2 && S::kB == 0 && S::kC == S::NR * S::TS, "bf16 B then C rows");
+    static_assert(sizeof(T) == 2 && S::kB == 0 && S::kC == S::NR * S::TS && S::TS == kStageSteps,
+                  "bf16 B then C rows of kStageSteps steps");
     constexpr int kPerRow = S::TS / 8; /* pieces of 8 bf16 = 16 bytes per row */
     constexpr int kPieces = (kY ? 2 : 1) * S::NR * kPerRow;
     for (int i = threadIdx.x; i < kPieces; i += kThreads) {
@@ -505,7 +514,8 @@ static __device__ __forceinline__ float walk(const SegArgs<T>& p, const SegLane&
     }
 }
 
-/* Launch 1: every segment (blockIdx.y) from the zero state. */
+/* Launch 1 (S > 1): segments 0 .. S-2 (blockIdx.y) from the zero state, no y: their end
+ * states h_loc and sums of dt'. (The last segment's are never needed.) */
 template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(const SegArgs<T> p) {
     const SegLane w = seg_lane<LPC>(p.D);
@@ -515,15 +525,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(co
 #pragma unroll
     for (int k = 0; k < kStates; k++) h[k] = 0.f;
     const int64_t bd = w.b * p.D + w.d;
-    if (s == 0) {
+    if (s == 0 && p.first_replay == 1) { /* segment 0 walked once, with y, here */
         if (p.cstates && w.live) put_states(p.cstates + bd * p.nch * p.N, h, w.j, p.N); /* h_{-1} = 0 */
         walk<T, LPC, kVec, true, kStage>(p, w, t0, t1, h);
-        if (!w.live) return;
-        if (p.S == 1) {
-            if (p.fstate) put_states(p.fstate + bd * p.N, h, w.j, p.N);
-        } else {
-            put_states(p.h_loc + bd * p.S * p.N, h, w.j, p.N);
-        }
+        if (w.live) put_states(p.h_loc + bd * p.S * p.N, h, w.j, p.N);
         return;
     }
     const float sdt = walk<T, LPC, kVec, false, kStage>(p, w, t0, t1, h);
@@ -532,28 +537,63 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_local_kernel(co
     if (w.lic == 0) p.sum_dt[bd * p.S + s] = sdt;
 }
 
-/* Launch 2: segment blockIdx.y + 1 from its folded start state, writing y. */
-template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_replay_kernel(const SegArgs<T> p) {
-    const SegLane w = seg_lane<LPC>(p.D);
-    const int64_t s = (int64_t)blockIdx.y + 1;
-    const int64_t t0 = s * p.seg, t1 = t0 + p.seg < p.L ? t0 + p.seg : p.L;
-    const int64_t bd = w.b * p.D + w.d, N = p.N;
-    float h[kStates], A2[kStates];
-    load_a2(p, w, A2);
+/* The true state before segment s (>= 1) of channel bd: h_loc(0), then
+ * h = exp2(A log2e sum_dt'(r)) h + h_loc(r) for r = 1 .. s-1. The loads of kBatch
+ * segments are issued before their folds (they do not depend on h): a chain of s - 1
+ * dependent global loads would cost the last segments s - 1 L2 round trips. */
+template <typename T>
+static __device__ __forceinline__ void fold_start_state(const SegArgs<T>& p, const SegLane& w,
+                                                        int64_t bd, int64_t s,
+                                                        const float (&A2)[kStates],
+                                                        float (&h)[kStates]) {
+    constexpr int kBatch = 2;
+    const int64_t N = p.N;
+    const float* hl = p.h_loc + bd * p.S * N; /* (S, N) of this channel */
+    const float* sd = p.sum_dt + bd * p.S;    /* (S) */
 #pragma unroll
     for (int k = 0; k < kStates; k++) {
         const int64_t n = (int64_t)w.j * kStates + k;
-        h[k] = n < N ? p.h_loc[bd * p.S * N + n] : 0.f;
+        h[k] = n < N ? hl[n] : 0.f;
     }
-    for (int64_t r = 1; r < s; r++) {
-        const float sdt = p.sum_dt[bd * p.S + r];
+    for (int64_t r0 = 1; r0 < s; r0 += kBatch) {
+        float sdt[kBatch], loc[kBatch][kStates];
 #pragma unroll
-        for (int k = 0; k < kStates; k++) {
-            const int64_t n = (int64_t)w.j * kStates + k;
-            const float loc = n < N ? p.h_loc[(bd * p.S + r) * N + n] : 0.f;
-            h[k] = fmaf(fast_exp2(A2[k] * sdt), h[k], loc);
+        for (int q = 0; q < kBatch; q++) {
+            const bool in = r0 + q < s;
+            sdt[q] = in ? sd[r0 + q] : 0.f;
+#pragma unroll
+            for (int k = 0; k < kStates; k++) {
+                const int64_t n = (int64_t)w.j * kStates + k;
+                loc[q][k] = in && n < N ? hl[(r0 + q) * N + n] : 0.f;
+            }
         }
+#pragma unroll
+        for (int q = 0; q < kBatch; q++)
+            if (r0 + q < s)
+#pragma unroll
+                for (int k = 0; k < kStates; k++) h[k] = fmaf(fast_exp2(A2[k] * sdt[q]), h[k], loc[q][k]);
+    }
+}
+
+/* Launch 2: every segment (blockIdx.y) from its true start state (segment 0 from zero),
+ * writing y (the last one the final state). (As a programmatic dependent launch, its
+ * segment 0 walking while launch 1 ran, it was 5% slower at L 2K on the H100: 0.156 vs
+ * 0.148 ms, and no faster from 8K: dropped.) */
+template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) scan_seg_replay_kernel(const SegArgs<T> p) {
+    const SegLane w = seg_lane<LPC>(p.D);
+    const int64_t s = blockIdx.y + p.first_replay;
+    const int64_t t0 = s * p.seg, t1 = t0 + p.seg < p.L ? t0 + p.seg : p.L;
+    const int64_t bd = w.b * p.D + w.d, N = p.N;
+    float h[kStates];
+    if (s == 0) {
+#pragma unroll
+        for (int k = 0; k < kStates; k++) h[k] = 0.f;
+        if (p.cstates && w.live) put_states(p.cstates + bd * p.nch * N, h, w.j, N); /* h_{-1} = 0 */
+    } else {
+        float A2[kStates];
+        load_a2(p, w, A2);
+        fold_start_state(p, w, bd, s, A2, h);
     }
     walk<T, LPC, kVec, true, kStage>(p, w, t0, t1, h);
     if (w.live && s == p.S - 1 && p.fstate) put_states(p.fstate + bd * N, h, w.j, N);
@@ -574,6 +614,27 @@ static void choose_segments(int64_t threads_per_segment, int64_t L, int64_t targ
     *S = (L + len - 1) / len;
 }
 
+/* Blocks of `kernel` (kThreads, smem bytes) resident on the whole device at once, asked
+ * once per device and kernel (0 when the runtime cannot tell: then as if one wave were
+ * never enough). */
+template <typename Kernel>
+static int64_t seg_resident_blocks(Kernel kernel, int smem) {
+    static int64_t known[64]; /* per device; a benign race: every writer writes the same */
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (known[dev]) return known[dev];
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, (size_t)smem) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky */
+        return 0;
+    }
+    known[dev] = (int64_t)sms * per_sm;
+    return known[dev];
+}
+
 template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream) {
     const dim3 block(kThreads);
@@ -587,12 +648,19 @@ static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream
         MB_CUDA_CHECK(cudaFuncSetAttribute(local, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         MB_CUDA_CHECK(cudaFuncSetAttribute(replay, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     }
-    local<<<dim3(groups, (unsigned)a.S, (unsigned)batch), block, smem, stream>>>(a);
-    MB_CUDA_CHECK(cudaGetLastError());
+    /* Where segment 0 is walked. Launch 1 takes it, with y (walked once), when launch 2's S
+     * segments would not fit in one wave of resident blocks; where they do (short L, few
+     * segments), launch 1 is only the no-y walks, so that its time is theirs and not that of
+     * a y walk (H100, v17 at D 4096: 0.146 vs 0.174 ms at L 2K, S 8, one wave; 0.549 vs
+     * 0.553 ms at L 8K, S 32, four waves; v17 at N 256, S 2 x 1024 blocks: 2.92 vs 3.73). */
+    const int64_t replay_blocks = (int64_t)groups * a.S * batch;
+    a.first_replay = a.S > 1 && replay_blocks > seg_resident_blocks(replay, smem) ? 1 : 0;
     if (a.S > 1) {
-        replay<<<dim3(groups, (unsigned)(a.S - 1), (unsigned)batch), block, smem, stream>>>(a);
+        local<<<dim3(groups, (unsigned)(a.S - 1), (unsigned)batch), block, smem, stream>>>(a);
         MB_CUDA_CHECK(cudaGetLastError());
     }
+    replay<<<dim3(groups, (unsigned)(a.S - a.first_replay), (unsigned)batch), block, smem, stream>>>(a);
+    MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
 
@@ -629,6 +697,7 @@ static mb_status launch_seg(const mb_selective_scan_params* prm, const mb_select
     int64_t lpc = 1;
     while (lpc * kStates < a.N) lpc *= 2; /* N <= 256: lpc <= 32 */
     choose_segments(prm->batch * a.D * lpc, a.L, target_threads, TI, &a.S, &a.seg);
+    a.first_replay = 0; /* set by the launcher */
     if (a.S > 65535 || prm->batch > 65535 || (a.D + kThreads / lpc - 1) / (kThreads / lpc) > 0x7fffffff)
         return mb_fail(MB_ERR_BAD_DIM, "selective scan fwd v10/v11: grid too large (batch %lld)",
                        (long long)prm->batch);
@@ -748,7 +817,7 @@ extern "C" mb_status mb_scan_fwd_cuda_v18(const mb_selective_scan_params* p,
     return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
 }
 
-/* v19 (default): v17 for bf16 at N <= 64 from L 2048, else v16. The grid of v7, v12, v13,
+/* v19: v17 for bf16 at N <= 64 from L 2048, else v16. The grid of v7, v12, v13,
  * v14, v17 (H100, D 4096, with z, tools/h100_dispatch_grid_v17.txt) puts v17 first at every
  * N 16 / 32 / 64 x L 2K - 32K: at N 32 / 64 and 16K 1.69 / 3.09 ms vs 1.88 (v14) / 3.95
  * (v13), at N 16 and 2K 0.170 vs v7's 0.172. */
@@ -757,5 +826,20 @@ extern "C" mb_status mb_scan_fwd_cuda_v19(const mb_selective_scan_params* p,
                                           void* final_state, const mb_exec* ex) {
     if (p->seqlen >= 2048 && p->dstate <= 64 && p->dtype == MB_DTYPE_BF16)
         return mb_scan_fwd_cuda_v17(p, in, y, final_state, ex);
+    return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
+}
+
+/* v20 (default): for bf16 from L 512, v17 at N <= 64 and v12 above (one segment per ~64K
+ * threads, the most states per thread); else v16. The grid of v7, v12, v13, v14, v17 over
+ * N 16..256 x L 512..32K (H100, D 4096, with z; kernels/selective_scan/NOTES.md), after the
+ * launch 1 / launch 2 split of 2026-11-27 and the 16-step stages from LPC 16: v17 first at
+ * every N <= 64 (N 16, L 1K: 0.092 vs v7's 0.093 ms), v12 first or within 0.5% at N 128
+ * and 256 (N 256, L 4K: 3.48 vs v7's 4.29 ms). */
+extern "C" mb_status mb_scan_fwd_cuda_v20(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* y,
+                                          void* final_state, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16 && p->seqlen >= 512)
+        return p->dstate <= 64 ? mb_scan_fwd_cuda_v17(p, in, y, final_state, ex)
+                               : mb_scan_fwd_cuda_v12(p, in, y, final_state, ex);
     return mb_scan_fwd_cuda_v16(p, in, y, final_state, ex);
 }

@@ -29,7 +29,8 @@
  *   fwd v17 v14 with each stage's B, C rows converted once to fp32 in shared memory
  *           (bf16, N <= 64): no bf16 unpack per element and use
  *   fwd v18 v16 with v17 where v16 takes v14 at N <= 16
- *   fwd v19 (default) v17 for bf16 at N <= 64 from L 2048, else v16
+ *   fwd v19 v17 for bf16 at N <= 64 from L 2048, else v16
+ *   fwd v20 (default) for bf16 from L 512: v17 at N <= 64, v12 above; else v16
  *   bwd v1  deterministic: chunk-local aggregates, a sequential combine of the
  *           chunk boundary states / adjoints, per-warp chunk gradients with
  *           cross-channel partials, and fixed-order reduction kernels
@@ -93,6 +94,8 @@ mb_status mb_scan_fwd_cuda_v17(const mb_selective_scan_params* p, const mb_selec
 mb_status mb_scan_fwd_cuda_v18(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v19(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                               void* y, void* final_state, const mb_exec* ex);
+mb_status mb_scan_fwd_cuda_v20(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                                void* y, void* final_state, const mb_exec* ex);
 mb_status mb_scan_fwd_cuda_v9(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                               void* y, void* final_state, const mb_exec* ex);

@@ -8,12 +8,12 @@
  *    SCAN_TIMING_L = 16384: only that L, and no N 256 or step part)
  *   fwd+bwd (with z) L = 2K, 8K, 16K, 128K, fwd v7 + every bwd version, and each bwd kernel's time
  *   step            batch 8, D 4096, N 16
- *   SCAN_TIMING_PAIR=1: instead, the training pair (fwd v19 saving its chunk states, bwd v8
+ *   SCAN_TIMING_PAIR=1: instead, the training pair (fwd v20 saving its chunk states, bwd v8
  *                   reading them) at L 2K..32K with its backward's kernels (build with
  *                   -DMB_SCAN_BWD_OLD_SPLIT [-DMB_SCAN_BWD_WARPS_PER_SM=W] to measure the
  *                   gradient kernel's split of the channels by a warp count instead of waves)
  *   SCAN_TIMING_GRID=1: instead, fwd (with z) of v7, v12, v13, v14, v17 over N 16..256 x
- *                   L 2K..32K (where the default's dispatch should switch between them)
+ *                   L 512..32K (where the default's dispatch should switch between them)
  * Build (from the repository root; links the kernel sources directly, the
  * library exports only the public API):
  *   nvcc -std=c++17 -O3 -arch=sm_90 -I include -I src -I kernels -I reference \
@@ -40,17 +40,17 @@
 extern "C" { int mb_scan_profile = 0; }
 extern "C" { cudaEvent_t mb_scan_prof_ev[6]; }
 
-/* The training pair (fwd v19 saving its chunk states, then bwd v8 reading them), with z,
+/* The training pair (fwd v20 saving its chunk states, then bwd v8 reading them), with z,
  * D 4096, N 16, and each kernel of its backward (one profiled run) */
 static void pair_timing(const mb_exec* ex0) {
     const long D = 4096, N = 16;
     const long Ls[] = {2048, 4096, 8192, 16384, 32768};
     const double anchor_fb[] = {0.939, 1.761, 3.855, 7.411, 14.30};
 #ifdef MB_SCAN_BWD_OLD_SPLIT
-    printf("pair (fwd v19 save + bwd v8 saved), with z, D 4096, N 16; channel split: %d warps per SM\n",
+    printf("pair (fwd v20 save + bwd v8 saved), with z, D 4096, N 16; channel split: %d warps per SM\n",
            MB_SCAN_BWD_WARPS_PER_SM_PRINT);
 #else
-    printf("pair (fwd v19 save + bwd v8 saved), with z, D 4096, N 16; channel split: full waves\n");
+    printf("pair (fwd v20 save + bwd v8 saved), with z, D 4096, N 16; channel split: full waves\n");
 #endif
     for (int li = 0; li < 5; li++) {
         const long L = Ls[li];
@@ -71,12 +71,12 @@ static void pair_timing(const mb_exec* ex0) {
         ex.scan_states_written = &written;
         auto pair = [&] {
             written = 0;
-            mb_scan_fwd_cuda_v19(&p, &in, y, fs, &ex);
+            mb_scan_fwd_cuda_v20(&p, &in, y, fs, &ex);
             if (!written) mb_scan_chunk_states_cuda(&p, &in, &ex);
             mb_scan_bwd_cuda_v8(&p, &in, dy, &g, &ex);
         };
         const double ms = time_ms(pair);
-        const double fwd = time_ms([&] { written = 0; mb_scan_fwd_cuda_v19(&p, &in, y, fs, &ex); });
+        const double fwd = time_ms([&] { written = 0; mb_scan_fwd_cuda_v20(&p, &in, y, fs, &ex); });
         CK(cudaMemsetAsync(flushbuf, 1, kFlush));
         mb_scan_profile = 1;
         mb_scan_bwd_cuda_v8(&p, &in, dy, &g, &ex);
@@ -99,7 +99,7 @@ static void dispatch_grid(const mb_exec* ex) {
     for (auto& fw : fwds) printf(" %9s", fw.name);
     printf("\n");
     for (long N : {16L, 32L, 64L, 128L, 256L})
-        for (long L : {2048L, 4096L, 8192L, 16384L, 32768L}) {
+        for (long L : {512L, 1024L, 2048L, 4096L, 8192L, 16384L, 32768L}) {
             size_t BDL = (size_t)D * L, NL = (size_t)N * L;
             void *u = bf(BDL, -1, 1, 1), *dl = bf(BDL, -3, 0.5, 2), *z = bf(BDL, -2, 2, 3);
             void *Bm = bf(NL, -1, 1, 5), *Cm = bf(NL, -1, 1, 6), *A = ff(D * N, -2, -0.1, 7);
@@ -128,12 +128,8 @@ int main() {
         pair_timing(&ex);
         return 0;
     }
-    if (getenv("SCAN_TIMING_PAIR")) {
-        pair_timing(&ex);
-        return 0;
-    }
     const long D = 4096;
-    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v16", mb_scan_fwd_cuda_v16}, {"v17", mb_scan_fwd_cuda_v17}, {"v18", mb_scan_fwd_cuda_v18}, {"v19", mb_scan_fwd_cuda_v19}};
+    struct { const char* name; mb_scan_fwd_fn f; } fwds[] = {{"v1", mb_scan_fwd_cuda_v1}, {"v2", mb_scan_fwd_cuda_v2}, {"v3", mb_scan_fwd_cuda_v3}, {"v4", mb_scan_fwd_cuda_v4}, {"v5", mb_scan_fwd_cuda_v5}, {"v6", mb_scan_fwd_cuda_v6}, {"v7", mb_scan_fwd_cuda_v7}, {"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v16", mb_scan_fwd_cuda_v16}, {"v17", mb_scan_fwd_cuda_v17}, {"v18", mb_scan_fwd_cuda_v18}, {"v19", mb_scan_fwd_cuda_v19}, {"v20", mb_scan_fwd_cuda_v20}};
     struct { const char* name; mb_scan_bwd_fn f; } bwds[] = {{"v1", mb_scan_bwd_cuda_v1}, {"v2", mb_scan_bwd_cuda_v2}, {"v3", mb_scan_bwd_cuda_v3}, {"v4", mb_scan_bwd_cuda_v4}, {"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}, {"v8", mb_scan_bwd_cuda_v8}, {"v9", mb_scan_bwd_cuda_v9}};
     const long Ls[] = {2048, 8192, 16384, 131072};
     const double anchor_f[] = {0.160, 0.771, 1.61, 11.7}, anchor_fb[] = {0.939, 3.86, 7.41, 58.0};
@@ -167,7 +163,7 @@ int main() {
             printf("%-28s %10.4f %10.3f %8.2f\n", name, ms, anchor_fb[li], anchor_fb[li] / ms);
         }
         /* the newest fwd versions with the newest bwd versions */
-        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v19", mb_scan_fwd_cuda_v19}};
+        struct { const char* name; mb_scan_fwd_fn f; } fwd2[] = {{"v8", mb_scan_fwd_cuda_v8}, {"v9", mb_scan_fwd_cuda_v9}, {"v10", mb_scan_fwd_cuda_v10}, {"v11", mb_scan_fwd_cuda_v11}, {"v12", mb_scan_fwd_cuda_v12}, {"v13", mb_scan_fwd_cuda_v13}, {"v14", mb_scan_fwd_cuda_v14}, {"v19", mb_scan_fwd_cuda_v19}, {"v20", mb_scan_fwd_cuda_v20}};
         struct { const char* name; mb_scan_bwd_fn f; } bwd2[] = {{"v5", mb_scan_bwd_cuda_v5}, {"v6", mb_scan_bwd_cuda_v6}, {"v7", mb_scan_bwd_cuda_v7}, {"v8", mb_scan_bwd_cuda_v8}, {"v9", mb_scan_bwd_cuda_v9}};
         for (auto& fw : fwd2)
             for (auto& bw : bwd2) {
