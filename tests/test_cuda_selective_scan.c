@@ -459,6 +459,9 @@ int main(int argc, char** argv) {
         {1, 6, 2048, 32, 1, 1, 0, 1, 1}, /* and at N 32 */
         {1, 4, 1024, 128, 1, 1, 1, 1, 1}, /* staged segments of 16-step stages (LPC 16), 4 segments */
         {2, 8, 1544, 256, 2, 1, 1, 0, 1}, /* LPC 32, two groups, 6 segments of 264 steps (the last short) */
+        /* 3 x 32 blocks x 8 segments: more than one wave of the segmented forward's launch 2
+         * on the H100 (528 resident blocks), so launch 1 walks segment 0 with y there */
+        {3, 2048, 2048, 16, 1, 1, 1, 1, 1},
     };
     int ncases = small ? 3 : (int)(sizeof cases / sizeof cases[0]);
     mb_dtype dts[] = {MB_DTYPE_F32, MB_DTYPE_BF16};
