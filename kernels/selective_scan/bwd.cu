@@ -994,16 +994,12 @@ static int64_t grads_wave_split(int64_t base, /* blocks per split: B * G * chunk
 template <typename T, bool kTightEff, bool kSp, bool kSt>
 static int64_t grads_pipe_resident(int threads, size_t sm) {
     auto kernel = scan_bwd_grads_pipe<T, true, true, kTightEff, kSp, kSt>;
-    int dev = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        (sm > 48 * 1024 &&
-         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) != cudaSuccess) ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, sm) != cudaSuccess) {
+    if (sm > 48 * 1024 &&
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm) != cudaSuccess) {
         (void)cudaGetLastError(); /* not sticky: fall back to the warp-count rule */
         return 0;
     }
-    return (int64_t)sms * per_sm;
+    return device_resident_blocks(kernel, threads, sm); /* 0: the warp-count rule */
 }
 
 /* the pipelined gradient kernel of one (vec, full, tight) case, with its shared memory allowed */

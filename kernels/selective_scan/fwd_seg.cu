@@ -620,18 +620,12 @@ static void choose_segments(int64_t threads_per_segment, int64_t L, int64_t targ
 template <typename Kernel>
 static int64_t seg_resident_blocks(Kernel kernel, int smem) {
     static int64_t known[64]; /* per device; a benign race: every writer writes the same */
-    int dev = 0, sms = 0, per_sm = 0;
+    int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
         (void)cudaGetLastError();
         return 0;
     }
-    if (known[dev]) return known[dev];
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, (size_t)smem) != cudaSuccess) {
-        (void)cudaGetLastError(); /* not sticky */
-        return 0;
-    }
-    known[dev] = (int64_t)sms * per_sm;
+    if (!known[dev]) known[dev] = device_resident_blocks(kernel, kThreads, (size_t)smem);
     return known[dev];
 }
 

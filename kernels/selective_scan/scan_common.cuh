@@ -26,6 +26,21 @@ static __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+/* Blocks of `kernel` (`threads` a block, `smem` dynamic bytes, already allowed where over
+ * 48 KB) resident on the whole current device at once; 0 when the runtime cannot tell (the
+ * error cleared: not sticky). */
+template <typename Kernel>
+static inline int64_t device_resident_blocks(Kernel kernel, int threads, size_t smem) {
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return (int64_t)sms * per_sm;
+}
+
 /* softplus(x) = log(1 + e^x), exact for large x as PyTorch does (threshold 20). */
 static __device__ __forceinline__ float softplus(float x) {
     return x <= 20.f ? log1pf(__expf(x)) : x;
