@@ -105,6 +105,15 @@ static __device__ __forceinline__ float softplus_sfu(float x) {
     return x > 20.f ? x : r;
 }
 
+/* 1 / (1 + e^-x) by ex2.approx and rcp.approx (relative error a few ulp; 0 and 1 at the
+ * ends): the exact division of sigmoidf took ~14 instructions a gate, ~1 per (step, state)
+ * at N 16. */
+static __device__ __forceinline__ float sigmoid_sfu(float x) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.f + fast_exp2(-x * kLog2e)));
+    return r;
+}
+
 /* dt' = softplus(delta + bias) (or delta + bias) of a run of TI steps, 0 past
  * `valid`. With softplus, the LPC lanes of a channel each compute TI/P of the
  * TI values (P = min(LPC, TI)) and pass them round by shuffles. */
@@ -203,7 +212,7 @@ static __device__ __forceinline__ void finish_y(float (&y)[TI], UAt u_at, ZAt z_
 #pragma unroll
     for (int q = 0; q < K; q++) {
         out[q] = fmaf(Dd, uu[q], y[q]);
-        if (has_z) out[q] *= zz[q] * sigmoidf(zz[q]);
+        if (has_z) out[q] *= zz[q] * sigmoid_sfu(zz[q]);
     }
     store_run<T, K, kVec>(dst, i0, valid - i0, out);
 }
@@ -293,48 +302,89 @@ constexpr int kStageSteps = 32;
  * bf16 at LPC <= 8, i.e. N <= 64; else staged). */
 enum StageMode { kDirect = 0, kStagedBf = 1, kStagedF32BC = 2 };
 
-/* One stage buffer: B, C rows (state n = 8j + k of lane j at row k*LPC + j,
- * rows n >= N zero) and delta, u, z rows of the block's channels, TS steps each
- * (element offsets). */
+/* One stage buffer: B rows (state n = 8j + k of lane j at row k*LPC + j, rows n >= N
+ * zero), then the delta and u rows of the block's channels, then the C rows (as B) and
+ * the z rows: TS steps a row (element offsets). The rows a walk without y reads (B, delta,
+ * u) come first, so that its copies are a prefix. */
 template <typename T, int LPC> struct StageLayout {
     /* 16 steps a stage from LPC 16 (N > 64): 3 stages of N 256's B and C rows in 48 KB */
     static constexpr int TS = LPC >= 16 ? kStageSteps / 2 : kStageSteps;
     static constexpr int CH = kThreads / LPC, NR = LPC * kStates;
     static constexpr int kChunks = TS * (int)sizeof(T) / 16; /* 16-byte pieces per row */
-    static constexpr int kB = 0, kC = NR * TS, kX = 2 * NR * TS, kU = kX + CH * TS, kZ = kU + CH * TS;
+    static constexpr int kB = 0, kX = NR * TS, kU = kX + CH * TS, kC = kU + CH * TS, kZ = kC + NR * TS;
     static constexpr int kElems = kZ + CH * TS;
     static constexpr int kRows = 2 * NR + 3 * CH;
+    static constexpr int kRowsNoY = NR + 2 * CH; /* B, delta, u */
+    static_assert(kThreads % kChunks == 0, "a thread copies the same piece of each of its rows");
 };
 
-/* cp.async of steps [ts, ts + TS) into a stage buffer (past t1: 0). */
+/* The shared memory of a staged block: kNumStages stage buffers, with kF32 the fp32 B, C
+ * rows, then the row table (each row's source at step 0). */
+/* fp32 B, C rows: kStageSteps floats and 4 of padding, so that the rows the LPC lanes of
+ * a channel read at once start 4 banks apart (unpadded, 128-byte rows put them all on the
+ * same banks: an LPC-way conflict); C rows after the NR B rows */
+constexpr int kF32Row = kStageSteps + 4;
+template <typename T, int LPC, bool kF32> struct StageSmem {
+    static constexpr int kStagesBytes = kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T);
+    static constexpr int kF32Bytes = kF32 ? 2 * StageLayout<T, LPC>::NR * kF32Row * 4 : 0;
+    static constexpr int kTableOffset = kStagesBytes + kF32Bytes;
+    static constexpr int kBytes = kTableOffset + StageLayout<T, LPC>::kRows * (int)sizeof(void*);
+    static_assert(kTableOffset % 16 == 0, "aligned row table");
+};
+
+/* The row table of a block: for each row the walk loads, its source at step 0, or NULL
+ * where nothing is to be loaded (states n >= N, channels past D, z without z); those rows
+ * are zeroed once in every stage buffer and never copied. Ends with a barrier. */
 template <typename T, int LPC, bool kY>
-static __device__ __forceinline__ void issue_stage(T* buf, const SegArgs<T>& p, int64_t b,
-                                                   int64_t d0, int64_t bc, int64_t ts, int64_t t1) {
+static __device__ __forceinline__ void build_row_table(const T** tbl, T* stages, const SegArgs<T>& p,
+                                                       int64_t b, int64_t d0, int64_t bc) {
     using S = StageLayout<T, LPC>;
-    constexpr int PER = 16 / (int)sizeof(T);
-    for (int i = threadIdx.x; i < S::kRows * S::kChunks; i += kThreads) {
-        const int row = i / S::kChunks, c = i % S::kChunks;
-        const int64_t t = ts + (int64_t)c * PER;
-        bool ok = t < t1;
+    constexpr int kRows = kY ? S::kRows : S::kRowsNoY;
+    const auto state_row = [&](const T* base, int r) -> const T* { // row r of B or C
+        const int64_t n = (int64_t)(r % LPC) * kStates + r / LPC;
+        return n < p.N ? base + bc + n * p.L : NULL;
+    };
+    const auto channel_row = [&](const T* base, int ch) -> const T* { // delta, u or z
+        return base && d0 + ch < p.D ? base + (b * p.D + d0 + ch) * p.L : NULL;
+    };
+    for (int row = threadIdx.x; row < kRows; row += kThreads) {
+        int r = row;
         const T* src;
-        T* dst;
-        if (row < 2 * S::NR) { // B or C
-            const bool is_c = row >= S::NR;
-            if (is_c && !kY) continue;
-            const int r = row % S::NR;
-            const int64_t n = (int64_t)(r % LPC) * kStates + r / LPC;
-            ok = ok && n < p.N;
-            src = (is_c ? p.Cm : p.Bm) + bc + n * p.L + t;
-            dst = buf + (is_c ? S::kC : S::kB) + r * S::TS + c * PER;
-        } else { // delta, u or z of channel d0 + ch
-            const int q = row - 2 * S::NR, which = q / S::CH, ch = q % S::CH;
-            if (which == 2 && (!kY || !p.z)) continue;
-            const T* base = which == 0 ? p.delta : which == 1 ? p.u : p.z;
-            ok = ok && d0 + ch < p.D;
-            src = base + (b * p.D + d0 + ch) * p.L + t;
-            dst = buf + S::kX + which * S::CH * S::TS + ch * S::TS + c * PER;
-        }
-        cp_async16(smem_addr(dst), ok ? (const void*)src : (const void*)p.u, ok);
+        if (r < S::NR) src = state_row(p.Bm, r);
+        else if ((r -= S::NR) < 2 * S::CH) src = channel_row(r < S::CH ? p.delta : p.u, r % S::CH);
+        else if ((r -= 2 * S::CH) < S::NR) src = state_row(p.Cm, r);
+        else src = channel_row(p.z, r - S::NR);
+        tbl[row] = src;
+    }
+    __syncthreads();
+    constexpr int kPer = 16 / (int)sizeof(T);
+    for (int i = threadIdx.x; i < kNumStages * kRows * S::kChunks; i += kThreads) {
+        const int q = i / (kRows * S::kChunks), piece = i % (kRows * S::kChunks);
+        if (!tbl[piece / S::kChunks])
+            *reinterpret_cast<uint4*>(stages + q * S::kElems + piece * kPer) = make_uint4(0, 0, 0, 0);
+    }
+    __syncthreads();
+}
+
+/* cp.async of steps [ts, ts + TS) of every row with a source into a stage buffer (steps
+ * at or past t1 are not copied: no walk reads them). Rows are TS steps of kChunks 16-byte
+ * pieces, so piece i of the buffer is row i / kChunks; thread x copies the pieces x, x +
+ * kThreads, .., the same piece of each of its rows. */
+template <typename T, int LPC, bool kY>
+static __device__ __forceinline__ void issue_stage(T* buf, const T* const* tbl, int64_t ts, int64_t t1) {
+    using S = StageLayout<T, LPC>;
+    constexpr int kPer = 16 / (int)sizeof(T);
+    constexpr int kPieces = (kY ? S::kRows : S::kRowsNoY) * S::kChunks;
+    const int c = threadIdx.x % S::kChunks;
+    const int64_t t = ts + (int64_t)c * kPer;
+    if (t >= t1) return;
+    const uint32_t dst = smem_addr(buf + threadIdx.x * kPer);
+#pragma unroll
+    for (int k = 0; k < (kPieces + kThreads - 1) / kThreads; k++) {
+        const int i = threadIdx.x + k * kThreads;
+        if (kPieces % kThreads != 0 && i >= kPieces) break;
+        const T* src = tbl[i / S::kChunks];
+        if (src) cp_async16(dst + k * kThreads * 16, src + t, true);
     }
 }
 
@@ -385,10 +435,6 @@ static __device__ __forceinline__ void smem_run_f32(const float* at, RawRun<floa
     }
 }
 
-/* fp32 B, C rows: kStageSteps floats and 4 of padding, so that the rows the LPC lanes of
- * a channel read at once start 4 banks apart (unpadded, 128-byte rows put them all on the
- * same banks: an LPC-way conflict); C rows after the NR B rows */
-constexpr int kF32Row = kStageSteps + 4;
 
 /* The stage's B rows (and C rows with kY), bf16, into the fp32 rows at f: every thread
  * of the block converts a share once, instead of each thread unpacking the rows it reads
@@ -396,12 +442,12 @@ constexpr int kF32Row = kStageSteps + 4;
 template <typename T, int LPC, bool kY>
 static __device__ __forceinline__ void stage_bc_to_f32(const T* buf, float* f) {
     using S = StageLayout<T, LPC>;
-    static_assert(sizeof(T) == 2 && S::kB == 0 && S::kC == S::NR * S::TS && S::TS == kStageSteps,
-                  "bf16 B then C rows of kStageSteps steps");
+    static_assert(sizeof(T) == 2 && S::TS == kStageSteps, "bf16 B, C rows of kStageSteps steps");
     constexpr int kPerRow = S::TS / 8; /* pieces of 8 bf16 = 16 bytes per row */
-    constexpr int kPieces = (kY ? 2 : 1) * S::NR * kPerRow;
+    constexpr int kBPieces = S::NR * kPerRow, kPieces = (kY ? 2 : 1) * kBPieces;
     for (int i = threadIdx.x; i < kPieces; i += kThreads) {
-        const uint4 q = reinterpret_cast<const uint4*>(buf)[i];
+        const int from = i < kBPieces ? S::kB + i * 8 : S::kC + (i - kBPieces) * 8;
+        const uint4 q = *reinterpret_cast<const uint4*>(buf + from);
         const uint32_t w[4] = {q.x, q.y, q.z, q.w};
         float4 lo, hi;
         lo.x = __uint_as_float(w[0] << 16), lo.y = __uint_as_float(w[0] & 0xffff0000u);
@@ -414,25 +460,25 @@ static __device__ __forceinline__ void stage_bc_to_f32(const T* buf, float* f) {
     }
 }
 
-/* bytes of fp32 B, C rows a block of mode kStagedF32BC adds to its stages */
-template <typename T, int LPC>
-constexpr int f32_bc_bytes() { return 2 * StageLayout<T, LPC>::NR * kF32Row * 4; }
-
 /* walk_segment with staged inputs (16-byte aligned rows, L a multiple of TI,
  * every channel of the block in one group). kF32: B, C read as fp32 rows converted
- * once per stage into f32bc (after the stage buffers). */
+ * once per stage into the fp32 rows after the stage buffers. Segment bounds are whole
+ * runs (t0, t1 and L multiples of TI), so every run is full. */
 template <typename T, int LPC, bool kY, bool kF32>
 static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p, const SegLane& w,
                                                             int64_t t0, int64_t t1,
-                                                            float (&h)[kStates], T* smem) {
+                                                            float (&h)[kStates], unsigned char* smem_bytes) {
     using S = StageLayout<T, LPC>;
-    float* const f32bc = reinterpret_cast<float*>(smem + kNumStages * S::kElems); /* kF32 */
+    using M = StageSmem<T, LPC, kF32>;
+    T* const smem = reinterpret_cast<T*>(smem_bytes);
+    float* const f32bc = reinterpret_cast<float*>(smem_bytes + M::kStagesBytes); /* kF32 */
+    const T** const tbl = reinterpret_cast<const T**>(smem_bytes + M::kTableOffset);
     constexpr int TI = 16 / (int)sizeof(T);
-    const int64_t N = p.N, L = p.L;
     const int64_t d0 = (int64_t)blockIdx.x * S::CH;
-    const int64_t bc = (w.b * p.G + d0 / p.dpg) * N * L;
-    const int64_t row = (w.b * p.D + w.d) * L;
+    const int64_t bc = (w.b * p.G + d0 / p.dpg) * p.N * p.L;
+    const int64_t row = (w.b * p.D + w.d) * p.L;
     const int ch = threadIdx.x / LPC;
+    build_row_table<T, LPC, kY>(tbl, smem, p, w.b, d0, bc);
     float A2[kStates];
     load_a2(p, w, A2);
     const float bias = p.bias ? p.bias[w.d] : 0.f;
@@ -440,19 +486,20 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
     const int64_t nst = (t1 - t0 + S::TS - 1) / S::TS;
 #pragma unroll
     for (int q = 0; q < kNumStages - 1; q++) {
-        if (q < nst) issue_stage<T, LPC, kY>(smem + q * S::kElems, p, w.b, d0, bc, t0 + q * S::TS, t1);
+        if (q < nst) issue_stage<T, LPC, kY>(smem + q * S::kElems, tbl, t0 + q * S::TS, t1);
         cp_async_commit();
     }
     float sdt = 0.f;
+    int cur = 0, fill = kNumStages - 1; /* stage buffers read now and filled now */
     for (int64_t st = 0; st < nst; st++) {
-        const int64_t ahead = st + kNumStages - 1;
-        if (ahead < nst)
-            issue_stage<T, LPC, kY>(smem + (ahead % kNumStages) * S::kElems, p, w.b, d0, bc,
-                                    t0 + ahead * S::TS, t1);
+        if (st + kNumStages - 1 < nst)
+            issue_stage<T, LPC, kY>(smem + fill * S::kElems, tbl, t0 + (st + kNumStages - 1) * S::TS, t1);
         cp_async_commit();
         cp_async_wait<kNumStages - 1>();
         __syncthreads();
-        const T* buf = smem + (st % kNumStages) * S::kElems;
+        const T* buf = smem + cur * S::kElems;
+        cur = cur == kNumStages - 1 ? 0 : cur + 1;
+        fill = fill == kNumStages - 1 ? 0 : fill + 1;
         if constexpr (kF32) {
             stage_bc_to_f32<T, LPC, kY>(buf, f32bc);
             __syncthreads();
@@ -461,13 +508,12 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
         for (int r = 0; r < S::TS / TI; r++) {
             const int64_t t = t0 + st * S::TS + r * TI;
             if (t >= t1) break;
-            const int64_t valid = t1 - t;
             float x[TI], uu[TI], dt[TI], du[TI], y[TI];
             smem_floats<T, TI>(buf + S::kX + ch * S::TS + r * TI, x);
             smem_floats<T, TI>(buf + S::kU + ch * S::TS + r * TI, uu);
 #pragma unroll
             for (int i = 0; i < TI; i++) x[i] += bias;
-            run_dt<TI, LPC>(x, valid, p.softplus != 0, w.lic, dt);
+            run_dt<TI, LPC>(x, TI, p.softplus != 0, w.lic, dt);
 #pragma unroll
             for (int i = 0; i < TI; i++) {
                 du[i] = dt[i] * uu[i];
@@ -493,7 +539,7 @@ static __device__ __forceinline__ float walk_segment_staged(const SegArgs<T>& p,
                 finish_y<T, TI, LPC, true>(
                     y, [&](int i0, float (&v)[K]) { smem_small_run<T, K>(urow + i0, v); },
                     [&](int i0, float (&v)[K]) { smem_small_run<T, K>(zrow + i0, v); },
-                    p.z != NULL, Dd, p.y + row + t, valid, w);
+                    p.z != NULL, Dd, p.y + row + t, TI, w);
             }
         }
         __syncthreads(); // the buffer is refilled kNumStages - 1 stages later
@@ -507,8 +553,7 @@ static __device__ __forceinline__ float walk(const SegArgs<T>& p, const SegLane&
                                              int64_t t1, float (&h)[kStates]) {
     if constexpr (kStage != kDirect) {
         extern __shared__ __align__(16) unsigned char seg_smem[];
-        return walk_segment_staged<T, LPC, kY, kStage == kStagedF32BC>(
-            p, w, t0, t1, h, reinterpret_cast<T*>(seg_smem));
+        return walk_segment_staged<T, LPC, kY, kStage == kStagedF32BC>(p, w, t0, t1, h, seg_smem);
     } else {
         return walk_segment<T, LPC, kVec, kY>(p, w, t0, t1, h);
     }
@@ -633,9 +678,7 @@ template <typename T, int LPC, bool kVec, int kStage, int kMinBlocks>
 static mb_status launch_seg_lpc(SegArgs<T> a, int64_t batch, cudaStream_t stream) {
     const dim3 block(kThreads);
     const unsigned groups = (unsigned)((a.D + kThreads / LPC - 1) / (kThreads / LPC));
-    const int smem = kStage == kDirect ? 0
-                     : kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T) +
-                           (kStage == kStagedF32BC ? f32_bc_bytes<T, LPC>() : 0);
+    const int smem = kStage == kDirect ? 0 : StageSmem<T, LPC, kStage == kStagedF32BC>::kBytes;
     auto local = scan_seg_local_kernel<T, LPC, kVec, kStage, kMinBlocks>;
     auto replay = scan_seg_replay_kernel<T, LPC, kVec, kStage, kMinBlocks>;
     if (smem > 48 * 1024) {
