@@ -218,6 +218,9 @@ static void add_context(const char* bench) {
 #endif
     gb_add_context("mb_compiler", buf);
     gb_add_context("mb_build_type", build_type());
+#ifdef MB_CUDA_ARCHS
+    gb_add_context("mb_cuda_architectures", MB_CUDA_ARCHS); /* CMAKE_CUDA_ARCHITECTURES */
+#endif
     time_t now = time(NULL);
     struct tm tm_utc;
     if (gmtime_r(&now, &tm_utc)) strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);

@@ -566,7 +566,7 @@ def main(argv):
     gpu = bool(ctx.get("gpu_name"))
     md = ["# GPU scaling summary" if gpu else "# CPU scaling summary", ""]
     keys = ("mb_commit", "mb_date_utc", "mb_hostname", "mb_cpu_model", "num_cpus", "mb_compiler",
-            "mb_build_type", "mb_settings")
+            "mb_build_type", "mb_cuda_architectures", "mb_settings")
     if gpu:
         keys += tuple(k for k in sorted(ctx) if k.startswith(("gpu_", "cuda_", "torch_")))
     facts = [(k, ctx.get(k)) for k in keys]
