@@ -22,6 +22,9 @@
  *   CUDA step            one token, batch 1, 8, 64 (the argument is B), timed
  *                        over 100 steps in one event pair (fewer for a step over
  *                        100 us: bc_step_calls; the row's calls_per_iteration): ms per step
+ *   CUDA step_graph      the same steps captured once in a CUDA graph and replayed
+ *                        between the events (decoding under CUDA graphs: no host
+ *                        launch cost per step)
  * Dimension legend: B batch, D channels, L length, N state size, G groups.
  *
  * FLOP estimate of the forward, per call: 9 B D L N (exp(delta A), delta B u,
@@ -41,7 +44,7 @@ typedef enum { FWD, BWD, FWDBWD, FWDBWD_SAVED, STEP } scan_kind;
 
 typedef struct {
     char name[96];
-    const char* dir;     /* the row's dir field: fwd, fwd_noz, bwd, fwdbwd, fwdbwd_saved, fwd_state, step */
+    const char* dir;     /* the row's dir field: fwd, fwd_noz, bwd, fwdbwd, fwdbwd_saved, fwd_state, step, step_graph */
     scan_kind kind;
     mb_backend backend;
     const char* impl;    /* the implementation timed (of fwd, bwd or step) */
@@ -50,6 +53,7 @@ typedef struct {
     mb_dtype dtype;
     char arg;            /* the argument: 'L', 'N' or 'B' */
     int64_t L;           /* fixed L when the argument is not L */
+    int graph;           /* step: the steps replayed from a CUDA graph */
 } scan_family;
 
 #define MAX_FAMILIES 128
@@ -189,7 +193,9 @@ static void bm_scan(gb_state* st, void* user) {
         return;
     }
     int calls = f->kind == STEP ? cur.step_calls : 1;
-    if (!bc_time_case_n(st, f->name, &cur.check, scan_call, &cur, calls)) return;
+    if (!(f->graph ? bc_time_case_graph(st, f->name, &cur.check, scan_call, &cur, calls)
+                   : bc_time_case_n(st, f->name, &cur.check, scan_call, &cur, calls)))
+        return;
     const mb_selective_scan_params* p = &cur.p;
     char extra[160];
     snprintf(extra, sizeof extra, "B=%lld D=%lld L=%lld N=%lld G=%lld z=%d softplus=1 "
@@ -280,11 +286,13 @@ static void register_cuda(void) {
         if (is_default(MB_DIR_BWD, impl)) // the training pair: the forward's chunk states saved
             register_family(add_family("fwdbwd_saved", FWDBWD_SAVED, gpu, impl), lmin, lmax);
     }
-    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, gpu); i++) {
-        scan_family* step = add_family("step", STEP, gpu, impl_name(MB_DIR_STEP, gpu, i));
-        if (step) step->arg = 'B';
-        register_family(step, 0, 0);
-    }
+    for (int i = 0; i < mb_impl_count(MB_OP_SELECTIVE_SCAN, MB_DIR_STEP, gpu); i++)
+        for (int graph = 0; graph <= 1; graph++) {
+            scan_family* step = add_family(graph ? "step_graph" : "step", STEP, gpu,
+                                           impl_name(MB_DIR_STEP, gpu, i));
+            if (step) step->arg = 'B', step->graph = graph;
+            register_family(step, 0, 0);
+        }
 }
 
 int main(int argc, char** argv) {

@@ -25,6 +25,21 @@
 /* The cudaStream_t of an mb_exec. */
 static inline cudaStream_t mb_stream(const mb_exec* ex) { return (cudaStream_t)ex->stream; }
 
+/* kernel<<<grid, block, 0, stream>>>(args...) as a programmatic dependent launch
+ * (programmatic stream serialization): it may be scheduled while the kernel before it in
+ * the stream finishes, so it must wait (griddepcontrol.wait) before touching memory. */
+template <typename... KArgs, typename... Args>
+static cudaError_t mb_launch_programmatic(void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                          cudaStream_t stream, Args... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.stream = stream;
+    cfg.attrs = attr, cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
 /* log2(e): exp(x) = exp2(x log2(e)) on the special-function unit. */
 constexpr float kLog2e = 1.4426950408889634f;
 

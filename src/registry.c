@@ -73,6 +73,7 @@ const mb_impl mb_registry[] = {
     {SCAN, MB_DIR_BWD, CUDA, "v9", 9, 0, MB_DT_F32_BF16, 256, 0, "v8 with each channel's finishing spread over the warps (one item of every lane each; dD, d delta_bias partials per item)", {.scan_bwd = mb_scan_bwd_cuda_v9}},
     {SCAN, MB_DIR_STEP, CUDA, "v1", 1, 0, MB_DT_F32_BF16, 256, 0, "one launch, 4 or 32 threads per channel, in-place fp32 state", {.scan_step = mb_scan_step_cuda_v1}},
     {SCAN, MB_DIR_STEP, CUDA, "v2", 2, 1, MB_DT_F32_BF16, 256, 0, "N in {4..128}: 4 consecutive states per thread, vector access", {.scan_step = mb_scan_step_cuda_v2}},
+    {SCAN, MB_DIR_STEP, CUDA, "v3", 3, 0, MB_DT_F32_BF16, 256, 0, "v2 as a programmatic dependent launch: the next token's launch overlaps this one's end", {.scan_step = mb_scan_step_cuda_v3}},
     {ATTN, MB_DIR_FWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S = scale Q K^T into (B*H, L, L) fp32, causal row softmax in place, cuBLAS O = P V", {.attention_fwd = mb_attention_fwd_cuda_naive}},
     {ATTN, MB_DIR_BWD, CUDA, "naive", 0, 0, MB_DT_F32_BF16, 0, 0, "cuBLAS S and dP = dO V^T (2 x (B*H, L, L) fp32), row kernel P and dS in place, cuBLAS dV, dQ, dK", {.attention_bwd = mb_attention_bwd_cuda_naive}},
     {ATTN, MB_DIR_FWD, CUDA, "flash-simt", 0, 0, MB_DT_F32_BF16, 0, SIMT_HD, "exact O(L)-memory forward on the CUDA cores: a thread per query row, K/V tiles of 64 in shared memory, online softmax in fp32 (head dims 8..64)", {.attention_fwd = mb_attention_fwd_cuda_flash_simt}},

@@ -44,6 +44,8 @@
  *           memory by a loader warp; v7: v6 without the register cap
  *   step v1 one kernel, 4 (N <= 32) or 32 threads per channel
  *   step v2 N in {4, ..., 128}: N/4 threads per channel, 4 states each, vector access
+ *   step v3 v2 as a programmatic dependent launch (griddepcontrol: the next token's launch
+ *           overlaps this one's end)
  */
 #ifndef MB_SELECTIVE_SCAN_H
 #define MB_SELECTIVE_SCAN_H
@@ -121,6 +123,9 @@ mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, void* state, void* y,
                                const mb_exec* ex);
 mb_status mb_scan_step_cuda_v2(const mb_selective_scan_params* p,
+                               const mb_selective_scan_inputs* in, void* state, void* y,
+                               const mb_exec* ex);
+mb_status mb_scan_step_cuda_v3(const mb_selective_scan_params* p,
                                const mb_selective_scan_inputs* in, void* state, void* y,
                                const mb_exec* ex);
 

@@ -5,6 +5,10 @@
  *
  * v1: TPC 4 for N <= 32, 32 above.
  * v2: N in {4, 8, ..., 128}: N/4 threads per channel, 4 consecutive states each, vector access.
+ * v3: v2 as a programmatic dependent launch (the SSD's step v11 pattern): the next token's
+ *     launch is let go at once and each grid waits (griddepcontrol.wait) for the one before
+ *     it before any memory access, so a decode loop does not pay the whole launch gap between
+ *     tokens. Other N as v1 (plain launches).
  */
 #include "scan_common.cuh"
 #include "selective_scan.h"
@@ -77,8 +81,10 @@ mb_status step_dispatch(const mb_selective_scan_params* p, const mb_selective_sc
 
 /* v2: N in {4, 8, ..., 128}: N/4 threads per channel, each owning 4 consecutive
  * states, so the state, A (fp32) and B, C are read and written as 16-byte
- * (fp32) or 8-byte (bf16) vectors; C . h reduced over the N/4 lanes. */
-template <typename T, int TPC>
+ * (fp32) or 8-byte (bf16) vectors; C . h reduced over the N/4 lanes.
+ * kPdl (v3): launched with programmatic stream serialization; lets the next grid be
+ * scheduled, then waits for the previous one's writes (the state) before any access. */
+template <typename T, int TPC, bool kPdl>
 __global__ void scan_step_vec4_kernel(const T* __restrict__ u, const T* __restrict__ delta,
                                       const float* __restrict__ A, const T* __restrict__ Bm,
                                       const T* __restrict__ Cm, const float* __restrict__ Dv,
@@ -86,6 +92,10 @@ __global__ void scan_step_vec4_kernel(const T* __restrict__ u, const T* __restri
                                       float* __restrict__ state, T* __restrict__ y, int64_t Bsz,
                                       int64_t D, int64_t G, int64_t dpg, int use_softplus) {
     constexpr int64_t N = 4 * TPC;
+    if constexpr (kPdl) {
+        asm volatile("griddepcontrol.launch_dependents;");
+        asm volatile("griddepcontrol.wait;" ::: "memory");
+    }
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t ch = tid / TPC; /* (b, d) */
     const int sub = (int)(tid % TPC);
@@ -125,32 +135,41 @@ __global__ void scan_step_vec4_kernel(const T* __restrict__ u, const T* __restri
     }
 }
 
-template <typename T, int TPC>
+template <typename T, int TPC, bool kPdl>
 mb_status launch_step_vec4(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
                            void* state, void* y, const mb_exec* ex) {
     const int64_t threads = p->batch * p->dim * TPC;
     const int block = 128;
-    scan_step_vec4_kernel<T, TPC><<<(unsigned)((threads + block - 1) / block), block, 0, mb_stream(ex)>>>(
-        (const T*)in->u, (const T*)in->delta, (const float*)in->A, (const T*)in->B,
-        (const T*)in->C, (const float*)in->D, (const T*)in->z, (const float*)in->delta_bias,
-        (float*)state, (T*)y, p->batch, p->dim, p->ngroups, p->dim / p->ngroups,
-        p->delta_softplus);
+    const dim3 grid((unsigned)((threads + block - 1) / block));
+    const auto kernel = scan_step_vec4_kernel<T, TPC, kPdl>;
+    const auto u = (const T*)in->u, delta = (const T*)in->delta, Bm = (const T*)in->B,
+               Cm = (const T*)in->C, z = (const T*)in->z;
+    const auto A = (const float*)in->A, Dv = (const float*)in->D, bias = (const float*)in->delta_bias;
+    const int64_t G = p->ngroups, dpg = p->dim / p->ngroups;
+    if (kPdl)
+        MB_CUDA_CHECK(mb_launch_programmatic(kernel, grid, dim3(block), mb_stream(ex), u, delta, A,
+                                             Bm, Cm, Dv, z, bias, (float*)state, (T*)y, p->batch,
+                                             p->dim, G, dpg, p->delta_softplus));
+    else
+        kernel<<<grid, block, 0, mb_stream(ex)>>>(u, delta, A, Bm, Cm, Dv, z, bias, (float*)state,
+                                                 (T*)y, p->batch, p->dim, G, dpg, p->delta_softplus);
     MB_CUDA_CHECK(cudaGetLastError());
     return MB_OK;
 }
 
-template <typename T>
-mb_status step_dispatch_v2(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
-                           void* state, void* y, const mb_exec* ex) {
+/* v2 (kPdl false) and v3 (true): the vector kernel where N allows, else v1's. */
+template <typename T, bool kPdl>
+mb_status step_dispatch_vec4(const mb_selective_scan_params* p, const mb_selective_scan_inputs* in,
+                             void* state, void* y, const mb_exec* ex) {
     const bool aligned = aligned16(in->A) && aligned16(state) && aligned16(in->B) && aligned16(in->C);
     if (aligned) {
         switch (p->dstate) {
-        case 4: return launch_step_vec4<T, 1>(p, in, state, y, ex);
-        case 8: return launch_step_vec4<T, 2>(p, in, state, y, ex);
-        case 16: return launch_step_vec4<T, 4>(p, in, state, y, ex);
-        case 32: return launch_step_vec4<T, 8>(p, in, state, y, ex);
-        case 64: return launch_step_vec4<T, 16>(p, in, state, y, ex);
-        case 128: return launch_step_vec4<T, 32>(p, in, state, y, ex);
+        case 4: return launch_step_vec4<T, 1, kPdl>(p, in, state, y, ex);
+        case 8: return launch_step_vec4<T, 2, kPdl>(p, in, state, y, ex);
+        case 16: return launch_step_vec4<T, 4, kPdl>(p, in, state, y, ex);
+        case 32: return launch_step_vec4<T, 8, kPdl>(p, in, state, y, ex);
+        case 64: return launch_step_vec4<T, 16, kPdl>(p, in, state, y, ex);
+        case 128: return launch_step_vec4<T, 32, kPdl>(p, in, state, y, ex);
         default: break;
         }
     }
@@ -171,6 +190,14 @@ extern "C" mb_status mb_scan_step_cuda_v1(const mb_selective_scan_params* p,
 extern "C" mb_status mb_scan_step_cuda_v2(const mb_selective_scan_params* p,
                                           const mb_selective_scan_inputs* in, void* state,
                                           void* y, const mb_exec* ex) {
-    if (p->dtype == MB_DTYPE_BF16) return step_dispatch_v2<__nv_bfloat16>(p, in, state, y, ex);
-    return step_dispatch_v2<float>(p, in, state, y, ex);
+    if (p->dtype == MB_DTYPE_BF16) return step_dispatch_vec4<__nv_bfloat16, false>(p, in, state, y, ex);
+    return step_dispatch_vec4<float, false>(p, in, state, y, ex);
+}
+
+/* v3: v2 as a programmatic dependent launch (other N: v1, plain launches). */
+extern "C" mb_status mb_scan_step_cuda_v3(const mb_selective_scan_params* p,
+                                          const mb_selective_scan_inputs* in, void* state,
+                                          void* y, const mb_exec* ex) {
+    if (p->dtype == MB_DTYPE_BF16) return step_dispatch_vec4<__nv_bfloat16, true>(p, in, state, y, ex);
+    return step_dispatch_vec4<float, true>(p, in, state, y, ex);
 }

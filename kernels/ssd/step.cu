@@ -478,21 +478,6 @@ __global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<
     }
 }
 
-/* kernel<<<grid, block, 0, stream>>>(args...) as a programmatic dependent launch
- * (programmatic stream serialization): it may be scheduled while the kernel before it in
- * the stream finishes, so it must wait (griddepcontrol.wait) before touching memory. */
-template <typename... KArgs, typename... Args>
-static cudaError_t launch_programmatic(void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                                       cudaStream_t stream, Args... args) {
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid, cfg.blockDim = block, cfg.stream = stream;
-    cfg.attrs = attr, cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, kernel, args...);
-}
-
 template <typename T, typename S, int kQ, int kG, int kPDL>
 static mb_status step_lean_q(const mb_ssd_params* p, const mb_ssd_inputs* in, void* state,
                              void* y, const mb_exec* ex) {
@@ -500,7 +485,7 @@ static mb_status step_lean_q(const mb_ssd_params* p, const mb_ssd_inputs* in, vo
     a.L = 1;
     const dim3 grid((unsigned)ceil_div(a.P * kQ, kThread8Block * kG), (unsigned)a.H, (unsigned)a.Bsz);
     if constexpr (kPDL) { /* programmatic dependent launch: overlaps this launch with the tail of the last kernel */
-        MB_CUDA_CHECK(launch_programmatic(step_lean_kernel<T, S, kQ, kG, kPDL>, grid, dim3(kThread8Block),
+        MB_CUDA_CHECK(mb_launch_programmatic(step_lean_kernel<T, S, kQ, kG, kPDL>, grid, dim3(kThread8Block),
                                           mb_stream(ex), a, (S*)state, (T*)y));
     } else {
         step_lean_kernel<T, S, kQ, kG, kPDL><<<grid, kThread8Block, 0, mb_stream(ex)>>>(a, (S*)state, (T*)y);

@@ -210,8 +210,8 @@ int main() {
         CK(cudaMalloc(&y, Bb * D * 2));
         mb_selective_scan_params p = {Bb, D, 1, N, 1, MB_DTYPE_BF16, 1};
         mb_selective_scan_inputs in = {u, dl, A, Bm, Cm, Dv, z, bias};
-        mb_scan_step_fn steps[2] = {mb_scan_step_cuda_v1, mb_scan_step_cuda_v2};
-        for (int k = 0; k < 2; k++) {
+        mb_scan_step_fn steps[3] = {mb_scan_step_cuda_v1, mb_scan_step_cuda_v2, mb_scan_step_cuda_v3};
+        for (int k = 0; k < 3; k++) {
             double ms = time_ms([&] { steps[k](&p, &in, st, y, &ex); }, 51);
             printf("step v%d B=8 (event-timed)    %10.4f %10.3f %8.2f\n", k + 1, ms, 0.024, 0.024 / ms);
             /* back-to-back launches, no flush: per-step cost when decoding */
