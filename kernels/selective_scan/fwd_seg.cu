@@ -318,12 +318,13 @@ template <typename T, int LPC> struct StageLayout {
     static_assert(kThreads % kChunks == 0, "a thread copies the same piece of each of its rows");
 };
 
-/* The shared memory of a staged block: kNumStages stage buffers, with kF32 the fp32 B, C
- * rows, then the row table (each row's source at step 0). */
 /* fp32 B, C rows: kStageSteps floats and 4 of padding, so that the rows the LPC lanes of
  * a channel read at once start 4 banks apart (unpadded, 128-byte rows put them all on the
  * same banks: an LPC-way conflict); C rows after the NR B rows */
 constexpr int kF32Row = kStageSteps + 4;
+
+/* The shared memory of a staged block: kNumStages stage buffers, with kF32 the fp32 B, C
+ * rows, then the row table (each row's source at step 0). */
 template <typename T, int LPC, bool kF32> struct StageSmem {
     static constexpr int kStagesBytes = kNumStages * StageLayout<T, LPC>::kElems * (int)sizeof(T);
     static constexpr int kF32Bytes = kF32 ? 2 * StageLayout<T, LPC>::NR * kF32Row * 4 : 0;
@@ -434,7 +435,6 @@ static __device__ __forceinline__ void smem_run_f32(const float* at, RawRun<floa
         r.w[4 * v] = q.x, r.w[4 * v + 1] = q.y, r.w[4 * v + 2] = q.z, r.w[4 * v + 3] = q.w;
     }
 }
-
 
 /* The stage's B rows (and C rows with kY), bf16, into the fp32 rows at f: every thread
  * of the block converts a share once, instead of each thread unpacking the rows it reads
