@@ -40,6 +40,14 @@ static cudaError_t mb_launch_programmatic(void (*kernel)(KArgs...), dim3 grid, d
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
+/* Inside a kernel launched by mb_launch_programmatic: wait until the grids before it in the
+ * stream have finished and their writes are visible (before any global memory access). */
+static __device__ __forceinline__ void mb_pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+/* ... and let the next programmatic launch in the stream be scheduled. */
+static __device__ __forceinline__ void mb_pdl_launch_dependents() {
+    asm volatile("griddepcontrol.launch_dependents;");
+}
+
 /* log2(e): exp(x) = exp2(x log2(e)) on the special-function unit. */
 constexpr float kLog2e = 1.4426950408889634f;
 

@@ -93,8 +93,8 @@ __global__ void scan_step_vec4_kernel(const T* __restrict__ u, const T* __restri
                                       int64_t D, int64_t G, int64_t dpg, int use_softplus) {
     constexpr int64_t N = 4 * TPC;
     if constexpr (kPdl) {
-        asm volatile("griddepcontrol.launch_dependents;");
-        asm volatile("griddepcontrol.wait;" ::: "memory");
+        mb_pdl_launch_dependents();
+        mb_pdl_wait();
     }
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t ch = tid / TPC; /* (b, d) */
@@ -146,7 +146,7 @@ mb_status launch_step_vec4(const mb_selective_scan_params* p, const mb_selective
                Cm = (const T*)in->C, z = (const T*)in->z;
     const auto A = (const float*)in->A, Dv = (const float*)in->D, bias = (const float*)in->delta_bias;
     const int64_t G = p->ngroups, dpg = p->dim / p->ngroups;
-    if (kPdl)
+    if constexpr (kPdl)
         MB_CUDA_CHECK(mb_launch_programmatic(kernel, grid, dim3(block), mb_stream(ex), u, delta, A,
                                              Bm, Cm, Dv, z, bias, (float*)state, (T*)y, p->batch,
                                              p->dim, G, dpg, p->delta_softplus));

@@ -411,14 +411,14 @@ __global__ void __launch_bounds__(kThread8Block) step_lean_kernel(const SsdArgs<
     if constexpr (kPDL == kPdlWaitFirst) { /* launched with programmatic stream serialization (v9, v10) */
         /* wait until the kernel before this one in the stream has finished and its writes
          * (the state of the previous token) are visible: before any global access */
-        asm volatile("griddepcontrol.wait;" ::: "memory");
+        mb_pdl_wait();
         /* then let the next one be scheduled: its blocks take the SM slots this grid frees */
-        asm volatile("griddepcontrol.launch_dependents;");
+        mb_pdl_launch_dependents();
     } else if constexpr (kPDL == kPdlTriggerFirst) { /* v11 */
         /* let the next one be scheduled at once (its blocks wait in turn before any access:
          * every grid before it is then resident, so none can starve), then wait as above */
-        asm volatile("griddepcontrol.launch_dependents;");
-        asm volatile("griddepcontrol.wait;" ::: "memory");
+        mb_pdl_launch_dependents();
+        mb_pdl_wait();
     }
     const int t = threadIdx.x, q = t % kQ, e0 = blockIdx.x * kThread8Block * kG + t;
     const int h = blockIdx.y, b = blockIdx.z, H = gridDim.y, P = (int)a.P, N = 8 * kQ;

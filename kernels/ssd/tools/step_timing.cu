@@ -35,8 +35,8 @@ __global__ void state_rmw_kernel(S* state, int64_t n4) {
 template <typename S, bool kPDL = false>
 __global__ void state_rmw8_kernel(S* state, int64_t n8) {
     if constexpr (kPDL) {
-        asm volatile("griddepcontrol.wait;" ::: "memory");
-        asm volatile("griddepcontrol.launch_dependents;");
+        mb_pdl_wait();
+        mb_pdl_launch_dependents();
     }
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n8) return;
@@ -113,10 +113,10 @@ void run_batch(long Bb, bool state_bf16, cudaStream_t stream) {
     };
     row("floor8 launches", per_step(floor_rmw8));
     row("floor8 graph", per_step_graph(stream, floor_rmw8));
-    auto floor_rmw8_pdl = [&] { /* launched as step v9 / v10 are (step.cu's launch_programmatic) */
+    auto floor_rmw8_pdl = [&] { /* launched as step v9 / v10 are (mb_launch_programmatic, common.cuh) */
         const dim3 grid((unsigned)ceil_div(n8, 256)), block(256);
-        if (state_bf16) CK(launch_programmatic(state_rmw8_kernel<bf16, true>, grid, block, stream, (bf16*)st, n8));
-        else CK(launch_programmatic(state_rmw8_kernel<float, true>, grid, block, stream, (float*)st, n8));
+        if (state_bf16) CK(mb_launch_programmatic(state_rmw8_kernel<bf16, true>, grid, block, stream, (bf16*)st, n8));
+        else CK(mb_launch_programmatic(state_rmw8_kernel<float, true>, grid, block, stream, (float*)st, n8));
     };
     row("floor8 pdl launches", per_step(floor_rmw8_pdl));
     row("floor8 pdl graph", per_step_graph(stream, floor_rmw8_pdl));
