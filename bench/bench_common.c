@@ -252,13 +252,25 @@ int bc_init(int* argc, char** argv, const char* bench) {
 // ----------------------------------------------------------------------------
 // L sweeps
 
+/* Nonzero when impl is a registered implementation of (op, dir, backend) other than its default. */
+static int is_other_version(mb_op op, mb_direction dir, mb_backend backend, const char* impl) {
+    mb_impl_info info;
+    for (int i = 0; impl && mb_impl_get(op, dir, backend, i, &info) == MB_OK; i++)
+        if (strcmp(info.name, impl) == 0) return !info.is_default;
+    return 0;
+}
+
 int64_t bc_impl_lmax(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
                      int64_t lmax) {
-    if (bc_opt.versions_lmax <= 0 || bc_opt.versions_lmax >= lmax || !impl) return lmax;
-    mb_impl_info info;
-    for (int i = 0; mb_impl_get(op, dir, backend, i, &info) == MB_OK; i++)
-        if (strcmp(info.name, impl) == 0) return info.is_default ? lmax : bc_opt.versions_lmax;
-    return lmax;
+    if (bc_opt.versions_lmax <= 0 || bc_opt.versions_lmax >= lmax) return lmax;
+    return is_other_version(op, dir, backend, impl) ? bc_opt.versions_lmax : lmax;
+}
+
+void bc_impl_step_batches(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
+                          int64_t* bmin, int64_t* bmax) {
+    const int cap = bc_opt.versions_lmax > 0 && is_other_version(op, dir, backend, impl);
+    *bmin = cap ? 8 : 1;
+    *bmax = cap ? 8 : 64;
 }
 
 int bc_sweep(int64_t lmin, int64_t lmax, int64_t* Ls, int cap) {
@@ -529,7 +541,9 @@ gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, i
     if (arg == 'L') n = bc_sweep(lmin, lmax, args, 64);
     if (arg == 'N')
         for (int64_t N = 16; N <= MB_MAX_DSTATE; N *= 2) args[n++] = N;
-    if (arg == 'B') args[n++] = 1, args[n++] = 8, args[n++] = 64;
+    if (arg == 'B')
+        for (int64_t b = 1; b <= 64; b *= 8)
+            if (lmax <= 0 || (b >= lmin && b <= lmax)) args[n++] = b;
     const char* arg_name = arg == 'L' ? "L" : arg == 'N' ? "N" : "B";
     // the steps (B) report the time of one call of an iteration's 100, so a min time
     // would run ~100x longer than asked: a fixed 20 iterations (2000 steps) instead

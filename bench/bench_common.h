@@ -68,6 +68,12 @@ int bc_gpu_only(void);
 int64_t bc_impl_lmax(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
                      int64_t lmax);
 
+/* The batches to run one-token steps of `impl` at, as bc_register_by_arg's
+ * lmin..lmax for 'B': 1..64 (1, 8 and 64), or 8..8 (the target's batch only)
+ * when bc_opt.versions_lmax is set and impl is not the default. */
+void bc_impl_step_batches(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
+                          int64_t* bmin, int64_t* bmax);
+
 /* ------------------------------------------------------------------------ */
 /* L sweeps */
 
@@ -193,9 +199,10 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
                            bc_probe_fn probe);
 
 /* Register a family swept over `arg`: 'L' (powers of two from lmin to lmax,
- * complexity O(L)), 'N' (the state size 16..MB_MAX_DSTATE) or 'B' (batch 1, 8,
- * 64: one-token steps, timed bc_step_calls calls per iteration, 20 iterations
- * per repetition), with the settings of bc_register_args. */
+ * complexity O(L)), 'N' (the state size 16..MB_MAX_DSTATE) or 'B' (of batch 1, 8,
+ * 64 those in lmin..lmax, all when lmax is 0: one-token steps, timed bc_step_calls
+ * calls per iteration, 20 iterations per repetition), with the settings of
+ * bc_register_args. */
 gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
                              int64_t lmax, mb_backend backend, bc_probe_fn probe);
 

@@ -184,6 +184,20 @@ static int capture_calls(gb_state* st, const char* name, bc_call_fn call, void* 
         return 0;
     }
     if (e != cudaSuccess) return skip_cuda(st, name, "stream capture", e);
+    size_t nodes = 0;
+    e = cudaGraphGetNodes(graph, NULL, &nodes);
+    if (e != cudaSuccess) {
+        cudaGraphDestroy(graph);
+        return skip_cuda(st, name, "cudaGraphGetNodes", e);
+    }
+    if (nodes == 0) { /* the calls launched elsewhere: nothing to time */
+        cudaGraphDestroy(graph);
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s: the capture recorded no work (the calls did not launch "
+                 "on the capturing stream, bc_call_stream())", name);
+        gb_skip_with_error(st, msg);
+        return 0;
+    }
     e = cudaGraphInstantiate(exec, graph, 0);
     cudaGraphDestroy(graph);
     if (e != cudaSuccess) return skip_cuda(st, name, "cudaGraphInstantiate", e);

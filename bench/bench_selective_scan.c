@@ -98,20 +98,21 @@ static mb_status scan_call(void* ctx) {
     const scan_family* f = c->fam;
     const int cuda = f->backend == MB_BACKEND_CUDA;
     mb_status st = MB_OK;
+    void* stream = bc_call_stream(); /* the capturing stream of a step_graph row, else NULL */
     if (f->kind == STEP)
-        return cuda ? mb_selective_scan_step_cuda(&c->p, &c->in, c->state, c->y, NULL)
+        return cuda ? mb_selective_scan_step_cuda(&c->p, &c->in, c->state, c->y, stream)
                     : mb_selective_scan_step_cpu(&c->p, &c->in, c->state, c->y);
     if (f->kind == FWDBWD_SAVED) { /* CUDA only */
-        st = mb_selective_scan_fwd_save_cuda(&c->p, &c->in, c->y, NULL, c->states, NULL);
+        st = mb_selective_scan_fwd_save_cuda(&c->p, &c->in, c->y, NULL, c->states, stream);
         return st != MB_OK ? st
                            : mb_selective_scan_bwd_saved_cuda(&c->p, &c->in, c->dy, c->states,
-                                                               &c->g, NULL);
+                                                               &c->g, stream);
     }
     if (f->kind == FWD || f->kind == FWDBWD)
-        st = cuda ? mb_selective_scan_fwd_cuda(&c->p, &c->in, c->y, NULL, NULL)
+        st = cuda ? mb_selective_scan_fwd_cuda(&c->p, &c->in, c->y, NULL, stream)
                   : mb_selective_scan_fwd_cpu(&c->p, &c->in, c->y, NULL);
     if (st != MB_OK || f->kind == FWD) return st;
-    return cuda ? mb_selective_scan_bwd_cuda(&c->p, &c->in, c->dy, &c->g, NULL)
+    return cuda ? mb_selective_scan_bwd_cuda(&c->p, &c->in, c->dy, &c->g, stream)
                 : mb_selective_scan_bwd_cpu(&c->p, &c->in, c->dy, &c->g);
 }
 
@@ -238,7 +239,10 @@ static scan_family* add_family(const char* dir, scan_kind kind, mb_backend backe
 static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
     if (!f) return;
     mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
-    lmax = bc_impl_lmax(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, lmax);
+    if (f->kind == STEP) // lmin..lmax: the batches
+        bc_impl_step_batches(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, &lmin, &lmax);
+    else
+        lmax = bc_impl_lmax(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, lmax);
     bc_register_by_arg(f->name, bm_scan, f, f->arg, lmin, lmax, f->backend, probe);
 }
 

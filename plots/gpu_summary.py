@@ -215,6 +215,16 @@ def scan_section(ours, cvs, anchors):
                        "(no host launch cost)", ours, cvs,
                        default_key(ours, "selective_scan", "step_graph"),
                        "decode_mamba1_state_update", anchors)
+    md += step_versions("selective scan", "selective_scan", ("step", "step_graph"), ours)
+    return md
+
+
+def step_versions(title, op, dirs, ours):
+    """Per step direction, every version's time per step (the others at batch 8 only)."""
+    md = []
+    for d in dirs:
+        md += versions_table(f"{title} {d}: every version, time per step",
+                             [k for k in ours if k[:3] == (op, d, "cuda")], ours, None)
     return md
 
 
@@ -270,6 +280,8 @@ def ssd_section(ours, cvs, anchors):
     md += step_section("SSD one-token step, state in bf16, replayed from a CUDA graph", ours, cvs,
                        default_key(ours, "ssd", "step_bf16state_graph"),
                        "decode_mamba2_state_update", anchors)
+    md += step_versions("SSD", "ssd", ("step", "step_graph", "step_bf16state",
+                                       "step_bf16state_graph"), ours)
     return md
 
 

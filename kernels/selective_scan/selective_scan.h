@@ -44,7 +44,7 @@
  *           memory by a loader warp; v7: v6 without the register cap
  *   step v1 one kernel, 4 (N <= 32) or 32 threads per channel
  *   step v2 N in {4, ..., 128}: N/4 threads per channel, 4 states each, vector access
- *   step v3 v2 as a programmatic dependent launch (griddepcontrol: the next token's launch
+ *   step v3 (default) v2 as a programmatic dependent launch (griddepcontrol: the next token's launch
  *           overlaps this one's end)
  */
 #ifndef MB_SELECTIVE_SCAN_H
