@@ -266,12 +266,6 @@ int64_t bc_impl_lmax(mb_op op, mb_direction dir, mb_backend backend, const char*
     return is_other_version(op, dir, backend, impl) ? bc_opt.versions_lmax : lmax;
 }
 
-void bc_impl_step_batches(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
-                          int64_t* bmin, int64_t* bmax) {
-    const int cap = bc_opt.versions_lmax > 0 && is_other_version(op, dir, backend, impl);
-    *bmin = cap ? 8 : 1;
-    *bmax = cap ? 8 : 64;
-}
 
 int bc_sweep(int64_t lmin, int64_t lmax, int64_t* Ls, int cap) {
     if (bc_opt.lmin > lmin) lmin = bc_opt.lmin;
@@ -549,6 +543,18 @@ gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, i
     // would run ~100x longer than asked: a fixed 20 iterations (2000 steps) instead
     return register_args(name, fn, user, arg_name, args, n, backend,
                          arg == 'L' ? GB_O_N : GB_O_NONE, probe, arg == 'B' ? 20 : 0);
+}
+
+gb_bench* bc_register_impl(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
+                           int64_t lmax, mb_op op, mb_direction dir, mb_backend backend,
+                           const char* impl, bc_probe_fn probe) {
+    if (arg == 'B') { // lmin..lmax: the batches
+        const int cap = bc_opt.versions_lmax > 0 && is_other_version(op, dir, backend, impl);
+        lmin = cap ? 8 : 1, lmax = cap ? 8 : 64;
+    } else {
+        lmax = bc_impl_lmax(op, dir, backend, impl, lmax);
+    }
+    return bc_register_by_arg(name, fn, user, arg, lmin, lmax, backend, probe);
 }
 
 int bc_time_case(gb_state* st, const char* name, const bc_check* check, bc_call_fn call,

@@ -68,11 +68,6 @@ int bc_gpu_only(void);
 int64_t bc_impl_lmax(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
                      int64_t lmax);
 
-/* The batches to run one-token steps of `impl` at, as bc_register_by_arg's
- * lmin..lmax for 'B': 1..64 (1, 8 and 64), or 8..8 (the target's batch only)
- * when bc_opt.versions_lmax is set and impl is not the default. */
-void bc_impl_step_batches(mb_op op, mb_direction dir, mb_backend backend, const char* impl,
-                          int64_t* bmin, int64_t* bmax);
 
 /* ------------------------------------------------------------------------ */
 /* L sweeps */
@@ -205,6 +200,13 @@ gb_bench* bc_register_args(const char* name, gb_fn fn, void* user, const char* a
  * bc_register_args. */
 gb_bench* bc_register_by_arg(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
                              int64_t lmax, mb_backend backend, bc_probe_fn probe);
+
+/* bc_register_by_arg for implementation `impl` of (op, dir, backend): when it is not the
+ * default and bc_opt.versions_lmax is set, 'L' stops at bc_impl_lmax and 'B' (the
+ * one-token steps) runs at batch 8 only, the target's batch; else as given ('B': 1, 8, 64). */
+gb_bench* bc_register_impl(const char* name, gb_fn fn, void* user, char arg, int64_t lmin,
+                           int64_t lmax, mb_op op, mb_direction dir, mb_backend backend,
+                           const char* impl, bc_probe_fn probe);
 
 /* "op=... dir=... backend=... impl=... default=0|1 dtype=..." + extra: the typed
  * fields of a row, set as its label (plots/plot_scaling.py groups by them, not

@@ -239,11 +239,8 @@ static scan_family* add_family(const char* dir, scan_kind kind, mb_backend backe
 static void register_family(scan_family* f, int64_t lmin, int64_t lmax) {
     if (!f) return;
     mb_direction dir = f->kind == STEP ? MB_DIR_STEP : f->kind == FWD ? MB_DIR_FWD : MB_DIR_BWD;
-    if (f->kind == STEP) // lmin..lmax: the batches
-        bc_impl_step_batches(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, &lmin, &lmax);
-    else
-        lmax = bc_impl_lmax(MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl, lmax);
-    bc_register_by_arg(f->name, bm_scan, f, f->arg, lmin, lmax, f->backend, probe);
+    bc_register_impl(f->name, bm_scan, f, f->arg, lmin, lmax, MB_OP_SELECTIVE_SCAN, dir, f->backend, f->impl,
+                     probe);
 }
 
 /* Nonzero when `impl` is the default CUDA implementation of dir. */
